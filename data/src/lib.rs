@@ -1,0 +1,23 @@
+//! `trim-data`: rollout-tree datasets — files in, validated forests out.
+//!
+//! Data flow: files (parquet canonical, JSONL accepted) → [`io`] (parse, typed columns) →
+//! [`validate`] (every tree invariant, errors naming file/row/field) → [`trim_env::Forest`].
+//! Dataset sources: [`synth`] (latent step-correctness generator calibrated on the official TRIM
+//! artifacts) and the importers in [`import`]. polars lives only in this crate.
+
+pub mod build;
+pub mod error;
+pub mod import;
+pub mod io;
+pub mod latent;
+pub mod obs_model;
+pub mod schema;
+pub mod stats;
+pub mod synth;
+pub mod tokenizer;
+pub mod validate;
+
+pub use build::{DatasetBuilder, TreeWriter};
+pub use error::{DataError, Loc, Result};
+pub use schema::{CandidateRec, Dataset, Meta, NodeRow, ProblemInfo, SourceRef};
+pub use validate::{Loaded, load, validate};

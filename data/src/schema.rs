@@ -1,0 +1,160 @@
+//! The rollout-tree data model: rows, candidates, problems and dataset metadata.
+//!
+//! On disk (parquet, canonical) a dataset is **one row per decision node**; problem-level fields
+//! repeat on each row (parquet's dictionary encoding makes that free). Dataset metadata
+//! (provenance, tokenizer, generator parameters, the command that regenerates it) is a JSON string
+//! under the parquet key [`META_KEY`]. `data/README.md` documents every column.
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the format, written into every file's metadata.
+pub const FORMAT_NAME: &str = "trim-rollout-trees";
+/// Version of the on-disk format; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Parquet key-value metadata key holding the [`Meta`] JSON.
+pub const META_KEY: &str = "trim.meta";
+
+/// Latent correctness state of a candidate step (TRIM-POMDP's states, ProcessBench's labels).
+pub mod state {
+    /// All steps so far, this one included, are correct.
+    pub const S0: u8 = 0;
+    /// An earlier step was the first error; the solution continued past it.
+    pub const S1: u8 = 1;
+    /// This step is the first error.
+    pub const S2: u8 = 2;
+}
+
+/// One candidate step (weak, or strong for the same prefix).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateRec {
+    /// Decoded tokens (≥ 1).
+    pub tokens: u32,
+    /// PRM score of the prefix ending with this step, in context, in `[0, 1]`.
+    pub prm: f32,
+    /// The episode ends after this step if it is kept (boxed answer, EOS, or step cap).
+    pub finished: bool,
+    /// Correctness state (0 = S0, 1 = S1, 2 = S2) when known: real labels or the latent truth
+    /// of a synthetic step. Used for PRM AUROC, never by the environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<u8>,
+    /// Step text, for auditing (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Hash of the step text, for auditing without shipping text (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// One decision node: the point at step `depth` after the action history leading from the root.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeRow {
+    /// Index into [`Dataset::problems`].
+    pub problem: u32,
+    /// Sample tree of the problem.
+    pub tree: u32,
+    /// Node id, unique within (problem, tree).
+    pub node: u32,
+    /// Parent node id (None for the root).
+    pub parent: Option<u32>,
+    /// Action taken at the parent to reach this node: 0 = continue, 1 = regenerate.
+    pub action: Option<u8>,
+    /// Step index `t` (0 at the root).
+    pub depth: u16,
+    pub weak: CandidateRec,
+    /// The strong candidate for the same prefix, when it was generated.
+    pub strong: Option<CandidateRec>,
+    /// Final-answer correctness if the weak candidate is kept and finishes the solution.
+    pub continue_correct: Option<bool>,
+    /// Final-answer correctness if the strong candidate is kept and finishes the solution.
+    pub regenerate_correct: Option<bool>,
+}
+
+/// Problem-level fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemInfo {
+    pub problem_id: String,
+    pub dataset: String,
+    /// `train`, `test`, … (free text; the trainer holds out part of `train` for validation).
+    pub split: String,
+    pub weak_model: String,
+    pub strong_model: String,
+    pub prm_model: String,
+}
+
+/// One input the dataset was derived from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// Short name, e.g. `processbench/math.json`.
+    pub name: String,
+    /// Upstream origin (repository and commit, or "generated").
+    pub origin: String,
+    /// sha256 of the file as read, when it is a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Dataset metadata: what is real, what is synthetic, and how to rebuild it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format: String,
+    pub format_version: u32,
+    /// Dataset name.
+    pub name: String,
+    /// One paragraph on what the dataset is.
+    #[serde(default)]
+    pub description: String,
+    /// Which parts are real data (e.g. "all-weak path steps: ProcessBench human labels").
+    #[serde(default)]
+    pub real: Vec<String>,
+    /// Which parts are synthetic (e.g. "strong regenerations: latent model").
+    #[serde(default)]
+    pub synthetic: Vec<String>,
+    /// Tokenizer used for token counts.
+    #[serde(default)]
+    pub tokenizer: String,
+    /// Inputs.
+    #[serde(default)]
+    pub sources: Vec<SourceRef>,
+    /// The command that regenerates this dataset.
+    #[serde(default)]
+    pub command: String,
+    /// Tool version that wrote it.
+    #[serde(default)]
+    pub created_by: String,
+    /// Generator/importer parameters (free-form JSON).
+    #[serde(default)]
+    pub params: serde_json::Value,
+}
+
+impl Meta {
+    /// Metadata with the format fields filled in.
+    pub fn new(name: impl Into<String>) -> Self {
+        Meta {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            name: name.into(),
+            description: String::new(),
+            real: vec![],
+            synthetic: vec![],
+            tokenizer: String::new(),
+            sources: vec![],
+            command: String::new(),
+            created_by: format!("trim-data {}", env!("CARGO_PKG_VERSION")),
+            params: serde_json::Value::Null,
+        }
+    }
+}
+
+/// A whole dataset in memory: metadata, problems, and node rows.
+///
+/// Rows are the exchange form between files, importers and validation; the replay environment
+/// works on the struct-of-arrays [`trim_env::Forest`] built by [`crate::validate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    pub meta: Meta,
+    pub problems: Vec<ProblemInfo>,
+    pub rows: Vec<NodeRow>,
+    /// For datasets read from JSONL: the 1-based line each row came from (for error messages).
+    pub lines: Option<Vec<u32>>,
+}

@@ -1,0 +1,594 @@
+//! The replay forest: every problem's rollout trees as struct-of-arrays columns.
+//!
+//! A node is a decision point at step `t` after one particular action history. It holds the weak
+//! candidate step (tokens, PRM score in context) and, when it was generated, the strong candidate
+//! for the same prefix. Each of the two actions leads to a [`Branch`]: the next decision node, a
+//! terminal outcome (final answer correct or wrong), or nothing (the branch was never generated,
+//! so the action is masked).
+//!
+//! Columns are one contiguous allocation each so that stepping an episode touches a handful of
+//! cache lines: the replay loop is a few loads per step (issue: ≥ 20 M steps/s per core).
+
+use std::fmt;
+
+/// The router's two actions, in the official TRIM order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Action {
+    /// Keep the weak model's step.
+    Continue = 0,
+    /// Discard the weak step; the strong model rewrites it from the same prefix.
+    Regenerate = 1,
+}
+
+impl Action {
+    /// Both actions, indexable by `action as usize`.
+    pub const ALL: [Action; 2] = [Action::Continue, Action::Regenerate];
+
+    /// The action encoded as `0` (continue) or `1` (regenerate).
+    pub fn from_index(i: u8) -> Option<Action> {
+        match i {
+            0 => Some(Action::Continue),
+            1 => Some(Action::Regenerate),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name used in files and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Continue => "continue",
+            Action::Regenerate => "regenerate",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where an action at a node leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Branch {
+    /// Not generated: the action is unavailable (masked) at this node.
+    Absent,
+    /// The episode ends; the final answer is correct or not.
+    Outcome(bool),
+    /// The next decision node (global node index in the forest).
+    Node(u32),
+}
+
+/// Packed encoding of a [`Branch`] in one `u32` so a node's children fit in 8 bytes.
+const ABSENT: u32 = u32::MAX;
+const WRONG: u32 = u32::MAX - 1;
+const CORRECT: u32 = u32::MAX - 2;
+/// Largest number of nodes a forest can hold (the top three `u32` values encode non-nodes).
+pub const MAX_NODES: usize = (u32::MAX - 3) as usize;
+
+impl Branch {
+    #[inline(always)]
+    fn encode(self) -> u32 {
+        match self {
+            Branch::Absent => ABSENT,
+            Branch::Outcome(false) => WRONG,
+            Branch::Outcome(true) => CORRECT,
+            Branch::Node(i) => i,
+        }
+    }
+
+    #[inline(always)]
+    fn decode(code: u32) -> Branch {
+        match code {
+            ABSENT => Branch::Absent,
+            WRONG => Branch::Outcome(false),
+            CORRECT => Branch::Outcome(true),
+            i => Branch::Node(i),
+        }
+    }
+}
+
+/// One candidate step as the environment sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    /// Decoded tokens of the step (≥ 1).
+    pub tokens: u32,
+    /// PRM score of the prefix ending with this step, in `[0, 1]`.
+    pub prm: f32,
+}
+
+/// Why a forest could not be built. The `data` crate reports file/row context; this type only
+/// describes the structural fault.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ForestError {
+    /// A branch points at a node index that does not exist or is not deeper than its parent.
+    BadChild { node: u32, action: Action, child: u32 },
+    /// A node has neither action available.
+    DeadEnd { node: u32 },
+    /// A node that is not a tree root is reached by no branch, or by more than one.
+    Orphan { node: u32, parents: usize },
+    /// A regenerate branch exists but the node has no strong candidate.
+    MissingStrong { node: u32 },
+    /// Token count of zero or a PRM score outside `[0, 1]` / not finite.
+    BadCandidate { node: u32, what: &'static str },
+    /// The per-problem tree ranges or roots are inconsistent.
+    BadIndex { what: String },
+}
+
+impl fmt::Display for ForestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForestError::BadChild {
+                node,
+                action,
+                child,
+            } => write!(
+                f,
+                "node {node}: {action} branch points at invalid or non-deeper node {child}"
+            ),
+            ForestError::DeadEnd { node } => write!(f, "node {node}: no action is available"),
+            ForestError::Orphan { node, parents } => {
+                write!(f, "node {node}: reached by {parents} branches (expected 1)")
+            }
+            ForestError::MissingStrong { node } => {
+                write!(f, "node {node}: regenerate branch without a strong candidate")
+            }
+            ForestError::BadCandidate { node, what } => write!(f, "node {node}: {what}"),
+            ForestError::BadIndex { what } => write!(f, "forest index: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for ForestError {}
+
+/// Incrementally builds a [`Forest`]; nodes of a tree must be pushed parent-first.
+#[derive(Default)]
+pub struct ForestBuilder {
+    f: Forest,
+    open_problem: bool,
+}
+
+impl ForestBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reserve room for `nodes` nodes.
+    pub fn with_capacity(nodes: usize) -> Self {
+        let mut b = Self::default();
+        b.f.weak_tokens.reserve(nodes);
+        b.f.weak_prm.reserve(nodes);
+        b.f.strong_tokens.reserve(nodes);
+        b.f.strong_prm.reserve(nodes);
+        b.f.next.reserve(nodes);
+        b.f.depth.reserve(nodes);
+        b
+    }
+
+    /// Start a new problem; the trees pushed until the next call belong to it.
+    pub fn begin_problem(&mut self) {
+        if self.f.problem_trees.is_empty() {
+            self.f.problem_trees.push(0);
+        }
+        self.f.problem_trees.push(self.f.tree_root.len() as u32);
+        self.open_problem = true;
+    }
+
+    /// Start a new sample tree of the current problem. The next pushed node is its root.
+    pub fn begin_tree(&mut self) {
+        assert!(self.open_problem, "begin_problem must be called first");
+        self.f.tree_root.push(self.f.weak_tokens.len() as u32);
+        *self.f.problem_trees.last_mut().expect("problem open") = self.f.tree_root.len() as u32;
+    }
+
+    /// Number of nodes pushed so far; the next node gets this index.
+    pub fn next_index(&self) -> u32 {
+        self.f.weak_tokens.len() as u32
+    }
+
+    /// Push a node. Children are global node indices and may refer to nodes pushed later.
+    pub fn push_node(
+        &mut self,
+        depth: u16,
+        weak: Candidate,
+        strong: Option<Candidate>,
+        children: [Branch; 2],
+    ) -> u32 {
+        let i = self.next_index();
+        self.f.weak_tokens.push(weak.tokens);
+        self.f.weak_prm.push(weak.prm);
+        let s = strong.unwrap_or(Candidate {
+            tokens: 0,
+            prm: f32::NAN,
+        });
+        self.f.strong_tokens.push(s.tokens);
+        self.f.strong_prm.push(s.prm);
+        self.f.next.push([children[0].encode(), children[1].encode()]);
+        self.f.depth.push(depth);
+        i
+    }
+
+    /// Overwrite the branch of an already pushed node (for builders that learn child indices late).
+    pub fn set_branch(&mut self, node: u32, action: Action, branch: Branch) {
+        self.f.next[node as usize][action as usize] = branch.encode();
+    }
+
+    /// Check every structural invariant and return the forest.
+    pub fn finish(self) -> Result<Forest, ForestError> {
+        let f = self.f;
+        f.check()?;
+        Ok(f)
+    }
+}
+
+/// All problems' rollout trees, struct-of-arrays.
+#[derive(Clone, Debug, Default)]
+pub struct Forest {
+    weak_tokens: Vec<u32>,
+    weak_prm: Vec<f32>,
+    /// 0 when the node has no strong candidate.
+    strong_tokens: Vec<u32>,
+    /// NaN when the node has no strong candidate.
+    strong_prm: Vec<f32>,
+    next: Vec<[u32; 2]>,
+    depth: Vec<u16>,
+    /// Root node of each sample tree.
+    tree_root: Vec<u32>,
+    /// Tree ranges per problem: problem `p` owns trees `problem_trees[p]..problem_trees[p+1]`.
+    problem_trees: Vec<u32>,
+}
+
+impl Forest {
+    fn check(&self) -> Result<(), ForestError> {
+        let n = self.weak_tokens.len();
+        if n > MAX_NODES {
+            return Err(ForestError::BadIndex {
+                what: format!("{n} nodes exceed the maximum {MAX_NODES}"),
+            });
+        }
+        let bad_index = |what: String| Err(ForestError::BadIndex { what });
+        if self.problem_trees.windows(2).any(|w| w[0] >= w[1]) {
+            return bad_index("a problem has no sample tree".into());
+        }
+        if self.problem_trees.last().copied().unwrap_or(0) as usize != self.tree_root.len() {
+            return bad_index("tree ranges do not cover all trees".into());
+        }
+        let mut indegree = vec![0u32; n];
+        for (i, (&tok, &prm)) in self.weak_tokens.iter().zip(&self.weak_prm).enumerate() {
+            let node = i as u32;
+            check_candidate(node, tok, prm, "weak")?;
+            let has_strong = self.strong_tokens[i] > 0;
+            if has_strong {
+                check_candidate(node, self.strong_tokens[i], self.strong_prm[i], "strong")?;
+            }
+            let [c, r] = self.next[i];
+            if c == ABSENT && r == ABSENT {
+                return Err(ForestError::DeadEnd { node });
+            }
+            if r != ABSENT && !has_strong {
+                return Err(ForestError::MissingStrong { node });
+            }
+            for (a, code) in [(Action::Continue, c), (Action::Regenerate, r)] {
+                if let Branch::Node(child) = Branch::decode(code) {
+                    let ok = (child as usize) < n
+                        && self.depth[child as usize] == self.depth[i].saturating_add(1);
+                    if !ok {
+                        return Err(ForestError::BadChild {
+                            node,
+                            action: a,
+                            child,
+                        });
+                    }
+                    indegree[child as usize] += 1;
+                }
+            }
+        }
+        for &root in &self.tree_root {
+            if root as usize >= n || self.depth[root as usize] != 0 {
+                return bad_index(format!("tree root {root} is not a depth-0 node"));
+            }
+            indegree[root as usize] += 1;
+        }
+        if let Some((node, &parents)) = indegree.iter().enumerate().find(|&(_, &d)| d != 1) {
+            return Err(ForestError::Orphan {
+                node: node as u32,
+                parents: parents as usize,
+            });
+        }
+        Ok(())
+    }
+
+    /// Number of problems.
+    pub fn n_problems(&self) -> usize {
+        self.problem_trees.len().saturating_sub(1)
+    }
+
+    /// Number of sample trees over all problems.
+    pub fn n_trees(&self) -> usize {
+        self.tree_root.len()
+    }
+
+    /// Number of decision nodes over all trees.
+    pub fn n_nodes(&self) -> usize {
+        self.weak_tokens.len()
+    }
+
+    /// Global indices of the sample trees of problem `p`.
+    #[inline]
+    pub fn trees_of(&self, p: usize) -> std::ops::Range<usize> {
+        self.problem_trees[p] as usize..self.problem_trees[p + 1] as usize
+    }
+
+    /// Root node of sample tree `tree` (a global tree index).
+    #[inline]
+    pub fn root(&self, tree: usize) -> u32 {
+        self.tree_root[tree]
+    }
+
+    /// Depth (step index `t`, from 0) of a node.
+    #[inline(always)]
+    pub fn depth(&self, node: u32) -> u16 {
+        self.depth[node as usize]
+    }
+
+    /// The weak candidate at a node.
+    #[inline(always)]
+    pub fn weak(&self, node: u32) -> Candidate {
+        Candidate {
+            tokens: self.weak_tokens[node as usize],
+            prm: self.weak_prm[node as usize],
+        }
+    }
+
+    /// The strong candidate at a node, if it was generated.
+    #[inline(always)]
+    pub fn strong(&self, node: u32) -> Option<Candidate> {
+        let tokens = self.strong_tokens[node as usize];
+        (tokens > 0).then(|| Candidate {
+            tokens,
+            prm: self.strong_prm[node as usize],
+        })
+    }
+
+    /// Where `action` leads from `node`.
+    #[inline(always)]
+    pub fn branch(&self, node: u32, action: Action) -> Branch {
+        Branch::decode(self.next[node as usize][action as usize])
+    }
+
+    /// Which actions are available at `node`: `[continue, regenerate]`.
+    #[inline(always)]
+    pub fn mask(&self, node: u32) -> [bool; 2] {
+        let [c, r] = self.next[node as usize];
+        [c != ABSENT, r != ABSENT]
+    }
+
+    /// Largest node depth in the forest.
+    pub fn max_depth(&self) -> u16 {
+        self.depth.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Raw columns for the hot loop: `(weak_tokens, weak_prm, strong_tokens, strong_prm, next, depth)`.
+    #[inline(always)]
+    pub(crate) fn columns(&self) -> Columns<'_> {
+        Columns {
+            weak_tokens: &self.weak_tokens,
+            weak_prm: &self.weak_prm,
+            strong_tokens: &self.strong_tokens,
+            strong_prm: &self.strong_prm,
+            next: &self.next,
+            depth: &self.depth,
+        }
+    }
+
+    /// Tree coverage: how much of the action space the data supports.
+    pub fn coverage(&self) -> Coverage {
+        let mut cov = Coverage {
+            nodes: self.n_nodes(),
+            trees: self.n_trees(),
+            problems: self.n_problems(),
+            ..Coverage::default()
+        };
+        for (i, &[c, r]) in self.next.iter().enumerate() {
+            cov.with_strong += usize::from(self.strong_tokens[i] > 0);
+            cov.continue_available += usize::from(c != ABSENT);
+            cov.regenerate_available += usize::from(r != ABSENT);
+            cov.both_available += usize::from(c != ABSENT && r != ABSENT);
+        }
+        // Longest all-weak and all-strong prefixes that exist, per tree.
+        for &root in &self.tree_root {
+            for (a, complete) in [
+                (Action::Continue, &mut cov.trees_with_all_weak),
+                (Action::Regenerate, &mut cov.trees_with_all_strong),
+            ] {
+                let mut node = root;
+                loop {
+                    match self.branch(node, a) {
+                        Branch::Node(n) => node = n,
+                        Branch::Outcome(_) => {
+                            *complete += 1;
+                            break;
+                        }
+                        Branch::Absent => break,
+                    }
+                }
+            }
+        }
+        cov
+    }
+}
+
+#[inline]
+fn check_candidate(node: u32, tokens: u32, prm: f32, who: &'static str) -> Result<(), ForestError> {
+    if tokens == 0 {
+        return Err(ForestError::BadCandidate {
+            node,
+            what: if who == "weak" {
+                "weak tokens must be >= 1"
+            } else {
+                "strong tokens must be >= 1"
+            },
+        });
+    }
+    if !(0.0..=1.0).contains(&prm) {
+        return Err(ForestError::BadCandidate {
+            node,
+            what: if who == "weak" {
+                "weak PRM score outside [0, 1] or NaN"
+            } else {
+                "strong PRM score outside [0, 1] or NaN"
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Borrowed raw columns (crate-internal fast path).
+pub(crate) struct Columns<'a> {
+    pub weak_tokens: &'a [u32],
+    pub weak_prm: &'a [f32],
+    pub strong_tokens: &'a [u32],
+    pub strong_prm: &'a [f32],
+    pub next: &'a [[u32; 2]],
+    pub depth: &'a [u16],
+}
+
+impl Columns<'_> {
+    #[inline(always)]
+    pub fn branch(&self, node: u32, action: Action) -> Branch {
+        Branch::decode(self.next[node as usize][action as usize])
+    }
+}
+
+/// What fraction of the action space the trees cover (see [`Forest::coverage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Coverage {
+    pub problems: usize,
+    pub trees: usize,
+    pub nodes: usize,
+    /// Nodes where the strong candidate was generated.
+    pub with_strong: usize,
+    /// Nodes whose continue branch exists.
+    pub continue_available: usize,
+    /// Nodes whose regenerate branch exists.
+    pub regenerate_available: usize,
+    /// Nodes where the policy has a real choice.
+    pub both_available: usize,
+    /// Trees where always-continue reaches an outcome.
+    pub trees_with_all_weak: usize,
+    /// Trees where always-regenerate reaches an outcome.
+    pub trees_with_all_strong: usize,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn cand(tokens: u32, prm: f32) -> Candidate {
+        Candidate { tokens, prm }
+    }
+
+    /// A hand-built tree used across the env tests (one problem, one tree):
+    ///
+    /// ```text
+    /// n0 (t=0) weak(10, 0.9) strong(20, 0.95)
+    ///   continue  -> n1 (t=1) weak(30, 0.4) strong(40, 0.8)
+    ///                  continue   -> wrong
+    ///                  regenerate -> n3 (t=2) weak(5, 0.7), no strong
+    ///                                  continue -> correct
+    ///   regenerate -> n2 (t=1) weak(50, 0.6) strong(60, 0.9)
+    ///                  continue   -> correct
+    ///                  regenerate -> correct
+    /// ```
+    pub fn small_forest() -> Forest {
+        let mut b = ForestBuilder::new();
+        b.begin_problem();
+        b.begin_tree();
+        b.push_node(
+            0,
+            cand(10, 0.9),
+            Some(cand(20, 0.95)),
+            [Branch::Node(1), Branch::Node(2)],
+        );
+        b.push_node(
+            1,
+            cand(30, 0.4),
+            Some(cand(40, 0.8)),
+            [Branch::Outcome(false), Branch::Node(3)],
+        );
+        b.push_node(
+            1,
+            cand(50, 0.6),
+            Some(cand(60, 0.9)),
+            [Branch::Outcome(true), Branch::Outcome(true)],
+        );
+        b.push_node(
+            2,
+            cand(5, 0.7),
+            None,
+            [Branch::Outcome(true), Branch::Absent],
+        );
+        b.finish().expect("valid forest")
+    }
+
+    #[test]
+    fn small_forest_is_valid_and_indexed() {
+        let f = small_forest();
+        assert_eq!((f.n_problems(), f.n_trees(), f.n_nodes()), (1, 1, 4));
+        assert_eq!(f.trees_of(0), 0..1);
+        assert_eq!(f.branch(0, Action::Regenerate), Branch::Node(2));
+        assert_eq!(f.branch(1, Action::Continue), Branch::Outcome(false));
+        assert_eq!(f.mask(3), [true, false]);
+        assert_eq!(f.strong(3), None);
+        assert_eq!(f.max_depth(), 2);
+        let cov = f.coverage();
+        assert_eq!(cov.with_strong, 3);
+        assert_eq!(cov.both_available, 3);
+        assert_eq!(cov.trees_with_all_weak, 1);
+        assert_eq!(cov.trees_with_all_strong, 1);
+    }
+
+    fn one_node(weak: Candidate, strong: Option<Candidate>, ch: [Branch; 2]) -> ForestBuilder {
+        let mut b = ForestBuilder::new();
+        b.begin_problem();
+        b.begin_tree();
+        b.push_node(0, weak, strong, ch);
+        b
+    }
+
+    #[test]
+    fn rejects_structural_faults() {
+        let out = [Branch::Outcome(true), Branch::Absent];
+        let e = one_node(cand(0, 0.5), None, out).finish().unwrap_err();
+        assert!(matches!(e, ForestError::BadCandidate { .. }), "{e}");
+        let e = one_node(cand(3, f32::NAN), None, out).finish().unwrap_err();
+        assert!(matches!(e, ForestError::BadCandidate { .. }), "{e}");
+        let e = one_node(cand(3, 1.5), None, out).finish().unwrap_err();
+        assert!(matches!(e, ForestError::BadCandidate { .. }), "{e}");
+        let e = one_node(cand(3, 0.5), None, [Branch::Absent; 2])
+            .finish()
+            .unwrap_err();
+        assert_eq!(e, ForestError::DeadEnd { node: 0 });
+        let e = one_node(cand(3, 0.5), None, [Branch::Absent, Branch::Outcome(true)])
+            .finish()
+            .unwrap_err();
+        assert_eq!(e, ForestError::MissingStrong { node: 0 });
+        // Self-loop: a cycle is caught because children must be one level deeper.
+        let e = one_node(cand(3, 0.5), None, [Branch::Node(0), Branch::Absent])
+            .finish()
+            .unwrap_err();
+        assert!(matches!(e, ForestError::BadChild { .. }), "{e}");
+        // An orphan: a second node reached by nothing.
+        let mut b = one_node(cand(3, 0.5), None, out);
+        b.push_node(1, cand(3, 0.5), None, out);
+        assert_eq!(
+            b.finish().unwrap_err(),
+            ForestError::Orphan {
+                node: 1,
+                parents: 0
+            }
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! `trim-env`: the offline replay world of TRIM step-level routing.
+//!
+//! Data flows `data` (files → validated trees) → **`env`** (replay) → `trainer`. This crate has no
+//! file I/O and no tensors: it owns the [`Forest`] of rollout trees, the episode semantics
+//! ([`Episode`]), the TRIM-Agg features, batched stepping ([`VecEnv`]), reference policies and
+//! their evaluation.
+//!
+//! Episode semantics, exactly as TRIM: at step `t` the router observes the weak candidate;
+//! `continue` keeps it, `regenerate` replaces it by the strong candidate written from the same
+//! prefix; the reward is `-λ·(strong tokens)` on regenerate plus `+1` at the terminal step when the
+//! final answer is correct; γ = 1.
+
+pub mod episode;
+pub mod features;
+pub mod forest;
+pub mod policy;
+pub mod rng;
+pub mod rollout;
+pub mod vec_env;
+
+pub use episode::{Episode, EpisodeOutcome, StepError, Transition};
+pub use features::{AGG_DIM, AGG_FEATURES, AggObs, HIST_DIM, HIST_FEATURES, HistStep};
+pub use forest::{Action, Branch, Candidate, Coverage, Forest, ForestBuilder, ForestError};
+pub use policy::{Policy, RefPolicy, resolve};
+pub use rng::Rng;
+pub use rollout::{EvalOptions, ProblemOutcome, Summary, evaluate, run_episode, summarize};
+pub use vec_env::VecEnv;

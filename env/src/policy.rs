@@ -1,0 +1,133 @@
+//! The `Policy` trait and the reference policies every routing study starts from.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::features::AggObs;
+use crate::forest::Action;
+use crate::rng::Rng;
+
+/// A routing policy over TRIM-Agg observations.
+///
+/// `act` returns the policy's preferred action; callers pass it through [`resolve`] so a masked
+/// action is never taken (the other action is then the only one with probability mass).
+pub trait Policy: Sync {
+    /// Choose an action for one decision.
+    fn act(&self, obs: &AggObs, mask: [bool; 2], rng: &mut Rng) -> Action;
+}
+
+/// Apply the action mask: keep `preferred` when it is available, otherwise take the other one.
+#[inline(always)]
+pub fn resolve(preferred: Action, mask: [bool; 2]) -> Action {
+    if mask[preferred as usize] {
+        preferred
+    } else {
+        match preferred {
+            Action::Continue => Action::Regenerate,
+            Action::Regenerate => Action::Continue,
+        }
+    }
+}
+
+/// The reference policies: always-weak, always-strong, TRIM-Thr and random routing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RefPolicy {
+    /// Always continue (the weak model alone).
+    Weak,
+    /// Always regenerate (the strong model writes every step).
+    Strong,
+    /// TRIM-Thr: regenerate when the current weak step's PRM score is below `k`.
+    Threshold(f32),
+    /// Regenerate with probability `p`, independently at each step.
+    Random(f32),
+}
+
+impl Policy for RefPolicy {
+    #[inline(always)]
+    fn act(&self, obs: &AggObs, _mask: [bool; 2], rng: &mut Rng) -> Action {
+        let regen = match *self {
+            RefPolicy::Weak => false,
+            RefPolicy::Strong => true,
+            RefPolicy::Threshold(k) => obs[2] < k,
+            RefPolicy::Random(p) => rng.f32() < p,
+        };
+        if regen {
+            Action::Regenerate
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+impl fmt::Display for RefPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefPolicy::Weak => f.write_str("weak"),
+            RefPolicy::Strong => f.write_str("strong"),
+            RefPolicy::Threshold(k) => write!(f, "threshold:{k}"),
+            RefPolicy::Random(p) => write!(f, "random:{p}"),
+        }
+    }
+}
+
+impl FromStr for RefPolicy {
+    type Err = String;
+
+    /// Parse `weak`, `strong`, `threshold:K` or `random:P` (K, P in [0, 1]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let unit = |name: &str, v: &str| -> Result<f32, String> {
+            let x: f32 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{name} value `{v}` is not a number"))?;
+            if (0.0..=1.0).contains(&x) {
+                Ok(x)
+            } else {
+                Err(format!("{name} value {x} must be in [0, 1]"))
+            }
+        };
+        match s.trim().split_once(':') {
+            None if s.trim() == "weak" => Ok(RefPolicy::Weak),
+            None if s.trim() == "strong" => Ok(RefPolicy::Strong),
+            Some(("threshold", v)) => Ok(RefPolicy::Threshold(unit("threshold", v)?)),
+            Some(("random", v)) => Ok(RefPolicy::Random(unit("random", v)?)),
+            _ => Err(format!(
+                "unknown policy `{s}`: expected weak, strong, threshold:K or random:P"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        for s in ["weak", "strong", "threshold:0.5", "random:0.25"] {
+            let p: RefPolicy = s.parse().unwrap();
+            assert_eq!(p.to_string(), s);
+        }
+        assert!("threshold:1.5".parse::<RefPolicy>().is_err());
+        assert!("threshold:x".parse::<RefPolicy>().is_err());
+        assert!("greedy".parse::<RefPolicy>().is_err());
+    }
+
+    #[test]
+    fn masked_action_never_taken() {
+        let obs = [1.0, 1.0, 0.1, 0.1, 0.0];
+        let mut rng = Rng::new(0);
+        let a = RefPolicy::Strong.act(&obs, [true, false], &mut rng);
+        assert_eq!(resolve(a, [true, false]), Action::Continue);
+        let a = RefPolicy::Weak.act(&obs, [false, true], &mut rng);
+        assert_eq!(resolve(a, [false, true]), Action::Regenerate);
+        assert_eq!(
+            RefPolicy::Threshold(0.5).act(&obs, [true, true], &mut rng),
+            Action::Regenerate
+        );
+        assert_eq!(
+            RefPolicy::Threshold(0.05).act(&obs, [true, true], &mut rng),
+            Action::Continue
+        );
+    }
+}

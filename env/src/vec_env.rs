@@ -1,0 +1,244 @@
+//! Batched, vectorised episodes for training: many episodes stepped in lock-step.
+//!
+//! All buffers are allocated once in [`VecEnv::new`]; `reset`, `observe` and `step` only write
+//! into them (no allocation per step). Stepping is rayon-parallel over episode slots once the
+//! batch is large enough to pay for it.
+
+use rayon::prelude::*;
+
+use crate::episode::{Episode, EpisodeOutcome, StepError};
+use crate::features::{AGG_DIM, AggObs, HIST_DIM, HistStep};
+use crate::forest::{Action, Forest};
+use crate::rng::Rng;
+
+/// Below this many slots per rayon task, stepping runs on one thread.
+const MIN_SLOTS_PER_TASK: usize = 512;
+
+/// A batch of episodes over one forest with a fixed cost per strong token.
+pub struct VecEnv<'f> {
+    forest: &'f Forest,
+    lambda: f32,
+    eps: Vec<Episode>,
+    /// Per-slot history, `hist_cap` entries per slot.
+    hist: Vec<HistStep>,
+    hist_len: Vec<u16>,
+    hist_cap: usize,
+    trees: Vec<u32>,
+}
+
+impl<'f> VecEnv<'f> {
+    /// `n` episode slots; `lambda` is the cost per strong token.
+    pub fn new(forest: &'f Forest, n: usize, lambda: f32) -> Self {
+        let hist_cap = forest.max_depth() as usize + 1;
+        let placeholder = Episode::start(forest, 0);
+        VecEnv {
+            forest,
+            lambda,
+            eps: vec![placeholder; n],
+            hist: vec![[0.0; HIST_DIM]; n * hist_cap],
+            hist_len: vec![0; n],
+            hist_cap,
+            trees: vec![0; n],
+        }
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.eps.len()
+    }
+
+    /// True when the env has no slots.
+    pub fn is_empty(&self) -> bool {
+        self.eps.is_empty()
+    }
+
+    /// The forest being replayed.
+    pub fn forest(&self) -> &'f Forest {
+        self.forest
+    }
+
+    /// Cost per strong token.
+    pub fn lambda(&self) -> f32 {
+        self.lambda
+    }
+
+    /// Most history entries an episode can have (max tree depth + 1).
+    pub fn history_capacity(&self) -> usize {
+        self.hist_cap
+    }
+
+    /// Start slot `i` on global sample tree `trees[i]` (`trees.len()` must equal `len()`).
+    pub fn reset(&mut self, trees: &[u32]) {
+        assert_eq!(trees.len(), self.eps.len(), "one tree per slot");
+        for (i, &t) in trees.iter().enumerate() {
+            self.eps[i] = Episode::start(self.forest, t as usize);
+            self.hist_len[i] = 0;
+        }
+        self.trees.copy_from_slice(trees);
+    }
+
+    /// For each problem in `problems`, pick one of its sample trees with `rng` and write the
+    /// global tree index into `out` (the per-episode choice the paper's re-sampling mimics).
+    pub fn sample_trees(forest: &Forest, problems: &[u32], rng: &mut Rng, out: &mut [u32]) {
+        for (o, &p) in out.iter_mut().zip(problems) {
+            let r = forest.trees_of(p as usize);
+            let k = r.len() as u64;
+            *o = (r.start as u64 + if k > 1 { rng.below(k) } else { 0 }) as u32;
+        }
+    }
+
+    /// Write each slot's observation and mask. Finished slots get zeros and mask `[true, false]`.
+    ///
+    /// # Shapes
+    /// `obs: [len(), AGG_DIM]` row-major, `mask: [len(), 2]`.
+    pub fn observe(&self, obs: &mut [f32], mask: &mut [bool]) {
+        assert_eq!(obs.len(), self.eps.len() * AGG_DIM);
+        assert_eq!(mask.len(), self.eps.len() * 2);
+        for ((ep, o), m) in self
+            .eps
+            .iter()
+            .zip(obs.chunks_exact_mut(AGG_DIM))
+            .zip(mask.chunks_exact_mut(2))
+        {
+            if ep.done() {
+                o.fill(0.0);
+                m.copy_from_slice(&[true, false]);
+            } else {
+                o.copy_from_slice(&ep.observe(self.forest));
+                m.copy_from_slice(&ep.mask(self.forest));
+            }
+        }
+    }
+
+    /// The observation of one slot.
+    pub fn observe_one(&self, i: usize) -> (AggObs, [bool; 2]) {
+        let ep = &self.eps[i];
+        (ep.observe(self.forest), ep.mask(self.forest))
+    }
+
+    /// Step every running slot with its action; finished slots are left alone (reward 0,
+    /// done true). A masked action is an error (policies must respect the mask).
+    ///
+    /// # Shapes
+    /// `actions`, `rewards`, `dones`: `[len()]`.
+    pub fn step(
+        &mut self,
+        actions: &[Action],
+        rewards: &mut [f32],
+        dones: &mut [bool],
+    ) -> Result<(), StepError> {
+        let n = self.eps.len();
+        assert!(actions.len() == n && rewards.len() == n && dones.len() == n);
+        let (forest, lambda, cap) = (self.forest, self.lambda, self.hist_cap);
+        let step_one = |(((ep, hist), hlen), ((&a, r), d)): (
+            ((&mut Episode, &mut [HistStep]), &mut u16),
+            ((&Action, &mut f32), &mut bool),
+        )|
+         -> Result<(), StepError> {
+            if ep.done() {
+                *r = 0.0;
+                *d = true;
+                return Ok(());
+            }
+            let entry = ep.hist_entry(forest, a);
+            let t = ep.step(forest, a, lambda)?;
+            hist[*hlen as usize] = entry;
+            *hlen += 1;
+            *r = t.reward;
+            *d = t.done;
+            Ok(())
+        };
+        let slots = self
+            .eps
+            .par_iter_mut()
+            .zip(self.hist.par_chunks_mut(cap))
+            .zip(self.hist_len.par_iter_mut());
+        let io = actions
+            .par_iter()
+            .zip(rewards.par_iter_mut())
+            .zip(dones.par_iter_mut());
+        slots
+            .zip(io)
+            .with_min_len(MIN_SLOTS_PER_TASK)
+            .try_for_each(step_one)
+    }
+
+    /// True when every slot has finished.
+    pub fn all_done(&self) -> bool {
+        self.eps.iter().all(Episode::done)
+    }
+
+    /// Whether slot `i` has finished.
+    pub fn done(&self, i: usize) -> bool {
+        self.eps[i].done()
+    }
+
+    /// Outcome of slot `i` (final once `done(i)`).
+    pub fn outcome(&self, i: usize) -> EpisodeOutcome {
+        self.eps[i].outcome()
+    }
+
+    /// Global tree index slot `i` is playing.
+    pub fn tree(&self, i: usize) -> u32 {
+        self.trees[i]
+    }
+
+    /// The per-step history of slot `i`: one entry per decision already taken.
+    pub fn history(&self, i: usize) -> &[HistStep] {
+        let start = i * self.hist_cap;
+        &self.hist[start..start + self.hist_len[i] as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forest::tests::small_forest;
+
+    #[test]
+    fn batched_matches_single_episodes_and_masks_finished_slots() {
+        let f = small_forest();
+        let mut env = VecEnv::new(&f, 3, 0.01);
+        env.reset(&[0, 0, 0]);
+        let mut obs = vec![0.0; 3 * AGG_DIM];
+        let mut mask = vec![false; 6];
+        let mut rew = [0.0f32; 3];
+        let mut done = [false; 3];
+        let plans = [
+            [Action::Continue, Action::Continue, Action::Continue],
+            [Action::Regenerate, Action::Continue, Action::Continue],
+            [Action::Continue, Action::Regenerate, Action::Continue],
+        ];
+        let mut returns = [0.0f32; 3];
+        for step in 0..3 {
+            env.observe(&mut obs, &mut mask);
+            let acts: Vec<Action> = (0..3).map(|i| plans[i][step]).collect();
+            env.step(&acts, &mut rew, &mut done).unwrap();
+            for i in 0..3 {
+                returns[i] += rew[i];
+            }
+        }
+        assert!(env.all_done());
+        assert_eq!(returns[0], 0.0);
+        assert!((returns[1] - (1.0 - 0.2)).abs() < 1e-6);
+        assert!((returns[2] - (1.0 - 0.4)).abs() < 1e-6);
+        env.observe(&mut obs, &mut mask);
+        assert!(obs.iter().all(|&x| x == 0.0));
+        assert_eq!(&mask[..2], &[true, false]);
+        assert_eq!(env.history(2).len(), 3);
+        assert_eq!(env.history(2)[1][3], 1.0);
+        assert!((env.history(2)[1][0] - 0.8).abs() < 1e-6);
+        assert_eq!(env.outcome(2).strong_tokens, 40);
+    }
+
+    #[test]
+    fn masked_action_is_an_error() {
+        let f = small_forest();
+        let mut env = VecEnv::new(&f, 1, 0.0);
+        env.reset(&[0]);
+        let (mut r, mut d) = ([0.0], [false]);
+        env.step(&[Action::Continue], &mut r, &mut d).unwrap();
+        env.step(&[Action::Regenerate], &mut r, &mut d).unwrap();
+        assert!(env.step(&[Action::Regenerate], &mut r, &mut d).is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! `trim eval`: reference policies on a dataset, side by side on the same problems.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+use trim_env::{EvalOptions, RefPolicy, evaluate, summarize};
+
+use super::data::DEFAULT_DATA;
+
+/// Arguments of `trim eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Dataset file (.parquet or .jsonl).
+    #[arg(long, default_value = DEFAULT_DATA)]
+    pub data: PathBuf,
+    /// Policies: weak, strong, threshold:K (regenerate when the step's PRM < K), random:P.
+    /// Repeat the flag or separate with commas.
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["weak".to_string(), "strong".to_string()])]
+    pub policy: Vec<String>,
+    /// Also sweep TRIM-Thr over N+1 evenly spaced thresholds in [0, 1].
+    #[arg(long)]
+    pub threshold_sweep: Option<u32>,
+    /// Which split to evaluate on (`all` for every problem).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Cost per strong token in the reported reward `accuracy − λ·strong_tokens`.
+    #[arg(long, default_value_t = 8e-4)]
+    pub lambda: f64,
+    /// Episodes per sample tree for stochastic policies.
+    #[arg(long, default_value_t = 16)]
+    pub repeats: u32,
+    /// Seed of the episode RNG streams.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    policy: String,
+    accuracy: f64,
+    strong_tokens_per_problem: f64,
+    strong_calls_per_problem: f64,
+    cost_fraction: f64,
+    reward: f64,
+}
+
+/// Evaluate the requested policies and print one row each.
+pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let l = trim_data::load(&a.data)?;
+    let mut problems = l.problems_in_split(&a.split);
+    if problems.is_empty() && a.split == "test" {
+        // Datasets without a test split: evaluate everything, and say so.
+        eprintln!("note: no `test` split in {}; evaluating all problems", a.data.display());
+        problems = l.problems_in_split("all");
+    }
+    anyhow::ensure!(
+        !problems.is_empty(),
+        "no problems in split `{}` of {} (splits: {:?})",
+        a.split,
+        a.data.display(),
+        l.splits()
+    );
+    let mut policies: Vec<RefPolicy> = a
+        .policy
+        .iter()
+        .map(|s| s.parse::<RefPolicy>().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(n) = a.threshold_sweep {
+        anyhow::ensure!(n >= 1, "--threshold-sweep needs at least 1 interval");
+        policies.extend((0..=n).map(|i| RefPolicy::Threshold(i as f32 / n as f32)));
+    }
+    let f = &l.forest;
+    let opts = EvalOptions {
+        repeats: a.repeats,
+        seed: a.seed,
+    };
+    let strong = evaluate(f, &problems, &RefPolicy::Strong, opts)?;
+    let strong_ref = summarize(&strong, 0.0, a.lambda).strong_tokens;
+    println!(
+        "{} problems (split `{}`) of {}; λ = {}; cost fraction = strong tokens ÷ always-strong's {:.1}",
+        problems.len(),
+        a.split,
+        a.data.display(),
+        a.lambda,
+        strong_ref
+    );
+    println!(
+        "{:<16} {:>9} {:>14} {:>13} {:>10} {:>9}",
+        "policy", "accuracy", "strong tok/pb", "strong calls", "cost frac", "reward"
+    );
+    let mut rows = vec![];
+    for p in &policies {
+        let o = evaluate(f, &problems, p, opts)?;
+        let s = summarize(&o, strong_ref, a.lambda);
+        println!(
+            "{:<16} {:>8.2}% {:>14.1} {:>13.2} {:>10.3} {:>9.4}",
+            p.to_string(),
+            100.0 * s.accuracy,
+            s.strong_tokens,
+            s.strong_calls,
+            s.cost_fraction,
+            s.reward
+        );
+        rows.push(Row {
+            policy: p.to_string(),
+            accuracy: s.accuracy,
+            strong_tokens_per_problem: s.strong_tokens,
+            strong_calls_per_problem: s.strong_calls,
+            cost_fraction: s.cost_fraction,
+            reward: s.reward,
+        });
+    }
+    if let Some(path) = a.json {
+        let text = serde_json::to_string_pretty(&rows)?;
+        trim_data::io::write_atomic(&path, |w| {
+            use std::io::Write;
+            w.write_all(text.as_bytes())
+                .map_err(|e| trim_data::DataError::file(&path, e.to_string()))
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The `trim` command line: clap parsing only; each subcommand lives in `cli/<name>.rs` and calls
+//! the libraries (`trim-data` for files, `trim-env` for replay).
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+/// Train, evaluate and export step-level LLM routing policies (TRIM) on offline rollout trees.
+#[derive(Parser)]
+#[command(name = "trim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Dataset tools: validate, stats, convert, synthesise, import.
+    #[command(subcommand)]
+    Data(DataCmd),
+    /// Evaluate a reference policy on a dataset (accuracy, strong tokens, cost fraction).
+    Eval(cli::eval::EvalArgs),
+    /// Benchmarks: replay steps per second.
+    Bench(cli::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum DataCmd {
+    /// Check every tree invariant of a dataset file; exit non-zero with a precise error if bad.
+    Validate(cli::data::ValidateArgs),
+    /// Problems, nodes, coverage, always-weak/always-strong accuracy, tokens, PRM AUROC.
+    Stats(cli::data::StatsArgs),
+    /// Convert between parquet and JSONL (format from the file extensions).
+    Convert(cli::data::ConvertArgs),
+    /// Generate synthetic trees from the latent step-correctness model (TOML config).
+    Synth(cli::synth::SynthArgs),
+    /// Import real third-party data as rollout trees.
+    #[command(subcommand)]
+    Import(ImportCmd),
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// ProcessBench solutions (real steps and human labels) + latent-model regenerations.
+    Processbench(cli::import_processbench::ProcessBenchArgs),
+    /// OpenAI GSM8K GPT-3 6B / 175B paired solutions, suffix-switch trees.
+    #[command(name = "gsm8k-paired")]
+    Gsm8kPaired(cli::import_gsm8k::Gsm8kArgs),
+    /// Logged serving traces (one row per executed step) merged into trees.
+    Paths(cli::import_paths::PathsArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Data(d) => match d {
+            DataCmd::Validate(a) => cli::data::validate(a),
+            DataCmd::Stats(a) => cli::data::stats(a),
+            DataCmd::Convert(a) => cli::data::convert(a),
+            DataCmd::Synth(a) => cli::synth::run(a),
+            DataCmd::Import(i) => match i {
+                ImportCmd::Processbench(a) => cli::import_processbench::run(a),
+                ImportCmd::Gsm8kPaired(a) => cli::import_gsm8k::run(a),
+                ImportCmd::Paths(a) => cli::import_paths::run(a),
+            },
+        },
+        Cmd::Eval(a) => cli::eval::run(a),
+        Cmd::Bench(a) => cli::bench::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
