@@ -64,20 +64,12 @@ pub fn read_jsonl(path: &Path) -> Result<Dataset> {
         if line.trim().is_empty() {
             continue;
         }
-        let parse_err = |e: serde_json::Error| {
-            let what = if e.is_eof() {
-                "truncated JSON (file cut short?)".to_string()
-            } else {
-                e.to_string()
-            };
-            DataError::new(path, Loc::Line(lineno), None, what)
-        };
         if meta.is_none() && problems.is_empty() && line.trim_start().starts_with("{\"trim_meta\"") {
-            let m: MetaLine = serde_json::from_str(&line).map_err(parse_err)?;
+            let m: MetaLine = parse_line(path, lineno, &line)?;
             meta = Some(m.trim_meta);
             continue;
         }
-        let p: ProblemLine = serde_json::from_str(&line).map_err(parse_err)?;
+        let p: ProblemLine = parse_line(path, lineno, &line)?;
         let info = ProblemInfo {
             problem_id: p.problem_id,
             dataset: p.dataset,
@@ -140,6 +132,23 @@ pub fn read_jsonl(path: &Path) -> Result<Dataset> {
         problems,
         rows,
         lines: Some(lines),
+    })
+}
+
+/// Parse one line, naming the JSON path of the offending field (e.g. `nodes[3].weak.prm`).
+fn parse_line<T: serde::de::DeserializeOwned>(path: &Path, lineno: usize, line: &str) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_str(line);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let what = if inner.is_eof() {
+            "truncated JSON (file cut short?)".to_string()
+        } else {
+            // Each record is one line, so serde's "line 1" is noise; keep the column.
+            inner.to_string().replace(" at line 1 column ", " at column ")
+        };
+        let field = (field != ".").then_some(field);
+        DataError::new(path, Loc::Line(lineno), field.as_deref(), what)
     })
 }
 
