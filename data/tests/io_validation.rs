@@ -312,3 +312,13 @@ fn failed_write_leaves_no_partial_file() {
         .collect();
     assert!(leftovers.is_empty(), "temp files left behind");
 }
+
+#[test]
+fn readme_example_is_valid() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/toy.jsonl");
+    let l = load(&p).unwrap();
+    assert_eq!(l.ds.meta.name, "toy");
+    let s = evaluate(&l.forest, &[0], &RefPolicy::Strong, EvalOptions::default()).unwrap();
+    // Regenerate at the root (37 strong tokens), then the weak step finishes correctly.
+    assert_eq!((s[0].accuracy, s[0].strong_tokens), (1.0, 37.0));
+}

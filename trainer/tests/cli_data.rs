@@ -1,0 +1,126 @@
+//! End-to-end tests of the real `trim` binary on small data: data tools, eval, errors, --help.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn trim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trim"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("run trim")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = trim(args);
+    assert!(
+        o.status.success(),
+        "trim {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trim-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const TOY: &str = "data/examples/toy.jsonl";
+
+#[test]
+fn validate_convert_stats_round_trip() {
+    let d = tmp("convert");
+    let out = ok(&["data", "validate", TOY]);
+    assert!(out.contains("ok (1 problems, 1 sample trees, 3 nodes)"), "{out}");
+    let pq = d.join("toy.parquet");
+    ok(&["data", "convert", TOY, pq.to_str().unwrap()]);
+    ok(&["data", "validate", pq.to_str().unwrap()]);
+    let js: serde_json::Value =
+        serde_json::from_str(&ok(&["data", "stats", pq.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(js["nodes"], 3);
+    assert_eq!(js["always_weak"]["accuracy"], 0.0);
+    assert_eq!(js["always_strong"]["accuracy"], 1.0);
+    assert_eq!(js["always_strong"]["strong_tokens_per_problem"], 37.0);
+    assert_eq!(js["prm"]["labelled"], 4);
+    // S0 candidates (0.93, 0.97, 0.88) all above the one error (0.21).
+    assert_eq!(js["prm"]["auroc_correct_vs_error"], 1.0);
+    let table = ok(&["data", "stats", pq.to_str().unwrap()]);
+    assert!(table.contains("always-strong  accuracy 100.0%"), "{table}");
+}
+
+#[test]
+fn eval_reports_hand_computed_operating_points() {
+    let d = tmp("eval");
+    let json = d.join("eval.json");
+    ok(&[
+        "eval",
+        "--data",
+        TOY,
+        "--split",
+        "all",
+        "--policy",
+        "weak,strong,threshold:0.5,threshold:0.95",
+        "--lambda",
+        "0.01",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let get = |i: usize, k: &str| rows[i][k].as_f64().unwrap();
+    // weak: continue → wrong; strong: regenerate (37 tokens) → correct.
+    assert_eq!((get(0, "accuracy"), get(0, "cost_fraction")), (0.0, 0.0));
+    assert_eq!((get(1, "accuracy"), get(1, "cost_fraction")), (1.0, 1.0));
+    assert!((get(1, "reward") - (1.0 - 0.37)).abs() < 1e-9);
+    // PRM 0.93 ≥ 0.5 → continue (wrong); 0.93 < 0.95 → regenerate (right).
+    assert_eq!(get(2, "accuracy"), 0.0);
+    assert_eq!((get(3, "accuracy"), get(3, "strong_calls_per_problem")), (1.0, 1.0));
+}
+
+#[test]
+fn bad_input_fails_with_file_line_and_field() {
+    let d = tmp("bad");
+    let text = std::fs::read_to_string(repo_root().join(TOY)).unwrap();
+    let bad = d.join("bad.jsonl");
+    std::fs::write(&bad, text.replace("\"prm\": 0.21", "\"prm\": 1.21")).unwrap();
+    let o = trim(&["data", "validate", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.jsonl: line 2 (problem `p1`, tree 0, node 1), field `weak_prm`"),
+        "{err}"
+    );
+    let o = trim(&["eval", "--data", TOY, "--policy", "threshold:2"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must be in [0, 1]"));
+    let o = trim(&["data", "validate", d.join("missing.parquet").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot open"));
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["data", "--help"],
+        vec!["data", "validate", "--help"],
+        vec!["data", "stats", "--help"],
+        vec!["data", "convert", "--help"],
+        vec!["data", "synth", "--help"],
+        vec!["data", "import", "--help"],
+        vec!["data", "import", "processbench", "--help"],
+        vec!["data", "import", "gsm8k-paired", "--help"],
+        vec!["data", "import", "paths", "--help"],
+        vec!["eval", "--help"],
+        vec!["bench", "--help"],
+    ] {
+        let out = ok(&args);
+        assert!(out.contains("Usage"), "{args:?}: {out}");
+    }
+}
