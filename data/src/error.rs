@@ -53,9 +53,13 @@ impl fmt::Display for Loc {
     }
 }
 
-/// A data error: file, location, field, reason.
+/// A data error: file, location, field, reason. Boxed so `Result<T, DataError>` stays small.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DataError {
+pub struct DataError(Box<Details>);
+
+/// The parts of a [`DataError`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Details {
     pub file: PathBuf,
     pub loc: Loc,
     pub field: Option<String>,
@@ -65,12 +69,17 @@ pub struct DataError {
 impl DataError {
     /// An error about `file` at `loc`.
     pub fn new(file: &Path, loc: Loc, field: Option<&str>, reason: impl Into<String>) -> Self {
-        DataError {
+        DataError(Box::new(Details {
             file: file.to_path_buf(),
             loc,
             field: field.map(str::to_owned),
             reason: reason.into(),
-        }
+        }))
+    }
+
+    /// File, location, field and reason.
+    pub fn details(&self) -> &Details {
+        &self.0
     }
 
     /// An error about the whole file.
@@ -81,14 +90,15 @@ impl DataError {
 
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if self.loc != Loc::File {
-            write!(f, ": {}", self.loc)?;
+        let d = &self.0;
+        write!(f, "{}", d.file.display())?;
+        if d.loc != Loc::File {
+            write!(f, ": {}", d.loc)?;
         }
-        if let Some(field) = &self.field {
+        if let Some(field) = &d.field {
             write!(f, ", field `{field}`")?;
         }
-        write!(f, ": {}", self.reason)
+        write!(f, ": {}", d.reason)
     }
 }
 

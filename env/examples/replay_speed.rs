@@ -25,9 +25,15 @@ fn main() {
                 prm: rng.f32(),
             };
             let children = if d == depth {
-                [Branch::Outcome(rng.bernoulli(0.4)), Branch::Outcome(rng.bernoulli(0.8))]
+                [
+                    Branch::Outcome(rng.bernoulli(0.4)),
+                    Branch::Outcome(rng.bernoulli(0.8)),
+                ]
             } else {
-                [Branch::Node(base + 2 * k + 1), Branch::Node(base + 2 * k + 2)]
+                [
+                    Branch::Node(base + 2 * k + 1),
+                    Branch::Node(base + 2 * k + 2),
+                ]
             };
             let (w, s) = (cand(&mut rng), cand(&mut rng));
             b.push_node(d, w, Some(s), children);

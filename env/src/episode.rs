@@ -16,7 +16,10 @@ impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StepError::Masked { node, action } => {
-                write!(f, "action {action} is masked at node {node} (branch not generated)")
+                write!(
+                    f,
+                    "action {action} is masked at node {node} (branch not generated)"
+                )
             }
         }
     }
@@ -120,7 +123,11 @@ impl Episode {
         let n = self.node as usize;
         let regen = action == Action::Regenerate;
         [
-            if regen { c.strong_prm[n] } else { c.weak_prm[n] },
+            if regen {
+                c.strong_prm[n]
+            } else {
+                c.weak_prm[n]
+            },
             c.weak_prm[n],
             c.weak_tokens[n] as f32 / TOKEN_SCALE,
             if regen { 1.0 } else { 0.0 },

@@ -23,7 +23,13 @@ pub type AggObs = [f32; AGG_DIM];
 
 /// Build the TRIM-Agg vector from its raw parts (the single definition used everywhere).
 #[inline(always)]
-pub fn agg_features(min_prev: f32, prod_prev: f32, cur_prm: f32, cur_tokens: u32, t: u16) -> AggObs {
+pub fn agg_features(
+    min_prev: f32,
+    prod_prev: f32,
+    cur_prm: f32,
+    cur_tokens: u32,
+    t: u16,
+) -> AggObs {
     [
         min_prev,
         prod_prev,

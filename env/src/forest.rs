@@ -103,7 +103,11 @@ pub struct Candidate {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ForestError {
     /// A branch points at a node index that does not exist or is not deeper than its parent.
-    BadChild { node: u32, action: Action, child: u32 },
+    BadChild {
+        node: u32,
+        action: Action,
+        child: u32,
+    },
     /// A node has neither action available.
     DeadEnd { node: u32 },
     /// A node that is not a tree root is reached by no branch, or by more than one.
@@ -132,7 +136,10 @@ impl fmt::Display for ForestError {
                 write!(f, "node {node}: reached by {parents} branches (expected 1)")
             }
             ForestError::MissingStrong { node } => {
-                write!(f, "node {node}: regenerate branch without a strong candidate")
+                write!(
+                    f,
+                    "node {node}: regenerate branch without a strong candidate"
+                )
             }
             ForestError::BadCandidate { node, what } => write!(f, "node {node}: {what}"),
             ForestError::BadIndex { what } => write!(f, "forest index: {what}"),
@@ -205,7 +212,9 @@ impl ForestBuilder {
         });
         self.f.strong_tokens.push(s.tokens);
         self.f.strong_prm.push(s.prm);
-        self.f.next.push([children[0].encode(), children[1].encode()]);
+        self.f
+            .next
+            .push([children[0].encode(), children[1].encode()]);
         self.f.depth.push(depth);
         i
     }

@@ -151,12 +151,18 @@ mod tests {
         let probs = [0u32];
         let run = |p: RefPolicy| evaluate(&f, &probs, &p, EvalOptions::default()).unwrap()[0];
         let weak = run(RefPolicy::Weak);
-        assert_eq!((weak.accuracy, weak.strong_tokens, weak.steps), (0.0, 0.0, 2.0));
+        assert_eq!(
+            (weak.accuracy, weak.strong_tokens, weak.steps),
+            (0.0, 0.0, 2.0)
+        );
         let strong = run(RefPolicy::Strong);
         assert_eq!((strong.accuracy, strong.strong_tokens), (1.0, 80.0));
         // threshold 0.5: n0 (0.9) continue, n1 (0.4) regenerate, n3 (0.7) continue → correct.
         let thr = run(RefPolicy::Threshold(0.5));
-        assert_eq!((thr.accuracy, thr.strong_tokens, thr.strong_calls), (1.0, 40.0, 1.0));
+        assert_eq!(
+            (thr.accuracy, thr.strong_tokens, thr.strong_calls),
+            (1.0, 40.0, 1.0)
+        );
         let s = summarize(&[thr], strong.strong_tokens, 0.001);
         assert!((s.cost_fraction - 0.5).abs() < 1e-12);
         assert!((s.reward - (1.0 - 0.04)).abs() < 1e-12);
@@ -172,8 +178,18 @@ mod tests {
         let a = evaluate(&f, &[0], &RefPolicy::Random(0.5), opts).unwrap();
         let b = evaluate(&f, &[0], &RefPolicy::Random(0.5), opts).unwrap();
         assert_eq!(a, b);
-        let c = evaluate(&f, &[0], &RefPolicy::Random(0.5), EvalOptions { seed: 6, ..opts }).unwrap();
+        let c = evaluate(
+            &f,
+            &[0],
+            &RefPolicy::Random(0.5),
+            EvalOptions { seed: 6, ..opts },
+        )
+        .unwrap();
         assert_ne!(a, c);
-        assert!(a[0].strong_calls > 0.3 && a[0].strong_calls < 1.5, "{:?}", a[0]);
+        assert!(
+            a[0].strong_calls > 0.3 && a[0].strong_calls < 1.5,
+            "{:?}",
+            a[0]
+        );
     }
 }

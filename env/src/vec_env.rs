@@ -14,6 +14,11 @@ use crate::rng::Rng;
 /// Below this many slots per rayon task, stepping runs on one thread.
 const MIN_SLOTS_PER_TASK: usize = 512;
 
+/// One slot's mutable state as zipped by the parallel iterator: (episode, history, history length).
+type Slot<'a> = ((&'a mut Episode, &'a mut [HistStep]), &'a mut u16);
+/// One slot's inputs and outputs: (action, reward out, done out).
+type SlotIo<'a> = ((&'a Action, &'a mut f32), &'a mut bool);
+
 /// A batch of episodes over one forest with a fixed cost per strong token.
 pub struct VecEnv<'f> {
     forest: &'f Forest,
@@ -130,24 +135,21 @@ impl<'f> VecEnv<'f> {
         let n = self.eps.len();
         assert!(actions.len() == n && rewards.len() == n && dones.len() == n);
         let (forest, lambda, cap) = (self.forest, self.lambda, self.hist_cap);
-        let step_one = |(((ep, hist), hlen), ((&a, r), d)): (
-            ((&mut Episode, &mut [HistStep]), &mut u16),
-            ((&Action, &mut f32), &mut bool),
-        )|
-         -> Result<(), StepError> {
-            if ep.done() {
-                *r = 0.0;
-                *d = true;
-                return Ok(());
-            }
-            let entry = ep.hist_entry(forest, a);
-            let t = ep.step(forest, a, lambda)?;
-            hist[*hlen as usize] = entry;
-            *hlen += 1;
-            *r = t.reward;
-            *d = t.done;
-            Ok(())
-        };
+        let step_one =
+            |(((ep, hist), hlen), ((&a, r), d)): (Slot<'_>, SlotIo<'_>)| -> Result<(), StepError> {
+                if ep.done() {
+                    *r = 0.0;
+                    *d = true;
+                    return Ok(());
+                }
+                let entry = ep.hist_entry(forest, a);
+                let t = ep.step(forest, a, lambda)?;
+                hist[*hlen as usize] = entry;
+                *hlen += 1;
+                *r = t.reward;
+                *d = t.done;
+                Ok(())
+            };
         let slots = self
             .eps
             .par_iter_mut()
@@ -212,7 +214,7 @@ mod tests {
         let mut returns = [0.0f32; 3];
         for step in 0..3 {
             env.observe(&mut obs, &mut mask);
-            let acts: Vec<Action> = (0..3).map(|i| plans[i][step]).collect();
+            let acts: Vec<Action> = plans.iter().map(|plan| plan[step]).collect();
             env.step(&acts, &mut rew, &mut done).unwrap();
             for i in 0..3 {
                 returns[i] += rew[i];
