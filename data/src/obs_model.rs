@@ -44,8 +44,11 @@ pub struct ObsModel {
 impl ObsModel {
     /// The vendored math-train model.
     pub fn math_train() -> Self {
-        Self::from_json(Path::new("<embedded math-train obs model>"), MATH_TRAIN_JSON)
-            .expect("embedded observation model is valid")
+        Self::from_json(
+            Path::new("<embedded math-train obs model>"),
+            MATH_TRAIN_JSON,
+        )
+        .expect("embedded observation model is valid")
     }
 
     /// Parse a TRIM `*_obs_distributions_*.json` file's text.
@@ -53,7 +56,10 @@ impl ObsModel {
         let j: ObsJson = serde_json::from_str(text)
             .map_err(|e| DataError::file(path, format!("bad observation model JSON: {e}")))?;
         if !(j.bin_size > 0.0 && j.bin_size <= 0.5) {
-            return Err(DataError::file(path, format!("bad bin_size {}", j.bin_size)));
+            return Err(DataError::file(
+                path,
+                format!("bad bin_size {}", j.bin_size),
+            ));
         }
         let n = (1.0 / j.bin_size).round() as usize;
         let mut joint = vec![0.0; 3 * n * n];
@@ -62,12 +68,18 @@ impl ObsModel {
                 DataError::file(path, format!("observation model lacks state {s}"))
             })?;
             if st.bin_centers.len() != st.probs.len() {
-                return Err(DataError::file(path, format!("state {s}: centers/probs mismatch")));
+                return Err(DataError::file(
+                    path,
+                    format!("state {s}: centers/probs mismatch"),
+                ));
             }
             for (c, &p) in st.bin_centers.iter().zip(&st.probs) {
                 let bin_of = |x: f64| ((x / j.bin_size).floor() as usize).min(n - 1);
                 if !(p.is_finite() && p >= 0.0) {
-                    return Err(DataError::file(path, format!("state {s}: bad probability {p}")));
+                    return Err(DataError::file(
+                        path,
+                        format!("state {s}: bad probability {p}"),
+                    ));
                 }
                 joint[(s * n + bin_of(c[0])) * n + bin_of(c[1])] += p;
             }
@@ -150,7 +162,10 @@ mod tests {
         let m = ObsModel::math_train();
         let mut rng = Rng::new(1);
         let mean = |s: u8, min: f32, rng: &mut Rng| {
-            (0..20_000).map(|_| f64::from(m.sample(s, min, rng))).sum::<f64>() / 20_000.0
+            (0..20_000)
+                .map(|_| f64::from(m.sample(s, min, rng)))
+                .sum::<f64>()
+                / 20_000.0
         };
         let s0 = mean(0, 1.0, &mut rng);
         let s2 = mean(2, 1.0, &mut rng);

@@ -76,7 +76,11 @@ impl Ctx<'_> {
             return Err(self.err(row, Some(&format!("{who}_tokens")), "tokens must be >= 1"));
         }
         if !c.prm.is_finite() {
-            return Err(self.err(row, Some(&format!("{who}_prm")), "PRM score is NaN or infinite"));
+            return Err(self.err(
+                row,
+                Some(&format!("{who}_prm")),
+                "PRM score is NaN or infinite",
+            ));
         }
         if !(0.0..=1.0).contains(&c.prm) {
             return Err(self.err(
@@ -107,7 +111,10 @@ pub fn validate(path: &Path, ds: Dataset) -> Result<Loaded> {
     // Group rows by problem, then by tree (BTreeMap: trees in ascending id order).
     let mut groups: Vec<BTreeMap<u32, Vec<usize>>> = vec![BTreeMap::new(); ds.problems.len()];
     for (i, r) in ds.rows.iter().enumerate() {
-        groups[r.problem as usize].entry(r.tree).or_default().push(i);
+        groups[r.problem as usize]
+            .entry(r.tree)
+            .or_default()
+            .push(i);
     }
     for (p, g) in groups.iter().enumerate() {
         if g.is_empty() {
@@ -175,7 +182,11 @@ pub fn validate(path: &Path, ds: Dataset) -> Result<Loaded> {
                 }
             }
             let Some(root) = root else {
-                return Err(cx.err(rows[0], Some("parent"), "tree has no root (a node without parent)"));
+                return Err(cx.err(
+                    rows[0],
+                    Some("parent"),
+                    "tree has no root (a node without parent)",
+                ));
             };
             // Parents exist; at most one child per (parent, action).
             for &i in rows {
@@ -280,7 +291,10 @@ pub fn validate(path: &Path, ds: Dataset) -> Result<Loaded> {
                         tokens: s.tokens,
                         prm: s.prm,
                     }),
-                    [branch(0, r.continue_correct), branch(1, r.regenerate_correct)],
+                    [
+                        branch(0, r.continue_correct),
+                        branch(1, r.regenerate_correct),
+                    ],
                 );
                 forest_row.push(i as u32);
             }

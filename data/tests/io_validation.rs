@@ -90,7 +90,14 @@ fn parquet_and_jsonl_round_trip_exactly() {
         assert_eq!(back.problems, ds.problems, "{name}");
         assert_eq!(back.rows, ds.rows, "{name}");
         let l = load(&p).unwrap();
-        assert_eq!((l.forest.n_problems(), l.forest.n_trees(), l.forest.n_nodes()), (2, 3, 5));
+        assert_eq!(
+            (
+                l.forest.n_problems(),
+                l.forest.n_trees(),
+                l.forest.n_nodes()
+            ),
+            (2, 3, 5)
+        );
         assert_eq!(l.problems_in_split("test"), vec![1]);
         // Problem a: always-weak wins only on tree 1 → 0.5; always-strong wins on both → 1.
         let w = evaluate(&l.forest, &[0], &RefPolicy::Weak, EvalOptions::default()).unwrap();
@@ -123,16 +130,36 @@ fn bad_jsonl(name: &str, mutate: impl FnOnce(&mut Dataset), needles: &[&str]) {
 #[test]
 fn invariant_violations_name_line_node_and_field() {
     // JSON has no NaN: it is written as null and refused at the exact field.
-    bad_jsonl("nan", |d| d.rows[0].weak.prm = f32::NAN, &["line 2", "nodes[0].weak.prm", "null"]);
-    bad_jsonl("range", |d| d.rows[1].weak.prm = 1.5, &["weak_prm", "outside [0, 1]", "node 1"]);
+    bad_jsonl(
+        "nan",
+        |d| d.rows[0].weak.prm = f32::NAN,
+        &["line 2", "nodes[0].weak.prm", "null"],
+    );
+    bad_jsonl(
+        "range",
+        |d| d.rows[1].weak.prm = 1.5,
+        &["weak_prm", "outside [0, 1]", "node 1"],
+    );
     bad_jsonl(
         "srange",
         |d| d.rows[1].strong.as_mut().unwrap().prm = -0.1,
         &["strong_prm"],
     );
-    bad_jsonl("tokens", |d| d.rows[2].weak.tokens = 0, &["weak_tokens", ">= 1"]);
-    bad_jsonl("dup", |d| d.rows[2].node = 1, &["duplicate node", "field `node`"]);
-    bad_jsonl("orphan", |d| d.rows[2].parent = Some(9), &["orphan", "parent node 9"]);
+    bad_jsonl(
+        "tokens",
+        |d| d.rows[2].weak.tokens = 0,
+        &["weak_tokens", ">= 1"],
+    );
+    bad_jsonl(
+        "dup",
+        |d| d.rows[2].node = 1,
+        &["duplicate node", "field `node`"],
+    );
+    bad_jsonl(
+        "orphan",
+        |d| d.rows[2].parent = Some(9),
+        &["orphan", "parent node 9"],
+    );
     bad_jsonl(
         "cycle",
         |d| {
@@ -150,7 +177,11 @@ fn invariant_violations_name_line_node_and_field() {
         },
         &["second root"],
     );
-    bad_jsonl("depth", |d| d.rows[2].depth = 3, &["depth 3 but parent depth is 0"]);
+    bad_jsonl(
+        "depth",
+        |d| d.rows[2].depth = 3,
+        &["depth 3 but parent depth is 0"],
+    );
     bad_jsonl(
         "nooutcome",
         |d| d.rows[1].continue_correct = None,
@@ -197,10 +228,17 @@ fn empty_truncated_and_malformed_files_are_refused() {
     let cutj = d.join("cut.jsonl");
     std::fs::write(&cutj, &text[..text.len() - 40]).unwrap();
     let e = expect_err(&cutj).to_string();
-    assert!(e.contains("cut.jsonl: line 3") && e.contains("truncated"), "{e}");
+    assert!(
+        e.contains("cut.jsonl: line 3") && e.contains("truncated"),
+        "{e}"
+    );
 
     let wrong = d.join("wrong.jsonl");
-    std::fs::write(&wrong, text.replacen("\"tokens\":10", "\"tokens\":\"ten\"", 1)).unwrap();
+    std::fs::write(
+        &wrong,
+        text.replacen("\"tokens\":10", "\"tokens\":\"ten\"", 1),
+    )
+    .unwrap();
     let e = expect_err(&wrong).to_string();
     assert!(e.contains("line 2") && e.contains("invalid type"), "{e}");
 
@@ -215,7 +253,11 @@ fn empty_truncated_and_malformed_files_are_refused() {
 
     let ext = d.join("data.csv");
     std::fs::write(&ext, "x").unwrap();
-    assert!(expect_err(&ext).to_string().contains("unknown dataset format"));
+    assert!(
+        expect_err(&ext)
+            .to_string()
+            .contains("unknown dataset format")
+    );
 }
 
 /// Rewrite the sample parquet with one column changed by `edit`.
@@ -281,7 +323,8 @@ fn parquet_column_faults_name_row_and_field() {
             let v: Vec<Option<i64>> = (0..df.height() as i64)
                 .map(|i| if i == 1 { Some(5) } else { None })
                 .collect();
-            df.replace("action", Column::new("action".into(), v)).unwrap();
+            df.replace("action", Column::new("action".into(), v))
+                .unwrap();
         },
         &["row 1", "action", "outside [0, 1]"],
     );

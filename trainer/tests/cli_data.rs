@@ -38,7 +38,10 @@ const TOY: &str = "data/examples/toy.jsonl";
 fn validate_convert_stats_round_trip() {
     let d = tmp("convert");
     let out = ok(&["data", "validate", TOY]);
-    assert!(out.contains("ok (1 problems, 1 sample trees, 3 nodes)"), "{out}");
+    assert!(
+        out.contains("ok (1 problems, 1 sample trees, 3 nodes)"),
+        "{out}"
+    );
     let pq = d.join("toy.parquet");
     ok(&["data", "convert", TOY, pq.to_str().unwrap()]);
     ok(&["data", "validate", pq.to_str().unwrap()]);
@@ -81,7 +84,10 @@ fn eval_reports_hand_computed_operating_points() {
     assert!((get(1, "reward") - (1.0 - 0.37)).abs() < 1e-9);
     // PRM 0.93 ≥ 0.5 → continue (wrong); 0.93 < 0.95 → regenerate (right).
     assert_eq!(get(2, "accuracy"), 0.0);
-    assert_eq!((get(3, "accuracy"), get(3, "strong_calls_per_problem")), (1.0, 1.0));
+    assert_eq!(
+        (get(3, "accuracy"), get(3, "strong_calls_per_problem")),
+        (1.0, 1.0)
+    );
 }
 
 #[test]
@@ -100,7 +106,11 @@ fn bad_input_fails_with_file_line_and_field() {
     let o = trim(&["eval", "--data", TOY, "--policy", "threshold:2"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("must be in [0, 1]"));
-    let o = trim(&["data", "validate", d.join("missing.parquet").to_str().unwrap()]);
+    let o = trim(&[
+        "data",
+        "validate",
+        d.join("missing.parquet").to_str().unwrap(),
+    ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot open"));
 }
 

@@ -59,12 +59,18 @@ pub fn read_jsonl(path: &Path) -> Result<Dataset> {
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let lineno = i + 1;
         let line = line.map_err(|e| {
-            DataError::new(path, Loc::Line(lineno), None, format!("unreadable line: {e}"))
+            DataError::new(
+                path,
+                Loc::Line(lineno),
+                None,
+                format!("unreadable line: {e}"),
+            )
         })?;
         if line.trim().is_empty() {
             continue;
         }
-        if meta.is_none() && problems.is_empty() && line.trim_start().starts_with("{\"trim_meta\"") {
+        if meta.is_none() && problems.is_empty() && line.trim_start().starts_with("{\"trim_meta\"")
+        {
             let m: MetaLine = parse_line(path, lineno, &line)?;
             meta = Some(m.trim_meta);
             continue;
@@ -145,7 +151,9 @@ fn parse_line<T: serde::de::DeserializeOwned>(path: &Path, lineno: usize, line: 
             "truncated JSON (file cut short?)".to_string()
         } else {
             // Each record is one line, so serde's "line 1" is noise; keep the column.
-            inner.to_string().replace(" at line 1 column ", " at column ")
+            inner
+                .to_string()
+                .replace(" at line 1 column ", " at column ")
         };
         let field = (field != ".").then_some(field);
         DataError::new(path, Loc::Line(lineno), field.as_deref(), what)

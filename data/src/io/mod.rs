@@ -38,8 +38,8 @@ impl Format {
 
 /// Read a dataset (rows and metadata, not yet validated).
 pub fn read_dataset(path: &Path) -> Result<Dataset> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
     if meta.len() == 0 {
         return Err(DataError::file(path, "empty file"));
     }

@@ -63,7 +63,10 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
     ];
     macro_rules! column {
         ($name:expr, $f:expr) => {
-            cols.push(($name, Column::new("".into(), rows.iter().map($f).collect::<Vec<_>>())))
+            cols.push((
+                $name,
+                Column::new("".into(), rows.iter().map($f).collect::<Vec<_>>()),
+            ))
         };
     }
     column!(col::TREE, |r| r.tree);
@@ -77,8 +80,14 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
     column!(col::WEAK_STATE, |r| r.weak.state);
     column!(col::STRONG_TOKENS, |r| r.strong.as_ref().map(|s| s.tokens));
     column!(col::STRONG_PRM, |r| r.strong.as_ref().map(|s| s.prm));
-    column!(col::STRONG_FINISHED, |r| r.strong.as_ref().map(|s| s.finished));
-    column!(col::STRONG_STATE, |r| r.strong.as_ref().and_then(|s| s.state));
+    column!(col::STRONG_FINISHED, |r| r
+        .strong
+        .as_ref()
+        .map(|s| s.finished));
+    column!(col::STRONG_STATE, |r| r
+        .strong
+        .as_ref()
+        .and_then(|s| s.state));
     column!(col::CONTINUE_CORRECT, |r| r.continue_correct);
     column!(col::REGENERATE_CORRECT, |r| r.regenerate_correct);
     // Audit columns only when some row carries them.
@@ -86,8 +95,12 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
     let audit: [(&str, Pick); 4] = [
         (col::WEAK_TEXT, |r| r.weak.text.as_deref()),
         (col::WEAK_HASH, |r| r.weak.hash.as_deref()),
-        (col::STRONG_TEXT, |r| r.strong.as_ref().and_then(|s| s.text.as_deref())),
-        (col::STRONG_HASH, |r| r.strong.as_ref().and_then(|s| s.hash.as_deref())),
+        (col::STRONG_TEXT, |r| {
+            r.strong.as_ref().and_then(|s| s.text.as_deref())
+        }),
+        (col::STRONG_HASH, |r| {
+            r.strong.as_ref().and_then(|s| s.hash.as_deref())
+        }),
     ];
     for (name, pick) in audit {
         if rows.iter().any(|r| pick(r).is_some()) {
@@ -137,7 +150,12 @@ impl Cols<'_> {
     }
 
     fn null_err(&self, name: &str, row: usize) -> DataError {
-        DataError::new(self.path, Loc::Row(row), Some(name), "null in a required field")
+        DataError::new(
+            self.path,
+            Loc::Row(row),
+            Some(name),
+            "null in a required field",
+        )
     }
 
     /// Integers in `[lo, hi]`; any integer column type is accepted.
@@ -170,7 +188,9 @@ impl Cols<'_> {
         if !c.dtype().is_float() {
             return Err(self.type_err(name, "a float column", c.dtype()));
         }
-        let c = c.cast(&DataType::Float64).map_err(pl_err(self.path, name))?;
+        let c = c
+            .cast(&DataType::Float64)
+            .map_err(pl_err(self.path, name))?;
         let ca = c.f64().map_err(pl_err(self.path, name))?;
         ca.iter()
             .enumerate()
@@ -241,7 +261,12 @@ pub fn read_parquet(path: &Path) -> Result<Dataset> {
     }
     let meta = match meta_json {
         Some(j) => serde_json::from_str::<Meta>(&j).map_err(|e| {
-            DataError::new(path, Loc::File, Some(META_KEY), format!("bad metadata JSON: {e}"))
+            DataError::new(
+                path,
+                Loc::File,
+                Some(META_KEY),
+                format!("bad metadata JSON: {e}"),
+            )
         })?,
         None => Meta::new(super::jsonl::stem(path)),
     };

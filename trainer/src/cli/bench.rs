@@ -30,7 +30,12 @@ pub struct BenchArgs {
 }
 
 /// Play every tree once per pass until `budget` elapses; returns (steps, seconds).
-fn fused_loop(forest: &trim_env::Forest, policy: &RefPolicy, budget: Duration, parallel: bool) -> (u64, f64) {
+fn fused_loop(
+    forest: &trim_env::Forest,
+    policy: &RefPolicy,
+    budget: Duration,
+    parallel: bool,
+) -> (u64, f64) {
     let start = Instant::now();
     let mut steps = 0u64;
     let mut pass = 0u64;
@@ -41,7 +46,11 @@ fn fused_loop(forest: &trim_env::Forest, policy: &RefPolicy, budget: Duration, p
             u64::from(run_episode(forest, t, policy, &mut rng).map_or(0, |o| o.steps))
         };
         steps += if parallel {
-            trees.into_par_iter().with_min_len(256).map(one).sum::<u64>()
+            trees
+                .into_par_iter()
+                .with_min_len(256)
+                .map(one)
+                .sum::<u64>()
         } else {
             trees.map(one).sum::<u64>()
         };
@@ -50,7 +59,12 @@ fn fused_loop(forest: &trim_env::Forest, policy: &RefPolicy, budget: Duration, p
     (steps, start.elapsed().as_secs_f64())
 }
 
-fn vec_env_loop(forest: &trim_env::Forest, policy: &RefPolicy, batch: usize, budget: Duration) -> anyhow::Result<(u64, f64)> {
+fn vec_env_loop(
+    forest: &trim_env::Forest,
+    policy: &RefPolicy,
+    batch: usize,
+    budget: Duration,
+) -> anyhow::Result<(u64, f64)> {
     let mut env = VecEnv::new(forest, batch, 8e-4);
     let mut obs = vec![0.0f32; batch * AGG_DIM];
     let mut mask = vec![false; batch * 2];
@@ -100,7 +114,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     );
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let (s1, t1) = single.install(|| fused_loop(f, &policy, budget, false));
-    println!("fused episode loop, 1 core     {:>8.2} M steps/s", s1 as f64 / t1 / 1e6);
+    println!(
+        "fused episode loop, 1 core     {:>8.2} M steps/s",
+        s1 as f64 / t1 / 1e6
+    );
     let (sn, tn) = fused_loop(f, &policy, budget, true);
     println!(
         "fused episode loop, {threads} cores    {:>8.2} M steps/s",

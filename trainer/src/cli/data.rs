@@ -89,7 +89,10 @@ fn print_stats(file: &str, s: &DatasetStats) {
         pct(c.trees_with_all_weak_path),
         pct(c.trees_with_all_strong_path)
     );
-    for (name, a) in [("always-weak", &s.always_weak), ("always-strong", &s.always_strong)] {
+    for (name, a) in [
+        ("always-weak", &s.always_weak),
+        ("always-strong", &s.always_strong),
+    ] {
         println!(
             "{name:<14} accuracy {}, {:.2} steps, {:.1} weak tokens, {:.1} strong tokens, {:.2} strong calls per problem",
             pct(a.accuracy),

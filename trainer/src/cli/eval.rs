@@ -54,7 +54,10 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let mut problems = l.problems_in_split(&a.split);
     if problems.is_empty() && a.split == "test" {
         // Datasets without a test split: evaluate everything, and say so.
-        eprintln!("note: no `test` split in {}; evaluating all problems", a.data.display());
+        eprintln!(
+            "note: no `test` split in {}; evaluating all problems",
+            a.data.display()
+        );
         problems = l.problems_in_split("all");
     }
     anyhow::ensure!(
