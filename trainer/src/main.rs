@@ -22,6 +22,8 @@ enum Cmd {
     Eval(cli::eval::EvalArgs),
     /// Benchmarks: replay steps per second.
     Bench(cli::bench::BenchArgs),
+    /// Train a TRIM-Agg routing policy with PPO into checkpoints/<run-name>/ (resumable).
+    Train(Box<cli::train::TrainArgs>),
 }
 
 #[derive(Subcommand)]
@@ -50,7 +52,18 @@ enum ImportCmd {
     Paths(cli::import_paths::PathsArgs),
 }
 
+/// Die quietly on a closed pipe (`trim … | head`) like other Unix tools, instead of panicking
+/// in `println!`.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Data(d) => match d {
@@ -66,6 +79,7 @@ fn main() {
         },
         Cmd::Eval(a) => cli::eval::run(a),
         Cmd::Bench(a) => cli::bench::run(a),
+        Cmd::Train(a) => cli::train::run(*a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
