@@ -268,6 +268,17 @@ pub fn generate(
     cfg_path: &Path,
     command: &str,
 ) -> Result<(Dataset, SynthReport)> {
+    generate_with_progress(cfg, cfg_path, command, &|| {})
+}
+
+/// [`generate`], calling `on_problem` once per finished problem (from worker threads) so a
+/// front end can show progress without this crate knowing about terminals.
+pub fn generate_with_progress(
+    cfg: &SynthConfig,
+    cfg_path: &Path,
+    command: &str,
+    on_problem: &(dyn Fn() + Sync),
+) -> Result<(Dataset, SynthReport)> {
     cfg.check(cfg_path)?;
     let (model, mut sources) = load_model(&cfg.latent, &cfg.inputs, cfg_path)?;
     let built: Vec<(ProblemInfo, Vec<NodeRow>)> = (0..cfg.problems)
@@ -290,6 +301,7 @@ pub fn generate(
                 let mut w = b.tree(pi);
                 model.expand_tree(&mut w, &d, cfg.max_regens, &[], &mut rng);
             }
+            on_problem();
             (info, b.finish().rows)
         })
         .collect();

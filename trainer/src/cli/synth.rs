@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use trim_data::synth::{
-    SHIPPED_CONFIG_PATH, STEP_TOKENS_PATH, SynthConfig, derive_step_tokens, generate,
+    SHIPPED_CONFIG_PATH, STEP_TOKENS_PATH, SynthConfig, derive_step_tokens, generate_with_progress,
     write_step_tokens,
 };
 
@@ -108,7 +108,9 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&model.calibration)?);
         return Ok(());
     }
-    let (ds, rep) = generate(&cfg, &path, &command_line())?;
+    let pb = super::progress::bar(u64::from(cfg.problems), "problems");
+    let (ds, rep) = generate_with_progress(&cfg, &path, &command_line(), &|| pb.inc(1))?;
+    pb.finish_and_clear();
     write(&cfg.out, &ds)?;
     let c = &rep.calibration;
     println!(
