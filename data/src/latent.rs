@@ -232,15 +232,7 @@ pub struct StepTokensFile {
 impl StepTokensFile {
     /// Parse and check (both roles need at least one step).
     pub fn from_json(path: &Path, text: &str) -> Result<Self> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let f: StepTokensFile = serde_path_to_error::deserialize(de).map_err(|e| {
-            DataError::new(
-                path,
-                Loc::File,
-                Some(&e.path().to_string()),
-                e.inner().to_string(),
-            )
-        })?;
+        let f: StepTokensFile = crate::io::parse_json(path, text)?;
         for (role, l) in [("weak", &f.weak), ("strong", &f.strong)] {
             if l.nonfinal.is_empty() && l.last.is_empty() {
                 return Err(DataError::new(

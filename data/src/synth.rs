@@ -459,12 +459,7 @@ pub fn derive_step_tokens(raw: &Path, command: &str) -> Result<StepTokensFile> {
 /// Write `step_tokens.json` atomically (compact lists).
 pub fn write_step_tokens(path: &Path, f: &StepTokensFile) -> Result<()> {
     let v = serde_json::to_value(f).map_err(|e| DataError::file(path, e.to_string()))?;
-    let text = compact_json(&v);
-    crate::io::write_atomic(path, |w| {
-        use std::io::Write;
-        w.write_all(text.as_bytes())
-            .map_err(|e| DataError::file(path, format!("write failed: {e}")))
-    })
+    crate::io::write_text_atomic(path, &compact_json(&v))
 }
 
 /// Pretty JSON that keeps lists of numbers on wrapped lines and flat records on one line each,

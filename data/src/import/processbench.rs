@@ -158,15 +158,7 @@ pub struct Math500 {
 impl Math500 {
     /// Parse a keys file.
     pub fn from_json(path: &Path, text: &str) -> Result<Self> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let file: Math500KeysFile = serde_path_to_error::deserialize(de).map_err(|e| {
-            DataError::new(
-                path,
-                Loc::File,
-                Some(&e.path().to_string()),
-                e.inner().to_string(),
-            )
-        })?;
+        let file: Math500KeysFile = crate::io::parse_json(path, text)?;
         let mut by_len: HashMap<(u32, bool), HashSet<String>> = HashMap::new();
         for k in &file.entries {
             by_len
@@ -292,12 +284,7 @@ pub fn build_math500_keys(src: &Path, command: &str) -> Result<Math500KeysFile> 
 /// Write a keys file (atomically, compact JSON).
 pub fn write_math500_keys(path: &Path, f: &Math500KeysFile) -> Result<()> {
     let v = serde_json::to_value(f).map_err(|e| DataError::file(path, e.to_string()))?;
-    let text = compact_json(&v);
-    crate::io::write_atomic(path, |w| {
-        use std::io::Write;
-        w.write_all(text.as_bytes())
-            .map_err(|e| DataError::file(path, format!("write failed: {e}")))
-    })
+    crate::io::write_text_atomic(path, &compact_json(&v))
 }
 
 // ---------------------------------------------------------------------------------------------

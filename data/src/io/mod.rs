@@ -109,3 +109,26 @@ pub fn text_hash(text: &str) -> String {
     let d = Sha256::digest(text.as_bytes());
     d[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Parse a whole JSON document, naming the JSON path of the offending field on error.
+pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let field = (field != ".").then_some(field);
+        DataError::new(
+            path,
+            crate::error::Loc::File,
+            field.as_deref(),
+            e.into_inner().to_string(),
+        )
+    })
+}
+
+/// Write a text file atomically.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, |w| {
+        w.write_all(text.as_bytes())
+            .map_err(|e| DataError::file(path, format!("write failed: {e}")))
+    })
+}

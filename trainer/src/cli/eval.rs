@@ -118,12 +118,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         });
     }
     if let Some(path) = a.json {
-        let text = serde_json::to_string_pretty(&rows)?;
-        trim_data::io::write_atomic(&path, |w| {
-            use std::io::Write;
-            w.write_all(text.as_bytes())
-                .map_err(|e| trim_data::DataError::file(&path, e.to_string()))
-        })?;
+        trim_data::io::write_text_atomic(&path, &serde_json::to_string_pretty(&rows)?)?;
     }
     Ok(())
 }
