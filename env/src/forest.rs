@@ -224,6 +224,12 @@ impl ForestBuilder {
         self.f.next[node as usize][action as usize] = branch.encode();
     }
 
+    /// The forest without checks (tests build deliberately partial forests and prune them).
+    #[cfg(test)]
+    pub(crate) fn into_unchecked(self) -> Forest {
+        self.f
+    }
+
     /// Check every structural invariant and return the forest.
     pub fn finish(self) -> Result<Forest, ForestError> {
         let f = self.f;

@@ -13,6 +13,8 @@
 pub mod episode;
 pub mod features;
 pub mod forest;
+pub mod metrics;
+pub mod oracle;
 pub mod policy;
 pub mod rng;
 pub mod rollout;
@@ -21,6 +23,7 @@ pub mod vec_env;
 pub use episode::{Episode, EpisodeOutcome, StepError, Transition};
 pub use features::{AGG_DIM, AGG_FEATURES, AggObs, HIST_DIM, HIST_FEATURES, HistStep};
 pub use forest::{Action, Branch, Candidate, Coverage, Forest, ForestBuilder, ForestError};
+pub use oracle::{hindsight_optimal, query_cascade, query_oracle};
 pub use policy::{Policy, RefPolicy, resolve};
 pub use rng::Rng;
 pub use rollout::{EvalOptions, ProblemOutcome, Summary, evaluate, run_episode, summarize};
