@@ -234,6 +234,51 @@ mod tests {
     }
 
     #[test]
+    fn tree_sampling_is_deterministic_per_seed() {
+        use crate::forest::{Branch, Candidate, ForestBuilder};
+        // One problem with three one-node sample trees, two problems with one.
+        let mut b = ForestBuilder::new();
+        let leaf = |b: &mut ForestBuilder| {
+            b.begin_tree();
+            b.push_node(
+                0,
+                Candidate {
+                    tokens: 1,
+                    prm: 0.5,
+                },
+                None,
+                [Branch::Outcome(true), Branch::Absent],
+            );
+        };
+        b.begin_problem();
+        for _ in 0..3 {
+            leaf(&mut b);
+        }
+        for _ in 0..2 {
+            b.begin_problem();
+            leaf(&mut b);
+        }
+        let f = b.finish().unwrap();
+        let problems: Vec<u32> = (0..64).map(|i| [0, 1, 2][i % 3]).collect();
+        let draw = |seed| {
+            let mut out = vec![0u32; problems.len()];
+            VecEnv::sample_trees(&f, &problems, &mut Rng::new(seed), &mut out);
+            out
+        };
+        let a = draw(9);
+        assert_eq!(a, draw(9));
+        assert_ne!(a, draw(10));
+        for (t, p) in a.iter().zip(&problems) {
+            assert!(f.trees_of(*p as usize).contains(&(*t as usize)));
+        }
+        // All three trees of problem 0 get drawn.
+        let mut seen: Vec<u32> = a.iter().step_by(3).copied().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, vec![0, 1, 2]);
+    }
+
+    #[test]
     fn masked_action_is_an_error() {
         let f = small_forest();
         let mut env = VecEnv::new(&f, 1, 0.0);
