@@ -134,3 +134,58 @@ fn every_subcommand_has_help() {
         assert!(out.contains("Usage"), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn synth_is_deterministic_and_feeds_eval_and_stats() {
+    let d = tmp("synth");
+    let (a, b, c) = (d.join("a.parquet"), d.join("b.parquet"), d.join("c.parquet"));
+    for (out, seed) in [(&a, "7"), (&b, "7"), (&c, "8")] {
+        ok(&[
+            "data",
+            "synth",
+            "--problems",
+            "120",
+            "--seed",
+            seed,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+    }
+    // The metadata differs only by the output path in the recorded command; the trees must not.
+    let rows = |p: &PathBuf| trim_data::io::read_dataset(p).unwrap();
+    let (da, db, dc) = (rows(&a), rows(&b), rows(&c));
+    assert!(da.rows == db.rows && da.problems == db.problems, "same seed, same trees");
+    assert!(da.rows != dc.rows, "another seed, other trees");
+    let js: serde_json::Value =
+        serde_json::from_str(&ok(&["data", "stats", a.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(js["problems"], 120);
+    assert_eq!(js["coverage"]["trees_with_all_strong_path"], 1.0);
+    let weak = js["always_weak"]["accuracy"].as_f64().unwrap();
+    let strong = js["always_strong"]["accuracy"].as_f64().unwrap();
+    assert!(weak < strong, "{weak} {strong}");
+    let json = d.join("sweep.json");
+    ok(&[
+        "eval",
+        "--data",
+        a.to_str().unwrap(),
+        "--split",
+        "all",
+        "--threshold-sweep",
+        "4",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2 + 5);
+    // Threshold 0 never regenerates: it is always-weak.
+    assert_eq!(rows[2]["accuracy"], rows[0]["accuracy"]);
+    assert_eq!(rows[2]["cost_fraction"], 0.0);
+    // Raising the threshold never lowers the cost on these trees.
+    let costs: Vec<f64> = rows[2..]
+        .iter()
+        .map(|r| r["cost_fraction"].as_f64().unwrap())
+        .collect();
+    assert!(costs.windows(2).all(|w| w[0] <= w[1] + 1e-12), "{costs:?}");
+}
