@@ -24,6 +24,8 @@ enum Cmd {
     Bench(cli::bench::BenchArgs),
     /// Train a TRIM-Agg routing policy with PPO into checkpoints/<run-name>/ (resumable).
     Train(Box<cli::train::TrainArgs>),
+    /// Benchmark: PPO updates/s and env steps/s on the paper's schedule (1060 × 64 episodes).
+    BenchTrain(cli::bench_train::BenchTrainArgs),
 }
 
 #[derive(Subcommand)]
@@ -80,6 +82,7 @@ fn main() {
         Cmd::Eval(a) => cli::eval::run(a),
         Cmd::Bench(a) => cli::bench::run(a),
         Cmd::Train(a) => cli::train::run(*a),
+        Cmd::BenchTrain(a) => cli::bench_train::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

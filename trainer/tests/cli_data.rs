@@ -138,7 +138,11 @@ fn every_subcommand_has_help() {
 #[test]
 fn synth_is_deterministic_and_feeds_eval_and_stats() {
     let d = tmp("synth");
-    let (a, b, c) = (d.join("a.parquet"), d.join("b.parquet"), d.join("c.parquet"));
+    let (a, b, c) = (
+        d.join("a.parquet"),
+        d.join("b.parquet"),
+        d.join("c.parquet"),
+    );
     for (out, seed) in [(&a, "7"), (&b, "7"), (&c, "8")] {
         ok(&[
             "data",
@@ -154,7 +158,10 @@ fn synth_is_deterministic_and_feeds_eval_and_stats() {
     // The metadata differs only by the output path in the recorded command; the trees must not.
     let rows = |p: &PathBuf| trim_data::io::read_dataset(p).unwrap();
     let (da, db, dc) = (rows(&a), rows(&b), rows(&c));
-    assert!(da.rows == db.rows && da.problems == db.problems, "same seed, same trees");
+    assert!(
+        da.rows == db.rows && da.problems == db.problems,
+        "same seed, same trees"
+    );
     assert!(da.rows != dc.rows, "another seed, other trees");
     let js: serde_json::Value =
         serde_json::from_str(&ok(&["data", "stats", a.to_str().unwrap(), "--json"])).unwrap();

@@ -1,25 +1,22 @@
 //! One module per subcommand; each turns parsed arguments into library calls and prints results.
 
 pub mod bench;
+pub mod bench_train;
 pub mod data;
 pub mod eval;
 pub mod import_gsm8k;
 pub mod import_paths;
 pub mod import_processbench;
+pub mod progress;
 pub mod synth;
+pub mod train;
 
 /// The command line as typed, for dataset metadata ("the command that regenerates it").
 pub fn command_line() -> String {
     let mut args = std::env::args();
     let _ = args.next();
     std::iter::once("trim".to_string())
-        .chain(args.map(|a| {
-            if a.contains(' ') {
-                format!("'{a}'")
-            } else {
-                a
-            }
-        }))
+        .chain(args.map(|a| if a.contains(' ') { format!("'{a}'") } else { a }))
         .collect::<Vec<_>>()
         .join(" ")
 }

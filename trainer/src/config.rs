@@ -1,0 +1,386 @@
+//! The training configuration: one declaration, three faces.
+//!
+//! `train_config!` declares every hyper-parameter once (doc comment, type, default). From that
+//! single list it generates
+//! * [`TrainConfig`], the resolved configuration (serialised into the run directory and into
+//!   every checkpoint);
+//! * [`ConfigOverrides`], the same fields as `Option`s, which is both the clap argument group of
+//!   `trim train` (the doc comments become `--help`) and the serde schema of a TOML config file
+//!   (unknown keys are rejected);
+//! * [`TrainConfig::apply`], layering overrides on top of a configuration.
+//!
+//! Resolution order: defaults (the official TRIM-Agg release, reference §2.3) ← `--config FILE`
+//! ← command-line flags. Values are then checked by [`TrainConfig::validate`] and, once the
+//! dataset is loaded, by [`TrainConfig::validate_for_dataset`], so a bad value fails before any
+//! training step.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Default dataset: the shipped synthetic MATH-like trees.
+pub const DEFAULT_DATA: &str = "data/sets/synth-math.parquet";
+
+/// Name of the provenance table allowed (and ignored) in config files, so that a run's own
+/// `config.toml` can be fed back with `--config`.
+pub const PROVENANCE_TABLE: &str = "provenance";
+
+macro_rules! train_config {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:expr ;)+) => {
+        /// A resolved training configuration (every field has a value).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct TrainConfig {
+            $( $(#[doc = $doc])+ pub $name: $ty, )+
+        }
+
+        impl Default for TrainConfig {
+            fn default() -> Self {
+                TrainConfig { $( $name: $default, )+ }
+            }
+        }
+
+        /// Optional values for every [`TrainConfig`] field: a TOML config file, or the
+        /// `trim train` flags (`--lambda 8e-4` or `--lambda=8e-4`).
+        #[derive(Clone, Debug, Default, clap::Args, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct ConfigOverrides {
+            $( $(#[doc = $doc])+ #[arg(long)] pub $name: Option<$ty>, )+
+            /// Provenance written by `trim train` into a run's `config.toml`; ignored on input.
+            #[arg(skip)]
+            #[serde(default)]
+            pub provenance: Option<toml::Table>,
+        }
+
+        impl TrainConfig {
+            /// Replace every field that `o` sets.
+            pub fn apply(&mut self, o: &ConfigOverrides) {
+                $( if let Some(v) = &o.$name { self.$name = v.clone(); } )+
+            }
+
+            /// Names of the fields `o` sets.
+            pub fn set_in(o: &ConfigOverrides) -> Vec<&'static str> {
+                let mut v = vec![];
+                $( if o.$name.is_some() { v.push(stringify!($name)); } )+
+                v
+            }
+
+            /// Names of all fields, in declaration order.
+            pub const FIELDS: &'static [&'static str] = &[$( stringify!($name), )+];
+        }
+    };
+}
+
+train_config! {
+    /// Dataset file (.parquet or .jsonl). [default: data/sets/synth-math.parquet]
+    data: PathBuf = PathBuf::from(DEFAULT_DATA);
+    /// Split trained on; `val_fraction` of it is held out for validation. [default: train]
+    train_split: String = "train".into();
+    /// Split evaluated once at the end, for monitoring only ("none" to skip). [default: test]
+    test_split: String = "test".into();
+    /// Cost per strong token λ: reward = 1{correct} − λ·(strong tokens). [default: 8e-4]
+    lambda: f64 = 8e-4;
+    /// Seed of everything random: validation hold-out, problem order, tree and action sampling,
+    /// initial weights. [default: 10]
+    seed: u64 = 10;
+    /// Passes over the training problems (the release's "epochs"). [default: 10]
+    passes: u32 = 10;
+    /// Episodes (problems, one sampled tree each) per PPO update. [default: 64]
+    batch_episodes: usize = 64;
+    /// Episodes per minibatch (capped at the batch); the batch is split along the episode axis.
+    /// [default: 64]
+    minibatch_episodes: usize = 64;
+    /// PPO epochs over each batch. [default: 3]
+    update_epochs: u32 = 3;
+    /// Adam learning rate at the first update. [default: 3e-4]
+    lr: f64 = 3e-4;
+    /// Anneal the learning rate linearly to 0 over all updates. [default: true]
+    anneal_lr: bool = true;
+    /// Adam epsilon. [default: 1e-5]
+    adam_eps: f64 = 1e-5;
+    /// L2 weight decay added to the gradient (PyTorch Adam semantics). [default: 1e-5]
+    weight_decay: f64 = 1e-5;
+    /// Discount factor γ. [default: 1.0]
+    gamma: f64 = 1.0;
+    /// GAE λ. [default: 0.95]
+    gae_lambda: f64 = 0.95;
+    /// PPO surrogate clip range ε. [default: 0.2]
+    clip_coef: f64 = 0.2;
+    /// Value-loss clip range around the rollout value (0 disables value clipping). [default: 0.2]
+    vf_clip: f64 = 0.2;
+    /// Value-loss coefficient. [default: 0.5]
+    vf_coef: f64 = 0.5;
+    /// Entropy coefficient at the first update (annealed linearly). [default: 0.01]
+    ent_coef_start: f64 = 0.01;
+    /// Entropy coefficient at the last update. [default: 0.001]
+    ent_coef_end: f64 = 0.001;
+    /// Clip the global gradient norm to this value. [default: 0.5]
+    max_grad_norm: f64 = 0.5;
+    /// Normalise advantages over the valid steps of each batch. [default: true]
+    norm_adv: bool = true;
+    /// Width of every hidden layer. [default: 64]
+    hidden: usize = 64;
+    /// Dropout after each hidden block during PPO updates. The release uses 0.1 but computes
+    /// the rollout log-probs without dropout and the update's with it, so the PPO ratio is off
+    /// even at the first epoch; 0 removes that mismatch. [default: 0.0]
+    dropout: f64 = 0.0;
+    /// Fraction of the training split held out for greedy validation. [default: 0.1]
+    val_fraction: f64 = 0.1;
+    /// Validate (and maybe save `best/`) every N updates, and after the last. [default: 50]
+    val_every: u64 = 50;
+    /// Write a resumable checkpoint every N updates, and after the last. [default: 50]
+    checkpoint_every: u64 = 50;
+}
+
+impl TrainConfig {
+    /// Defaults ← optional TOML file ← command-line overrides.
+    pub fn resolve(file: Option<&Path>, cli: &ConfigOverrides) -> Result<TrainConfig> {
+        let mut cfg = TrainConfig::default();
+        if let Some(path) = file {
+            cfg.apply(&ConfigOverrides::from_toml_file(path)?);
+        }
+        cfg.apply(cli);
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check every value that can be checked without the dataset.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, why: String| Err(TrainError::Config(format!("{field}: {why}")));
+        let finite = |x: f64| x.is_finite();
+        if !finite(self.lambda) || self.lambda < 0.0 {
+            return bad(
+                "lambda",
+                format!(
+                    "{} must be a finite number >= 0 (cost per strong token)",
+                    self.lambda
+                ),
+            );
+        }
+        for (name, v) in [
+            ("passes", self.passes as u64),
+            ("batch_episodes", self.batch_episodes as u64),
+            ("minibatch_episodes", self.minibatch_episodes as u64),
+            ("update_epochs", self.update_epochs as u64),
+            ("hidden", self.hidden as u64),
+            ("val_every", self.val_every),
+            ("checkpoint_every", self.checkpoint_every),
+        ] {
+            if v == 0 {
+                return bad(name, "must be at least 1".into());
+            }
+        }
+        for (name, v) in [
+            ("lr", self.lr),
+            ("adam_eps", self.adam_eps),
+            ("clip_coef", self.clip_coef),
+            ("max_grad_norm", self.max_grad_norm),
+        ] {
+            if !finite(v) || v <= 0.0 {
+                return bad(name, format!("{v} must be > 0"));
+            }
+        }
+        for (name, v) in [
+            ("weight_decay", self.weight_decay),
+            ("vf_clip", self.vf_clip),
+            ("vf_coef", self.vf_coef),
+            ("ent_coef_start", self.ent_coef_start),
+            ("ent_coef_end", self.ent_coef_end),
+        ] {
+            if !finite(v) || v < 0.0 {
+                return bad(name, format!("{v} must be >= 0"));
+            }
+        }
+        for (name, v) in [("gamma", self.gamma), ("gae_lambda", self.gae_lambda)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(name, format!("{v} must be in [0, 1]"));
+            }
+        }
+        for (name, v) in [
+            ("dropout", self.dropout),
+            ("val_fraction", self.val_fraction),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(name, format!("{v} must be in [0, 1)"));
+            }
+        }
+        if self.train_split.trim().is_empty() {
+            return bad("train_split", "must name a split".into());
+        }
+        Ok(())
+    }
+
+    /// Checks that need the dataset: the training split exists and holds at least one batch of
+    /// problems after the validation hold-out.
+    pub fn validate_for_dataset(&self, n_train: usize, n_val: usize, splits: &str) -> Result<()> {
+        if n_train + n_val == 0 {
+            return Err(TrainError::Config(format!(
+                "train_split: no problems in split `{}` of {} (splits: {splits})",
+                self.train_split,
+                self.data.display()
+            )));
+        }
+        if self.batch_episodes > n_train {
+            return Err(TrainError::Config(format!(
+                "batch_episodes: {} is larger than the {n_train} training problems of {} \
+                 (split `{}` minus {n_val} held out for validation)",
+                self.batch_episodes,
+                self.data.display(),
+                self.train_split
+            )));
+        }
+        if self.val_fraction > 0.0 && n_val == 0 {
+            return Err(TrainError::Config(format!(
+                "val_fraction: {} of {} problems leaves no validation problem",
+                self.val_fraction,
+                n_train + n_val
+            )));
+        }
+        Ok(())
+    }
+
+    /// Problems held out for validation out of `n` training-split problems.
+    pub fn n_val(&self, n: usize) -> usize {
+        if self.val_fraction <= 0.0 || n < 2 {
+            return 0;
+        }
+        ((self.val_fraction * n as f64).round() as usize).clamp(1, n - 1)
+    }
+
+    /// Updates per pass over `n_train` problems (the last batch may be smaller).
+    pub fn updates_per_pass(&self, n_train: usize) -> u64 {
+        n_train.div_ceil(self.batch_episodes) as u64
+    }
+
+    /// Total updates of the schedule.
+    pub fn total_updates(&self, n_train: usize) -> u64 {
+        self.updates_per_pass(n_train) * u64::from(self.passes)
+    }
+
+    /// The configuration as a TOML document.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot serialise config: {e}\n"))
+    }
+}
+
+impl ConfigOverrides {
+    /// Parse a TOML config file; unknown keys and wrong types are errors naming the file.
+    pub fn from_toml_file(path: &Path) -> Result<ConfigOverrides> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TrainError::Config(format!("cannot read {}: {e}", path.display())))?;
+        ConfigOverrides::from_toml_str(&text)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parse TOML text.
+    pub fn from_toml_str(text: &str) -> std::result::Result<ConfigOverrides, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        o: ConfigOverrides,
+    }
+
+    /// The `[default: X]` in each help text is what `TrainConfig::default()` really holds:
+    /// feeding every documented default back through the CLI reproduces the defaults.
+    #[test]
+    fn help_defaults_match_real_defaults() {
+        let cmd = Cli::command();
+        let mut argv = vec!["x".to_string()];
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" {
+                continue;
+            }
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let d = help
+                .rsplit_once("[default: ")
+                .and_then(|(_, r)| r.strip_suffix(']'))
+                .unwrap_or_else(|| panic!("--{long} help lacks [default: ]: {help}"));
+            argv.push(format!("--{long}={d}"));
+        }
+        assert_eq!(argv.len() - 1, TrainConfig::FIELDS.len());
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        let mut cfg = TrainConfig {
+            lambda: 99.0,
+            ..TrainConfig::default()
+        };
+        cfg.apply(&cli.o);
+        assert_eq!(cfg, TrainConfig::default());
+    }
+
+    #[test]
+    fn both_flag_spellings_and_toml_layering() {
+        let a = Cli::try_parse_from(["x", "--lambda", "2e-3"]).unwrap();
+        let b = Cli::try_parse_from(["x", "--lambda=2e-3", "--anneal-lr=false"]).unwrap();
+        assert_eq!(a.o.lambda, Some(2e-3));
+        assert_eq!(b.o.lambda, Some(2e-3));
+        assert_eq!(b.o.anneal_lr, Some(false));
+        let file = ConfigOverrides::from_toml_str("lambda = 1e-3\nseed = 3\n").unwrap();
+        let mut cfg = TrainConfig::default();
+        cfg.apply(&file);
+        cfg.apply(&a.o);
+        assert_eq!((cfg.lambda, cfg.seed), (2e-3, 3));
+    }
+
+    #[test]
+    fn own_config_toml_round_trips_with_provenance() {
+        let cfg = TrainConfig {
+            lambda: 5e-4,
+            ..TrainConfig::default()
+        };
+        let text = format!(
+            "{}\n[{PROVENANCE_TABLE}]\ncommand_line = \"trim train\"\n",
+            cfg.to_toml()
+        );
+        let o = ConfigOverrides::from_toml_str(&text).unwrap();
+        let mut back = TrainConfig::default();
+        back.apply(&o);
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn shipped_configs_parse_and_paper_equals_defaults() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let paper = TrainConfig::resolve(Some(&dir.join("paper.toml")), &Default::default());
+        assert_eq!(paper.unwrap(), TrainConfig::default());
+        let smoke = TrainConfig::resolve(Some(&dir.join("smoke.toml")), &Default::default());
+        assert_eq!(smoke.unwrap().passes, 1);
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_the_field_name() {
+        let err = |o: &str| {
+            let mut c = TrainConfig::default();
+            c.apply(&ConfigOverrides::from_toml_str(o).unwrap());
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(err("lambda = -1e-4").contains("lambda"));
+        assert!(err("minibatch_episodes = 0").contains("minibatch_episodes"));
+        assert!(err("gae_lambda = 1.5").contains("gae_lambda"));
+        assert!(err("dropout = 1.0").contains("dropout"));
+        assert!(err("update_epochs = 0").contains("update_epochs"));
+        let unknown = ConfigOverrides::from_toml_str("lamda = 1e-3").unwrap_err();
+        assert!(unknown.contains("unknown field `lamda`"), "{unknown}");
+        let typed = ConfigOverrides::from_toml_str("seed = \"ten\"").unwrap_err();
+        assert!(typed.contains("seed"), "{typed}");
+        let c = TrainConfig::default();
+        let e = c.validate_for_dataset(40, 4, "train: 44").unwrap_err();
+        assert!(
+            e.to_string().contains("batch_episodes: 64 is larger"),
+            "{e}"
+        );
+        assert_eq!(c.n_val(7500), 750);
+        assert_eq!(c.total_updates(6750), 1060);
+    }
+}

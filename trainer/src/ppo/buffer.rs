@@ -1,0 +1,200 @@
+//! The rollout buffer: one batch of episodes collected in lock-step from the batched env.
+//!
+//! Plain `Vec`s, time-major (`t * n + b`, CleanRL's `[num_steps, num_envs]`), padded to the
+//! longest episode of the batch with a validity mask — the layout of the release and of
+//! [`compute_gae`]. Each column `b` is exactly one episode starting at `t = 0`. Only the valid
+//! steps of a minibatch ever become tensors ([`RolloutBuffer::minibatch`]).
+
+use trim_env::{AGG_DIM, Action, EpisodeOutcome, Rng, VecEnv};
+
+use super::gae::{compute_gae, normalize_valid};
+use crate::model::{PolicyWeights, sample_action};
+
+/// One batch of episodes and everything PPO needs about each step.
+#[derive(Clone, Debug, Default)]
+pub struct RolloutBuffer {
+    /// Episodes (columns).
+    pub n: usize,
+    /// Rows (time steps) filled: the longest episode.
+    pub t_len: usize,
+    /// # Shapes
+    /// `[t_len * n * 5]`
+    pub obs: Vec<f32>,
+    /// `[t_len * n * 2]`, true = available.
+    pub mask: Vec<bool>,
+    /// `[t_len * n]`: 0 = continue, 1 = regenerate.
+    pub actions: Vec<u8>,
+    /// `[t_len * n]`: log-probability of the taken action under the rollout policy.
+    pub logp: Vec<f32>,
+    /// `[t_len * n]`: V(s) under the rollout policy.
+    pub values: Vec<f32>,
+    /// `[t_len * n]`
+    pub rewards: Vec<f32>,
+    /// `[t_len * n]`: the episode ended with this step.
+    pub dones: Vec<bool>,
+    /// `[t_len * n]`: a real step (false = padding).
+    pub valid: Vec<bool>,
+    /// `[t_len * n]`: GAE advantages (normalised if asked) after [`Self::finish`].
+    pub advantages: Vec<f32>,
+    /// `[t_len * n]`: value targets = raw advantages + values.
+    pub returns: Vec<f32>,
+    /// `[n]`: how each episode ended.
+    pub outcomes: Vec<EpisodeOutcome>,
+}
+
+/// The valid steps of some episodes, flattened (episode-major), ready to become tensors.
+#[derive(Clone, Debug, Default)]
+pub struct Minibatch {
+    /// Steps.
+    pub len: usize,
+    /// `[len * 5]`
+    pub obs: Vec<f32>,
+    /// `[len * 2]`
+    pub mask: Vec<bool>,
+    /// `[len]`
+    pub actions: Vec<i64>,
+    pub logp: Vec<f32>,
+    pub values: Vec<f32>,
+    pub advantages: Vec<f32>,
+    pub returns: Vec<f32>,
+}
+
+impl RolloutBuffer {
+    /// Play one episode per slot of `env` (already sized) on `trees`, sampling actions from
+    /// `policy` with `rng`. Draw order is fixed (slot order within each step), so a batch is a
+    /// deterministic function of (weights, trees, rng state).
+    pub fn collect(
+        &mut self,
+        env: &mut VecEnv<'_>,
+        trees: &[u32],
+        policy: &PolicyWeights,
+        rng: &mut Rng,
+    ) -> Result<(), trim_env::StepError> {
+        let n = env.len();
+        assert_eq!(trees.len(), n);
+        self.n = n;
+        self.t_len = 0;
+        for v in [&mut self.logp, &mut self.values, &mut self.rewards] {
+            v.clear();
+        }
+        self.obs.clear();
+        self.mask.clear();
+        self.actions.clear();
+        self.dones.clear();
+        self.valid.clear();
+        env.reset(trees);
+        let mut obs = vec![0.0f32; n * AGG_DIM];
+        let mut mask = vec![false; n * 2];
+        let mut acts = vec![Action::Continue; n];
+        let mut rew = vec![0.0f32; n];
+        let mut done = vec![false; n];
+        while !env.all_done() {
+            env.observe(&mut obs, &mut mask);
+            for i in 0..n {
+                let alive = !env.done(i);
+                let m = [mask[2 * i], mask[2 * i + 1]];
+                let (a, lp, v) = if alive {
+                    let o: &[f32; AGG_DIM] = obs[i * AGG_DIM..(i + 1) * AGG_DIM]
+                        .try_into()
+                        .expect("AGG_DIM chunk");
+                    let (lps, v) = policy.log_probs(o, m);
+                    let a = sample_action(lps, rng);
+                    (a, lps[a as usize], v)
+                } else {
+                    (Action::Continue, 0.0, 0.0)
+                };
+                acts[i] = a;
+                self.actions.push(a as u8);
+                self.logp.push(lp);
+                self.values.push(v);
+                self.valid.push(alive);
+            }
+            self.obs.extend_from_slice(&obs);
+            self.mask.extend_from_slice(&mask);
+            env.step(&acts, &mut rew, &mut done)?;
+            let row = self.t_len * n;
+            for i in 0..n {
+                let ok = self.valid[row + i];
+                self.rewards.push(if ok { rew[i] } else { 0.0 });
+                self.dones.push(ok && done[i]);
+            }
+            self.t_len += 1;
+        }
+        self.outcomes = (0..n).map(|i| env.outcome(i)).collect();
+        Ok(())
+    }
+
+    /// Valid steps in the buffer.
+    pub fn steps(&self) -> usize {
+        self.valid.iter().filter(|&&v| v).count()
+    }
+
+    /// Compute GAE advantages and returns (episodes always terminate: no bootstrap), then
+    /// normalise the advantages over the valid steps if `norm_adv`.
+    pub fn finish(&mut self, gamma: f32, gae_lambda: f32, norm_adv: bool) {
+        let len = self.t_len * self.n;
+        self.advantages.resize(len, 0.0);
+        self.returns.resize(len, 0.0);
+        if len == 0 {
+            return;
+        }
+        let last = vec![0.0; self.n];
+        compute_gae(
+            &self.rewards,
+            &self.values,
+            &self.dones,
+            &self.valid,
+            &last,
+            self.n,
+            gamma,
+            gae_lambda,
+            &mut self.advantages,
+            &mut self.returns,
+        );
+        if norm_adv {
+            normalize_valid(&mut self.advantages, &self.valid);
+        }
+    }
+
+    /// 1 − Var(returns − values) / Var(returns) over valid steps (CleanRL's diagnostic; NaN
+    /// when the returns are constant).
+    pub fn explained_variance(&self) -> f64 {
+        let pairs: Vec<(f64, f64)> = (0..self.valid.len())
+            .filter(|&i| self.valid[i])
+            .map(|i| (f64::from(self.returns[i]), f64::from(self.values[i])))
+            .collect();
+        let var = |xs: &mut dyn Iterator<Item = f64>| {
+            let v: Vec<f64> = xs.collect();
+            let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64
+        };
+        let var_y = var(&mut pairs.iter().map(|p| p.0));
+        if var_y == 0.0 {
+            return f64::NAN;
+        }
+        1.0 - var(&mut pairs.iter().map(|p| p.0 - p.1)) / var_y
+    }
+
+    /// Gather the valid steps of `episodes` (column indices), episode by episode.
+    pub fn minibatch(&self, episodes: &[usize], out: &mut Minibatch) {
+        let n = self.n;
+        *out = Minibatch::default();
+        for &b in episodes {
+            for t in 0..self.t_len {
+                let i = t * n + b;
+                if !self.valid[i] {
+                    continue;
+                }
+                out.obs
+                    .extend_from_slice(&self.obs[i * AGG_DIM..(i + 1) * AGG_DIM]);
+                out.mask.extend_from_slice(&self.mask[2 * i..2 * i + 2]);
+                out.actions.push(i64::from(self.actions[i]));
+                out.logp.push(self.logp[i]);
+                out.values.push(self.values[i]);
+                out.advantages.push(self.advantages[i]);
+                out.returns.push(self.returns[i]);
+                out.len += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The PPO loss, as CleanRL writes it (`ppo.py`, "Policy loss" / "Value loss" blocks).
+//!
+//! ```text
+//! ratio    = exp(log π(a|s) − log π_old(a|s))
+//! pg_loss  = mean(max(−A·ratio, −A·clip(ratio, 1 − ε, 1 + ε)))
+//! v_loss   = 0.5 · mean(max((V − R)², (V_old + clip(V − V_old, −c, c) − R)²))   (c = vf_clip)
+//! loss     = pg_loss − ent_coef · mean(entropy) + vf_coef · v_loss
+//! ```
+
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use super::buffer::Minibatch;
+use crate::model::{ActorCritic, DropoutMasks, log_probs, mask_logits};
+
+/// Coefficients of one update.
+#[derive(Clone, Copy, Debug)]
+pub struct LossCoefs {
+    pub clip_coef: f32,
+    pub vf_clip: f32,
+    pub vf_coef: f32,
+    pub ent_coef: f32,
+}
+
+/// A minibatch as tensors.
+///
+/// # Shapes
+/// `obs: [n, 5]`, `mask: [n, 2]`, every other field `[n]`.
+pub struct MinibatchTensors {
+    pub obs: Tensor<2>,
+    pub mask: Tensor<2, Bool>,
+    pub actions: Tensor<1, Int>,
+    pub logp: Tensor<1>,
+    pub values: Tensor<1>,
+    pub advantages: Tensor<1>,
+    pub returns: Tensor<1>,
+    pub len: usize,
+}
+
+impl MinibatchTensors {
+    /// Upload a minibatch to `device`.
+    pub fn new(mb: &Minibatch, device: &Device) -> Self {
+        let n = mb.len;
+        let f1 = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), device);
+        MinibatchTensors {
+            obs: Tensor::<2>::from_data(
+                TensorData::new(mb.obs.clone(), [n, trim_env::AGG_DIM]),
+                device,
+            ),
+            mask: Tensor::<2, Bool>::from_data(TensorData::new(mb.mask.clone(), [n, 2]), device),
+            actions: Tensor::<1, Int>::from_data(TensorData::new(mb.actions.clone(), [n]), device),
+            logp: f1(&mb.logp),
+            values: f1(&mb.values),
+            advantages: f1(&mb.advantages),
+            returns: f1(&mb.returns),
+            len: n,
+        }
+    }
+}
+
+/// The scalar loss and its diagnostics (the diagnostics are detached).
+pub struct LossOutput {
+    /// `[1]`, differentiable.
+    pub loss: Tensor<1>,
+    /// `[5]`: policy loss, value loss, entropy, approx KL, clip fraction.
+    pub stats: Tensor<1>,
+}
+
+/// Evaluate the PPO loss of `model` on `mb`.
+pub fn ppo_loss(
+    model: &ActorCritic,
+    mb: &MinibatchTensors,
+    c: LossCoefs,
+    drop: Option<&DropoutMasks>,
+) -> LossOutput {
+    let (logits, value) = model.forward(mb.obs.clone(), drop);
+    let (lp_all, p_all) = log_probs(mask_logits(logits, mb.mask.clone()));
+    let new_logp = lp_all
+        .clone()
+        .gather(1, mb.actions.clone().unsqueeze_dim::<2>(1))
+        .squeeze_dim::<1>(1);
+    // Masked actions contribute p·log p = 0·(−1e9 − lse) = 0.
+    let entropy = (p_all * lp_all).sum_dim(1).squeeze_dim::<1>(1).neg().mean();
+
+    let logratio = new_logp - mb.logp.clone();
+    let ratio = logratio.clone().exp();
+    let adv = mb.advantages.clone();
+    let pg1 = adv.clone().neg() * ratio.clone();
+    let pg2 = adv.neg() * ratio.clone().clamp(1.0 - c.clip_coef, 1.0 + c.clip_coef);
+    let pg_loss = pg1.max_pair(pg2).mean();
+
+    let v_unclipped = (value.clone() - mb.returns.clone()).square();
+    let v_loss = if c.vf_clip > 0.0 {
+        let v_clipped =
+            mb.values.clone() + (value - mb.values.clone()).clamp(-c.vf_clip, c.vf_clip);
+        let v_clipped = (v_clipped - mb.returns.clone()).square();
+        v_unclipped.max_pair(v_clipped).mean().mul_scalar(0.5)
+    } else {
+        v_unclipped.mean().mul_scalar(0.5)
+    };
+
+    let loss = pg_loss.clone() - entropy.clone().mul_scalar(c.ent_coef)
+        + v_loss.clone().mul_scalar(c.vf_coef);
+
+    let ratio_d = ratio.detach();
+    let logratio_d = logratio.detach();
+    let approx_kl = (ratio_d.clone().sub_scalar(1.0) - logratio_d).mean();
+    let clip_frac = ratio_d
+        .sub_scalar(1.0)
+        .abs()
+        .greater_scalar(c.clip_coef)
+        .float()
+        .mean();
+    let stats = Tensor::cat(
+        vec![
+            pg_loss.detach(),
+            v_loss.detach(),
+            entropy.detach(),
+            approx_kl,
+            clip_frac,
+        ],
+        0,
+    );
+    LossOutput { loss, stats }
+}

@@ -1,0 +1,177 @@
+//! One PPO update: `update_epochs` passes over the batch in minibatches of whole episodes,
+//! each a loss, a backward pass, a global gradient-norm clip and an Adam step.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use trim_env::Rng;
+
+use super::buffer::{Minibatch, RolloutBuffer};
+use super::loss::{LossCoefs, MinibatchTensors, ppo_loss};
+use crate::config::TrainConfig;
+use crate::model::{ActorCritic, DropoutMasks};
+
+/// Mean diagnostics of one update (over its epochs and minibatches).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct UpdateStats {
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub approx_kl: f64,
+    pub clip_fraction: f64,
+    /// Global gradient norm before clipping, averaged over steps.
+    pub grad_norm: f64,
+}
+
+/// The model and its optimiser: everything the update changes.
+pub struct Learner {
+    pub model: ActorCritic,
+    pub optim: ModuleOptimizer,
+    pub device: Device,
+}
+
+/// Adam with the release's settings (β = 0.9/0.999, `adam_eps`, L2 `weight_decay` added to the
+/// gradient as `torch.optim.Adam` does). Gradient clipping is global and done by [`Learner`],
+/// because burn's built-in clipping is per parameter tensor.
+pub fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+    let wd = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    AdamConfig::new()
+        .with_epsilon(cfg.adam_eps as f32)
+        .with_weight_decay(wd)
+        .init()
+}
+
+/// Sum of squared gradient entries over all parameters.
+struct SquaredNorm<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SquaredNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.get::<D>(param.id) {
+            let s = g.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(t) => t + s,
+                None => s,
+            });
+        }
+    }
+}
+
+/// Multiply every gradient by `scale`.
+struct Scale<'a> {
+    grads: &'a mut GradientsParams,
+    scale: f32,
+}
+
+impl ModuleVisitor for Scale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.scale));
+        }
+    }
+}
+
+/// `torch.nn.utils.clip_grad_norm_`: scale all gradients together so their global L2 norm is
+/// at most `max_norm`. Returns the norm before clipping.
+pub fn clip_grad_norm(model: &ActorCritic, grads: &mut GradientsParams, max_norm: f32) -> f32 {
+    let mut v = SquaredNorm { grads, total: None };
+    model.visit(&mut v);
+    let norm = v
+        .total
+        .map(|t| t.sqrt().into_scalar::<f32>())
+        .unwrap_or(0.0);
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        model.visit(&mut Scale { grads, scale: coef });
+    }
+    norm
+}
+
+impl Learner {
+    /// A new learner around `model` (on `device`, an autodiff device).
+    pub fn new(model: ActorCritic, cfg: &TrainConfig, device: Device) -> Self {
+        Learner {
+            model,
+            optim: optimizer(cfg),
+            device,
+        }
+    }
+
+    /// Run the PPO epochs over `buf` (advantages already computed) with learning rate `lr` and
+    /// entropy coefficient `ent_coef`. `rng` shuffles episodes between minibatches (only when
+    /// there is more than one) and draws dropout masks (only when `cfg.dropout > 0`).
+    pub fn update(
+        &mut self,
+        buf: &RolloutBuffer,
+        cfg: &TrainConfig,
+        lr: f64,
+        ent_coef: f64,
+        rng: &mut Rng,
+    ) -> UpdateStats {
+        let coefs = LossCoefs {
+            clip_coef: cfg.clip_coef as f32,
+            vf_clip: cfg.vf_clip as f32,
+            vf_coef: cfg.vf_coef as f32,
+            ent_coef: ent_coef as f32,
+        };
+        let mut order: Vec<usize> = (0..buf.n).collect();
+        let mb_size = cfg.minibatch_episodes.min(buf.n).max(1);
+        let n_mb = buf.n.div_ceil(mb_size);
+        let mut mb = Minibatch::default();
+        // One minibatch: the tensors are the same every epoch; upload once.
+        let fixed = (n_mb == 1).then(|| {
+            buf.minibatch(&order, &mut mb);
+            MinibatchTensors::new(&mb, &self.device)
+        });
+        let mut sums = [0.0f64; 6];
+        let mut count = 0usize;
+        for _ in 0..cfg.update_epochs {
+            if n_mb > 1 {
+                rng.shuffle(&mut order);
+            }
+            for chunk in order.chunks(mb_size) {
+                let owned;
+                let t = match &fixed {
+                    Some(t) => t,
+                    None => {
+                        buf.minibatch(chunk, &mut mb);
+                        owned = MinibatchTensors::new(&mb, &self.device);
+                        &owned
+                    }
+                };
+                if t.len == 0 {
+                    continue;
+                }
+                let drop = (cfg.dropout > 0.0).then(|| {
+                    DropoutMasks::sample(t.len, cfg.hidden, cfg.dropout, rng, &self.device)
+                });
+                let out = ppo_loss(&self.model, t, coefs, drop.as_ref());
+                let mut grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
+                let norm = clip_grad_norm(&self.model, &mut grads, cfg.max_grad_norm as f32);
+                self.model = self.optim.step(lr, self.model.clone(), grads);
+                let stats = out
+                    .stats
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_default();
+                for (s, v) in sums.iter_mut().zip(stats.iter().chain([&norm])) {
+                    *s += f64::from(*v);
+                }
+                count += 1;
+            }
+        }
+        let c = count.max(1) as f64;
+        UpdateStats {
+            policy_loss: sums[0] / c,
+            value_loss: sums[1] / c,
+            entropy: sums[2] / c,
+            approx_kl: sums[3] / c,
+            clip_fraction: sums[4] / c,
+            grad_norm: sums[5] / c,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Determinism, stop/resume equality and damaged checkpoints, through the library API.
+
+mod train_support;
+
+use std::path::Path;
+
+use train_support::{make_dataset, metrics_without_time, tmpdir, weights_of};
+use trim::checkpoint;
+use trim::{RunOptions, TrainConfig, Trainer};
+
+/// A tiny schedule: 48 train-split problems − 5 held out = 43 → 6 updates per pass × 2 passes.
+fn tiny_config(data: &Path) -> TrainConfig {
+    TrainConfig {
+        data: data.to_path_buf(),
+        batch_episodes: 8,
+        minibatch_episodes: 8,
+        passes: 2,
+        val_every: 4,
+        checkpoint_every: 4,
+        lr: 3e-3,
+        ..TrainConfig::default()
+    }
+}
+
+fn opts(out: &Path, name: &str) -> RunOptions {
+    RunOptions {
+        out_root: out.to_path_buf(),
+        name: Some(name.into()),
+        ..RunOptions::default()
+    }
+}
+
+#[test]
+fn same_seed_gives_identical_metrics_and_weights() {
+    let d = tmpdir("determinism");
+    let data = make_dataset(&d, "tiny", 60, 2, 1);
+    let cfg = tiny_config(&data);
+    let a = Trainer::new(cfg.clone(), opts(&d, "a"))
+        .unwrap()
+        .run()
+        .unwrap();
+    let b = Trainer::new(cfg.clone(), opts(&d, "b"))
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(a.status, "finished");
+    assert_eq!((a.updates_done, b.updates_done), (12, 12));
+    let (ma, mb) = (
+        metrics_without_time(&d.join("a")),
+        metrics_without_time(&d.join("b")),
+    );
+    assert_eq!(ma.lines().count(), 1 + 12);
+    assert_eq!(ma, mb);
+    assert_eq!(
+        weights_of(&d.join("a/final")),
+        weights_of(&d.join("b/final"))
+    );
+    // The policy trained: weights moved away from the seed's initialisation.
+    let first = weights_of(&d.join("a/checkpoints/update_000004"));
+    assert_ne!(first, weights_of(&d.join("a/final")));
+    // Another seed gives another run.
+    let c = Trainer::new(TrainConfig { seed: 11, ..cfg }, opts(&d, "c"))
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(c.updates_done, 12);
+    assert_ne!(metrics_without_time(&d.join("c")), ma);
+}
+
+#[test]
+fn stopped_and_resumed_run_equals_uninterrupted_run() {
+    let d = tmpdir("resume");
+    let data = make_dataset(&d, "tiny", 60, 2, 2);
+    // Several minibatches and dropout: the run's RNG shuffles and draws masks in the update too.
+    let cfg = TrainConfig {
+        minibatch_episodes: 3,
+        dropout: 0.1,
+        ..tiny_config(&data)
+    };
+    let full = Trainer::new(cfg.clone(), opts(&d, "full"))
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(full.status, "finished");
+
+    // Stop after 7 updates (mid-pass, not a checkpoint multiple), then resume from the run dir.
+    let half = Trainer::new(
+        cfg.clone(),
+        RunOptions {
+            stop_after_updates: Some(7),
+            ..opts(&d, "split")
+        },
+    )
+    .unwrap()
+    .run()
+    .unwrap();
+    assert_eq!((half.status.as_str(), half.updates_done), ("stopped", 7));
+    assert!(!d.join("split/final").exists());
+    // Simulate a crash after the checkpoint: a stray metrics row that the resume must drop.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("split/metrics.csv"))
+            .unwrap();
+        writeln!(f, "8,garbage").unwrap();
+    }
+    let resumed = Trainer::resume(RunOptions {
+        resume: Some(d.join("split")),
+        ..opts(&d, "ignored")
+    })
+    .unwrap()
+    .run()
+    .unwrap();
+    assert_eq!(resumed.status, "finished");
+    assert_eq!(resumed.updates_done, 12);
+    assert_eq!(
+        metrics_without_time(&d.join("full")),
+        metrics_without_time(&d.join("split"))
+    );
+    assert_eq!(
+        weights_of(&d.join("full/final")),
+        weights_of(&d.join("split/final"))
+    );
+    assert_eq!(
+        weights_of(&d.join("full/best")),
+        weights_of(&d.join("split/best"))
+    );
+    assert_eq!(full.best, resumed.best);
+    let s_full = checkpoint::load_state(&d.join("full/final")).unwrap();
+    let s_split = checkpoint::load_state(&d.join("split/final")).unwrap();
+    assert_eq!(s_full.rng, s_split.rng);
+    assert_eq!(s_full.env_steps, s_split.env_steps);
+
+    // Resuming a specific checkpoint directory works too and redoes the rest identically.
+    let again = Trainer::resume(RunOptions {
+        resume: Some(d.join("split/checkpoints/update_000004")),
+        ..opts(&d, "ignored")
+    })
+    .unwrap()
+    .run()
+    .unwrap();
+    assert_eq!(again.updates_done, 12);
+    assert_eq!(
+        weights_of(&d.join("full/final")),
+        weights_of(&d.join("split/final"))
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn damaged_checkpoints_are_refused_with_the_file_named() {
+    let d = tmpdir("damaged");
+    let data = make_dataset(&d, "tiny", 60, 1, 3);
+    let cfg = TrainConfig {
+        passes: 1,
+        ..tiny_config(&data)
+    };
+    Trainer::new(cfg, opts(&d, "run")).unwrap().run().unwrap();
+    let good = d.join("run/checkpoints/update_000004");
+    let device = trim::backend::Backend::Flex.train_device().unwrap();
+    assert!(checkpoint::load(&good, &device).is_ok());
+
+    let damage = |name: &str, f: &dyn Fn(&Path)| -> String {
+        let c = d.join(format!("run/checkpoints/bad_{name}"));
+        copy_dir(&good, &c);
+        f(&c);
+        match checkpoint::load(&c, &device) {
+            Ok(_) => panic!("{name}: damaged checkpoint accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let truncate = |file: &'static str| {
+        move |c: &Path| {
+            let p = c.join(file);
+            let bytes = std::fs::read(&p).unwrap();
+            std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        }
+    };
+    let e = damage("model", &truncate("model.bpk"));
+    assert!(e.contains("model.bpk is damaged"), "{e}");
+    let e = damage("optim", &truncate("optim.bpk"));
+    assert!(e.contains("optim.bpk is damaged"), "{e}");
+    let e = damage("state", &|c: &Path| {
+        let p = c.join("state.json");
+        let s = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            &p,
+            s.replacen("\"updates_done\": 4", "\"updates_done\": 5", 1),
+        )
+        .unwrap();
+    });
+    assert!(e.contains("state.json is damaged"), "{e}");
+    let e = damage("sums", &|c: &Path| {
+        std::fs::remove_file(c.join("SHA256SUMS")).unwrap()
+    });
+    assert!(e.contains("SHA256SUMS"), "{e}");
+    // Resume through the trainer reports the same.
+    let bad = d.join("run/checkpoints/bad_model");
+    let err = Trainer::resume(RunOptions {
+        resume: Some(bad),
+        ..opts(&d, "x")
+    })
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(err.contains("model.bpk is damaged"), "{err}");
+}

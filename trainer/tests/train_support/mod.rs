@@ -1,0 +1,156 @@
+//! Shared helpers of the `train_*` tests: a small synthetic dataset with a real routing
+//! trade-off, and run-directory comparisons.
+//!
+//! Trees follow a latent step-correctness model: a solution of `L` steps is correct iff every
+//! kept step is correct; a weak step is correct with probability `p_w`, a strong one with
+//! `p_s`; the PRM score is high for steps that keep the solution correct and low otherwise
+//! (noisy). Once an earlier step is wrong, regenerating later steps cannot help — the case
+//! where history (min PRM) beats a myopic threshold.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use trim_data::{CandidateRec, DatasetBuilder, Meta, ProblemInfo, TreeWriter};
+use trim_env::{Action, Rng};
+
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trim-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn prm(ok: bool, rng: &mut Rng) -> f32 {
+    let x = if ok {
+        0.55 + 0.45 * rng.f32()
+    } else {
+        0.5 * rng.f32()
+    };
+    // A little label noise so the threshold is not perfect.
+    if rng.f32() < 0.1 { 1.0 - x } else { x }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grow(
+    t: &mut TreeWriter<'_>,
+    parent: Option<(u32, Action)>,
+    depth: u16,
+    len: u16,
+    ok_so_far: bool,
+    p_w: f32,
+    rng: &mut Rng,
+) {
+    let wc = rng.f32() < p_w;
+    let sc = rng.f32() < 0.97;
+    let last = depth + 1 == len;
+    let weak = CandidateRec {
+        tokens: 20 + (rng.f32() * 60.0) as u32,
+        prm: prm(ok_so_far && wc, rng),
+        finished: last,
+        state: None,
+        text: None,
+        hash: None,
+    };
+    let strong = CandidateRec {
+        tokens: 30 + (rng.f32() * 50.0) as u32,
+        prm: prm(ok_so_far && sc, rng),
+        finished: last,
+        state: None,
+        text: None,
+        hash: None,
+    };
+    let node = match parent {
+        None => t.root(weak, Some(strong)),
+        Some((p, a)) => t.child(p, a, weak, Some(strong)),
+    };
+    if last {
+        t.set_outcome(node, Action::Continue, ok_so_far && wc);
+        t.set_outcome(node, Action::Regenerate, ok_so_far && sc);
+    } else {
+        grow(
+            t,
+            Some((node, Action::Continue)),
+            depth + 1,
+            len,
+            ok_so_far && wc,
+            p_w,
+            rng,
+        );
+        grow(
+            t,
+            Some((node, Action::Regenerate)),
+            depth + 1,
+            len,
+            ok_so_far && sc,
+            p_w,
+            rng,
+        );
+    }
+}
+
+/// Write a dataset of `n` problems (80 % `train`, 20 % `test`), `trees` sample trees each, to
+/// `dir/name.jsonl`; returns its path.
+pub fn make_dataset(dir: &Path, name: &str, n: usize, trees: usize, seed: u64) -> PathBuf {
+    let mut b = DatasetBuilder::new(Meta::new(name));
+    let mut rng = Rng::new(seed);
+    for i in 0..n {
+        let p = b.add_problem(ProblemInfo {
+            problem_id: format!("p{i}"),
+            dataset: name.into(),
+            split: if i % 5 == 4 { "test" } else { "train" }.into(),
+            weak_model: "w".into(),
+            strong_model: "s".into(),
+            prm_model: "prm".into(),
+        });
+        let len = 3 + rng.below(3) as u16;
+        let p_w = 0.7 + 0.25 * rng.f32();
+        for _ in 0..trees {
+            let mut t = b.tree(p);
+            grow(&mut t, None, 0, len, true, p_w, &mut rng);
+        }
+    }
+    let path = dir.join(format!("{name}.jsonl"));
+    trim_data::io::write_dataset(&path, &b.finish()).unwrap();
+    path
+}
+
+/// `metrics.csv` without the wall-clock (`time/*`) columns, the only ones allowed to differ
+/// between two runs with the same seed.
+pub fn metrics_without_time(run_dir: &Path) -> String {
+    let text = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| !header[i].starts_with("time/"))
+        .collect();
+    assert!(keep.len() + 2 == header.len(), "{header:?}");
+    std::iter::once(header)
+        .chain(lines.map(|l| l.split(',').collect()))
+        .map(|cols: Vec<&str>| keep.iter().map(|&i| cols[i]).collect::<Vec<_>>().join(","))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// All parameter values of a checkpoint's network, in module order.
+pub fn weights_of(ckpt: &Path) -> Vec<f32> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    struct Collect(Vec<f32>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.extend(
+                p.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap(),
+            );
+        }
+    }
+    let device = trim::backend::Backend::Flex.device().unwrap();
+    let (model, _) = trim::checkpoint::load_model(ckpt, &device).unwrap();
+    let mut c = Collect(vec![]);
+    model.visit(&mut c);
+    c.0
+}
