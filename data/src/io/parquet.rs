@@ -192,13 +192,7 @@ impl Cols<'_> {
             .cast(&DataType::Float64)
             .map_err(pl_err(self.path, name))?;
         let ca = c.f64().map_err(pl_err(self.path, name))?;
-        ca.iter()
-            .enumerate()
-            .map(|(row, v)| match v {
-                None if !nullable => Err(self.null_err(name, row)),
-                v => Ok(v),
-            })
-            .collect()
+        self.nulls_checked(name, nullable, ca.iter())
     }
 
     fn bools(&self, name: &str, nullable: bool) -> Result<Vec<Option<bool>>> {
@@ -206,13 +200,7 @@ impl Cols<'_> {
         let ca = c
             .bool()
             .map_err(|_| self.type_err(name, "a boolean column", c.dtype()))?;
-        ca.iter()
-            .enumerate()
-            .map(|(row, v)| match v {
-                None if !nullable => Err(self.null_err(name, row)),
-                v => Ok(v),
-            })
-            .collect()
+        self.nulls_checked(name, nullable, ca.iter())
     }
 
     fn strs(&self, name: &str, nullable: bool) -> Result<Vec<Option<String>>> {
@@ -220,11 +208,21 @@ impl Cols<'_> {
         let ca = c
             .str()
             .map_err(|_| self.type_err(name, "a string column", c.dtype()))?;
-        ca.iter()
+        self.nulls_checked(name, nullable, ca.iter().map(|v| v.map(str::to_owned)))
+    }
+
+    /// Collect a column, refusing nulls unless the field is nullable.
+    fn nulls_checked<T>(
+        &self,
+        name: &str,
+        nullable: bool,
+        values: impl Iterator<Item = Option<T>>,
+    ) -> Result<Vec<Option<T>>> {
+        values
             .enumerate()
             .map(|(row, v)| match v {
                 None if !nullable => Err(self.null_err(name, row)),
-                v => Ok(v.map(str::to_owned)),
+                v => Ok(v),
             })
             .collect()
     }
