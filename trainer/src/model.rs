@@ -395,6 +395,104 @@ impl PolicyWeights {
         (logits, v[0])
     }
 
+    /// Actor logits only (the critic is skipped): what a deployed router needs per decision.
+    /// Same arithmetic as [`forward`](Self::forward); the scratch buffers are sized to the
+    /// width class of the network, since zeroing two `MAX_HIDDEN` arrays would cost more than
+    /// the 64-wide matrix products themselves.
+    #[inline]
+    pub fn logits(&self, obs: &AggObs) -> [f32; N_ACTIONS] {
+        match self.hidden() {
+            h if h <= 64 => self.logits_buf::<64>(obs),
+            h if h <= 256 => self.logits_buf::<256>(obs),
+            _ => self.logits_buf::<MAX_HIDDEN>(obs),
+        }
+    }
+
+    #[inline(always)]
+    fn logits_buf<const N: usize>(&self, obs: &AggObs) -> [f32; N_ACTIONS] {
+        let h = self.hidden();
+        debug_assert!(h <= N);
+        let mut a = [0.0f32; N];
+        let mut b = [0.0f32; N];
+        self.trunk1.forward(obs, &mut a[..h]);
+        self.trunk_ln1.forward_tanh(&mut a[..h]);
+        self.trunk2.forward(&a[..h], &mut b[..h]);
+        self.trunk_ln2.forward_tanh(&mut b[..h]);
+        self.actor1.forward(&b[..h], &mut a[..h]);
+        self.actor_ln.forward_tanh(&mut a[..h]);
+        let mut logits = [0.0f32; N_ACTIONS];
+        self.actor_out.forward(&a[..h], &mut logits);
+        logits
+    }
+
+    /// Every parameter with its PyTorch name and shape, in forward order. Linear weights are
+    /// `[out, in]` (PyTorch layout; burn's own is `[in, out]`), LayerNorm γ/β are named
+    /// `weight`/`bias` as in `torch.nn.LayerNorm`. Exports are written from this list.
+    pub fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        type Named<'a> = Vec<(String, Vec<usize>, &'a [f32])>;
+        fn dense<'a>(name: &str, l: &'a DenseLayer, out: &mut Named<'a>) {
+            out.push((format!("{name}.weight"), vec![l.d_out, l.d_in], &l.w[..]));
+            out.push((format!("{name}.bias"), vec![l.d_out], &l.b[..]));
+        }
+        fn norm<'a>(name: &str, l: &'a NormLayer, out: &mut Named<'a>) {
+            out.push((format!("{name}.weight"), vec![l.gamma.len()], &l.gamma[..]));
+            out.push((format!("{name}.bias"), vec![l.beta.len()], &l.beta[..]));
+        }
+        let mut out = Vec::with_capacity(20);
+        dense("trunk1", &self.trunk1, &mut out);
+        norm("trunk_ln1", &self.trunk_ln1, &mut out);
+        dense("trunk2", &self.trunk2, &mut out);
+        norm("trunk_ln2", &self.trunk_ln2, &mut out);
+        dense("actor1", &self.actor1, &mut out);
+        norm("actor_ln", &self.actor_ln, &mut out);
+        dense("actor_out", &self.actor_out, &mut out);
+        dense("critic1", &self.critic1, &mut out);
+        norm("critic_ln", &self.critic_ln, &mut out);
+        dense("critic_out", &self.critic_out, &mut out);
+        out
+    }
+
+    /// Rebuild from parameters named and shaped as [`named_params`](Self::named_params) gives
+    /// them, for a network of width `hidden`. `get(name, shape)` returns the row-major values of
+    /// that parameter or an error (missing, wrong shape); its errors are passed through.
+    pub fn from_named_params<E>(
+        hidden: usize,
+        mut get: impl FnMut(&str, &[usize]) -> Result<Vec<f32>, E>,
+    ) -> Result<Self, E> {
+        let mut dense = |name: &str, d_in: usize, d_out: usize| -> Result<DenseLayer, E> {
+            Ok(DenseLayer {
+                d_in,
+                d_out,
+                w: get(&format!("{name}.weight"), &[d_out, d_in])?,
+                b: get(&format!("{name}.bias"), &[d_out])?,
+            })
+        };
+        let trunk1 = dense("trunk1", AGG_DIM, hidden)?;
+        let trunk2 = dense("trunk2", hidden, hidden)?;
+        let actor1 = dense("actor1", hidden, hidden)?;
+        let actor_out = dense("actor_out", hidden, N_ACTIONS)?;
+        let critic1 = dense("critic1", hidden, hidden)?;
+        let critic_out = dense("critic_out", hidden, 1)?;
+        let mut norm = |name: &str| -> Result<NormLayer, E> {
+            Ok(NormLayer {
+                gamma: get(&format!("{name}.weight"), &[hidden])?,
+                beta: get(&format!("{name}.bias"), &[hidden])?,
+            })
+        };
+        Ok(PolicyWeights {
+            trunk1,
+            trunk_ln1: norm("trunk_ln1")?,
+            trunk2,
+            trunk_ln2: norm("trunk_ln2")?,
+            actor1,
+            actor_ln: norm("actor_ln")?,
+            actor_out,
+            critic1,
+            critic_ln: norm("critic_ln")?,
+            critic_out,
+        })
+    }
+
     /// Masked action log-probabilities `[log p(continue), log p(regenerate)]` and the value;
     /// a masked action gets `log p = −∞`-equivalent and `p = 0`.
     pub fn log_probs(&self, obs: &AggObs, mask: [bool; 2]) -> ([f32; N_ACTIONS], f32) {

@@ -1,0 +1,174 @@
+"""Reference router for a `trim export` directory (numpy + safetensors, or onnxruntime).
+
+Call it once per reasoning step: pass the PRM scores of the steps already kept and the PRM
+score and token count of the weak model's current candidate step; it answers whether to keep
+the step ("continue") or regenerate it with the strong model ("regenerate").
+
+    router = Router("exports/my-run")              # numpy backend; Router(dir, backend="onnx")
+    ep = Episode()
+    d = router.decide(ep.observe(prm=0.42, tokens=120))
+    ep.push(0.91 if d.regenerate else 0.42)        # PRM of the step that was kept
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+
+FORMAT = "trim-policy"
+FORMAT_VERSION = 1
+
+
+class ExportError(ValueError):
+    """The export is damaged, incomplete, or of an unsupported version."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_manifest(export_dir: str | Path) -> dict:
+    """Read policy.json and verify format, version and the sha256 of every listed file."""
+    d = Path(export_dir)
+    m = json.loads((d / "policy.json").read_text())
+    if m.get("format") != FORMAT or m.get("format_version") != FORMAT_VERSION:
+        raise ExportError(
+            f"{d}: format {m.get('format')!r} v{m.get('format_version')}, "
+            f"this router reads {FORMAT!r} v{FORMAT_VERSION}"
+        )
+    for name, want in m["files"].items():
+        got = _sha256(d / name)
+        if got != want:
+            raise ExportError(f"{d / name}: sha256 {got} != policy.json {want} (corrupted?)")
+    return m
+
+
+def _check_prm(p: float) -> None:
+    if not (0.0 <= p <= 1.0):  # also false for NaN
+        raise ValueError(f"PRM score {p} is not in [0, 1]")
+
+
+class Episode:
+    """Running features of one episode, exactly as the trainer's environment builds them."""
+
+    def __init__(self, token_scale: float = 300.0, step_scale: float = 30.0):
+        self.min_prev, self.prod_prev, self.t = 1.0, 1.0, 0
+        self.token_scale, self.step_scale = token_scale, step_scale
+
+    def push(self, kept_prm: float) -> None:
+        """Record the PRM score of the step that was kept (weak on continue, strong on regenerate)."""
+        _check_prm(kept_prm)
+        self.min_prev = min(self.min_prev, kept_prm)
+        self.prod_prev = float(np.float32(self.prod_prev) * np.float32(kept_prm))
+        self.t += 1
+
+    def observe(self, prm: float, tokens: int) -> np.ndarray:
+        """Features [min_prev_prm, prod_prev_prm, prm, tokens/300, t/30] for the current step."""
+        _check_prm(prm)
+        if tokens < 0:
+            raise ValueError(f"token count {tokens} is negative")
+        return np.array(
+            [self.min_prev, self.prod_prev, prm,
+             np.float32(tokens) / np.float32(self.token_scale),
+             np.float32(self.t) / np.float32(self.step_scale)],
+            dtype=np.float32,
+        )
+
+
+def _layer_norm(x, w, b, eps):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * w + b
+
+
+@dataclass
+class Decision:
+    regenerate: bool
+    p_regenerate: float
+    logits: np.ndarray
+
+
+class Router:
+    def __init__(self, export_dir: str | Path, backend: str = "numpy", threshold: float | None = None):
+        d = Path(export_dir)
+        self.manifest = load_manifest(d)
+        arch = self.manifest["architecture"]
+        self.eps = np.float32(arch["layer_norm_eps"])
+        self.threshold = self.manifest["decision"]["default_threshold"] if threshold is None else threshold
+        self.token_scale = self.manifest["token_scale"]
+        self.step_scale = self.manifest["step_scale"]
+        self.backend = backend
+        if backend == "numpy":
+            self.p = load_file(str(d / "policy.safetensors"))
+            for spec in arch["params"]:
+                got = self.p[spec["name"]].shape
+                if list(got) != spec["shape"]:
+                    raise ExportError(f"{spec['name']}: shape {got} != {spec['shape']}")
+        elif backend == "onnx":
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            self.sess = ort.InferenceSession(str(d / "policy.onnx"), opts, providers=["CPUExecutionProvider"])
+        else:
+            raise ValueError(f"backend {backend!r}: numpy or onnx")
+
+    def episode(self) -> Episode:
+        return Episode(self.token_scale, self.step_scale)
+
+    def logits(self, obs: np.ndarray) -> np.ndarray:
+        """Logits [continue, regenerate] for obs of shape [5] or [batch, 5]."""
+        x = np.atleast_2d(np.asarray(obs, dtype=np.float32))
+        if self.backend == "onnx":
+            out = self.sess.run(["logits"], {"obs": x})[0]
+        else:
+            p = self.p
+
+            def block(h, lin, ln):
+                h = h @ p[f"{lin}.weight"].T + p[f"{lin}.bias"]  # PyTorch layout [out, in]
+                return np.tanh(_layer_norm(h, p[f"{ln}.weight"], p[f"{ln}.bias"], self.eps))
+
+            h = block(x, "trunk1", "trunk_ln1")
+            h = block(h, "trunk2", "trunk_ln2")
+            a = block(h, "actor1", "actor_ln")
+            out = a @ p["actor_out.weight"].T + p["actor_out.bias"]
+        return out if np.ndim(obs) == 2 else out[0]
+
+    def p_regenerate(self, obs: np.ndarray) -> np.ndarray:
+        z = self.logits(obs).astype(np.float64)
+        return 1.0 / (1.0 + np.exp(z[..., 0] - z[..., 1]))
+
+    def decide(self, obs: np.ndarray) -> Decision:
+        """One decision; regenerate iff p(regenerate) > threshold."""
+        lg = self.logits(obs)
+        p = float(1.0 / (1.0 + np.exp(float(lg[0]) - float(lg[1]))))
+        return Decision(p > self.threshold, p, lg)
+
+    def decide_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Boolean regenerate decisions for obs [batch, 5]."""
+        return self.p_regenerate(np.asarray(obs, dtype=np.float32)) > self.threshold
+
+
+if __name__ == "__main__":
+    import sys
+
+    # Same contract as `trim route`: JSON lines {"prev_prm": [...], "prm": p, "tokens": n} in.
+    r = Router(sys.argv[1], backend=sys.argv[2] if len(sys.argv) > 2 else "numpy")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        s = json.loads(line)
+        ep = r.episode()
+        for k in s.get("prev_prm", []):
+            ep.push(k)
+        d = r.decide(ep.observe(s["prm"], s["tokens"]))
+        out = {"action": "regenerate" if d.regenerate else "continue",
+               "p_regenerate": d.p_regenerate, "logits": [float(v) for v in d.logits]}
+        if "id" in s:
+            out["id"] = s["id"]
+        print(json.dumps(out), flush=True)
