@@ -19,9 +19,13 @@ pub mod backend;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod eval;
+pub mod export;
 pub mod model;
 pub mod ppo;
+pub mod router;
 pub mod run_dir;
+pub mod sweep;
 pub mod train;
 
 pub use config::{ConfigOverrides, TrainConfig};

@@ -26,6 +26,18 @@ enum Cmd {
     Train(Box<cli::train::TrainArgs>),
     /// Benchmark: PPO updates/s and env steps/s on the paper's schedule (1060 × 64 episodes).
     BenchTrain(cli::bench_train::BenchTrainArgs),
+    /// Export a checkpoint for inference: safetensors + JSON manifest, ONNX, parity fixture.
+    Export(cli::export::ExportArgs),
+    /// Route steps: JSON lines of step observations in, continue/regenerate decisions out.
+    Route(cli::route::RouteArgs),
+    /// Benchmark: latency of one routing decision and batched decision throughput.
+    BenchRoute(cli::route::BenchRouteArgs),
+    /// Evaluate every baseline, the oracles and trained checkpoints on the same problems; write
+    /// CSV, JSON, a Markdown summary and a cost-vs-accuracy plot.
+    Report(Box<cli::report::ReportArgs>),
+    /// Train a grid of runs (λ × seed × any field) in parallel, skip finished runs, resume
+    /// interrupted ones, then write the report.
+    Sweep(Box<cli::sweep::SweepArgs>),
 }
 
 #[derive(Subcommand)]
@@ -83,6 +95,11 @@ fn main() {
         Cmd::Bench(a) => cli::bench::run(a),
         Cmd::Train(a) => cli::train::run(*a),
         Cmd::BenchTrain(a) => cli::bench_train::run(a),
+        Cmd::Report(a) => cli::report::run(*a),
+        Cmd::Sweep(a) => cli::sweep::run(*a),
+        Cmd::Export(a) => cli::export::run(a),
+        Cmd::Route(a) => cli::route::run(a),
+        Cmd::BenchRoute(a) => cli::route::bench(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

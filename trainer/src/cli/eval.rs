@@ -36,6 +36,11 @@ pub struct EvalArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also write the full evaluation report (every baseline family, the query oracle and the
+    /// hindsight-optimal frontier; CSV, JSON, Markdown, PNG/SVG plot) into this directory, with
+    /// this command's split, λ, repeats and seed. `trim report` adds trained checkpoints.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -119,6 +124,21 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = a.json {
         trim_data::io::write_text_atomic(&path, &serde_json::to_string_pretty(&rows)?)?;
+    }
+    if let Some(dir) = a.report {
+        let o = trim::eval::SuiteOptions {
+            lambda: a.lambda,
+            repeats: a.repeats,
+            seed: a.seed,
+            ..trim::eval::SuiteOptions::default()
+        };
+        let suite = trim::eval::run_suite(f, &a.data, &a.split, &problems, &[], &o)?;
+        let (w, m) = trim::eval::report::write_report(&dir, &suite)?;
+        println!("\n{}", trim::eval::report::summary_markdown(&suite, &m));
+        println!(
+            "report: {} (+ points.csv, report.json, plot)",
+            w.markdown.display()
+        );
     }
     Ok(())
 }

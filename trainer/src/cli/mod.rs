@@ -4,10 +4,14 @@ pub mod bench;
 pub mod bench_train;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod import_gsm8k;
 pub mod import_paths;
 pub mod import_processbench;
 pub mod progress;
+pub mod report;
+pub mod route;
+pub mod sweep;
 pub mod synth;
 pub mod train;
 

@@ -1,0 +1,172 @@
+//! `trim report`: every baseline, the oracles and trained checkpoints on the same problems,
+//! written as CSV + JSON + Markdown + a cost-vs-accuracy plot.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use trim::eval::report::{FamilyMetrics, write_report};
+use trim::eval::{CheckpointSpec, SuiteOptions, run_suite};
+
+use super::data::DEFAULT_DATA;
+
+/// Options of the evaluation suite shared by `trim report`, `trim sweep` and `trim eval --report`.
+#[derive(Args, Clone, Debug)]
+pub struct SuiteArgs {
+    /// Cost per strong token λ in the reported reward `accuracy − λ·strong_tokens`.
+    #[arg(long = "report-lambda", default_value_t = 8e-4)]
+    pub report_lambda: f64,
+    /// TRIM-Thr grid: N+1 thresholds evenly spaced in [0, 1].
+    #[arg(long, default_value_t = 50)]
+    pub threshold_steps: u32,
+    /// Random-routing grid: N+1 probabilities evenly spaced in [0, 1].
+    #[arg(long, default_value_t = 10)]
+    pub random_steps: u32,
+    /// Cascade (AutoMix-PRM) grid: N+1 values of τ evenly spaced in [0, 1].
+    #[arg(long, default_value_t = 20)]
+    pub cascade_steps: u32,
+    /// Regenerate-probability thresholds per checkpoint: N−1 values evenly spaced in (0, 1).
+    #[arg(long, default_value_t = 20)]
+    pub checkpoint_steps: u32,
+    /// Episodes per tree for the random policy.
+    #[arg(long, default_value_t = 16)]
+    pub repeats: u32,
+    /// Seed of the random policy and of the bootstrap.
+    #[arg(long = "eval-seed", default_value_t = 0)]
+    pub eval_seed: u64,
+}
+
+impl SuiteArgs {
+    pub fn options(&self) -> SuiteOptions {
+        let n = self.checkpoint_steps.max(2);
+        SuiteOptions {
+            lambda: self.report_lambda,
+            threshold_steps: self.threshold_steps,
+            random_steps: self.random_steps,
+            cascade_steps: self.cascade_steps,
+            checkpoint_thresholds: (1..n).map(|i| i as f32 / n as f32).collect(),
+            repeats: self.repeats,
+            seed: self.eval_seed,
+            ..SuiteOptions::default()
+        }
+    }
+}
+
+/// Arguments of `trim report`.
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Dataset file (.parquet or .jsonl).
+    #[arg(long, default_value = DEFAULT_DATA)]
+    pub data: PathBuf,
+    /// Split evaluated (`all` for every problem).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Run directories (their `best/` checkpoint is evaluated) or directories of run
+    /// directories (e.g. a sweep's `runs/`). Repeatable.
+    #[arg(long)]
+    pub runs: Vec<PathBuf>,
+    /// Checkpoint directories evaluated as they are. Repeatable.
+    #[arg(long)]
+    pub checkpoint: Vec<PathBuf>,
+    /// Family name of the checkpoints' points.
+    #[arg(long, default_value = "TRIM-Agg")]
+    pub family: String,
+    /// Output directory of the report files.
+    #[arg(long, default_value = "reports/latest")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+}
+
+/// The checkpoints of `paths`: a run directory gives its `best/` (or `final/`), a directory of
+/// run directories gives each of theirs (sorted by name).
+pub fn discover(paths: &[PathBuf], family: &str) -> anyhow::Result<Vec<CheckpointSpec>> {
+    let mut out = vec![];
+    for p in paths {
+        if p.join("config.toml").is_file() {
+            out.push(run_checkpoint(p, family)?);
+            continue;
+        }
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|d| d.join("config.toml").is_file())
+            .collect();
+        dirs.sort();
+        anyhow::ensure!(!dirs.is_empty(), "{} holds no run directories", p.display());
+        for d in dirs {
+            out.push(run_checkpoint(&d, family)?);
+        }
+    }
+    Ok(out)
+}
+
+fn run_checkpoint(run: &Path, family: &str) -> anyhow::Result<CheckpointSpec> {
+    let dir = ["best", "final"]
+        .iter()
+        .map(|c| run.join(c))
+        .find(|d| d.is_dir())
+        .ok_or_else(|| anyhow::anyhow!("{} has no best/ or final/ checkpoint", run.display()))?;
+    let label = run
+        .file_name()
+        .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
+    Ok(CheckpointSpec {
+        family: family.into(),
+        label,
+        dir,
+    })
+}
+
+/// Evaluate everything, write the report into `out` and print the summary table.
+pub fn report(
+    data: &Path,
+    split: &str,
+    checkpoints: &[CheckpointSpec],
+    out: &Path,
+    suite: &SuiteArgs,
+) -> anyhow::Result<Vec<FamilyMetrics>> {
+    let t0 = Instant::now();
+    let l = trim_data::load(data)?;
+    let problems = l.problems_in_split(split);
+    anyhow::ensure!(
+        !problems.is_empty(),
+        "no problems in split `{split}` of {} (splits: {:?})",
+        data.display(),
+        l.splits()
+    );
+    let s = run_suite(
+        &l.forest,
+        data,
+        split,
+        &problems,
+        checkpoints,
+        &suite.options(),
+    )?;
+    let (w, m) = write_report(out, &s)?;
+    println!("{}", trim::eval::report::summary_markdown(&s, &m));
+    println!(
+        "report in {:.1} s: {}, {}, {}, {}, {}, {}",
+        t0.elapsed().as_secs_f64(),
+        w.markdown.display(),
+        w.points_csv.display(),
+        w.frontier_csv.display(),
+        w.json.display(),
+        w.png.display(),
+        w.svg.display()
+    );
+    Ok(m)
+}
+
+/// `trim report`.
+pub fn run(a: ReportArgs) -> anyhow::Result<()> {
+    let mut cks = discover(&a.runs, &a.family)?;
+    for c in &a.checkpoint {
+        cks.push(CheckpointSpec {
+            family: a.family.clone(),
+            label: c.display().to_string(),
+            dir: c.clone(),
+        });
+    }
+    report(&a.data, &a.split, &cks, &a.out, &a.suite)?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! `trim sweep`: train a grid of TRIM-Agg runs in parallel, then report every run against every
+//! baseline and the hindsight-optimal frontier.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use trim::backend::Backend;
+use trim::sweep::{Event, Plan, SweepOptions, SweepSpec, parse_assignment, run_sweep};
+
+use super::report::{SuiteArgs, discover, report};
+
+/// Arguments of `trim sweep`.
+#[derive(Args)]
+#[command(
+    after_help = "A sweep file has a [base] table (fixed configuration fields) and a \
+[grid] table (field = [values]); every combination is one run in OUT/runs/<field=value__…>. \
+--set and --grid add to or override the file. Finished runs are skipped and interrupted ones \
+resumed, so the same command continues a sweep. Example: trim sweep trainer/configs/sweep.toml"
+)]
+pub struct SweepArgs {
+    /// Sweep TOML file ([base] and [grid] tables).
+    pub spec: Option<PathBuf>,
+    /// A `trim train`-style configuration file applied before [base].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// A grid axis: FIELD=V1,V2,… (repeatable), e.g. --grid lambda=2e-4,8e-4 --grid seed=1,2.
+    #[arg(long)]
+    pub grid: Vec<String>,
+    /// A fixed field: FIELD=VALUE (repeatable), e.g. --set passes=20.
+    #[arg(long)]
+    pub set: Vec<String>,
+    /// Sweep directory: runs in OUT/runs/, the report in OUT/report/.
+    #[arg(long, default_value = "checkpoints/sweep")]
+    pub out: PathBuf,
+    /// Concurrent runs (each run is effectively single-threaded). Default: available cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Stop every run after this many updates (resumable); the report is skipped.
+    #[arg(long)]
+    pub stop_after_updates: Option<u64>,
+    /// Backend: flex (default) or tch (needs `--features tch`).
+    #[arg(long)]
+    pub backend: Option<Backend>,
+    /// Train only; do not write the report.
+    #[arg(long)]
+    pub no_report: bool,
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+}
+
+/// Train the grid, then write the report.
+pub fn run(a: SweepArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut spec = match &a.spec {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+            SweepSpec::from_toml_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => SweepSpec::default(),
+    };
+    for s in &a.set {
+        let (k, mut v) = parse_assignment(s)?;
+        anyhow::ensure!(
+            v.len() == 1,
+            "--set {s}: one value (use --grid for several)"
+        );
+        spec.grid.remove(&k);
+        spec.base.insert(k, v.remove(0));
+    }
+    for g in &a.grid {
+        let (k, v) = parse_assignment(g)?;
+        spec.base.remove(&k);
+        spec.grid.insert(k, v);
+    }
+    let runs = spec.runs(a.config.as_deref())?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let o = SweepOptions {
+        runs_dir: a.out.join("runs"),
+        threads,
+        backend: Backend::resolve(a.backend)?,
+        stop_after_updates: a.stop_after_updates,
+        command_line: super::command_line(),
+    };
+    eprintln!(
+        "sweep: {} runs ({}) on {threads} threads into {}",
+        runs.len(),
+        spec.grid
+            .iter()
+            .map(|(k, v)| format!("{k} × {}", v.len()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        o.runs_dir.display()
+    );
+    let bar = ProgressBar::new(runs.len() as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} runs ({elapsed}, eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("sweep");
+    // Status lines go through `suspend` so they print above the bar (or plainly without a tty).
+    let say = |msg: String| bar.suspend(|| eprintln!("{msg}"));
+    let on_event = |e: Event<'_>| match e {
+        Event::Start { run, plan } => {
+            let what = match plan {
+                Plan::New => "started",
+                Plan::Resume => "resumed from its latest checkpoint",
+                Plan::Restart => "restarted (no checkpoint yet)",
+                Plan::Skip => return,
+            };
+            say(format!("  {run}: {what}"));
+        }
+        Event::Done {
+            run,
+            plan,
+            info,
+            seconds,
+        } => {
+            if *plan != Plan::Skip {
+                say(format!(
+                    "  {run}: {} after {} updates in {seconds:.1} s; best validation reward {}",
+                    info.status,
+                    info.updates_done,
+                    info.best_val_reward
+                        .map_or("n/a".into(), |r| format!("{r:.4}"))
+                ));
+            } else {
+                say(format!("  {run}: skipped (already {})", info.status));
+            }
+            bar.inc(1);
+        }
+        Event::Failed { run, error } => {
+            say(format!("  {run}: FAILED: {error}"));
+            bar.inc(1);
+        }
+    };
+    let results = run_sweep(&runs, &o, &on_event)?;
+    bar.finish_and_clear();
+    let train_s = t0.elapsed().as_secs_f64();
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.name)))
+        .collect();
+    let unfinished = results
+        .iter()
+        .filter(|r| matches!(&r.outcome, Ok(i) if i.status != "finished"))
+        .count();
+    eprintln!(
+        "sweep: {} runs in {train_s:.1} s ({} skipped, {} failed, {unfinished} stopped early)",
+        results.len(),
+        results.iter().filter(|r| r.plan == Plan::Skip).count(),
+        failed.len()
+    );
+    anyhow::ensure!(
+        failed.is_empty(),
+        "{} runs failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    if a.no_report || unfinished > 0 {
+        return Ok(());
+    }
+    let data = &runs[0].config.data;
+    let split = &runs[0].config.test_split;
+    anyhow::ensure!(
+        runs.iter()
+            .all(|r| r.config.data == *data && r.config.test_split == *split),
+        "the report needs one dataset and test split for all runs; use --no-report and \
+         `trim report` per dataset"
+    );
+    let dirs: Vec<PathBuf> = results.iter().map(|r| r.run_dir.clone()).collect();
+    let cks = discover(&dirs, "TRIM-Agg")?;
+    report(data, split, &cks, &a.out.join("report"), &a.suite)?;
+    eprintln!("sweep + report: {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}

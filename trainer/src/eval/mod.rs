@@ -1,0 +1,472 @@
+//! The evaluation suite: every routing policy family evaluated on the same problems, as
+//! accuracy-vs-cost curves with the routing metrics of `trim_env::metrics`.
+//!
+//! A *family* is one policy with a knob (TRIM-Thr's threshold, the cascade's τ, the
+//! hindsight-optimal policy's λ, a trained checkpoint's regenerate-probability threshold, …);
+//! each knob value is one *operating point*. Metrics (CPT, ΔIBC, APGR, AUC, accuracy at a budget)
+//! are computed per family on its monotone upper envelope, so a family is judged by the best
+//! trade-offs it can offer, as in RouteLLM and the TRIM paper (§4).
+//!
+//! Cost is always the strong-token fraction `c` against always-strong **on the same problems**,
+//! and the reported reward uses one λ for every point, so rows are comparable across families.
+
+pub mod plot;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use trim_env::metrics::{self, Anchors, Point};
+use trim_env::oracle::{hindsight_optimal, query_cascade, query_oracle};
+use trim_env::{
+    Action, AggObs, EvalOptions, Forest, Policy, ProblemOutcome, RefPolicy, Rng, evaluate,
+    summarize,
+};
+
+use crate::backend::Backend;
+use crate::checkpoint;
+use crate::model::{Greedy, PolicyWeights};
+
+/// Bootstrap resamples behind every confidence interval.
+pub const BOOTSTRAP_RESAMPLES: u32 = 1000;
+
+/// A trained policy that regenerates when its probability of `regenerate` exceeds `threshold`.
+///
+/// Greedy acting is the `threshold = 0.5` member (up to ties); sweeping the threshold trades
+/// accuracy for cost along the policy's own confidence, which densifies the curve of a single
+/// checkpoint the way TRIM-Thr's threshold does for the PRM score.
+pub struct RegenAbove<'a> {
+    pub weights: &'a PolicyWeights,
+    pub threshold: f32,
+}
+
+impl Policy for RegenAbove<'_> {
+    fn act(&self, obs: &AggObs, mask: [bool; 2], _rng: &mut Rng) -> Action {
+        let (lp, _) = self.weights.log_probs(obs, mask);
+        if lp[1].exp() > self.threshold {
+            Action::Regenerate
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+/// What kind of policy a family is; the plot and the tables style them by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// always-weak / always-strong.
+    Anchor,
+    /// A deployable baseline (random, TRIM-Thr, cascade).
+    Baseline,
+    /// Uses the outcome (query oracle, hindsight-optimal): an upper limit, not a router.
+    Oracle,
+    /// A trained TRIM-Agg checkpoint.
+    Trained,
+}
+
+/// One operating point of one family.
+#[derive(Clone, Debug, Serialize)]
+pub struct OperatingPoint {
+    pub family: String,
+    /// The knob value, e.g. `threshold=0.42`, `tau=0.30`, `lambda=8e-4`, `run=…`.
+    pub label: String,
+    pub accuracy: f64,
+    /// 95 % bootstrap CI of the accuracy over problems.
+    pub accuracy_ci: (f64, f64),
+    pub strong_tokens_per_problem: f64,
+    pub strong_calls_per_problem: f64,
+    /// Strong tokens ÷ always-strong's on the same problems.
+    pub cost_fraction: f64,
+    /// 95 % bootstrap CI of the cost fraction over problems.
+    pub cost_fraction_ci: (f64, f64),
+    /// `accuracy − λ·strong tokens` with the report's λ.
+    pub reward: f64,
+    /// Performance gap recovered (None when the anchors tie).
+    pub pgr: Option<f64>,
+}
+
+impl OperatingPoint {
+    pub fn point(&self) -> Point {
+        Point {
+            cost: self.cost_fraction,
+            accuracy: self.accuracy,
+        }
+    }
+}
+
+/// A policy family and its points.
+#[derive(Clone, Debug, Serialize)]
+pub struct Family {
+    pub name: String,
+    pub kind: Kind,
+    pub points: Vec<OperatingPoint>,
+}
+
+impl Family {
+    pub fn curve(&self) -> Vec<Point> {
+        self.points.iter().map(OperatingPoint::point).collect()
+    }
+}
+
+/// Knobs of the baseline grids.
+#[derive(Clone, Debug)]
+pub struct SuiteOptions {
+    /// Reward λ of every row.
+    pub lambda: f64,
+    /// TRIM-Thr thresholds: `n + 1` values evenly spaced in [0, 1].
+    pub threshold_steps: u32,
+    /// Random-routing probabilities: `n + 1` values evenly spaced in [0, 1].
+    pub random_steps: u32,
+    /// Cascade τ: `n + 1` values evenly spaced in [0, 1].
+    pub cascade_steps: u32,
+    /// Hindsight-optimal λ values.
+    pub oracle_lambdas: Vec<f64>,
+    /// Regenerate-probability thresholds swept for every checkpoint (besides greedy).
+    pub checkpoint_thresholds: Vec<f32>,
+    /// Episodes per tree for the random policy.
+    pub repeats: u32,
+    pub seed: u64,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> Self {
+        SuiteOptions {
+            lambda: 8e-4,
+            threshold_steps: 50,
+            random_steps: 10,
+            cascade_steps: 20,
+            // 0 and 1e-5 … 1e-1 geometrically: from "accuracy at any cost" to "never pay".
+            oracle_lambdas: std::iter::once(0.0)
+                .chain((0..=32).map(|i| 10f64.powf(-5.0 + 4.0 * f64::from(i) / 32.0)))
+                .collect(),
+            checkpoint_thresholds: (1..20).map(|i| i as f32 / 20.0).collect(),
+            repeats: 16,
+            seed: 0,
+        }
+    }
+}
+
+/// A trained checkpoint to evaluate, with the name of its family and its point label.
+#[derive(Clone, Debug)]
+pub struct CheckpointSpec {
+    /// Family name (one family per sweep, e.g. `TRIM-Agg`; points from every run are pooled so
+    /// the family's envelope is the union Pareto frontier across runs).
+    pub family: String,
+    /// Point label, e.g. the run name.
+    pub label: String,
+    /// A checkpoint directory (`<run>/best`).
+    pub dir: PathBuf,
+}
+
+/// Every family evaluated on one set of problems.
+#[derive(Clone, Debug, Serialize)]
+pub struct Suite {
+    pub dataset: PathBuf,
+    pub split: String,
+    pub problems: usize,
+    pub lambda: f64,
+    /// always-strong's mean strong tokens per problem: the cost-fraction denominator.
+    pub strong_ref_tokens: f64,
+    pub anchors: AnchorAccuracy,
+    pub families: Vec<Family>,
+}
+
+/// The anchors' accuracies (serialisable copy of `metrics::Anchors`).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct AnchorAccuracy {
+    pub weak: f64,
+    pub strong: f64,
+}
+
+impl Suite {
+    pub fn anchors(&self) -> Anchors {
+        Anchors {
+            weak: self.anchors.weak,
+            strong: self.anchors.strong,
+        }
+    }
+
+    /// The family with this name.
+    pub fn family(&self, name: &str) -> Option<&Family> {
+        self.families.iter().find(|f| f.name == name)
+    }
+}
+
+/// Family names used by the suite (the plot and tests refer to them).
+pub mod names {
+    pub const WEAK: &str = "always-weak";
+    pub const STRONG: &str = "always-strong";
+    pub const RANDOM: &str = "random(p)";
+    pub const THRESHOLD: &str = "TRIM-Thr";
+    pub const CASCADE: &str = "cascade (AutoMix-PRM)";
+    pub const QUERY_ORACLE: &str = "query oracle";
+    pub const HINDSIGHT: &str = "hindsight-optimal";
+    /// Suffix of a checkpoint family's regenerate-probability threshold sweep.
+    pub const SWEPT_SUFFIX: &str = " p>t";
+}
+
+/// Turns per-problem outcomes into operating points against fixed anchors.
+struct Scorer {
+    strong_ref: f64,
+    lambda: f64,
+    anchors: Option<Anchors>,
+    seed: u64,
+}
+
+impl Scorer {
+    fn point(&self, family: &str, label: String, o: &[ProblemOutcome]) -> OperatingPoint {
+        let s = summarize(o, self.strong_ref, self.lambda);
+        let acc: Vec<f64> = o.iter().map(|x| x.accuracy).collect();
+        let cost: Vec<f64> = o
+            .iter()
+            .map(|x| x.strong_tokens / self.strong_ref.max(f64::MIN_POSITIVE))
+            .collect();
+        let ci = |v: &[f64]| {
+            metrics::bootstrap_ci(v, BOOTSTRAP_RESAMPLES, self.seed).unwrap_or((f64::NAN, f64::NAN))
+        };
+        OperatingPoint {
+            family: family.into(),
+            label,
+            accuracy: s.accuracy,
+            accuracy_ci: ci(&acc),
+            strong_tokens_per_problem: s.strong_tokens,
+            strong_calls_per_problem: s.strong_calls,
+            cost_fraction: s.cost_fraction,
+            cost_fraction_ci: ci(&cost),
+            reward: s.reward,
+            pgr: self.anchors.and_then(|a| metrics::pgr(s.accuracy, a)),
+        }
+    }
+}
+
+fn grid(n: u32) -> impl Iterator<Item = f32> {
+    let n = n.max(1);
+    (0..=n).map(move |i| i as f32 / n as f32)
+}
+
+/// Evaluate every baseline family and the given checkpoints on `problems`.
+pub fn run_suite(
+    forest: &Forest,
+    dataset: &Path,
+    split: &str,
+    problems: &[u32],
+    checkpoints: &[CheckpointSpec],
+    o: &SuiteOptions,
+) -> anyhow::Result<Suite> {
+    anyhow::ensure!(!problems.is_empty(), "no problems to evaluate");
+    let det = EvalOptions {
+        repeats: 1,
+        seed: o.seed,
+    };
+    let weak = evaluate(forest, problems, &RefPolicy::Weak, det)?;
+    let strong = evaluate(forest, problems, &RefPolicy::Strong, det)?;
+    let strong_ref = summarize(&strong, 0.0, o.lambda).strong_tokens;
+    anyhow::ensure!(
+        strong_ref > 0.0,
+        "always-strong spends no strong tokens on these problems: no cost scale"
+    );
+    let mut sc = Scorer {
+        strong_ref,
+        lambda: o.lambda,
+        anchors: None,
+        seed: o.seed,
+    };
+    let anchors = Anchors {
+        weak: summarize(&weak, strong_ref, o.lambda).accuracy,
+        strong: summarize(&strong, strong_ref, o.lambda).accuracy,
+    };
+    sc.anchors = Some(anchors);
+    let mut families = vec![
+        Family {
+            name: names::WEAK.into(),
+            kind: Kind::Anchor,
+            points: vec![sc.point(names::WEAK, "weak".into(), &weak)],
+        },
+        Family {
+            name: names::STRONG.into(),
+            kind: Kind::Anchor,
+            points: vec![sc.point(names::STRONG, "strong".into(), &strong)],
+        },
+    ];
+    let mut family = |name: &str, kind: Kind, pts: Vec<OperatingPoint>| {
+        families.push(Family {
+            name: name.into(),
+            kind,
+            points: pts,
+        })
+    };
+
+    let random = EvalOptions {
+        repeats: o.repeats.max(1),
+        seed: o.seed,
+    };
+    let mut pts = vec![];
+    for p in grid(o.random_steps) {
+        let out = evaluate(forest, problems, &RefPolicy::Random(p), random)?;
+        pts.push(sc.point(names::RANDOM, format!("p={p:.2}"), &out));
+    }
+    family(names::RANDOM, Kind::Baseline, pts);
+
+    let mut pts = vec![];
+    for k in grid(o.threshold_steps) {
+        let out = evaluate(forest, problems, &RefPolicy::Threshold(k), det)?;
+        pts.push(sc.point(names::THRESHOLD, format!("threshold={k:.2}"), &out));
+    }
+    family(names::THRESHOLD, Kind::Baseline, pts);
+
+    let pts = grid(o.cascade_steps)
+        .map(|tau| {
+            let out = query_cascade(forest, problems, tau);
+            sc.point(names::CASCADE, format!("tau={tau:.2}"), &out)
+        })
+        .collect();
+    family(names::CASCADE, Kind::Baseline, pts);
+
+    let out = query_oracle(forest, problems);
+    family(
+        names::QUERY_ORACLE,
+        Kind::Oracle,
+        vec![sc.point(names::QUERY_ORACLE, "oracle".into(), &out)],
+    );
+
+    let pts = o
+        .oracle_lambdas
+        .iter()
+        .map(|&l| {
+            let out = hindsight_optimal(forest, problems, l);
+            sc.point(names::HINDSIGHT, format!("lambda={l:.3e}"), &out)
+        })
+        .collect();
+    family(names::HINDSIGHT, Kind::Oracle, pts);
+
+    // Checkpoints: greedy points form `<family>`; probability-threshold points `<family> p>t`.
+    if !checkpoints.is_empty() {
+        let device = Backend::Flex.device()?;
+        let mut greedy: Vec<(String, Vec<OperatingPoint>)> = vec![];
+        let mut swept: Vec<(String, Vec<OperatingPoint>)> = vec![];
+        for c in checkpoints {
+            let (model, _) = checkpoint::load_model(&c.dir, &device)?;
+            let w = model.weights();
+            let out = evaluate(forest, problems, &Greedy(&w), det)?;
+            let p = sc.point(&c.family, c.label.clone(), &out);
+            push_to(&mut greedy, &c.family, p);
+            let swept_name = format!("{}{}", c.family, names::SWEPT_SUFFIX);
+            for &t in &o.checkpoint_thresholds {
+                let pol = RegenAbove {
+                    weights: &w,
+                    threshold: t,
+                };
+                let out = evaluate(forest, problems, &pol, det)?;
+                let p = sc.point(&swept_name, format!("{} t={t:.2}", c.label), &out);
+                push_to(&mut swept, &swept_name, p);
+            }
+        }
+        for (name, pts) in greedy.into_iter().chain(swept) {
+            family(&name, Kind::Trained, pts);
+        }
+    }
+
+    Ok(Suite {
+        dataset: dataset.to_path_buf(),
+        split: split.into(),
+        problems: problems.len(),
+        lambda: o.lambda,
+        strong_ref_tokens: strong_ref,
+        anchors: AnchorAccuracy {
+            weak: anchors.weak,
+            strong: anchors.strong,
+        },
+        families,
+    })
+}
+
+fn push_to(v: &mut Vec<(String, Vec<OperatingPoint>)>, name: &str, p: OperatingPoint) {
+    match v.iter_mut().find(|(n, _)| n == name) {
+        Some((_, pts)) => pts.push(p),
+        None => v.push((name.into(), vec![p])),
+    }
+}
+
+/// Accuracy of a curve's monotone upper envelope at cost `c`, linearly interpolated and starting
+/// from always-weak `(0, acc_w)`; flat after the envelope's last point (a policy can always
+/// spend less than it is allowed). Used to measure a policy's distance to the hindsight frontier.
+pub fn envelope_accuracy_at(points: &[Point], c: f64, a: Anchors) -> f64 {
+    let mut ps = points.to_vec();
+    ps.push(Point {
+        cost: 0.0,
+        accuracy: a.weak,
+    });
+    let env = metrics::upper_envelope(&ps);
+    let mut best = f64::NEG_INFINITY;
+    for w in env.windows(2) {
+        if c >= w[0].cost && c <= w[1].cost {
+            let span = w[1].cost - w[0].cost;
+            let t = if span > 0.0 {
+                (c - w[0].cost) / span
+            } else {
+                1.0
+            };
+            best = best.max(w[0].accuracy + t * (w[1].accuracy - w[0].accuracy));
+        }
+    }
+    for p in &env {
+        if p.cost <= c {
+            best = best.max(p.accuracy);
+        }
+    }
+    best
+}
+
+/// Distance of a family to a reference frontier: the mean and largest accuracy shortfall of the
+/// family's envelope points below the frontier at the same cost (accuracy points, ≥ 0 when the
+/// frontier dominates).
+pub fn gap_to_frontier(family: &[Point], frontier: &[Point], a: Anchors) -> Option<(f64, f64)> {
+    let env = metrics::upper_envelope(family);
+    if env.is_empty() {
+        return None;
+    }
+    let gaps: Vec<f64> = env
+        .iter()
+        .map(|p| envelope_accuracy_at(frontier, p.cost, a) - p.accuracy)
+        .collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let max = gaps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((mean, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Anchors = Anchors {
+        weak: 0.4,
+        strong: 0.8,
+    };
+
+    fn p(cost: f64, accuracy: f64) -> Point {
+        Point { cost, accuracy }
+    }
+
+    #[test]
+    fn envelope_accuracy_interpolates_and_stays_flat() {
+        // Frontier (0, .4) → (.2, .7) → (.5, .9); the dominated (.3, .6) is ignored.
+        let f = [p(0.2, 0.7), p(0.3, 0.6), p(0.5, 0.9)];
+        assert!((envelope_accuracy_at(&f, 0.0, A) - 0.4).abs() < 1e-12);
+        assert!((envelope_accuracy_at(&f, 0.1, A) - 0.55).abs() < 1e-12);
+        assert!((envelope_accuracy_at(&f, 0.35, A) - 0.8).abs() < 1e-12);
+        assert!((envelope_accuracy_at(&f, 0.9, A) - 0.9).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gap_to_frontier_is_mean_and_max_shortfall() {
+        let frontier = [p(0.2, 0.7), p(0.5, 0.9)];
+        // Envelope of the family: (.1, .5) and (.5, .8); (.3, .45) is dominated.
+        let fam = [p(0.1, 0.5), p(0.3, 0.45), p(0.5, 0.8)];
+        // Frontier at .1 is .55 → gap .05; at .5 it is .9 → gap .1.
+        let (mean, max) = gap_to_frontier(&fam, &frontier, A).unwrap();
+        assert!((mean - 0.075).abs() < 1e-12, "{mean}");
+        assert!((max - 0.1).abs() < 1e-12, "{max}");
+        assert!(gap_to_frontier(&[], &frontier, A).is_none());
+    }
+}

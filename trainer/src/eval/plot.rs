@@ -1,0 +1,185 @@
+//! The cost-vs-accuracy plot (PNG and SVG, plotters): every family's points with a distinct
+//! colour and marker, its monotone upper envelope as a line, the hindsight-optimal frontier in
+//! black, and the always-weak / always-strong anchors labelled.
+//!
+//! PNG text is rendered with the Hack font (MIT / Bitstream Vera licence) embedded from the
+//! `epaint_default_fonts` crate, so plotting needs no system fonts.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use trim_env::metrics::upper_envelope;
+
+use super::{Kind, Suite, names};
+
+const FONT: &str = "sans-serif";
+const SIZE: (u32, u32) = (1200, 800);
+
+/// Register the embedded font once per process (plotters keeps a global font table).
+fn ensure_font() -> anyhow::Result<()> {
+    static DONE: OnceLock<bool> = OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
+        register_font(FONT, FontStyle::Normal, epaint_default_fonts::HACK_REGULAR).is_ok()
+    });
+    anyhow::ensure!(ok, "the embedded plot font could not be parsed");
+    Ok(())
+}
+
+/// Marker outlines in pixels around the point: octagon, triangle, square, diamond, inverted
+/// triangle, star — filled, so points stay distinguishable in greyscale too.
+fn marker(shape: usize, r: i32) -> Vec<(i32, i32)> {
+    let poly = |n: usize, rot: f64, rr: &dyn Fn(usize) -> f64| -> Vec<(i32, i32)> {
+        (0..n)
+            .map(|i| {
+                let a = rot + std::f64::consts::TAU * i as f64 / n as f64;
+                let rad = rr(i) * f64::from(r);
+                (
+                    (rad * a.cos()).round() as i32,
+                    (rad * a.sin()).round() as i32,
+                )
+            })
+            .collect()
+    };
+    use std::f64::consts::FRAC_PI_2;
+    match shape % 6 {
+        0 => poly(8, 0.0, &|_| 1.0),
+        1 => poly(3, -FRAC_PI_2, &|_| 1.2),
+        2 => vec![(-r, -r), (r, -r), (r, r), (-r, r)],
+        3 => poly(4, 0.0, &|_| 1.3),
+        4 => poly(3, FRAC_PI_2, &|_| 1.2),
+        _ => poly(10, -FRAC_PI_2, &|i| if i % 2 == 0 { 1.5 } else { 0.6 }),
+    }
+}
+
+/// Family colours in suite order (random, TRIM-Thr, cascade, query oracle, hindsight — drawn in
+/// black —, then trained families), chosen so that neighbours on the plot differ clearly.
+const COLOURS: [RGBColor; 8] = [
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(0, 0, 0),
+    RGBColor(214, 39, 40),
+    RGBColor(23, 190, 207),
+    RGBColor(227, 119, 194),
+];
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, suite: &Suite) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
+    root.fill(&WHITE).map_err(err)?;
+    let all: Vec<f64> = suite
+        .families
+        .iter()
+        .flat_map(|f| f.points.iter().map(|p| p.accuracy))
+        .collect();
+    let lo = all.iter().copied().fold(1.0f64, f64::min);
+    let hi = all.iter().copied().fold(0.0f64, f64::max);
+    let (y0, y1) = ((lo - 0.03).max(0.0), (hi + 0.03).min(1.0));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Accuracy vs strong-token cost — {} problems (split `{}`)",
+                suite.problems, suite.split
+            ),
+            (FONT, 26),
+        )
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d(-0.02f64..1.05f64, y0..y1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("cost fraction c = strong tokens ÷ always-strong's strong tokens")
+        .y_desc("accuracy")
+        .axis_desc_style((FONT, 20))
+        .label_style((FONT, 16))
+        .y_label_formatter(&|y| format!("{:.0} %", 100.0 * y))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+
+    let mut shape = 0;
+    for f in &suite.families {
+        if f.kind == Kind::Anchor {
+            continue;
+        }
+        let hindsight = f.name == names::HINDSIGHT;
+        let colour = if hindsight {
+            RGBColor(0, 0, 0)
+        } else {
+            COLOURS[shape % COLOURS.len()]
+        };
+        // Dense sweeps (many points) get small, light markers so the envelopes stay readable.
+        let dense = f.points.len() > 60;
+        let r = if dense { 3 } else { 5 };
+        let style = if dense {
+            colour.mix(0.35).filled()
+        } else {
+            colour.filled()
+        };
+        let env = upper_envelope(&f.curve());
+        let line = env.iter().map(|p| (p.cost, p.accuracy));
+        let width = if hindsight { 3 } else { 2 };
+        let s = shape;
+        chart
+            .draw_series(LineSeries::new(line, colour.stroke_width(width)))
+            .map_err(err)?
+            .label(format!("{} ({} pts)", f.name, f.points.len()))
+            .legend(move |(x, y)| {
+                EmptyElement::at((x + 12, y))
+                    + PathElement::new(vec![(-12, 0), (12, 0)], colour.stroke_width(width))
+                    + Polygon::new(marker(s, 5), colour.filled())
+            });
+        chart
+            .draw_series(f.points.iter().map(|p| {
+                EmptyElement::at((p.cost_fraction, p.accuracy)) + Polygon::new(marker(s, r), style)
+            }))
+            .map_err(err)?;
+        shape += 1;
+    }
+    // The anchors: large black-outlined squares with their names.
+    for f in suite.families.iter().filter(|f| f.kind == Kind::Anchor) {
+        for p in &f.points {
+            let c = (p.cost_fraction, p.accuracy);
+            let left = p.cost_fraction > 0.5;
+            let text_at = if left { (-200, 24) } else { (12, -22) };
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at(c)
+                        + Rectangle::new([(-7, -7), (7, 7)], BLACK.filled())
+                        + Text::new(
+                            format!("{} {:.1} %", f.name, 100.0 * p.accuracy),
+                            text_at,
+                            (FONT, 17),
+                        ),
+                ))
+                .map_err(err)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 16))
+        .margin(12)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// Draw the suite into `png` and `svg`.
+pub fn plot(suite: &Suite, png: &Path, svg: &Path) -> anyhow::Result<()> {
+    ensure_font()?;
+    draw(BitMapBackend::new(png, SIZE).into_drawing_area(), suite)?;
+    draw(SVGBackend::new(svg, SIZE).into_drawing_area(), suite)?;
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The evaluation suite on a tiny dataset: the checkpoint-threshold policy, Lagrangian optimality
+//! of the hindsight-optimal family against every other family, and the report files.
+
+mod train_support;
+
+use train_support::{make_dataset, tmpdir};
+use trim::backend::Backend;
+use trim::eval::report::{family_metrics, points_csv, write_report};
+use trim::eval::{Kind, RegenAbove, SuiteOptions, names, run_suite};
+use trim::model::{ActorCritic, Greedy};
+use trim_env::{EvalOptions, RefPolicy, Rng, evaluate};
+
+/// A tiny dataset in a directory of its own (tests run in parallel).
+fn tiny(test: &str) -> (std::path::PathBuf, trim_data::Loaded) {
+    let dir = tmpdir(test);
+    let data = make_dataset(&dir, "tiny", 60, 2, 7);
+    let l = trim_data::load(&data).unwrap();
+    (data, l)
+}
+
+#[test]
+fn probability_threshold_policy_spans_weak_greedy_and_strong() {
+    let (_, l) = tiny("eval-regen-above");
+    let problems = l.problems_in_split("all");
+    let device = Backend::Flex.device().unwrap();
+    let w = ActorCritic::new(16, &mut Rng::new(3), &device).weights();
+    let opts = EvalOptions::default();
+    let at = |t: f32| {
+        let p = RegenAbove {
+            weights: &w,
+            threshold: t,
+        };
+        evaluate(&l.forest, &problems, &p, opts).unwrap()
+    };
+    // p(regenerate) ≤ 1 is never above 1: always continue, i.e. always-weak.
+    assert_eq!(
+        at(1.0),
+        evaluate(&l.forest, &problems, &RefPolicy::Weak, opts).unwrap()
+    );
+    // An untrained network gives p(regenerate) strictly inside (0, 1): threshold 0 regenerates
+    // everywhere, i.e. always-strong.
+    assert_eq!(
+        at(0.0),
+        evaluate(&l.forest, &problems, &RefPolicy::Strong, opts).unwrap()
+    );
+    // Threshold 0.5 is the greedy argmax.
+    assert_eq!(
+        at(0.5),
+        evaluate(&l.forest, &problems, &Greedy(&w), opts).unwrap()
+    );
+}
+
+#[test]
+fn hindsight_optimal_is_lagrangian_optimal_against_every_family() {
+    let (data, l) = tiny("eval-lagrangian");
+    let problems = l.problems_in_split("test");
+    let s = run_suite(
+        &l.forest,
+        &data,
+        "test",
+        &problems,
+        &[],
+        &SuiteOptions::default(),
+    )
+    .unwrap();
+    let o = SuiteOptions::default();
+    let hs = s.family(names::HINDSIGHT).unwrap();
+    assert_eq!(hs.points.len(), o.oracle_lambdas.len());
+    for (h, &lambda) in hs.points.iter().zip(&o.oracle_lambdas) {
+        let r = |acc: f64, tok: f64| acc - lambda * tok;
+        let best = r(h.accuracy, h.strong_tokens_per_problem);
+        for f in &s.families {
+            for p in &f.points {
+                assert!(
+                    r(p.accuracy, p.strong_tokens_per_problem) <= best + 1e-9,
+                    "{} {} beats the hindsight optimum at λ = {lambda}",
+                    f.name,
+                    p.label
+                );
+            }
+        }
+    }
+    // Anchors are the cost scale: weak costs 0, strong costs 1.
+    let weak = &s.family(names::WEAK).unwrap().points[0];
+    let strong = &s.family(names::STRONG).unwrap().points[0];
+    assert_eq!((weak.cost_fraction, strong.cost_fraction), (0.0, 1.0));
+    assert!(weak.accuracy_ci.0 <= weak.accuracy && weak.accuracy <= weak.accuracy_ci.1);
+    // The hindsight frontier recovers the whole gap at some cost ≤ 1; its gap to itself is 0.
+    let m = family_metrics(&s);
+    let hm = m.iter().find(|f| f.family == names::HINDSIGHT).unwrap();
+    assert!(hm.cpt95.is_some_and(|c| c <= 1.0));
+    assert!(hm.gap_to_hindsight.unwrap().1.abs() < 1e-12);
+    // Always-weak never recovers any of the gap.
+    let wm = m.iter().find(|f| f.family == names::WEAK).unwrap();
+    assert_eq!(wm.cpt50, None);
+}
+
+#[test]
+fn report_files_hold_every_point_and_family() {
+    let (data, l) = tiny("eval-files");
+    let problems = l.problems_in_split("test");
+    let o = SuiteOptions {
+        threshold_steps: 4,
+        random_steps: 2,
+        cascade_steps: 2,
+        oracle_lambdas: vec![0.0, 1e-3, 1.0],
+        repeats: 2,
+        ..SuiteOptions::default()
+    };
+    let s = run_suite(&l.forest, &data, "test", &problems, &[], &o).unwrap();
+    let n_points: usize = s.families.iter().map(|f| f.points.len()).sum();
+    // weak + strong + random 3 + threshold 5 + cascade 3 + query oracle + hindsight 3
+    assert_eq!(n_points, 1 + 1 + 3 + 5 + 3 + 1 + 3);
+    let out = tmpdir("eval-report-files");
+    let (w, m) = write_report(&out, &s).unwrap();
+    let csv = std::fs::read_to_string(&w.points_csv).unwrap();
+    assert_eq!(csv.lines().count(), n_points + 1);
+    assert_eq!(csv, points_csv(&s));
+    assert!(csv.lines().nth(1).unwrap().starts_with("always-weak,weak,"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&w.json).unwrap()).unwrap();
+    assert_eq!(json["metrics"].as_array().unwrap().len(), s.families.len());
+    assert_eq!(m.len(), s.families.len());
+    // No trained family: the union frontier of trained runs is empty.
+    assert!(json["trained_frontier"].as_array().unwrap().is_empty());
+    let md = std::fs::read_to_string(&w.markdown).unwrap();
+    for f in &s.families {
+        assert!(
+            md.contains(&format!("| {} |", f.name)),
+            "{} missing",
+            f.name
+        );
+    }
+    assert!(
+        md.contains("not reached"),
+        "always-weak never reaches CPT(50%)"
+    );
+    let png = std::fs::read(&w.png).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(&w.svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("hindsight-optimal"));
+    assert!(svg.contains("accuracy") && svg.contains("cost fraction"));
+    assert!(s.families.iter().all(|f| f.kind != Kind::Trained));
+}
