@@ -154,9 +154,14 @@ fn anchors(forest: &Forest, tree: usize) -> Option<(PathResult, PathResult)> {
     ))
 }
 
-/// Query-level oracle: strong only where weak fails and strong succeeds. Trees whose anchor paths
-/// are incomplete count as the all-weak outcome (or wrong if that is missing too).
-pub fn query_oracle(forest: &Forest, problems: &[u32]) -> Vec<ProblemOutcome> {
+/// Per problem, average `pick(weak path, strong path)` over its sample trees — the shape of every
+/// query-level policy: look at the two anchor paths, answer with one of them. Trees whose anchor
+/// paths are incomplete count as wrong with no cost.
+fn query_level(
+    forest: &Forest,
+    problems: &[u32],
+    pick: impl Fn(&PathResult, &PathResult) -> (bool, f64, f64, f64) + Sync,
+) -> Vec<ProblemOutcome> {
     problems
         .par_iter()
         .map(|&p| {
@@ -164,13 +169,7 @@ pub fn query_oracle(forest: &Forest, problems: &[u32]) -> Vec<ProblemOutcome> {
                 forest
                     .trees_of(p as usize)
                     .map(|t| match anchors(forest, t) {
-                        Some((w, s)) if !w.correct && s.correct => (
-                            true,
-                            f64::from(s.strong_tokens),
-                            f64::from(s.steps),
-                            f64::from(s.steps),
-                        ),
-                        Some((w, _)) => (w.correct, 0.0, 0.0, f64::from(w.steps)),
+                        Some((w, s)) => pick(&w, &s),
                         None => (false, 0.0, 0.0, 0.0),
                     }),
             )
@@ -178,28 +177,38 @@ pub fn query_oracle(forest: &Forest, problems: &[u32]) -> Vec<ProblemOutcome> {
         .collect()
 }
 
+/// `(correct, strong tokens, strong calls, steps)` of answering with the all-weak path.
+fn weak_answer(w: &PathResult) -> (bool, f64, f64, f64) {
+    (w.correct, 0.0, 0.0, f64::from(w.steps))
+}
+
+/// Query-level oracle: strong only where weak fails and strong succeeds.
+pub fn query_oracle(forest: &Forest, problems: &[u32]) -> Vec<ProblemOutcome> {
+    query_level(forest, problems, |w, s| {
+        if !w.correct && s.correct {
+            let steps = f64::from(s.steps);
+            (true, f64::from(s.strong_tokens), steps, steps)
+        } else {
+            weak_answer(w)
+        }
+    })
+}
+
 /// Query-level cascade (AutoMix-PRM): escalate to the all-strong path when the all-weak path's
-/// minimum PRM score is below `tau`.
+/// minimum PRM score is below `tau` (both paths' steps were run; only strong tokens cost).
 pub fn query_cascade(forest: &Forest, problems: &[u32], tau: f32) -> Vec<ProblemOutcome> {
-    problems
-        .par_iter()
-        .map(|&p| {
-            average(
-                forest
-                    .trees_of(p as usize)
-                    .map(|t| match anchors(forest, t) {
-                        Some((w, s)) if w.min_prm < tau => (
-                            s.correct,
-                            f64::from(s.strong_tokens),
-                            f64::from(s.steps),
-                            f64::from(w.steps + s.steps),
-                        ),
-                        Some((w, _)) => (w.correct, 0.0, 0.0, f64::from(w.steps)),
-                        None => (false, 0.0, 0.0, 0.0),
-                    }),
+    query_level(forest, problems, |w, s| {
+        if w.min_prm < tau {
+            (
+                s.correct,
+                f64::from(s.strong_tokens),
+                f64::from(s.steps),
+                f64::from(w.steps + s.steps),
             )
-        })
-        .collect()
+        } else {
+            weak_answer(w)
+        }
+    })
 }
 
 #[cfg(test)]

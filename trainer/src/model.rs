@@ -378,21 +378,29 @@ impl PolicyWeights {
         let mut a = [0.0f32; MAX_HIDDEN];
         let mut b = [0.0f32; MAX_HIDDEN];
         let mut c = [0.0f32; MAX_HIDDEN];
-        self.trunk1.forward(obs, &mut a[..h]);
-        self.trunk_ln1.forward_tanh(&mut a[..h]);
-        self.trunk2.forward(&a[..h], &mut b[..h]);
-        self.trunk_ln2.forward_tanh(&mut b[..h]);
-        // actor
-        self.actor1.forward(&b[..h], &mut a[..h]);
-        self.actor_ln.forward_tanh(&mut a[..h]);
-        let mut logits = [0.0f32; N_ACTIONS];
-        self.actor_out.forward(&a[..h], &mut logits);
-        // critic
+        let logits = self.trunk_actor(obs, &mut a, &mut b);
+        // critic, from the trunk output left in `b`
         self.critic1.forward(&b[..h], &mut c[..h]);
         self.critic_ln.forward_tanh(&mut c[..h]);
         let mut v = [0.0f32; 1];
         self.critic_out.forward(&c[..h], &mut v);
         (logits, v[0])
+    }
+
+    /// Shared trunk then actor head, in caller-provided scratch (`a`, `b` at least `hidden`
+    /// wide). Leaves the trunk output in `b` so [`forward`](Self::forward) can run the critic.
+    #[inline(always)]
+    fn trunk_actor(&self, obs: &AggObs, a: &mut [f32], b: &mut [f32]) -> [f32; N_ACTIONS] {
+        let h = self.hidden();
+        self.trunk1.forward(obs, &mut a[..h]);
+        self.trunk_ln1.forward_tanh(&mut a[..h]);
+        self.trunk2.forward(&a[..h], &mut b[..h]);
+        self.trunk_ln2.forward_tanh(&mut b[..h]);
+        self.actor1.forward(&b[..h], &mut a[..h]);
+        self.actor_ln.forward_tanh(&mut a[..h]);
+        let mut logits = [0.0f32; N_ACTIONS];
+        self.actor_out.forward(&a[..h], &mut logits);
+        logits
     }
 
     /// Actor logits only (the critic is skipped): what a deployed router needs per decision.
@@ -414,15 +422,7 @@ impl PolicyWeights {
         debug_assert!(h <= N);
         let mut a = [0.0f32; N];
         let mut b = [0.0f32; N];
-        self.trunk1.forward(obs, &mut a[..h]);
-        self.trunk_ln1.forward_tanh(&mut a[..h]);
-        self.trunk2.forward(&a[..h], &mut b[..h]);
-        self.trunk_ln2.forward_tanh(&mut b[..h]);
-        self.actor1.forward(&b[..h], &mut a[..h]);
-        self.actor_ln.forward_tanh(&mut a[..h]);
-        let mut logits = [0.0f32; N_ACTIONS];
-        self.actor_out.forward(&a[..h], &mut logits);
-        logits
+        self.trunk_actor(obs, &mut a, &mut b)
     }
 
     /// Every parameter with its PyTorch name and shape, in forward order. Linear weights are

@@ -10,30 +10,11 @@
 mod train_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use train_support::{make_dataset, tmpdir};
+use train_support::{make_dataset, ok, tmpdir, trim};
 use trim::export::{self, ParityFixture};
 use trim::router::{EpisodeFeatures, Router, StepObservation};
-
-fn trim(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trim"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TRIM_BACKEND")
-        .output()
-        .expect("run trim")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = trim(dir, args);
-    assert!(
-        o.status.success(),
-        "trim {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// Train a tiny policy and export it in every format; returns (work dir, export dir).
 fn trained_export(name: &str) -> (PathBuf, PathBuf) {

@@ -4,28 +4,8 @@
 mod train_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use train_support::{make_dataset, metrics_without_time, tmpdir};
-
-fn trim(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trim"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TRIM_BACKEND")
-        .output()
-        .expect("run trim")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = trim(dir, args);
-    assert!(
-        o.status.success(),
-        "trim {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+use train_support::{make_dataset, metrics_without_time, ok, tmpdir, trim};
 
 fn fails(dir: &Path, args: &[&str]) -> String {
     let o = trim(dir, args);

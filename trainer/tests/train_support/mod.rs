@@ -10,9 +10,31 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use trim_data::{CandidateRec, DatasetBuilder, Meta, ProblemInfo, TreeWriter};
 use trim_env::{Action, Rng};
+
+/// Run the real `trim` binary in `dir` (with the backend chosen by flags, not the environment).
+pub fn trim(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trim"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TRIM_BACKEND")
+        .output()
+        .expect("run trim")
+}
+
+/// Run `trim` and return its stdout, failing the test with its stderr if it fails.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = trim(dir, args);
+    assert!(
+        o.status.success(),
+        "trim {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf-8 output")
+}
 
 pub fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("trim-train-{name}-{}", std::process::id()));
