@@ -11,12 +11,12 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
-use trim_env::metrics::upper_envelope;
+use trim_env::metrics::{Point, upper_envelope};
 
 use super::{Kind, Suite, names};
 
 const FONT: &str = "sans-serif";
-const SIZE: (u32, u32) = (1200, 800);
+const SIZE: (u32, u32) = (1900, 800);
 
 /// Register the embedded font once per process (plotters keeps a global font table).
 fn ensure_font() -> anyhow::Result<()> {
@@ -67,12 +67,68 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
 ];
 
+/// Largest cost shown in the zoomed panel, where the cheap operating points (and the
+/// hindsight-optimal frontier) crowd together on the full [0, 1] axis.
+const ZOOM_MAX_COST: f64 = 0.25;
+
+/// The full-range panel (with the legend) on the left, the low-cost zoom on the right.
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, suite: &Suite) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
     root.fill(&WHITE).map_err(err)?;
+    let (left, right) = root.split_horizontally(root.dim_in_pixel().0 * 3 / 5);
+    let title = format!(
+        "Accuracy vs strong-token cost — {} problems (split `{}`)",
+        suite.problems, suite.split
+    );
+    draw_panel(&left, suite, (-0.02, 1.05), &title, true)?;
+    draw_panel(
+        &right,
+        suite,
+        (-0.005, ZOOM_MAX_COST),
+        &format!("zoom: c ≤ {ZOOM_MAX_COST}"),
+        false,
+    )?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The part of a cost-sorted polyline with cost ≤ `max`, ending exactly at `max` when the line
+/// continues beyond it (plotters would otherwise pin outside points to the panel's edge).
+fn clip_to(line: &[Point], max: f64) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = vec![];
+    for w in line.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a.cost > max {
+            break;
+        }
+        out.push((a.cost, a.accuracy));
+        if b.cost > max {
+            let t = (max - a.cost) / (b.cost - a.cost);
+            out.push((max, a.accuracy + t * (b.accuracy - a.accuracy)));
+            return out;
+        }
+    }
+    if let Some(last) = line.last().filter(|p| p.cost <= max) {
+        out.push((last.cost, last.accuracy));
+    }
+    out
+}
+
+/// One chart of every family over the cost range `x`.
+fn draw_panel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    suite: &Suite,
+    x: (f64, f64),
+    title: &str,
+    legend: bool,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
     let all: Vec<f64> = suite
         .families
         .iter()
@@ -81,18 +137,12 @@ where
     let lo = all.iter().copied().fold(1.0f64, f64::min);
     let hi = all.iter().copied().fold(0.0f64, f64::max);
     let (y0, y1) = ((lo - 0.03).max(0.0), (hi + 0.03).min(1.0));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "Accuracy vs strong-token cost — {} problems (split `{}`)",
-                suite.problems, suite.split
-            ),
-            (FONT, 26),
-        )
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 26))
         .margin(20)
         .x_label_area_size(60)
         .y_label_area_size(80)
-        .build_cartesian_2d(-0.02f64..1.05f64, y0..y1)
+        .build_cartesian_2d(x.0..x.1, y0..y1)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -124,8 +174,7 @@ where
         } else {
             colour.filled()
         };
-        let env = upper_envelope(&f.curve());
-        let line = env.iter().map(|p| (p.cost, p.accuracy));
+        let line = clip_to(&upper_envelope(&f.curve()), x.1);
         let width = if hindsight { 3 } else { 2 };
         let s = shape;
         chart
@@ -138,7 +187,7 @@ where
                     + Polygon::new(marker(s, 5), colour.filled())
             });
         chart
-            .draw_series(f.points.iter().map(|p| {
+            .draw_series(f.points.iter().filter(|p| p.cost_fraction <= x.1).map(|p| {
                 EmptyElement::at((p.cost_fraction, p.accuracy)) + Polygon::new(marker(s, r), style)
             }))
             .map_err(err)?;
@@ -146,7 +195,7 @@ where
     }
     // The anchors: large black-outlined squares with their names.
     for f in suite.families.iter().filter(|f| f.kind == Kind::Anchor) {
-        for p in &f.points {
+        for p in f.points.iter().filter(|p| p.cost_fraction <= x.1) {
             let c = (p.cost_fraction, p.accuracy);
             let left = p.cost_fraction > 0.5;
             let text_at = if left { (-200, 24) } else { (12, -22) };
@@ -163,16 +212,17 @@ where
                 .map_err(err)?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 16))
-        .margin(12)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
+    if legend {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 16))
+            .margin(12)
+            .draw()
+            .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -182,4 +232,28 @@ pub fn plot(suite: &Suite, png: &Path, svg: &Path) -> anyhow::Result<()> {
     draw(BitMapBackend::new(png, SIZE).into_drawing_area(), suite)?;
     draw(SVGBackend::new(svg, SIZE).into_drawing_area(), suite)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pts(v: &[(f64, f64)]) -> Vec<Point> {
+        v.iter()
+            .map(|&(cost, accuracy)| Point { cost, accuracy })
+            .collect()
+    }
+
+    #[test]
+    fn clipping_ends_the_line_at_the_panel_edge() {
+        let line = pts(&[(0.0, 0.4), (0.1, 0.6), (0.5, 0.8)]);
+        // 0.25 lies 3/8 of the way from 0.1 to 0.5: 0.6 + 0.375·0.2 = 0.675.
+        let c = clip_to(&line, 0.25);
+        assert_eq!(c.len(), 3);
+        assert_eq!(&c[..2], &[(0.0, 0.4), (0.1, 0.6)]);
+        assert!((c[2].0 - 0.25).abs() < 1e-12 && (c[2].1 - 0.675).abs() < 1e-12);
+        assert_eq!(clip_to(&line, 1.0).len(), 3);
+        assert!(clip_to(&pts(&[(0.5, 0.8)]), 0.25).is_empty());
+        assert!(clip_to(&[], 0.25).is_empty());
+    }
 }
