@@ -14,12 +14,7 @@ impl DatasetBuilder {
     /// An empty dataset with `meta`.
     pub fn new(meta: Meta) -> Self {
         DatasetBuilder {
-            ds: Dataset {
-                meta,
-                problems: vec![],
-                rows: vec![],
-                lines: None,
-            },
+            ds: Dataset::new(meta, vec![], vec![]),
             trees_per_problem: vec![],
         }
     }

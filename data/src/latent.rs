@@ -846,6 +846,17 @@ mod tests {
     use crate::build::DatasetBuilder;
     use crate::schema::{Meta, ProblemInfo};
 
+    fn test_info() -> ProblemInfo {
+        ProblemInfo {
+            problem_id: "p".into(),
+            dataset: "d".into(),
+            split: "train".into(),
+            weak_model: "w".into(),
+            strong_model: "s".into(),
+            prm_model: "r".into(),
+        }
+    }
+
     fn model(cfg: LatentConfig) -> LatentModel {
         LatentModel::vendored(cfg, Path::new("<test>")).unwrap()
     }
@@ -955,14 +966,7 @@ mod tests {
         let m = model(LatentConfig::default());
         for k in 0..3u32 {
             let mut b = DatasetBuilder::new(Meta::new("t"));
-            let info = ProblemInfo {
-                problem_id: "p".into(),
-                dataset: "d".into(),
-                split: "train".into(),
-                weak_model: "w".into(),
-                strong_model: "s".into(),
-                prm_model: "r".into(),
-            };
+            let info = test_info();
             let p = b.add_problem(info);
             let mut rng = Rng::new(u64::from(k));
             for _ in 0..20 {
@@ -1035,14 +1039,7 @@ mod tests {
             },
         ];
         let mut b = DatasetBuilder::new(Meta::new("t"));
-        let p = b.add_problem(ProblemInfo {
-            problem_id: "p".into(),
-            dataset: "d".into(),
-            split: "train".into(),
-            weak_model: "w".into(),
-            strong_model: "s".into(),
-            prm_model: "r".into(),
-        });
+        let p = b.add_problem(test_info());
         let mut rng = Rng::new(1);
         let d = m.sample_difficulty(&mut rng);
         let mut w = b.tree(p);

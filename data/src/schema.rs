@@ -158,3 +158,15 @@ pub struct Dataset {
     /// For datasets read from JSONL: the 1-based line each row came from (for error messages).
     pub lines: Option<Vec<u32>>,
 }
+
+impl Dataset {
+    /// A dataset built in memory (no source lines to point errors at).
+    pub fn new(meta: Meta, problems: Vec<ProblemInfo>, rows: Vec<NodeRow>) -> Self {
+        Dataset {
+            meta,
+            problems,
+            rows,
+            lines: None,
+        }
+    }
+}

@@ -382,15 +382,7 @@ pub fn generate_with_progress(
             "nodes": report.nodes,
         },
     });
-    Ok((
-        Dataset {
-            meta,
-            problems,
-            rows,
-            lines: None,
-        },
-        report,
-    ))
+    Ok((Dataset::new(meta, problems, rows), report))
 }
 
 /// Rebuild the step-token lists from ProcessBench (`raw` holds `math.json`).

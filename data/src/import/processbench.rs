@@ -554,15 +554,7 @@ pub fn import(
         "calibration": model.calibration,
         "report": report,
     });
-    Ok((
-        Dataset {
-            meta,
-            problems,
-            rows,
-            lines: None,
-        },
-        report,
-    ))
+    Ok((Dataset::new(meta, problems, rows), report))
 }
 
 #[cfg(test)]

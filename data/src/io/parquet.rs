@@ -382,10 +382,5 @@ pub fn read_parquet(path: &Path) -> Result<Dataset> {
             regenerate_correct: rc[i],
         });
     }
-    Ok(Dataset {
-        meta,
-        problems,
-        rows,
-        lines: None,
-    })
+    Ok(Dataset::new(meta, problems, rows))
 }
