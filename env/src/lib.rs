@@ -10,6 +10,7 @@
 //! prefix; the reward is `-λ·(strong tokens)` on regenerate plus `+1` at the terminal step when the
 //! final answer is correct; γ = 1.
 
+pub mod checksum;
 pub mod episode;
 pub mod features;
 pub mod forest;
