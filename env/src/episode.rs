@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use crate::features::{AggObs, HistStep, TOKEN_SCALE, agg_features};
+use crate::features::{AggObs, FeatureState, HistStep, TOKEN_SCALE};
 use crate::forest::{Action, Branch, Forest};
+use crate::policy::StepView;
 
 /// Why a step could not be taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,24 +44,24 @@ pub struct Transition {
 pub struct EpisodeOutcome {
     /// Final answer correct (false while running).
     pub correct: bool,
-    /// Strong tokens spent (the cost the reward charges).
-    pub strong_tokens: u32,
+    /// Strong tokens spent (the cost the reward charges). u64: per-step counts are u32, and
+    /// their sum over an episode must not wrap.
+    pub strong_tokens: u64,
     /// Number of regenerate actions.
     pub strong_calls: u16,
     /// Decisions taken.
     pub steps: u16,
     /// Tokens of weak steps that were kept.
-    pub weak_tokens_kept: u32,
+    pub weak_tokens_kept: u64,
     /// Tokens of weak steps that were generated and then discarded by a regenerate.
-    pub weak_tokens_discarded: u32,
+    pub weak_tokens_discarded: u64,
 }
 
-/// One episode on one sample tree. `Copy`, 32 bytes: the batched env keeps an array of these.
+/// One episode on one sample tree. `Copy` and small: the batched env keeps an array of these.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Episode {
     node: u32,
-    min_prev: f32,
-    prod_prev: f32,
+    feat: FeatureState,
     done: bool,
     out: EpisodeOutcome,
 }
@@ -71,8 +72,7 @@ impl Episode {
     pub fn start(forest: &Forest, tree: usize) -> Self {
         Episode {
             node: forest.root(tree),
-            min_prev: 1.0,
-            prod_prev: 1.0,
+            feat: FeatureState::new(),
             done: false,
             out: EpisodeOutcome::default(),
         }
@@ -101,13 +101,24 @@ impl Episode {
     pub fn observe(&self, forest: &Forest) -> AggObs {
         let c = forest.columns();
         let n = self.node as usize;
-        agg_features(
-            self.min_prev,
-            self.prod_prev,
-            c.weak_prm[n],
-            c.weak_tokens[n],
-            c.depth[n],
-        )
+        debug_assert_eq!(self.feat.steps(), c.depth[n]);
+        self.feat.observe(c.weak_prm[n], c.weak_tokens[n])
+    }
+
+    /// What a policy that needs no history sees at the current node.
+    #[inline(always)]
+    pub fn view(&self, forest: &Forest) -> StepView<'static> {
+        StepView {
+            features: self.feat,
+            weak: forest.weak(self.node),
+            history: &[],
+        }
+    }
+
+    /// The running feature state (kept steps' min/product of PRM, step index).
+    #[inline(always)]
+    pub fn features(&self) -> FeatureState {
+        self.feat
     }
 
     /// Available actions at the current node: `[continue, regenerate]`.
@@ -118,7 +129,7 @@ impl Episode {
 
     /// The history entry this action would append (for sequence policies).
     #[inline(always)]
-    pub(crate) fn hist_entry(&self, forest: &Forest, action: Action) -> HistStep {
+    pub fn hist_entry(&self, forest: &Forest, action: Action) -> HistStep {
         let c = forest.columns();
         let n = self.node as usize;
         let regen = action == Action::Regenerate;
@@ -152,20 +163,19 @@ impl Episode {
         let n = self.node as usize;
         let (chosen_prm, reward) = match action {
             Action::Continue => {
-                self.out.weak_tokens_kept += c.weak_tokens[n];
+                self.out.weak_tokens_kept += u64::from(c.weak_tokens[n]);
                 (c.weak_prm[n], 0.0)
             }
             Action::Regenerate => {
                 let tokens = c.strong_tokens[n];
-                self.out.strong_tokens += tokens;
+                self.out.strong_tokens += u64::from(tokens);
                 self.out.strong_calls += 1;
-                self.out.weak_tokens_discarded += c.weak_tokens[n];
+                self.out.weak_tokens_discarded += u64::from(c.weak_tokens[n]);
                 (c.strong_prm[n], -lambda * tokens as f32)
             }
         };
         self.out.steps += 1;
-        self.min_prev = self.min_prev.min(chosen_prm);
-        self.prod_prev *= chosen_prm;
+        self.feat.push(chosen_prm);
         match c.branch(self.node, action) {
             Branch::Node(next) => {
                 self.node = next;

@@ -21,22 +21,76 @@ pub const AGG_FEATURES: [&str; AGG_DIM] = [
 ///   current weak tokens / 300, t / 30]`, with min and product equal to 1.0 at `t = 0`.
 pub type AggObs = [f32; AGG_DIM];
 
-/// Build the TRIM-Agg vector from its raw parts (the single definition used everywhere).
-#[inline(always)]
-pub fn agg_features(
+/// The one feature state of an episode: what the TRIM-Agg observation needs from the steps
+/// already taken (running min and product of the kept steps' PRM scores, and the step index).
+///
+/// Why one type: the replay environment ([`crate::Episode`]) and the serving router
+/// (`trim-router`) must compute the network's input identically, so both hold this state and
+/// build observations through [`FeatureState::observe`] only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FeatureState {
     min_prev: f32,
     prod_prev: f32,
-    cur_prm: f32,
-    cur_tokens: u32,
-    t: u16,
-) -> AggObs {
-    [
-        min_prev,
-        prod_prev,
-        cur_prm,
-        cur_tokens as f32 / TOKEN_SCALE,
-        t as f32 / STEP_SCALE,
-    ]
+    steps: u16,
+}
+
+impl Default for FeatureState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FeatureState {
+    /// The state before the first step: min = product = 1, t = 0.
+    #[inline(always)]
+    pub const fn new() -> Self {
+        FeatureState {
+            min_prev: 1.0,
+            prod_prev: 1.0,
+            steps: 0,
+        }
+    }
+
+    /// Record a finished step by the PRM score of the step that was kept (the weak candidate on
+    /// continue, the strong one on regenerate). Saturates at `u16::MAX` steps; callers that
+    /// accept untrusted histories check the count first (the router does).
+    #[inline(always)]
+    pub fn push(&mut self, kept_prm: f32) {
+        self.min_prev = self.min_prev.min(kept_prm);
+        self.prod_prev *= kept_prm;
+        self.steps = self.steps.saturating_add(1);
+    }
+
+    /// Steps kept so far: the index `t` of the next decision.
+    #[inline(always)]
+    pub fn steps(&self) -> u16 {
+        self.steps
+    }
+
+    /// Minimum PRM score of the kept steps (1.0 before the first).
+    #[inline(always)]
+    pub fn min_prev(&self) -> f32 {
+        self.min_prev
+    }
+
+    /// Product of the kept steps' PRM scores (1.0 before the first).
+    #[inline(always)]
+    pub fn prod_prev(&self) -> f32 {
+        self.prod_prev
+    }
+
+    /// The TRIM-Agg observation for deciding on the current weak candidate (`cur_prm`,
+    /// `cur_tokens`): `[min_prev, prod_prev, cur_prm, cur_tokens / 300, t / 30]`.
+    #[inline(always)]
+    pub fn observe(&self, cur_prm: f32, cur_tokens: u32) -> AggObs {
+        [
+            self.min_prev,
+            self.prod_prev,
+            cur_prm,
+            cur_tokens as f32 / TOKEN_SCALE,
+            self.steps as f32 / STEP_SCALE,
+        ]
+    }
 }
 
 /// Dimension of one entry of the per-step history given to sequence policies.
@@ -55,3 +109,22 @@ pub const HIST_FEATURES: [&str; HIST_DIM] = [
 /// candidate's PRM and length, whether it was regenerated, and the strong tokens spent (0 on
 /// continue).
 pub type HistStep = [f32; HIST_DIM];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_follows_the_kept_steps() {
+        let mut s = FeatureState::new();
+        assert_eq!(s.observe(0.7, 150), [1.0, 1.0, 0.7, 0.5, 0.0]);
+        for p in [0.9, 0.5, 0.8] {
+            s.push(p);
+        }
+        let o = s.observe(0.3, 30);
+        assert_eq!(o[0], 0.5);
+        assert!((o[1] - 0.36).abs() < 1e-6);
+        assert!((o[3] - 0.1).abs() < 1e-7 && (o[4] - 0.1).abs() < 1e-7);
+        assert_eq!(s.steps(), 3);
+    }
+}

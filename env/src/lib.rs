@@ -22,10 +22,14 @@ pub mod rollout;
 pub mod vec_env;
 
 pub use episode::{Episode, EpisodeOutcome, StepError, Transition};
-pub use features::{AGG_DIM, AGG_FEATURES, AggObs, HIST_DIM, HIST_FEATURES, HistStep};
+pub use features::{
+    AGG_DIM, AGG_FEATURES, AggObs, FeatureState, HIST_DIM, HIST_FEATURES, HistStep,
+};
 pub use forest::{Action, Branch, Candidate, Coverage, Forest, ForestBuilder, ForestError};
 pub use oracle::{hindsight_optimal, query_cascade, query_oracle};
-pub use policy::{Policy, RefPolicy, resolve};
+pub use policy::{Policy, RefPolicy, StepView, resolve};
 pub use rng::Rng;
-pub use rollout::{EvalOptions, ProblemOutcome, Summary, evaluate, run_episode, summarize};
+pub use rollout::{
+    EvalOptions, ProblemOutcome, Summary, evaluate, run_episode, run_episode_with, summarize,
+};
 pub use vec_env::VecEnv;

@@ -21,7 +21,8 @@ pub struct Best {
     /// `correct − λ·strong_tokens` of the best continuation.
     pub value: f64,
     pub correct: bool,
-    pub strong_tokens: u32,
+    /// u64: a sum of u32 per-step counts must not wrap.
+    pub strong_tokens: u64,
     pub strong_calls: u16,
     pub steps: u16,
 }
@@ -42,7 +43,7 @@ pub fn best_from(forest: &Forest, node: u32, lambda: f64) -> Best {
     for a in Action::ALL {
         let cost_tokens = match a {
             Action::Continue => 0,
-            Action::Regenerate => forest.strong(node).map_or(0, |c| c.tokens),
+            Action::Regenerate => forest.strong(node).map_or(0, |c| u64::from(c.tokens)),
         };
         let here = match forest.branch(node, a) {
             Branch::Absent => continue,
@@ -57,7 +58,7 @@ pub fn best_from(forest: &Forest, node: u32, lambda: f64) -> Best {
         };
         let regen = u16::from(a == Action::Regenerate);
         let cand = Best {
-            value: here.value - lambda * f64::from(cost_tokens),
+            value: here.value - lambda * cost_tokens as f64,
             correct: here.correct,
             strong_tokens: here.strong_tokens + cost_tokens,
             strong_calls: here.strong_calls + regen,
@@ -96,7 +97,7 @@ pub fn hindsight_optimal(forest: &Forest, problems: &[u32], lambda: f64) -> Vec<
                 let b = best_from(forest, forest.root(t), lambda);
                 (
                     b.correct,
-                    f64::from(b.strong_tokens),
+                    b.strong_tokens as f64,
                     f64::from(b.strong_calls),
                     f64::from(b.steps),
                 )
@@ -110,7 +111,7 @@ pub fn hindsight_optimal(forest: &Forest, problems: &[u32], lambda: f64) -> Vec<
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PathResult {
     pub correct: bool,
-    pub strong_tokens: u32,
+    pub strong_tokens: u64,
     pub steps: u16,
     pub min_prm: f32,
 }
@@ -129,7 +130,7 @@ pub fn fixed_path(forest: &Forest, tree: usize, action: Action) -> Option<PathRe
             Action::Continue => forest.weak(node).prm,
             Action::Regenerate => {
                 let s = forest.strong(node)?;
-                r.strong_tokens += s.tokens;
+                r.strong_tokens += u64::from(s.tokens);
                 s.prm
             }
         };
@@ -187,7 +188,7 @@ pub fn query_oracle(forest: &Forest, problems: &[u32]) -> Vec<ProblemOutcome> {
     query_level(forest, problems, |w, s| {
         if !w.correct && s.correct {
             let steps = f64::from(s.steps);
-            (true, f64::from(s.strong_tokens), steps, steps)
+            (true, s.strong_tokens as f64, steps, steps)
         } else {
             weak_answer(w)
         }
@@ -201,7 +202,7 @@ pub fn query_cascade(forest: &Forest, problems: &[u32], tau: f32) -> Vec<Problem
         if w.min_prm < tau {
             (
                 s.correct,
-                f64::from(s.strong_tokens),
+                s.strong_tokens as f64,
                 f64::from(s.steps),
                 f64::from(w.steps + s.steps),
             )
@@ -221,9 +222,9 @@ mod tests {
 
     /// Enumerate every action sequence (as bit patterns) and play it with [`Episode`]: an
     /// independent check of the DP through the environment's own semantics.
-    fn brute_force(f: &Forest, tree: usize, lambda: f64) -> (f64, u32) {
+    fn brute_force(f: &Forest, tree: usize, lambda: f64) -> (f64, u64) {
         let depth = u32::from(f.max_depth()) + 1;
-        let mut best = (f64::NEG_INFINITY, u32::MAX);
+        let mut best = (f64::NEG_INFINITY, u64::MAX);
         'seq: for bits in 0u32..(1 << depth) {
             let mut ep = Episode::start(f, tree);
             let mut ret = 0.0f64;
@@ -242,7 +243,7 @@ mod tests {
                 }
             }
             let o = ep.outcome();
-            ret += f64::from(u8::from(o.correct)) - lambda * f64::from(o.strong_tokens);
+            ret += f64::from(u8::from(o.correct)) - lambda * o.strong_tokens as f64;
             let cand = (ret, o.strong_tokens);
             if cand.0 > best.0 + 1e-9 || ((cand.0 - best.0).abs() <= 1e-9 && cand.1 < best.1) {
                 best = cand;

@@ -3,17 +3,47 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::features::AggObs;
-use crate::forest::Action;
+use crate::features::{AggObs, FeatureState, HistStep};
+use crate::forest::{Action, Candidate};
 use crate::rng::Rng;
 
-/// A routing policy over TRIM-Agg observations.
+/// Everything a policy may look at when it decides on one step: the running feature state
+/// (kept steps' PRM min/product, step index), the current weak candidate, and — for policies
+/// that ask for it ([`Policy::wants_history`]) — the episode's per-step history.
+///
+/// This is the observation seam of every policy family: TRIM-Thr reads the candidate's PRM,
+/// TRIM-Agg its 5 aggregated features ([`StepView::agg`]), sequence and belief policies the
+/// history. The replay environment and the serving router fill it the same way.
+#[derive(Clone, Copy, Debug)]
+pub struct StepView<'a> {
+    /// Running features of the kept steps.
+    pub features: FeatureState,
+    /// The weak model's candidate for the current step.
+    pub weak: Candidate,
+    /// One entry per earlier decision (empty unless the policy wants history).
+    pub history: &'a [HistStep],
+}
+
+impl StepView<'_> {
+    /// The TRIM-Agg observation of this step.
+    #[inline(always)]
+    pub fn agg(&self) -> AggObs {
+        self.features.observe(self.weak.prm, self.weak.tokens)
+    }
+}
+
+/// A routing policy.
 ///
 /// `act` returns the policy's preferred action; callers pass it through [`resolve`] so a masked
 /// action is never taken (the other action is then the only one with probability mass).
 pub trait Policy: Sync {
     /// Choose an action for one decision.
-    fn act(&self, obs: &AggObs, mask: [bool; 2], rng: &mut Rng) -> Action;
+    fn act(&self, view: &StepView<'_>, mask: [bool; 2], rng: &mut Rng) -> Action;
+
+    /// Whether [`StepView::history`] must be filled (costs one store per step; off by default).
+    fn wants_history(&self) -> bool {
+        false
+    }
 }
 
 /// Apply the action mask: keep `preferred` when it is available, otherwise take the other one.
@@ -44,11 +74,11 @@ pub enum RefPolicy {
 
 impl Policy for RefPolicy {
     #[inline(always)]
-    fn act(&self, obs: &AggObs, _mask: [bool; 2], rng: &mut Rng) -> Action {
+    fn act(&self, view: &StepView<'_>, _mask: [bool; 2], rng: &mut Rng) -> Action {
         let regen = match *self {
             RefPolicy::Weak => false,
             RefPolicy::Strong => true,
-            RefPolicy::Threshold(k) => obs[2] < k,
+            RefPolicy::Threshold(k) => view.weak.prm < k,
             RefPolicy::Random(p) => rng.f32() < p,
         };
         if regen {
@@ -115,7 +145,15 @@ mod tests {
 
     #[test]
     fn masked_action_never_taken() {
-        let obs = [1.0, 1.0, 0.1, 0.1, 0.0];
+        let obs = StepView {
+            features: FeatureState::new(),
+            weak: Candidate {
+                tokens: 30,
+                prm: 0.1,
+            },
+            history: &[],
+        };
+        assert_eq!(obs.agg(), [1.0, 1.0, 0.1, 0.1, 0.0]);
         let mut rng = Rng::new(0);
         let a = RefPolicy::Strong.act(&obs, [true, false], &mut rng);
         assert_eq!(resolve(a, [true, false]), Action::Continue);

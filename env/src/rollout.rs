@@ -7,11 +7,13 @@
 use rayon::prelude::*;
 
 use crate::episode::{Episode, EpisodeOutcome, StepError};
+use crate::features::HistStep;
 use crate::forest::Forest;
-use crate::policy::{Policy, resolve};
+use crate::policy::{Policy, StepView, resolve};
 use crate::rng::Rng;
 
-/// Play one episode on global tree `tree` to the end. No allocation.
+/// Play one episode on global tree `tree` to the end. Allocates only for policies that want
+/// the per-step history (see [`run_episode_with`] to reuse a buffer).
 #[inline]
 pub fn run_episode<P: Policy + ?Sized>(
     forest: &Forest,
@@ -19,10 +21,33 @@ pub fn run_episode<P: Policy + ?Sized>(
     policy: &P,
     rng: &mut Rng,
 ) -> Result<EpisodeOutcome, StepError> {
+    run_episode_with(forest, tree, policy, rng, &mut Vec::new())
+}
+
+/// [`run_episode`] with a caller-owned history buffer (cleared first; filled only when the
+/// policy wants history), so evaluation loops allocate once per thread, not per episode.
+#[inline]
+pub fn run_episode_with<P: Policy + ?Sized>(
+    forest: &Forest,
+    tree: usize,
+    policy: &P,
+    rng: &mut Rng,
+    history: &mut Vec<HistStep>,
+) -> Result<EpisodeOutcome, StepError> {
+    let record = policy.wants_history();
+    history.clear();
     let mut ep = Episode::start(forest, tree);
     while !ep.done() {
         let mask = ep.mask(forest);
-        let a = resolve(policy.act(&ep.observe(forest), mask, rng), mask);
+        let view = StepView {
+            features: ep.features(),
+            weak: forest.weak(ep.node()),
+            history,
+        };
+        let a = resolve(policy.act(&view, mask, rng), mask);
+        if record {
+            history.push(ep.hist_entry(forest, a));
+        }
         // λ does not change the outcome counters; rewards are recomputed from them.
         ep.step(forest, a, 0.0)?;
     }
@@ -72,18 +97,18 @@ pub fn evaluate<P: Policy + ?Sized>(
     problems
         .par_iter()
         .with_min_len(64)
-        .map(|&p| {
+        .map_init(Vec::new, |history, &p| {
             let mut acc = ProblemOutcome::default();
             let mut n = 0u32;
             for tree in forest.trees_of(p as usize) {
                 for r in 0..opts.repeats.max(1) {
                     let mut rng = Rng::stream(opts.seed, ((tree as u64) << 20) ^ r as u64);
-                    let o = run_episode(forest, tree, policy, &mut rng)?;
+                    let o = run_episode_with(forest, tree, policy, &mut rng, history)?;
                     acc.accuracy += f64::from(u8::from(o.correct));
-                    acc.strong_tokens += f64::from(o.strong_tokens);
+                    acc.strong_tokens += o.strong_tokens as f64;
                     acc.strong_calls += f64::from(o.strong_calls);
                     acc.steps += f64::from(o.steps);
-                    acc.weak_tokens += f64::from(o.weak_tokens_kept);
+                    acc.weak_tokens += o.weak_tokens_kept as f64;
                     n += 1;
                 }
             }

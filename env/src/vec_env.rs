@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use crate::episode::{Episode, EpisodeOutcome, StepError};
 use crate::features::{AGG_DIM, AggObs, HIST_DIM, HistStep};
 use crate::forest::{Action, Forest};
+use crate::policy::StepView;
 use crate::rng::Rng;
 
 /// Below this many slots per rayon task, stepping runs on one thread.
@@ -119,6 +120,20 @@ impl<'f> VecEnv<'f> {
     pub fn observe_one(&self, i: usize) -> (AggObs, [bool; 2]) {
         let ep = &self.eps[i];
         (ep.observe(self.forest), ep.mask(self.forest))
+    }
+
+    /// What a policy sees in slot `i` (features, current weak candidate, history) and the
+    /// action mask; `None` once the slot has finished.
+    pub fn view(&self, i: usize) -> Option<(StepView<'_>, [bool; 2])> {
+        let ep = &self.eps[i];
+        (!ep.done()).then(|| {
+            let view = StepView {
+                features: ep.features(),
+                weak: self.forest.weak(ep.node()),
+                history: self.history(i),
+            };
+            (view, ep.mask(self.forest))
+        })
     }
 
     /// Step every running slot with its action; finished slots are left alone (reward 0,

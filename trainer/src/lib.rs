@@ -23,7 +23,6 @@ pub mod eval;
 pub mod export;
 pub mod model;
 pub mod ppo;
-pub mod router;
 pub mod run_dir;
 pub mod sweep;
 pub mod train;

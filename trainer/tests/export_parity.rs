@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 
 use train_support::{make_dataset, ok, tmpdir, trim};
 use trim::export::{self, ParityFixture};
-use trim::router::{EpisodeFeatures, Router, StepObservation};
+use trim_env::checksum::sha256_hex;
+use trim_router::{EpisodeFeatures, Router, StepObservation};
 
 /// Train a tiny policy and export it in every format; returns (work dir, export dir).
 fn trained_export(name: &str) -> (PathBuf, PathBuf) {
@@ -191,8 +192,53 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
         &["route", "--export", "exp", "--input", "missing.jsonl"],
     );
     assert!(!o.status.success());
-    std::fs::write(work.join("bad.jsonl"), "{\"prm\":1.5,\"tokens\":3}\n").unwrap();
-    let o = trim(&work, &["route", "--export", "exp", "--input", "bad.jsonl"]);
+    // A malformed line does not end a serving loop: it gets an error object (with the id when
+    // one can be read) and the next line is still answered. `--strict` stops at it instead.
+    std::fs::write(
+        work.join("bad.jsonl"),
+        "{\"id\":7,\"prm\":1.5,\"tokens\":3}\nnot json\n{\"id\":8,\"prm\":0.5,\"tokens\":3,\"x\":1}\n\u{ff}\n{\"id\":9,\"prm\":0.5,\"tokens\":3}\n",
+    )
+    .unwrap();
+    let out = ok(&work, &["route", "--export", "exp", "--input", "bad.jsonl"]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(
+        (lines[0]["id"].as_i64(), lines[0]["line"].as_i64()),
+        (Some(7), Some(1))
+    );
+    assert!(
+        lines[0]["error"].as_str().unwrap().contains("[0, 1]"),
+        "{out}"
+    );
+    assert!(lines[1]["error"].is_string() && lines[1]["id"].is_null());
+    assert_eq!(lines[2]["id"], 8);
+    assert!(
+        lines[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field"),
+        "{out}"
+    );
+    assert!(
+        lines[3]["error"].as_str().unwrap().contains("UTF-8"),
+        "{out}"
+    );
+    assert_eq!(lines[4]["id"], 9);
+    assert!(lines[4]["action"].is_string(), "{out}");
+    let o = trim(
+        &work,
+        &[
+            "route",
+            "--export",
+            "exp",
+            "--input",
+            "bad.jsonl",
+            "--strict",
+        ],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("bad.jsonl:1") && err.contains("[0, 1]"),
@@ -254,7 +300,7 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
     std::fs::write(bad.join("policy.safetensors"), &st2).unwrap();
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    m["files"]["policy.safetensors"] = export::sha256_hex(&st2).into();
+    m["files"]["policy.safetensors"] = sha256_hex(&st2).into();
     std::fs::write(&mpath, serde_json::to_string(&m).unwrap()).unwrap();
     let e = load_err(&bad);
     assert!(e.contains("reproduce the exported logits"), "{e}");
@@ -264,7 +310,7 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
     // value (the bias values of the trained network are distinct floats).
     copy_dir(&exp, &bad);
     let mut onnx = std::fs::read(bad.join("policy.onnx")).unwrap();
-    let router_b = router.weights().named_params();
+    let router_b = router.net().named_params();
     let (_, _, bias) = router_b
         .iter()
         .find(|(n, _, _)| n == "actor_out.bias")
@@ -278,7 +324,7 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
     std::fs::write(bad.join("policy.onnx"), &onnx).unwrap();
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
-    m["files"]["policy.onnx"] = export::sha256_hex(&onnx).into();
+    m["files"]["policy.onnx"] = sha256_hex(&onnx).into();
     std::fs::write(&mpath, serde_json::to_string(&m).unwrap()).unwrap();
     let e = load_err(&bad);
     assert!(
@@ -304,6 +350,36 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
     std::fs::write(&mpath, serde_json::to_string(&m).unwrap()).unwrap();
     let e = load_err(&bad);
     assert!(e.contains("shape"), "{e}");
+
+    // A manifest whose decision threshold is not a probability, or whose width is beyond
+    // what the router serves, is refused (not silently accepted, not a panic).
+    for (field, value, msg) in [
+        (
+            "default_threshold",
+            serde_json::json!(1.5),
+            "default_threshold",
+        ),
+        (
+            "default_threshold",
+            serde_json::json!(-0.1),
+            "default_threshold",
+        ),
+    ] {
+        copy_dir(&exp, &bad);
+        let mut m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+        m["decision"][field] = value;
+        std::fs::write(&mpath, serde_json::to_string(&m).unwrap()).unwrap();
+        let e = load_err(&bad);
+        assert!(e.contains(msg) && e.contains("[0, 1]"), "{e}");
+    }
+    copy_dir(&exp, &bad);
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    m["architecture"]["hidden"] = 2048.into();
+    std::fs::write(&mpath, serde_json::to_string(&m).unwrap()).unwrap();
+    let e = load_err(&bad);
+    assert!(e.contains("hidden width 2048"), "{e}");
 
     copy_dir(&exp, &bad);
     let mut m: serde_json::Value =

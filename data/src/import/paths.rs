@@ -1093,7 +1093,7 @@ pub fn log_traces(
                 while !ep.done() {
                     let node = ep.node();
                     let mask = ep.mask(f);
-                    let a = resolve(policy.act(&ep.observe(f), mask, &mut rng), mask);
+                    let a = resolve(policy.act(&ep.view(f), mask, &mut rng), mask);
                     let row = &l.ds.rows[l.forest_row[node as usize] as usize];
                     out.push(TraceRow {
                         trace_id: format!("{}/tree{k}/{name}", info.problem_id),

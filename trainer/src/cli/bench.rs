@@ -86,11 +86,11 @@ fn vec_env_loop(
         env.reset(&trees);
         while !env.all_done() {
             env.observe(&mut obs, &mut mask);
-            for i in 0..batch {
-                let o: &[f32; AGG_DIM] = obs[i * AGG_DIM..(i + 1) * AGG_DIM].try_into()?;
-                let m = [mask[2 * i], mask[2 * i + 1]];
-                actions[i] = resolve(policy.act(o, m, &mut rng), m);
-                steps += u64::from(!env.done(i));
+            for (i, a) in actions.iter_mut().enumerate() {
+                if let Some((view, m)) = env.view(i) {
+                    *a = resolve(policy.act(&view, m, &mut rng), m);
+                    steps += 1;
+                }
             }
             env.step(&actions, &mut rewards, &mut dones)?;
         }

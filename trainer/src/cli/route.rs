@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use trim::router::{Router, StepObservation};
 use trim_env::{AGG_DIM, AggObs, Rng};
+use trim_router::{Router, StepObservation};
 
 /// Arguments of `trim route`.
 #[derive(Args)]
@@ -24,6 +24,10 @@ pub struct RouteArgs {
     /// Threshold on p(regenerate) (default: the export's, 0.5).
     #[arg(long)]
     pub threshold: Option<f32>,
+    /// Stop at the first malformed line with an error (exit 1), for batch use. Default (serving):
+    /// answer a malformed line with `{"id": …, "error": "…", "line": N}` and go on.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 fn load(export: &std::path::Path, threshold: Option<f32>) -> Result<Router> {
@@ -42,34 +46,71 @@ pub fn run(a: RouteArgs) -> Result<()> {
         )),
         None => Box::new(std::io::stdin().lock()),
     };
-    let name = a
-        .input
-        .as_ref()
-        .map_or("stdin".to_string(), |p| p.display().to_string());
+    let name = (a.input.as_ref()).map_or("stdin".to_string(), |p| p.display().to_string());
     let mut out = BufWriter::new(std::io::stdout().lock());
-    for (i, line) in input.lines().enumerate() {
+    let mut bad = 0u64;
+    for (i, line) in input.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("{name}: cannot read line {}", i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let step: StepObservation = serde_json::from_str(&line)
-            .with_context(|| format!("{name}:{}: not a step observation", i + 1))?;
-        let d = router
-            .decide_step(&step)
-            .map_err(|e| anyhow::anyhow!("{name}:{}: {e}", i + 1))?;
-        let mut o = serde_json::json!({
-            "action": if d.regenerate { "regenerate" } else { "continue" },
-            "p_regenerate": d.p_regenerate,
-            "logits": d.logits,
-        });
-        if let Some(id) = step.id {
-            o["id"] = id;
-        }
-        writeln!(out, "{o}")?;
+        let answer = match answer(&router, &line) {
+            Some(Ok(o)) => o,
+            Some(Err((id, e))) if !a.strict => {
+                bad += 1;
+                serde_json::json!({"id": id, "error": e, "line": i + 1})
+            }
+            Some(Err((_, e))) => anyhow::bail!("{name}:{}: {e}", i + 1),
+            None => continue,
+        };
+        writeln!(out, "{answer}")?;
         // One decision per step in a serving loop: do not hold answers in the buffer.
         out.flush()?;
     }
+    if bad > 0 {
+        eprintln!("trim route: {bad} malformed line(s) answered with an error object");
+    }
     Ok(())
+}
+
+/// The answer to one input line: a decision object, an error with the request id when one could
+/// be read, or `None` for a blank line. Lines are bytes: invalid UTF-8 is an error answer, not
+/// the end of the stream.
+#[allow(clippy::type_complexity)]
+fn answer(
+    router: &Router,
+    line: &[u8],
+) -> Option<Result<serde_json::Value, (serde_json::Value, String)>> {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t.trim(),
+        Err(e) => return Some(Err((serde_json::Value::Null, format!("not UTF-8: {e}")))),
+    };
+    if text.is_empty() {
+        return None;
+    }
+    let step: StepObservation = match serde_json::from_str(text) {
+        Ok(s) => s,
+        Err(e) => {
+            // Echo the id of a well-formed object with a bad field, so the caller can match it.
+            let id = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("id").cloned())
+                .unwrap_or(serde_json::Value::Null);
+            return Some(Err((id, format!("not a step observation: {e}"))));
+        }
+    };
+    let id = step.id.clone().unwrap_or(serde_json::Value::Null);
+    Some(match router.decide_step(&step) {
+        Ok(d) => {
+            let mut o = serde_json::json!({
+                "action": if d.regenerate { "regenerate" } else { "continue" },
+                "p_regenerate": d.p_regenerate,
+                "logits": d.logits,
+            });
+            if let Some(id) = step.id {
+                o["id"] = id;
+            }
+            Ok(o)
+        }
+        Err(e) => Err((id, e)),
+    })
 }
 
 /// Arguments of `trim bench-route`.
@@ -121,7 +162,7 @@ pub fn bench(a: BenchRouteArgs) -> Result<()> {
         "single decision: {:.3} µs ({} decisions, hidden {})",
         single * 1e6,
         n,
-        router.weights().hidden()
+        router.net().hidden()
     );
     println!(
         "batched: {:.0} decisions/s ({:.3} µs each; batch {}, {} threads)",

@@ -19,7 +19,7 @@ use serde::Serialize;
 use trim_env::metrics::{self, Anchors, Point};
 use trim_env::oracle::{hindsight_optimal, query_cascade, query_oracle};
 use trim_env::{
-    Action, AggObs, EvalOptions, Forest, Policy, ProblemOutcome, RefPolicy, Rng, evaluate,
+    Action, EvalOptions, Forest, Policy, ProblemOutcome, RefPolicy, Rng, StepView, evaluate,
     summarize,
 };
 
@@ -41,8 +41,8 @@ pub struct RegenAbove<'a> {
 }
 
 impl Policy for RegenAbove<'_> {
-    fn act(&self, obs: &AggObs, mask: [bool; 2], _rng: &mut Rng) -> Action {
-        let (lp, _) = self.weights.log_probs(obs, mask);
+    fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> Action {
+        let (lp, _) = self.weights.log_probs(&view.agg(), mask);
         if lp[1].exp() > self.threshold {
             Action::Regenerate
         } else {

@@ -9,7 +9,7 @@
 //! (padded with spaces to a multiple of 8), then the raw little-endian data; offsets are
 //! relative to the start of the data and must tile it exactly.
 //!
-//! [`PolicyWeights::named_params`]: crate::model::PolicyWeights::named_params
+//! [`PolicyWeights::named_params`]: crate::agg::AggNet::named_params
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,310 @@
+//! The TRIM-Agg actor-critic as plain arrays: the acting network of training rollouts and
+//! greedy evaluation, and the network a deployed router runs. Exactly the release's shape:
+//!
+//! ```text
+//! obs [5] ─ Linear 5→h ─ LN ─ tanh ─ Linear h→h ─ LN ─ tanh ─┬─ actor  ─ Linear h→h ─ LN ─ tanh ─ Linear h→2 ─ logits
+//!                          shared trunk                       └─ critic ─ Linear h→h ─ LN ─ tanh ─ Linear h→1 ─ value
+//! ```
+//!
+//! Parameters are named as in PyTorch (`trunk1.weight` `[out, in]`, LayerNorm γ/β as
+//! `weight`/`bias`); exports are written from and rebuilt into that list
+//! ([`AggNet::named_params`], [`AggNet::from_named_params`]).
+
+use trim_env::{AGG_DIM, Action, AggObs, Policy, Rng, StepView};
+
+use crate::mlp::{Dense, Norm, masked_log_softmax};
+
+/// Number of actions: 0 = continue, 1 = regenerate.
+pub const N_ACTIONS: usize = 2;
+/// Largest hidden width: the forward pass works in stack buffers of this size (no allocation
+/// per decision). Networks are refused at construction above it.
+pub const MAX_HIDDEN: usize = 1024;
+/// `architecture.kind` of TRIM-Agg exports.
+pub const KIND: &str = "trim-agg-actor-critic";
+
+/// The TRIM-Agg network's weights: a `Send + Sync` policy, eval mode (no dropout).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggNet {
+    trunk1: Dense,
+    trunk_ln1: Norm,
+    trunk2: Dense,
+    trunk_ln2: Norm,
+    actor1: Dense,
+    actor_ln: Norm,
+    actor_out: Dense,
+    critic1: Dense,
+    critic_ln: Norm,
+    critic_out: Dense,
+}
+
+impl AggNet {
+    /// Hidden width.
+    pub fn hidden(&self) -> usize {
+        self.trunk1.d_out()
+    }
+
+    /// Raw (unmasked) logits and value of one observation.
+    pub fn forward(&self, obs: &AggObs) -> ([f32; N_ACTIONS], f32) {
+        let h = self.hidden();
+        let mut a = [0.0f32; MAX_HIDDEN];
+        let mut b = [0.0f32; MAX_HIDDEN];
+        let mut c = [0.0f32; MAX_HIDDEN];
+        let logits = self.trunk_actor(obs, &mut a, &mut b);
+        // critic, from the trunk output left in `b`
+        self.critic1.forward(&b[..h], &mut c[..h]);
+        self.critic_ln.forward_tanh(&mut c[..h]);
+        let mut v = [0.0f32; 1];
+        self.critic_out.forward(&c[..h], &mut v);
+        (logits, v[0])
+    }
+
+    /// Shared trunk then actor head, in caller-provided scratch (`a`, `b` at least `hidden`
+    /// wide). Leaves the trunk output in `b` so [`forward`](Self::forward) can run the critic.
+    #[inline(always)]
+    fn trunk_actor(&self, obs: &AggObs, a: &mut [f32], b: &mut [f32]) -> [f32; N_ACTIONS] {
+        let h = self.hidden();
+        self.trunk1.forward(obs, &mut a[..h]);
+        self.trunk_ln1.forward_tanh(&mut a[..h]);
+        self.trunk2.forward(&a[..h], &mut b[..h]);
+        self.trunk_ln2.forward_tanh(&mut b[..h]);
+        self.actor1.forward(&b[..h], &mut a[..h]);
+        self.actor_ln.forward_tanh(&mut a[..h]);
+        let mut logits = [0.0f32; N_ACTIONS];
+        self.actor_out.forward(&a[..h], &mut logits);
+        logits
+    }
+
+    /// Actor logits only (the critic is skipped): what a router needs per decision. The scratch
+    /// buffers are sized to the width class of the network, since zeroing two `MAX_HIDDEN`
+    /// arrays would cost more than the 64-wide matrix products themselves.
+    #[inline]
+    pub fn logits(&self, obs: &AggObs) -> [f32; N_ACTIONS] {
+        match self.hidden() {
+            h if h <= 64 => self.logits_buf::<64>(obs),
+            h if h <= 256 => self.logits_buf::<256>(obs),
+            _ => self.logits_buf::<MAX_HIDDEN>(obs),
+        }
+    }
+
+    #[inline(always)]
+    fn logits_buf<const N: usize>(&self, obs: &AggObs) -> [f32; N_ACTIONS] {
+        let mut a = [0.0f32; N];
+        let mut b = [0.0f32; N];
+        self.trunk_actor(obs, &mut a, &mut b)
+    }
+
+    /// Masked action log-probabilities `[log p(continue), log p(regenerate)]` and the value;
+    /// a masked action gets `log p = −∞`-equivalent and `p = 0`.
+    pub fn log_probs(&self, obs: &AggObs, mask: [bool; 2]) -> ([f32; N_ACTIONS], f32) {
+        let (logits, v) = self.forward(obs);
+        (masked_log_softmax(logits, mask), v)
+    }
+
+    /// Every parameter with its PyTorch name and shape, in forward order.
+    pub fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        let mut out = Vec::with_capacity(20);
+        for (name, l) in self.dense_layers() {
+            out.push((format!("{name}.weight"), vec![l.d_out, l.d_in], &l.w[..]));
+            out.push((format!("{name}.bias"), vec![l.d_out], &l.b[..]));
+        }
+        for (name, l) in self.norm_layers() {
+            out.push((format!("{name}.weight"), vec![l.gamma.len()], &l.gamma[..]));
+            out.push((format!("{name}.bias"), vec![l.beta.len()], &l.beta[..]));
+        }
+        let order = |n: &str| PARAM_ORDER.iter().position(|p| n.starts_with(p));
+        out.sort_by_key(|(n, _, _)| (order(n), !n.ends_with("weight")));
+        out
+    }
+
+    fn dense_layers(&self) -> [(&'static str, &Dense); 6] {
+        [
+            ("trunk1", &self.trunk1),
+            ("trunk2", &self.trunk2),
+            ("actor1", &self.actor1),
+            ("actor_out", &self.actor_out),
+            ("critic1", &self.critic1),
+            ("critic_out", &self.critic_out),
+        ]
+    }
+
+    fn norm_layers(&self) -> [(&'static str, &Norm); 4] {
+        [
+            ("trunk_ln1", &self.trunk_ln1),
+            ("trunk_ln2", &self.trunk_ln2),
+            ("actor_ln", &self.actor_ln),
+            ("critic_ln", &self.critic_ln),
+        ]
+    }
+
+    /// Rebuild from parameters named and shaped as [`named_params`](Self::named_params) gives
+    /// them, for a network of width `hidden`. `get(name, shape)` returns the row-major values of
+    /// that parameter or an error (missing, wrong shape), passed through; a width outside
+    /// `1..=MAX_HIDDEN` is refused with `too_wide`'s error.
+    pub fn from_named_params<E>(
+        hidden: usize,
+        too_wide: impl FnOnce(String) -> E,
+        mut get: impl FnMut(&str, &[usize]) -> Result<Vec<f32>, E>,
+    ) -> Result<Self, E> {
+        if hidden == 0 || hidden > MAX_HIDDEN {
+            return Err(too_wide(format!(
+                "hidden width {hidden} is not in 1..={MAX_HIDDEN}"
+            )));
+        }
+        let mut dense = |name: &str, d_in: usize, d_out: usize| -> Result<Dense, E> {
+            let w = get(&format!("{name}.weight"), &[d_out, d_in])?;
+            let b = get(&format!("{name}.bias"), &[d_out])?;
+            // `get` returned the requested shapes, so the sizes agree.
+            Ok(Dense { d_in, d_out, w, b })
+        };
+        let trunk1 = dense("trunk1", AGG_DIM, hidden)?;
+        let trunk2 = dense("trunk2", hidden, hidden)?;
+        let actor1 = dense("actor1", hidden, hidden)?;
+        let actor_out = dense("actor_out", hidden, N_ACTIONS)?;
+        let critic1 = dense("critic1", hidden, hidden)?;
+        let critic_out = dense("critic_out", hidden, 1)?;
+        let mut norm = |name: &str| -> Result<Norm, E> {
+            Ok(Norm {
+                gamma: get(&format!("{name}.weight"), &[hidden])?,
+                beta: get(&format!("{name}.bias"), &[hidden])?,
+            })
+        };
+        Ok(AggNet {
+            trunk1,
+            trunk_ln1: norm("trunk_ln1")?,
+            trunk2,
+            trunk_ln2: norm("trunk_ln2")?,
+            actor1,
+            actor_ln: norm("actor_ln")?,
+            actor_out,
+            critic1,
+            critic_ln: norm("critic_ln")?,
+            critic_out,
+        })
+    }
+}
+
+/// Parameter order of [`AggNet::named_params`]: forward order, weight before bias.
+const PARAM_ORDER: [&str; 10] = [
+    "trunk1.",
+    "trunk_ln1.",
+    "trunk2.",
+    "trunk_ln2.",
+    "actor1.",
+    "actor_ln.",
+    "actor_out.",
+    "critic1.",
+    "critic_ln.",
+    "critic_out.",
+];
+
+/// Greedy (argmax) acting, as in evaluation; ties go to `continue` like `torch.argmax`.
+pub struct Greedy<'a>(pub &'a AggNet);
+
+impl Policy for Greedy<'_> {
+    fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> Action {
+        let (lp, _) = self.0.log_probs(&view.agg(), mask);
+        if lp[1] > lp[0] {
+            Action::Regenerate
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+/// Stochastic acting, as in training rollouts: sample from the masked softmax.
+pub struct Sampled<'a>(pub &'a AggNet);
+
+impl Policy for Sampled<'_> {
+    fn act(&self, view: &StepView<'_>, mask: [bool; 2], rng: &mut Rng) -> Action {
+        let (lp, _) = self.0.log_probs(&view.agg(), mask);
+        sample_action(lp, rng)
+    }
+}
+
+/// Draw an action from log-probabilities with one uniform number. A masked action has
+/// probability exactly 0 and is never returned.
+#[inline]
+pub fn sample_action(log_probs: [f32; 2], rng: &mut Rng) -> Action {
+    let p_regen = log_probs[1].exp();
+    let u = rng.f32();
+    if p_regen > 0.0 && u < p_regen {
+        Action::Regenerate
+    } else if log_probs[0].exp() > 0.0 {
+        Action::Continue
+    } else {
+        Action::Regenerate
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random network of width `hidden` (tests only).
+    pub fn random_net(hidden: usize, seed: u64) -> AggNet {
+        let mut rng = Rng::new(seed);
+        AggNet::from_named_params(
+            hidden,
+            |e| e,
+            |_, shape| -> Result<Vec<f32>, String> {
+                let n = shape.iter().product();
+                Ok((0..n).map(|_| rng.f32() - 0.5).collect())
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn named_params_round_trip_in_forward_order() {
+        let w = random_net(16, 3);
+        let params = w.named_params();
+        let names: Vec<&str> = params.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(
+            &names[..4],
+            &[
+                "trunk1.weight",
+                "trunk1.bias",
+                "trunk_ln1.weight",
+                "trunk_ln1.bias"
+            ]
+        );
+        assert_eq!(names.len(), 20);
+        let back = AggNet::from_named_params(
+            16,
+            |e| e,
+            |name, shape| {
+                let (_, s, v) = params.iter().find(|(n, _, _)| n == name).ok_or("missing")?;
+                assert_eq!(s, shape);
+                Ok::<_, String>(v.to_vec())
+            },
+        )
+        .unwrap();
+        assert_eq!(back, w);
+        let o = [0.3, 0.1, 0.7, 0.4, 0.2];
+        assert_eq!(w.logits(&o), w.forward(&o).0);
+    }
+
+    #[test]
+    fn widths_beyond_the_buffers_are_refused_not_panicking() {
+        for h in [0, MAX_HIDDEN + 1, 2048] {
+            let e = AggNet::from_named_params(h, |e| e, |_, s| Ok(vec![0.0; s.iter().product()]));
+            assert!(e.unwrap_err().contains("hidden width"), "{h}");
+        }
+    }
+
+    #[test]
+    fn sampling_never_picks_a_masked_action_and_follows_p() {
+        let mut rng = Rng::new(0);
+        let m = masked_log_softmax([5.0, -3.0], [false, true]);
+        let c = masked_log_softmax([-9.0, 9.0], [true, false]);
+        for _ in 0..1000 {
+            assert_eq!(sample_action(m, &mut rng), Action::Regenerate);
+            assert_eq!(sample_action(c, &mut rng), Action::Continue);
+        }
+        let lp = masked_log_softmax([0.0, (0.25f32 / 0.75).ln()], [true, true]);
+        let n = (0..20_000)
+            .filter(|_| sample_action(lp, &mut rng) == Action::Regenerate)
+            .count();
+        assert!((n as f64 / 20_000.0 - 0.25).abs() < 0.015, "{n}");
+    }
+}

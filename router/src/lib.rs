@@ -1,0 +1,38 @@
+//! `trim-router`: serve a routing policy exported by `trim export`.
+//!
+//! This is what a serving stack links: it depends on `trim-env` (the one feature definition)
+//! and serde only — no tensors, no dataframes, no CLI. Training uses the same network code
+//! ([`agg::AggNet`]) for its rollouts, so the forward pass that was validated is the one that
+//! serves.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use trim_router::{EpisodeFeatures, Router};
+//! let router = Router::load("exports/my-run".as_ref())?;
+//! let mut ep = EpisodeFeatures::new();
+//! // step 0: the weak model proposed a 120-token step that the PRM scores 0.42
+//! let d = router.decide(&ep.observe(0.42, 120)?);
+//! let kept_prm = if d.regenerate { 0.91 /* PRM of the strong step */ } else { 0.42 };
+//! ep.push(kept_prm)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`mlp`] (dense/LayerNorm/tanh arithmetic), [`agg`] (the TRIM-Agg network),
+//! [`manifest`] (`policy.json`), [`parity`] (`parity.json`), [`safetensors`] and [`onnx`] (the
+//! weight formats), `load` (verification), [`router`] (decisions).
+
+pub mod agg;
+pub mod error;
+mod load;
+pub mod manifest;
+pub mod mlp;
+pub mod onnx;
+pub mod parity;
+pub mod router;
+pub mod safetensors;
+
+pub use agg::{AggNet, Greedy, MAX_HIDDEN, N_ACTIONS, Sampled, sample_action};
+pub use error::RouterError;
+pub use load::weights_from_safetensors;
+pub use manifest::Manifest;
+pub use router::{Decision, EpisodeFeatures, Router, StepObservation};

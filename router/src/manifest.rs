@@ -1,0 +1,225 @@
+//! `policy.json`, the manifest of an export: what the network is, which features it takes and
+//! how each is computed from the step history, what the actions mean, the decision rule, where
+//! the policy came from, and the sha256 of every other file. Defined here, in the crate that
+//! reads exports, so that `trim export` (the writer) and every reader share one schema.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use trim_env::features::{STEP_SCALE, TOKEN_SCALE};
+use trim_env::{AGG_DIM, AGG_FEATURES};
+
+use crate::agg::{AggNet, KIND, N_ACTIONS};
+use crate::mlp::LN_EPS;
+
+/// `format` of every `policy.json`.
+pub const FORMAT: &str = "trim-policy";
+/// Bumped on any incompatible change of the export layout; loaders refuse other versions.
+pub const FORMAT_VERSION: u32 = 1;
+/// Manifest file name.
+pub const MANIFEST: &str = "policy.json";
+/// Weights file name.
+pub const SAFETENSORS: &str = "policy.safetensors";
+/// ONNX file name.
+pub const ONNX: &str = "policy.onnx";
+/// Parity fixture file name.
+pub const PARITY: &str = "parity.json";
+/// Every file an export may list besides the manifest.
+pub const FILES: [&str; 3] = [SAFETENSORS, ONNX, PARITY];
+/// Default decision threshold on p(regenerate): 0.5 is the greedy (argmax) policy that
+/// training validated and `best/` was selected with.
+pub const DEFAULT_THRESHOLD: f32 = 0.5;
+
+/// The network's shape, enough to rebuild it from the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Architecture {
+    /// Which network family: `trim-agg-actor-critic` ([`KIND`]).
+    pub kind: String,
+    pub input_dim: usize,
+    pub hidden: usize,
+    pub n_actions: usize,
+    pub activation: String,
+    pub layer_norm_eps: f64,
+    /// Forward pass in words, one entry per stage.
+    pub forward: Vec<String>,
+    /// How to read the weights.
+    pub weight_layout: String,
+    /// Every parameter: name and shape, in file order.
+    pub params: Vec<ParamSpec>,
+}
+
+/// One parameter of [`Architecture::params`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// One input feature, in network order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    pub index: usize,
+    pub name: String,
+    /// How it is computed from the episode's step history.
+    pub computed: String,
+    /// Normalisation applied before the network.
+    pub normalisation: String,
+}
+
+/// One action, by logit index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    pub index: usize,
+    pub name: String,
+    pub meaning: String,
+}
+
+/// How logits become a decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionSpec {
+    pub score: String,
+    pub rule: String,
+    pub default_threshold: f32,
+}
+
+/// Where the policy came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Training {
+    pub run_name: String,
+    pub checkpoint: String,
+    pub updates_done: u64,
+    pub trim_version: String,
+    pub backend: String,
+    pub dataset: String,
+    pub dataset_sha256: String,
+    /// Distinct model names in the dataset (empty if the dataset was not readable at export).
+    pub weak_models: Vec<String>,
+    pub strong_models: Vec<String>,
+    pub prm_models: Vec<String>,
+    /// The full training configuration.
+    pub config: serde_json::Value,
+}
+
+/// The feature list of the TRIM-Agg observation, in network order (what
+/// `trim_env::features::FeatureState::observe` computes).
+pub fn feature_specs() -> Vec<FeatureSpec> {
+    let computed = [
+        "min over previous steps i < t of the PRM score of the step that was kept (weak, or strong if regenerated); 1.0 at t = 0",
+        "product over previous steps i < t of the PRM score of the step that was kept; 1.0 at t = 0",
+        "PRM score of the current weak candidate step",
+        "token count of the current weak candidate step / token_scale (300)",
+        "step index t (number of steps already kept, 0 for the first) / step_scale (30)",
+    ];
+    let norm = [
+        "none",
+        "none",
+        "none",
+        "divide by token_scale",
+        "divide by step_scale",
+    ];
+    AGG_FEATURES
+        .iter()
+        .enumerate()
+        .map(|(i, n)| FeatureSpec {
+            index: i,
+            name: n.to_string(),
+            computed: computed[i].to_string(),
+            normalisation: norm[i].to_string(),
+        })
+        .collect()
+}
+
+/// `policy.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    pub architecture: Architecture,
+    pub features: Vec<FeatureSpec>,
+    pub token_scale: f32,
+    pub step_scale: f32,
+    pub normalisation: String,
+    pub actions: Vec<ActionSpec>,
+    pub decision: DecisionSpec,
+    /// Cost weight λ of the reward `accuracy − λ·strong tokens` the policy was trained for.
+    pub lambda: f64,
+    pub training: Training,
+    /// The run's `summary.json` (validation/test evaluation), or null if it had none.
+    pub evaluation: serde_json::Value,
+    /// sha256 of every other file of the export, by file name.
+    pub files: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// Check what a reader relies on beyond the schema: features and scales this build
+    /// computes, the architecture kind and sizes, a decision threshold in `[0, 1]`, a finite
+    /// λ ≥ 0, and only known files. Returns the reason of the first failure.
+    pub fn check(&self) -> Result<(), String> {
+        let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
+        if names != AGG_FEATURES || self.token_scale != TOKEN_SCALE || self.step_scale != STEP_SCALE
+        {
+            return Err(format!(
+                "features {names:?} (scales {}/{}) do not match this build's {AGG_FEATURES:?} ({TOKEN_SCALE}/{STEP_SCALE})",
+                self.token_scale, self.step_scale
+            ));
+        }
+        let a = &self.architecture;
+        if a.kind != KIND {
+            return Err(format!(
+                "architecture.kind {:?} is not one this router serves ({KIND:?})",
+                a.kind
+            ));
+        }
+        if a.input_dim != AGG_DIM || a.n_actions != N_ACTIONS {
+            return Err(format!(
+                "architecture takes {} inputs and has {} actions, expected {AGG_DIM} and {N_ACTIONS}",
+                a.input_dim, a.n_actions
+            ));
+        }
+        let t = self.decision.default_threshold;
+        if !(0.0..=1.0).contains(&t) {
+            return Err(format!(
+                "decision.default_threshold {t} is not a probability in [0, 1]"
+            ));
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            return Err(format!("lambda {} is not a finite cost >= 0", self.lambda));
+        }
+        if let Some(f) = self.files.keys().find(|f| !FILES.contains(&f.as_str())) {
+            return Err(format!("files lists unknown file {f}"));
+        }
+        Ok(())
+    }
+}
+
+/// The architecture description of a TRIM-Agg network.
+pub fn architecture(w: &AggNet) -> Architecture {
+    Architecture {
+        kind: KIND.into(),
+        input_dim: AGG_DIM,
+        hidden: w.hidden(),
+        n_actions: N_ACTIONS,
+        activation: "tanh".into(),
+        layer_norm_eps: LN_EPS,
+        forward: vec![
+            "h = tanh(LayerNorm_trunk_ln1(trunk1(obs)))".into(),
+            "h = tanh(LayerNorm_trunk_ln2(trunk2(h)))".into(),
+            "logits = actor_out(tanh(LayerNorm_actor_ln(actor1(h))))".into(),
+            "value = critic_out(tanh(LayerNorm_critic_ln(critic1(h))))  (critic; not needed to route)".into(),
+            "probs = softmax(logits)".into(),
+        ],
+        weight_layout: "PyTorch: Linear weight [out, in], y = x @ W.T + b; LayerNorm weight = gamma, bias = beta, biased variance, eps inside the sqrt".into(),
+        params: w
+            .named_params()
+            .into_iter()
+            .map(|(name, shape, _)| ParamSpec { name, shape })
+            .collect(),
+    }
+}

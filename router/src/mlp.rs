@@ -1,0 +1,178 @@
+//! Plain-Rust building blocks of the exported networks: dense layers, LayerNorm + tanh, and the
+//! two-action softmax helpers. Training (burn) and serving share these exact arithmetic
+//! definitions, so a decision made in `trim route` is the one the trainer validated.
+
+/// LayerNorm epsilon (PyTorch's default, as in the TRIM release).
+pub const LN_EPS: f64 = 1e-5;
+/// The "−∞-equivalent" logit of a masked action: exp(−1e9 − max) is exactly 0 in f32, so a
+/// masked action has zero probability while `p·log p` stays finite.
+pub const MASKED_LOGIT: f32 = -1e9;
+
+/// One dense layer, weights `[out][in]` row-major (PyTorch layout) so each output is a
+/// contiguous dot product.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    pub(crate) d_in: usize,
+    pub(crate) d_out: usize,
+    pub(crate) w: Vec<f32>,
+    pub(crate) b: Vec<f32>,
+}
+
+impl Dense {
+    /// A layer from PyTorch-layout weights `[d_out, d_in]` and bias `[d_out]`.
+    pub fn new(d_in: usize, d_out: usize, w: Vec<f32>, b: Vec<f32>) -> Result<Self, String> {
+        if w.len() != d_in * d_out || b.len() != d_out {
+            return Err(format!(
+                "dense layer {d_in}→{d_out}: {} weights and {} biases",
+                w.len(),
+                b.len()
+            ));
+        }
+        Ok(Dense { d_in, d_out, w, b })
+    }
+
+    /// Output width.
+    pub fn d_out(&self) -> usize {
+        self.d_out
+    }
+
+    /// `y = W x + b` for the first `d_out` entries of `y`.
+    #[inline]
+    pub fn forward(&self, x: &[f32], y: &mut [f32]) {
+        for (o, yo) in y.iter_mut().enumerate().take(self.d_out) {
+            let row = &self.w[o * self.d_in..(o + 1) * self.d_in];
+            *yo = self.b[o] + dot(row, x);
+        }
+    }
+}
+
+/// Dot product with 8 independent accumulators, which the compiler vectorises (a plain `sum()`
+/// is a serial chain: f32 addition is not reassociated).
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// LayerNorm parameters γ (`weight`) and β (`bias`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Norm {
+    pub(crate) gamma: Vec<f32>,
+    pub(crate) beta: Vec<f32>,
+}
+
+impl Norm {
+    /// A LayerNorm over `gamma.len()` features.
+    pub fn new(gamma: Vec<f32>, beta: Vec<f32>) -> Result<Self, String> {
+        if gamma.len() != beta.len() {
+            return Err(format!(
+                "layer norm: {} gammas, {} betas",
+                gamma.len(),
+                beta.len()
+            ));
+        }
+        Ok(Norm { gamma, beta })
+    }
+
+    /// LayerNorm (biased variance, ε inside the root, like burn and PyTorch) then [`tanh_f32`],
+    /// in place.
+    #[inline]
+    pub fn forward_tanh(&self, x: &mut [f32]) {
+        let n = x.len() as f32;
+        let mean = x.iter().sum::<f32>() / n;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let denom = (var + LN_EPS as f32).sqrt();
+        for ((v, g), b) in x.iter_mut().zip(&self.gamma).zip(&self.beta) {
+            *v = tanh_f32((*v - mean) / denom * g + b);
+        }
+    }
+}
+
+/// tanh as `2·σ(2x) − 1`, with the branch burn-flex's sigmoid uses: the trainer computes tanh
+/// this way on tensors (one `exp` per element instead of libm `tanhf`), so acting and training
+/// agree bit for bit in practice.
+#[inline(always)]
+pub fn tanh_f32(x: f32) -> f32 {
+    2.0 * sigmoid(2.0 * x) - 1.0
+}
+
+/// Overflow-free logistic function.
+#[inline(always)]
+pub fn sigmoid(z: f32) -> f32 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Softmax of two logits.
+pub fn softmax2(l: [f32; 2]) -> [f32; 2] {
+    let m = l[0].max(l[1]);
+    let (a, b) = ((l[0] - m).exp(), (l[1] - m).exp());
+    [a / (a + b), b / (a + b)]
+}
+
+/// `softmax(l)[1]` = σ(l1 − l0): the probability of the second action (regenerate).
+#[inline]
+pub fn p_second(l: [f32; 2]) -> f32 {
+    sigmoid(l[1] - l[0])
+}
+
+/// log-softmax of two logits after masking (`mask[i]` = action `i` available).
+pub fn masked_log_softmax(logits: [f32; 2], mask: [bool; 2]) -> [f32; 2] {
+    let l = [
+        if mask[0] { logits[0] } else { MASKED_LOGIT },
+        if mask[1] { logits[1] } else { MASKED_LOGIT },
+    ];
+    let m = l[0].max(l[1]);
+    let lse = m + ((l[0] - m).exp() + (l[1] - m).exp()).ln();
+    [l[0] - lse, l[1] - lse]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoid_tanh_is_tanh() {
+        for i in -2000..=2000 {
+            let x = i as f32 / 100.0;
+            assert!((tanh_f32(x) - x.tanh()).abs() < 2e-7, "{x}");
+        }
+    }
+
+    #[test]
+    fn probability_is_the_softmax() {
+        for l in [[0.0f32, 0.0], [3.0, -2.0], [-50.0, 60.0], [1e3, -1e3]] {
+            assert!((p_second(l) - softmax2(l)[1]).abs() < 1e-7, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn masked_action_has_zero_probability() {
+        let m = masked_log_softmax([5.0, -3.0], [false, true]);
+        assert_eq!(m[1], 0.0);
+        assert_eq!(m[0].exp(), 0.0);
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        assert!(Dense::new(2, 3, vec![0.0; 6], vec![0.0; 3]).is_ok());
+        assert!(Dense::new(2, 3, vec![0.0; 5], vec![0.0; 3]).is_err());
+        assert!(Norm::new(vec![1.0; 3], vec![0.0; 2]).is_err());
+    }
+}
