@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod family;
 pub mod model;
 pub mod ppo;
 pub mod run_dir;

@@ -187,6 +187,11 @@ impl ActorCritic {
         (logits, value)
     }
 
+    /// Hidden width (burn stores Linear weights `[in, out]`).
+    pub fn hidden(&self) -> usize {
+        self.trunk1.weight.val().dims()[1]
+    }
+
     /// Copy the weights into the plain-Rust acting network.
     ///
     /// Widths are validated before a network is built (`TrainConfig::validate` and checkpoint
@@ -226,9 +231,8 @@ impl ActorCritic {
             params.insert(format!("{name}.weight"), gamma);
             params.insert(format!("{name}.bias"), beta);
         }
-        let hidden = self.trunk1.weight.val().dims()[1];
         PolicyWeights::from_named_params(
-            hidden,
+            self.hidden(),
             |e| e,
             |name, _| {
                 params

@@ -194,11 +194,14 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
     assert!(!o.status.success());
     // A malformed line does not end a serving loop: it gets an error object (with the id when
     // one can be read) and the next line is still answered. `--strict` stops at it instead.
-    std::fs::write(
-        work.join("bad.jsonl"),
-        "{\"id\":7,\"prm\":1.5,\"tokens\":3}\nnot json\n{\"id\":8,\"prm\":0.5,\"tokens\":3,\"x\":1}\n\u{ff}\n{\"id\":9,\"prm\":0.5,\"tokens\":3}\n",
-    )
-    .unwrap();
+    let bad_lines: [&[u8]; 5] = [
+        b"{\"id\":7,\"prm\":1.5,\"tokens\":3}\n",
+        b"not json\n",
+        b"{\"id\":8,\"prm\":0.5,\"tokens\":3,\"x\":1}\n",
+        b"\xff\xfe\n",
+        b"{\"id\":9,\"prm\":0.5,\"tokens\":3}\n",
+    ];
+    std::fs::write(work.join("bad.jsonl"), bad_lines.concat()).unwrap();
     let out = ok(&work, &["route", "--export", "exp", "--input", "bad.jsonl"]);
     let lines: Vec<serde_json::Value> = out
         .lines()

@@ -1,0 +1,87 @@
+//! TRIM-Agg: the release's actor-critic MLP over the 5 aggregated features (reference §2.3).
+//! The burn network is [`crate::model::ActorCritic`]; its acting copy is `trim_router::AggNet`,
+//! the network a deployed router runs.
+
+use burn::tensor::{Device, Tensor};
+use trim_env::{AGG_DIM, Rng, StepView};
+use trim_router::AggNet;
+
+use super::{ActingNet, Family, TrainNet};
+use crate::model::{ActorCritic, DropoutMasks};
+
+/// The TRIM-Agg family.
+pub struct Agg;
+
+impl TrainNet for ActorCritic {
+    type Dropout = DropoutMasks;
+
+    fn sample_dropout(&self, n: usize, p: f64, rng: &mut Rng, device: &Device) -> DropoutMasks {
+        DropoutMasks::sample(n, self.hidden(), p, rng, device)
+    }
+
+    fn forward(&self, obs: Tensor<2>, drop: Option<&DropoutMasks>) -> (Tensor<2>, Tensor<1>) {
+        ActorCritic::forward(self, obs, drop)
+    }
+}
+
+impl ActingNet for AggNet {
+    #[inline]
+    fn log_probs(&self, obs: &[f32], mask: [bool; 2]) -> ([f32; 2], f32) {
+        let o: &[f32; AGG_DIM] = obs.try_into().expect("TRIM-Agg rows are AGG_DIM wide");
+        AggNet::log_probs(self, o, mask)
+    }
+}
+
+impl Family for Agg {
+    const NAME: &'static str = "agg";
+    const OBS_DIM: usize = AGG_DIM;
+    type Net = ActorCritic;
+    type Acting = AggNet;
+
+    #[inline]
+    fn observe(view: &StepView<'_>, out: &mut [f32]) {
+        out.copy_from_slice(&view.agg());
+    }
+
+    fn init(hidden: usize, rng: &mut Rng, device: &Device) -> ActorCritic {
+        ActorCritic::new(hidden, rng, device)
+    }
+
+    fn acting(net: &ActorCritic) -> Result<AggNet, String> {
+        net.try_weights()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::GreedyOf;
+    use trim_env::{FeatureState, Policy};
+
+    #[test]
+    fn generic_greedy_is_the_agg_greedy() {
+        let dev = crate::backend::Backend::Flex.device().unwrap();
+        let net = Agg::init(16, &mut Rng::new(2), &dev);
+        let acting = Agg::acting(&net).unwrap();
+        let mut rng = Rng::new(3);
+        for i in 0..200 {
+            let mut features = FeatureState::new();
+            for _ in 0..i % 7 {
+                features.push(rng.f32());
+            }
+            let view = StepView {
+                features,
+                weak: trim_env::Candidate {
+                    tokens: 1 + (rng.f32() * 400.0) as u32,
+                    prm: rng.f32(),
+                },
+                history: &[],
+            };
+            for mask in [[true, true], [true, false], [false, true]] {
+                let a = GreedyOf::<Agg>(&acting).act(&view, mask, &mut rng);
+                let b = trim_router::Greedy(&acting).act(&view, mask, &mut rng);
+                assert_eq!(a, b);
+            }
+        }
+    }
+}

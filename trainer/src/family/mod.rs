@@ -1,0 +1,95 @@
+//! Policy families behind one seam.
+//!
+//! A family says what a policy observes, which network it trains, how that network is
+//! initialised, how it acts outside burn, and how it is saved and exported. The PPO loop,
+//! rollouts, checkpoints and evaluation are written against [`Family`] only, so a new family
+//! (TRIM-Seq, λ-conditioned, budget-aware) is a new module here rather than an edit of the loop.
+//! Families that are solved rather than trained (TRIM-POMDP) implement `trim_env::Policy` for
+//! evaluation and the router's export contract, not this trait.
+//!
+//! | family | observes | network | module |
+//! |---|---|---|---|
+//! | TRIM-Agg | the 5 aggregated features ([`trim_env::StepView::agg`]) | MLP actor-critic | [`agg`] |
+
+pub mod agg;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use trim_env::{Policy, Rng, StepView};
+
+/// A burn actor-critic network trained by PPO: logits over `[continue, regenerate]` and a
+/// state value for each observation row.
+pub trait TrainNet: Module + Clone + Send + std::fmt::Debug {
+    /// Per-forward random state of training mode (dropout masks); `()` when there is none.
+    type Dropout;
+
+    /// Draw this forward's dropout state for `n` rows with drop probability `p` (0 < p < 1).
+    fn sample_dropout(&self, n: usize, p: f64, rng: &mut Rng, device: &Device) -> Self::Dropout;
+
+    /// Raw logits and values.
+    ///
+    /// # Shapes
+    /// `obs: [n, obs_dim]` → `(logits: [n, 2], value: [n])`
+    fn forward(&self, obs: Tensor<2>, drop: Option<&Self::Dropout>) -> (Tensor<2>, Tensor<1>);
+}
+
+/// The plain-Rust copy of a network that rollouts, greedy evaluation and the router run: the
+/// same arithmetic as [`TrainNet::forward`] without tensors (eval mode).
+pub trait ActingNet: Clone + Send + Sync {
+    /// Masked action log-probabilities `[continue, regenerate]` and the value of one
+    /// observation row; a masked action has log-probability ≈ −1e9 (probability 0).
+    fn log_probs(&self, obs: &[f32], mask: [bool; 2]) -> ([f32; 2], f32);
+}
+
+/// Largest observation row a family may declare (rows live in stack buffers when acting).
+pub const MAX_OBS_DIM: usize = 256;
+
+/// One trainable policy family.
+pub trait Family: Send + Sync + 'static {
+    /// Stable name, written into checkpoints and run summaries (`agg`, …).
+    const NAME: &'static str;
+    /// Width of one observation row.
+    const OBS_DIM: usize;
+    /// The trained network.
+    type Net: TrainNet;
+    /// Its plain-Rust acting copy.
+    type Acting: ActingNet;
+
+    /// Write the observation row of one decision into `out` (`OBS_DIM` long).
+    fn observe(view: &StepView<'_>, out: &mut [f32]);
+
+    /// Whether [`observe`](Self::observe) reads `view.history` (the env then records it).
+    fn needs_history() -> bool {
+        false
+    }
+
+    /// A freshly initialised network of width `hidden`, weights drawn from `rng` (never from
+    /// burn's device RNG, so initial weights are the same on every backend).
+    fn init(hidden: usize, rng: &mut Rng, device: &Device) -> Self::Net;
+
+    /// Copy the network into its acting form.
+    fn acting(net: &Self::Net) -> Result<Self::Acting, String>;
+}
+
+/// Greedy acting for any family: observe, then take the more probable available action (ties go
+/// to `continue`, like `torch.argmax`).
+pub struct GreedyOf<'a, F: Family>(pub &'a F::Acting);
+
+impl<F: Family> Policy for GreedyOf<'_, F> {
+    fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> trim_env::Action {
+        const { assert!(F::OBS_DIM <= MAX_OBS_DIM) };
+        let mut obs = [0.0f32; MAX_OBS_DIM];
+        let row = &mut obs[..F::OBS_DIM];
+        F::observe(view, row);
+        let (lp, _) = self.0.log_probs(row, mask);
+        if lp[1] > lp[0] {
+            trim_env::Action::Regenerate
+        } else {
+            trim_env::Action::Continue
+        }
+    }
+
+    fn wants_history(&self) -> bool {
+        F::needs_history()
+    }
+}
