@@ -100,6 +100,10 @@ class Router:
         arch = self.manifest["architecture"]
         self.eps = np.float32(arch["layer_norm_eps"])
         self.threshold = self.manifest["decision"]["default_threshold"] if threshold is None else threshold
+        # The same refusal as the Rust router: a threshold that is not a probability is a damaged
+        # or hand-edited manifest (or a bad argument), never something to route with.
+        if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
+            raise ValueError(f"{d}: decision threshold {self.threshold!r} is not in [0, 1]")
         self.token_scale = self.manifest["token_scale"]
         self.step_scale = self.manifest["step_scale"]
         self.backend = backend
