@@ -1,5 +1,6 @@
 //! Errors of the training library. Every variant says what to do about it.
 
+use std::fmt;
 use std::path::PathBuf;
 
 /// Anything that stops a training run before or while it runs.
@@ -17,12 +18,69 @@ pub enum TrainError {
     /// A file of the run directory could not be written or read.
     #[error("{path}: {reason}")]
     Io { path: PathBuf, reason: String },
+    /// A run directory is refused as it is (exists, rewinds, in use by another process).
+    #[error("run directory {path}: {reason}")]
+    RunDir { path: PathBuf, reason: String },
     /// The backend asked for is not compiled in or cannot start.
     #[error("backend: {0}")]
     Backend(String),
     /// The environment refused an action (a masked action: a bug in the policy code).
     #[error("environment: {0}")]
     Env(#[from] trim_env::StepError),
+    /// Training left the range it can continue from (NaN/inf loss, gradients or weights, or a
+    /// policy whose logits overpower the action mask).
+    #[error("{0}")]
+    Diverged(Box<Divergence>),
+}
+
+/// What diverged, where, and the last checkpoint written before it (still good).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Divergence {
+    /// Updates completed before the one that diverged (the failing update is `update + 1`).
+    pub update: u64,
+    /// The quantity, e.g. `train/policy_loss`, `weight actor_out.weight`.
+    pub quantity: String,
+    /// Its offending value.
+    pub value: f64,
+    /// The newest checkpoint of the run, written before the divergence.
+    pub last_checkpoint: Option<PathBuf>,
+}
+
+impl Divergence {
+    /// A divergence of `quantity` at `value`; the update and checkpoint are filled in by the
+    /// training loop ([`TrainError::at_update`]).
+    pub fn new(quantity: impl Into<String>, value: f64) -> Self {
+        Divergence {
+            update: 0,
+            quantity: quantity.into(),
+            value,
+            last_checkpoint: None,
+        }
+    }
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "training diverged at update {}: {} is {} (not finite, or beyond the action mask's \
+             range); ",
+            self.update + 1,
+            self.quantity,
+            self.value
+        )?;
+        match &self.last_checkpoint {
+            Some(c) => write!(f, "the last good checkpoint is {}", c.display())?,
+            None => f.write_str("no checkpoint was written before it")?,
+        }
+        f.write_str("; start a new run with a lower --lr or --max-grad-norm")
+    }
+}
+
+impl From<Divergence> for TrainError {
+    fn from(d: Divergence) -> Self {
+        TrainError::Diverged(Box::new(d))
+    }
 }
 
 impl TrainError {
@@ -39,6 +97,27 @@ impl TrainError {
         TrainError::Checkpoint {
             path: path.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// A run-directory refusal on `path`.
+    pub fn run_dir(path: impl Into<PathBuf>, reason: impl ToString) -> Self {
+        TrainError::RunDir {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Place a divergence found during an update: `done` updates completed before it and the
+    /// newest checkpoint. Other errors pass through.
+    pub fn at_update(self, done: u64, last_checkpoint: Option<PathBuf>) -> Self {
+        match self {
+            TrainError::Diverged(mut d) => {
+                d.update = done;
+                d.last_checkpoint = last_checkpoint;
+                TrainError::Diverged(d)
+            }
+            other => other,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod metrics;
 pub mod model;
 pub mod ppo;
 pub mod router;

@@ -7,7 +7,9 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use trim::backend::Backend;
+use trim::config::TestSplit;
 use trim::sweep::{Event, Plan, SweepOptions, SweepSpec, parse_assignment, run_sweep};
+use trim::train::RunStatus;
 
 use super::report::{SuiteArgs, discover, report};
 
@@ -110,7 +112,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
             let what = match plan {
                 Plan::New => "started",
                 Plan::Resume => "resumed from its latest checkpoint",
-                Plan::Restart => "restarted (no checkpoint yet)",
+                Plan::Restart => "restarted in place (no checkpoint yet)",
                 Plan::Skip => return,
             };
             say(format!("  {run}: {what}"));
@@ -118,19 +120,18 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         Event::Done {
             run,
             plan,
-            info,
+            summary: s,
             seconds,
         } => {
             if *plan != Plan::Skip {
                 say(format!(
                     "  {run}: {} after {} updates in {seconds:.1} s; best validation reward {}",
-                    info.status,
-                    info.updates_done,
-                    info.best_val_reward
-                        .map_or("n/a".into(), |r| format!("{r:.4}"))
+                    s.status,
+                    s.updates_done,
+                    s.best.map_or("n/a".into(), |b| format!("{:.4}", b.reward))
                 ));
             } else {
-                say(format!("  {run}: skipped (already {})", info.status));
+                say(format!("  {run}: skipped (already {})", s.status));
             }
             bar.inc(1);
         }
@@ -148,7 +149,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         .collect();
     let unfinished = results
         .iter()
-        .filter(|r| matches!(&r.outcome, Ok(i) if i.status != "finished"))
+        .filter(|r| matches!(&r.outcome, Ok(s) if s.status != RunStatus::Finished))
         .count();
     eprintln!(
         "sweep: {} runs in {train_s:.1} s ({} skipped, {} failed, {unfinished} stopped early)",
@@ -173,6 +174,12 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         "the report needs one dataset and test split for all runs; use --no-report and \
          `trim report` per dataset"
     );
+    let TestSplit::Split(split) = split else {
+        anyhow::bail!(
+            "the report scores the test split, and the sweep has test_split = none; use \
+             --no-report, or `trim report --split NAME` on the runs"
+        );
+    };
     let dirs: Vec<PathBuf> = results.iter().map(|r| r.run_dir.clone()).collect();
     let cks = discover(&dirs, "TRIM-Agg")?;
     report(data, split, &cks, &a.out.join("report"), &a.suite)?;
