@@ -165,14 +165,14 @@ fn stale_temps_are_cleaned_and_a_run_is_trained_by_one_process() {
     assert_eq!(a.run().unwrap().status, RunStatus::Finished);
 }
 
-/// Defect 7: a valid configuration that diverges (lr 1e10) stops at once with an error naming
+/// Defect 7: a valid configuration that diverges (lr 1e30) stops at once with an error naming
 /// the update and the quantity; summary.json says failed; the checkpoints before it are good.
 #[test]
 fn divergence_stops_the_run_with_a_failed_summary() {
     let d = tmpdir("diverge");
     let data = make_dataset(&d, "tiny", 60, 1, 7);
     let cfg = TrainConfig {
-        lr: 1e10,
+        lr: 1e30,
         anneal_lr: false,
         checkpoint_every: 1,
         ..tiny_config(&data)
