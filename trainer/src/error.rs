@@ -42,18 +42,34 @@ pub struct Divergence {
     pub quantity: String,
     /// Its offending value.
     pub value: f64,
+    /// Why that value ends training (e.g. "not finite").
+    pub why: &'static str,
     /// The newest checkpoint of the run, written before the divergence.
     pub last_checkpoint: Option<PathBuf>,
 }
 
 impl Divergence {
-    /// A divergence of `quantity` at `value`; the update and checkpoint are filled in by the
+    /// `quantity` became NaN or infinite; the update and checkpoint are filled in by the
     /// training loop ([`TrainError::at_update`]).
-    pub fn new(quantity: impl Into<String>, value: f64) -> Self {
+    pub fn non_finite(quantity: impl Into<String>, value: f64) -> Self {
+        Self::because(quantity, value, "not finite")
+    }
+
+    /// A masked action got real probability: the logits have grown to the mask's scale.
+    pub fn mask_overpowered(quantity: impl Into<String>, value: f64) -> Self {
+        Self::because(
+            quantity,
+            value,
+            "the action mask no longer holds: the logits have grown to its scale (1e9)",
+        )
+    }
+
+    fn because(quantity: impl Into<String>, value: f64, why: &'static str) -> Self {
         Divergence {
             update: 0,
             quantity: quantity.into(),
             value,
+            why,
             last_checkpoint: None,
         }
     }
@@ -63,11 +79,11 @@ impl fmt::Display for Divergence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "training diverged at update {}: {} is {} (not finite, or beyond the action mask's \
-             range); ",
+            "training diverged at update {}: {} is {:?} ({}); ",
             self.update + 1,
             self.quantity,
-            self.value
+            self.value,
+            self.why
         )?;
         match &self.last_checkpoint {
             Some(c) => write!(f, "the last good checkpoint is {}", c.display())?,

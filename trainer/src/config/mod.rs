@@ -214,7 +214,7 @@ impl TrainConfig {
             return bad(
                 "lambda",
                 format!(
-                    "{} must be a finite number >= 0 and <= {MAX_LAMBDA} (cost per strong \
+                    "{:?} must be a finite number >= 0 and <= {MAX_LAMBDA} (cost per strong \
                      token; at {MAX_LAMBDA} one strong token costs a correct answer)",
                     self.lambda
                 ),
@@ -227,7 +227,7 @@ impl TrainConfig {
             ("max_grad_norm", self.max_grad_norm),
         ] {
             if !v.is_finite() || v <= 0.0 {
-                return bad(name, format!("{v} must be > 0"));
+                return bad(name, format!("{v:?} must be > 0"));
             }
         }
         for (name, v) in [
@@ -238,12 +238,12 @@ impl TrainConfig {
             ("ent_coef_end", self.ent_coef_end),
         ] {
             if !v.is_finite() || v < 0.0 {
-                return bad(name, format!("{v} must be >= 0"));
+                return bad(name, format!("{v:?} must be >= 0"));
             }
         }
         for (name, v) in [("gamma", self.gamma), ("gae_lambda", self.gae_lambda)] {
             if !(0.0..=1.0).contains(&v) {
-                return bad(name, format!("{v} must be in [0, 1]"));
+                return bad(name, format!("{v:?} must be in [0, 1]"));
             }
         }
         for (name, v) in [
@@ -251,7 +251,7 @@ impl TrainConfig {
             ("val_fraction", self.val_fraction),
         ] {
             if !(0.0..1.0).contains(&v) {
-                return bad(name, format!("{v} must be in [0, 1)"));
+                return bad(name, format!("{v:?} must be in [0, 1)"));
             }
         }
         Ok(())

@@ -18,7 +18,8 @@ use crate::model::PolicyWeights;
 /// above it the logits of available actions have grown to the mask's scale).
 pub const MASKED_LOGP_CEILING: f32 = -1e8;
 
-/// Observations of the batch re-scored with the new weights after each update.
+/// Observations of the batch re-scored with the new weights after an update that writes
+/// nothing; before a validation or checkpoint every observation of the batch is.
 pub const PROBE_STEPS: usize = 64;
 
 const ACTION_NAMES: [&str; 2] = ["continue", "regenerate"];
@@ -31,17 +32,21 @@ pub fn check_output(log_probs: [f32; 2], value: f32, mask: [bool; 2]) -> Option<
         let lp = log_probs[a];
         if mask[a] && !lp.is_finite() {
             let q = format!("policy log-probability of {}", ACTION_NAMES[a]);
-            return Some(Divergence::new(q, f64::from(lp)));
+            return Some(Divergence::non_finite(q, f64::from(lp)));
         }
         if !mask[a] && (lp.is_nan() || lp > MASKED_LOGP_CEILING) {
             let q = format!(
                 "policy log-probability of the masked action {}",
                 ACTION_NAMES[a]
             );
-            return Some(Divergence::new(q, f64::from(lp)));
+            return Some(if lp.is_nan() {
+                Divergence::non_finite(q, f64::from(lp))
+            } else {
+                Divergence::mask_overpowered(q, f64::from(lp))
+            });
         }
     }
-    (!value.is_finite()).then(|| Divergence::new("value estimate", f64::from(value)))
+    (!value.is_finite()).then(|| Divergence::non_finite("value estimate", f64::from(value)))
 }
 
 /// The first non-finite parameter of `w`, by name.
@@ -49,15 +54,15 @@ pub fn check_weights(w: &PolicyWeights) -> Option<Divergence> {
     w.named_params().into_iter().find_map(|(name, _, vals)| {
         vals.iter()
             .find(|v| !v.is_finite())
-            .map(|&v| Divergence::new(format!("weight {name}"), f64::from(v)))
+            .map(|&v| Divergence::non_finite(format!("weight {name}"), f64::from(v)))
     })
 }
 
-/// Re-score up to [`PROBE_STEPS`] valid observations of `buf` (in buffer order) with `w`.
-pub fn probe(w: &PolicyWeights, buf: &RolloutBuffer) -> Option<Divergence> {
+/// Re-score up to `steps` valid observations of `buf` (in buffer order) with `w`.
+pub fn probe(w: &PolicyWeights, buf: &RolloutBuffer, steps: usize) -> Option<Divergence> {
     (0..buf.valid.len())
         .filter(|&i| buf.valid[i])
-        .take(PROBE_STEPS)
+        .take(steps)
         .find_map(|i| {
             let obs: &[f32; AGG_DIM] = buf.obs[i * AGG_DIM..(i + 1) * AGG_DIM].try_into().ok()?;
             let mask = [buf.mask[2 * i], buf.mask[2 * i + 1]];
@@ -66,9 +71,9 @@ pub fn probe(w: &PolicyWeights, buf: &RolloutBuffer) -> Option<Divergence> {
         })
 }
 
-/// Weights, then the probe: everything checked after an update.
-pub fn check_policy(w: &PolicyWeights, buf: &RolloutBuffer) -> Option<Divergence> {
-    check_weights(w).or_else(|| probe(w, buf))
+/// Weights, then the probe of `steps` observations: everything checked after an update.
+pub fn check_policy(w: &PolicyWeights, buf: &RolloutBuffer, steps: usize) -> Option<Divergence> {
+    check_weights(w).or_else(|| probe(w, buf, steps))
 }
 
 #[cfg(test)]
@@ -131,11 +136,11 @@ mod tests {
     #[test]
     fn non_finite_weights_and_huge_logits_are_caught() {
         let buf = one_step_buffer();
-        assert_eq!(check_policy(&net("none", 0.0), &buf), None);
-        let d = check_policy(&net("critic1.bias", f32::NAN), &buf).unwrap();
+        assert_eq!(check_policy(&net("none", 0.0), &buf, PROBE_STEPS), None);
+        let d = check_policy(&net("critic1.bias", f32::NAN), &buf, PROBE_STEPS).unwrap();
         assert_eq!(d.quantity, "weight critic1.bias");
         // Finite but huge output weights (an lr of 1e10): caught by the probe.
-        let d = check_policy(&net("actor_out.weight", -1e10), &buf).unwrap();
+        let d = check_policy(&net("actor_out.weight", -1e10), &buf, 1).unwrap();
         assert!(
             d.quantity.contains("masked action regenerate"),
             "{}",

@@ -38,7 +38,7 @@ impl LossStats {
         self.named()
             .into_iter()
             .find(|(_, v)| !v.is_finite())
-            .map(|(name, v)| Divergence::new(name, v))
+            .map(|(name, v)| Divergence::non_finite(name, v))
     }
 }
 

@@ -64,7 +64,7 @@ impl Trainer {
             self.cfg.norm_adv,
         );
         let t1 = Instant::now();
-        let (stats, lr, ent_coef) = self.learn(&s.buf)?;
+        let (stats, lr, ent_coef) = self.learn(&s.buf, stop)?;
         let t2 = Instant::now();
         self.advance(&s.buf, batch_end, timing);
         let val = self.validate_and_keep_best(on_event)?;
@@ -106,16 +106,24 @@ impl Trainer {
     }
 
     /// Step 3: the PPO epochs, then the divergence guard on their statistics and the new
-    /// weights. Returns the statistics, learning rate and entropy coefficient used.
-    fn learn(&mut self, buf: &RolloutBuffer) -> Result<(LossStats, f64, f64)> {
+    /// weights (re-scoring a probe of the batch, or all of it when this update validates or
+    /// checkpoints, so nothing is written from weights that fail on it). Returns the
+    /// statistics, learning rate and entropy coefficient used.
+    fn learn(&mut self, buf: &RolloutBuffer, stop: u64) -> Result<(LossStats, f64, f64)> {
         let (u, total) = (self.state.updates_done, self.state.total_updates);
         let lr = learning_rate(self.cfg.lr, self.cfg.anneal_lr, u, total);
         let ent = entropy_coef(self.cfg.ent_coef_start, self.cfg.ent_coef_end, u, total);
         let stats = self.learner.update(buf, &self.cfg, lr, ent, &mut self.rng);
         let weights = self.learner.model.weights();
+        let writes = self.validation_due(u + 1) || self.checkpoint_due(u + 1, stop);
+        let probe = if writes {
+            usize::MAX
+        } else {
+            guard::PROBE_STEPS
+        };
         if let Some(d) = stats
             .first_non_finite()
-            .or_else(|| guard::check_policy(&weights, buf))
+            .or_else(|| guard::check_policy(&weights, buf, probe))
         {
             return Err(d.into());
         }
@@ -144,8 +152,7 @@ impl Trainer {
         &mut self,
         on_event: &mut dyn FnMut(TrainEvent<'_>),
     ) -> Result<Option<EvalRecord>> {
-        let done = self.state.updates_done;
-        if !(done.is_multiple_of(self.cfg.val_every) || done == self.state.total_updates) {
+        if !self.validation_due(self.state.updates_done) {
             return Ok(None);
         }
         let Some(r) = self.validate()? else {
@@ -206,10 +213,7 @@ impl Trainer {
     /// Step 6: a periodic checkpoint when due.
     fn checkpoint_if_due(&mut self, stop: u64) -> Result<()> {
         let done = self.state.updates_done;
-        if done.is_multiple_of(self.cfg.checkpoint_every)
-            || done == self.state.total_updates
-            || done == stop
-        {
+        if self.checkpoint_due(done, stop) {
             let dir = self
                 .run_dir
                 .join("checkpoints")
@@ -218,6 +222,18 @@ impl Trainer {
             self.last_checkpoint = Some(dir);
         }
         Ok(())
+    }
+
+    /// Whether the update that makes `done` updates validates.
+    fn validation_due(&self, done: u64) -> bool {
+        done.is_multiple_of(self.cfg.val_every) || done == self.state.total_updates
+    }
+
+    /// Whether the update that makes `done` updates writes a periodic checkpoint.
+    fn checkpoint_due(&self, done: u64, stop: u64) -> bool {
+        done.is_multiple_of(self.cfg.checkpoint_every)
+            || done == self.state.total_updates
+            || done == stop
     }
 
     /// Write a checkpoint of the current model, optimiser and state (with the RNG's state).
