@@ -89,7 +89,7 @@ impl fmt::Display for Divergence {
             Some(c) => write!(f, "the last good checkpoint is {}", c.display())?,
             None => f.write_str("no checkpoint was written before it")?,
         }
-        f.write_str("; start a new run with a lower --lr or --max-grad-norm")
+        f.write_str("; start a new run with a lower --lr")
     }
 }
 
