@@ -103,14 +103,15 @@ train_config! {
     /// Seed of everything random: validation hold-out, problem order, tree and action sampling,
     /// initial weights. [default: 10]
     seed: u64 = 10;
-    /// Passes over the training problems (the release's "epochs"). [default: 10]
+    /// Passes over the training problems (the release's "epochs"), at most 100000.
+    /// [default: 10]
     passes: u32 = 10;
     /// Episodes (problems, one sampled tree each) per PPO update. [default: 64]
     batch_episodes: usize = 64;
     /// Episodes per minibatch (capped at the batch); the batch is split along the episode axis.
     /// [default: 64]
     minibatch_episodes: usize = 64;
-    /// PPO epochs over each batch. [default: 3]
+    /// PPO epochs over each batch, at most 1000. [default: 3]
     update_epochs: u32 = 3;
     /// Adam learning rate at the first update. [default: 3e-4]
     lr: f64 = 3e-4;
