@@ -18,8 +18,10 @@ use crate::error::{Result, TrainError};
 /// Environment variable read when no `--backend` flag is given.
 pub const BACKEND_ENV: &str = "TRIM_BACKEND";
 
-/// A backend choice, parsed from `flex`, `tch`, `tch-cuda` or `tch-cuda:N`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// A backend choice, parsed from `flex`, `tch`, `tch-cuda` or `tch-cuda:N`; written to
+/// `config.toml` and `summary.json` as that same string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Backend {
     /// burn-flex on the CPU.
     #[default]
@@ -58,6 +60,20 @@ impl FromStr for Backend {
                 )),
             },
         }
+    }
+}
+
+impl TryFrom<String> for Backend {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Backend> for String {
+    fn from(b: Backend) -> String {
+        b.to_string()
     }
 }
 
@@ -141,6 +157,13 @@ mod tests {
         assert_eq!("tch-cuda".parse::<Backend>(), Ok(Backend::TchCuda(0)));
         assert!("cuda".parse::<Backend>().is_err());
         assert!("tch-cuda:x".parse::<Backend>().is_err());
+        let json = serde_json::to_string(&Backend::TchCuda(1)).unwrap();
+        assert_eq!(json, "\"tch-cuda:1\"");
+        assert_eq!(
+            serde_json::from_str::<Backend>("\"flex\"").unwrap(),
+            Backend::Flex
+        );
+        assert!(serde_json::from_str::<Backend>("\"gpu\"").is_err());
     }
 
     #[test]

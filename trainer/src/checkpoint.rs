@@ -12,7 +12,9 @@
 //!
 //! Writing: all files go into a fresh temp directory next to the target, each synced, and the
 //! directory is renamed into place (a replaced `best/` or `final/` is moved aside first, then
-//! deleted), so a crash never leaves a half-written checkpoint under the real name. Reading:
+//! deleted), so a crash never leaves a half-written checkpoint under the real name (a crash
+//! between the two renames leaves `.NAME.old-PID`, which the next start of the run puts back:
+//! `run_dir::clean_stale_temps`). Reading:
 //! `SHA256SUMS` is checked before anything is parsed, so a truncated or modified file is refused
 //! with an error naming it, never loaded.
 
@@ -25,8 +27,8 @@ use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use trim_env::Rng;
+use trim_env::checksum::sha256_hex;
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
@@ -100,10 +102,6 @@ impl TrainState {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = File::create(path).map_err(|e| TrainError::io(path, e))?;
     f.write_all(bytes).map_err(|e| TrainError::io(path, e))?;
@@ -117,6 +115,29 @@ pub fn save(
     optim: &ModuleOptimizer,
     state: &TrainState,
 ) -> Result<()> {
+    let model_bytes = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode model: {e}")))?;
+    let optim_bytes = optim
+        .into_bytes()
+        .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode optimizer: {e}")))?;
+    let state_bytes = serde_json::to_vec_pretty(state)
+        .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode state: {e}")))?;
+    write_dir(dir, [&model_bytes[..], &optim_bytes[..], &state_bytes[..]])
+}
+
+/// Copy the checkpoint `from` to `to` (verified first; written like [`save`]), e.g. into a
+/// forked run.
+pub fn copy(from: &Path, to: &Path) -> Result<()> {
+    let v = read_verified(from)?;
+    write_dir(to, [&v.model[..], &v.optim[..], &v.state[..]])
+}
+
+/// Write the files of a checkpoint into a temp directory next to `dir`, each synced, then
+/// rename it into place (a present `dir` is moved aside first, then deleted).
+fn write_dir(dir: &Path, files: [&[u8]; 3]) -> Result<()> {
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -131,21 +152,8 @@ pub fn save(
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| -> Result<()> {
         std::fs::create_dir(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-        let model_bytes = model
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode model: {e}")))?;
-        let optim_bytes = optim
-            .into_bytes()
-            .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode optimizer: {e}")))?;
-        let state_bytes = serde_json::to_vec_pretty(state)
-            .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode state: {e}")))?;
         let mut sums = String::new();
-        for (file, bytes) in FILES
-            .iter()
-            .zip([&model_bytes[..], &optim_bytes[..], &state_bytes])
-        {
+        for (file, bytes) in FILES.iter().zip(files) {
             write_synced(&tmp.join(file), bytes)?;
             sums.push_str(&format!("{}  {file}\n", sha256_hex(bytes)));
         }

@@ -4,7 +4,7 @@
 //! Sweeps are restartable: before training, every run directory is *planned* — finished runs are
 //! skipped, interrupted runs resume from their latest checkpoint (bit-identical to an
 //! uninterrupted run, see `train_resume`), and a directory left before its first checkpoint is
-//! started again. A directory whose recorded configuration differs from the planned one is an
+//! started again in place (nothing in it deleted). A directory whose recorded configuration differs from the planned one is an
 //! error rather than silently reused, so editing the grid cannot mix results.
 //!
 //! One PPO run is effectively single-threaded (small network, 64-episode batches), so `threads`
@@ -21,7 +21,8 @@ use serde::Deserialize;
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::config::{ConfigOverrides, TrainConfig};
-use crate::train::{RunOptions, RunSummary, Trainer};
+use crate::run_dir::recorded_config;
+use crate::train::{RunOptions, RunStatus, RunSummary, Trainer};
 
 /// A sweep: base configuration values and the grid, as in a sweep TOML file:
 ///
@@ -168,17 +169,8 @@ pub enum Plan {
     Skip,
     /// Interrupted after a checkpoint: continue from the latest one.
     Resume,
-    /// Interrupted before its first checkpoint: delete the directory and start again.
+    /// Interrupted before its first checkpoint: start again in the same directory.
     Restart,
-}
-
-/// The configuration recorded in a run directory's `config.toml`.
-pub fn recorded_config(run_dir: &Path) -> anyhow::Result<TrainConfig> {
-    let mut cfg = TrainConfig::default();
-    cfg.apply(&ConfigOverrides::from_toml_file(
-        &run_dir.join("config.toml"),
-    )?);
-    Ok(cfg)
 }
 
 /// Decide what to do with `run_dir` for configuration `cfg`.
@@ -195,15 +187,10 @@ pub fn plan_run(run_dir: &Path, cfg: &TrainConfig) -> anyhow::Result<Plan> {
             run_dir.display()
         );
     }
-    let summary = run_dir.join("summary.json");
-    if summary.is_file() {
-        let text = std::fs::read_to_string(&summary)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", summary.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", summary.display()))?;
-        if v.get("status").and_then(|s| s.as_str()) == Some("finished") {
-            return Ok(Plan::Skip);
-        }
+    if run_dir.join(crate::train::summary::SUMMARY_FILE).is_file()
+        && RunSummary::read(run_dir)?.status == RunStatus::Finished
+    {
+        return Ok(Plan::Skip);
     }
     if checkpoint::periodic(run_dir).is_empty() {
         Ok(Plan::Restart)
@@ -225,45 +212,6 @@ pub struct SweepOptions {
     pub command_line: String,
 }
 
-/// What the sweep needs from a run's `summary.json` (read back for skipped runs).
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunInfo {
-    pub status: String,
-    pub updates_done: u64,
-    /// Best validation reward (None before the first validation).
-    pub best_val_reward: Option<f64>,
-    /// Training wall time of the run's last session.
-    pub wall_s: f64,
-}
-
-impl RunInfo {
-    fn from_json(v: &serde_json::Value) -> Result<RunInfo, String> {
-        Ok(RunInfo {
-            status: v
-                .get("status")
-                .and_then(|s| s.as_str())
-                .ok_or("summary.json has no status")?
-                .to_string(),
-            updates_done: v
-                .get("updates_done")
-                .and_then(serde_json::Value::as_u64)
-                .unwrap_or(0),
-            best_val_reward: v
-                .get("best")
-                .and_then(|b| b.get("reward"))
-                .and_then(serde_json::Value::as_f64),
-            wall_s: v
-                .pointer("/timing/wall_s")
-                .and_then(serde_json::Value::as_f64)
-                .unwrap_or(0.0),
-        })
-    }
-
-    fn from_summary(s: &RunSummary) -> Result<RunInfo, String> {
-        RunInfo::from_json(&serde_json::to_value(s).map_err(|e| e.to_string())?)
-    }
-}
-
 /// Per-run progress events, for status lines.
 #[derive(Clone, Debug)]
 pub enum Event<'a> {
@@ -274,7 +222,7 @@ pub enum Event<'a> {
     Done {
         run: &'a str,
         plan: &'a Plan,
-        info: &'a RunInfo,
+        summary: &'a RunSummary,
         seconds: f64,
     },
     Failed {
@@ -290,45 +238,29 @@ pub struct RunResult {
     pub run_dir: PathBuf,
     pub plan: Plan,
     /// The run's summary (read back for skipped runs), or the error.
-    pub outcome: Result<RunInfo, String>,
+    pub outcome: Result<RunSummary, String>,
 }
 
-/// Read a run directory's `summary.json`.
-pub fn read_summary(run_dir: &Path) -> Result<RunInfo, String> {
-    let p = run_dir.join("summary.json");
-    let text =
-        std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
-    RunInfo::from_json(&v).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn run_one(r: &RunSpec, plan: &Plan, o: &SweepOptions) -> Result<RunInfo, String> {
+fn run_one(r: &RunSpec, plan: &Plan, o: &SweepOptions) -> Result<RunSummary, String> {
     let run_dir = o.runs_dir.join(&r.name);
     let mut opts = RunOptions {
         out_root: o.runs_dir.clone(),
         name: Some(r.name.clone()),
         resume: None,
         stop_after_updates: o.stop_after_updates,
-        quiet: true,
         backend: o.backend,
         command_line: o.command_line.clone(),
     };
     let trainer = match plan {
-        Plan::Skip => return read_summary(&run_dir),
+        Plan::Skip => return RunSummary::read(&run_dir).map_err(|e| e.to_string()),
         Plan::Resume => {
             opts.resume = Some(run_dir);
             Trainer::resume(opts)
         }
-        Plan::Restart => {
-            std::fs::remove_dir_all(&run_dir)
-                .map_err(|e| format!("cannot remove {}: {e}", run_dir.display()))?;
-            Trainer::new(r.config.clone(), opts)
-        }
-        Plan::New => Trainer::new(r.config.clone(), opts),
+        // A restart reuses the directory in place (Trainer::new checks it has no checkpoint).
+        Plan::Restart | Plan::New => Trainer::new(r.config.clone(), opts),
     };
-    let summary = trainer.and_then(Trainer::run).map_err(|e| format!("{e}"))?;
-    RunInfo::from_summary(&summary)
+    trainer.and_then(Trainer::run).map_err(|e| e.to_string())
 }
 
 /// Plan every run, then train the ones that need it on `threads` worker threads.
@@ -366,10 +298,10 @@ pub fn run_sweep(
                     let t0 = Instant::now();
                     let outcome = pool.install(|| run_one(r, plan, o));
                     match &outcome {
-                        Ok(info) => on_event(Event::Done {
+                        Ok(summary) => on_event(Event::Done {
                             run: &r.name,
                             plan,
-                            info,
+                            summary,
                             seconds: t0.elapsed().as_secs_f64(),
                         }),
                         Err(e) => on_event(Event::Failed {

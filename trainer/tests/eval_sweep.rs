@@ -9,6 +9,7 @@ use std::process::Command;
 use train_support::{make_dataset, metrics_without_time, tmpdir};
 use trim::backend::Backend;
 use trim::sweep::{Plan, RunSpec, SweepOptions, SweepSpec, plan_run, run_sweep};
+use trim::train::RunStatus;
 
 fn spec_text(data: &Path) -> String {
     format!(
@@ -49,14 +50,14 @@ fn interrupted_runs_resume_to_the_same_result_and_finished_runs_are_skipped() {
     assert!(full.iter().all(|r| r.plan == Plan::New));
     assert!(
         full.iter()
-            .all(|r| r.outcome.as_ref().unwrap().status == "finished")
+            .all(|r| r.outcome.as_ref().unwrap().status == RunStatus::Finished)
     );
 
     // Stop every run after its first checkpoint, then continue the sweep.
     let part = run_sweep(&rs, &opts(&part_dir, Some(4)), &quiet).unwrap();
     assert!(
         part.iter()
-            .all(|r| r.outcome.as_ref().unwrap().status == "stopped")
+            .all(|r| r.outcome.as_ref().unwrap().status == RunStatus::Stopped)
     );
     for r in &rs {
         assert_eq!(
@@ -92,7 +93,7 @@ fn interrupted_runs_resume_to_the_same_result_and_finished_runs_are_skipped() {
     );
     let one = run_sweep(&rs[..1], &opts(&fresh, None), &quiet).unwrap();
     assert_eq!(one[0].plan, Plan::Restart);
-    assert_eq!(one[0].outcome.as_ref().unwrap().status, "finished");
+    assert_eq!(one[0].outcome.as_ref().unwrap().status, RunStatus::Finished);
 
     // A run directory made with another configuration is refused, not reused.
     let mut other = rs[0].config.clone();

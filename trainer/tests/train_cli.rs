@@ -183,6 +183,16 @@ fn invalid_configuration_is_rejected_before_training() {
     assert!(e.contains("missing.parquet"), "{e}");
     let e = fails(&d, &["train", "--data=tiny.jsonl", "--train-split", "nope"]);
     assert!(e.contains("no problems in split `nope`"), "{e}");
+    // Defects 5, 7 and 10: limits and split names checked before anything is created.
+    let e = fails(&d, &["train", "--data=tiny.jsonl", "--hidden=2048"]);
+    assert!(e.contains("hidden: 2048") && e.contains("1024"), "{e}");
+    let e = fails(&d, &["train", "--data=tiny.jsonl", "--lambda=1e308"]);
+    assert!(e.contains("lambda") && e.contains("<= 1"), "{e}");
+    let e = fails(&d, &["train", "--data=tiny.jsonl", "--test-split", "tets"]);
+    assert!(
+        e.contains("no split `tets`") && e.contains("test: 12, train: 48"),
+        "{e}"
+    );
     let e = fails(&d, &["train", "--data=tiny.jsonl", "--backend", "cuda"]);
     assert!(e.contains("unknown backend"), "{e}");
     // Nothing was created by any of the failures.
@@ -198,4 +208,39 @@ fn invalid_configuration_is_rejected_before_training() {
     assert!(help.contains("--lambda <LAMBDA>"), "{help}");
     assert!(help.contains("Cost per strong token"), "{help}");
     assert!(help.contains("[default: 8e-4]"), "{help}");
+}
+
+/// `--test-split none` skips the test evaluation and is written back as `none`; a run that
+/// diverges (defect 7: a huge --lr used to end in "action regenerate is masked" or NaN weights) exits
+/// non-zero naming the update and the quantity, with summary.json marked failed.
+#[test]
+fn no_test_split_and_divergence_through_the_binary() {
+    let d = tmpdir("cli-none");
+    make_dataset(&d, "tiny", 60, 1, 9);
+    let base = ["--data=tiny.jsonl", "--batch-episodes=8", "--passes=1"];
+    let mut args = vec!["train", "-q", "--name", "none", "--test-split", "none"];
+    args.extend(base);
+    ok(&d, &args);
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("checkpoints/none/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        s["test"].is_null() && s["val"]["split"] == "validation",
+        "{s}"
+    );
+    let config = std::fs::read_to_string(d.join("checkpoints/none/config.toml")).unwrap();
+    assert!(config.contains("test_split = \"none\""), "{config}");
+
+    let mut args = vec!["train", "-q", "--name", "nan", "--lr=1e30"];
+    args.extend(base);
+    let e = fails(&d, &args);
+    assert!(e.contains("training diverged at update"), "{e}");
+    assert!(!e.contains("is masked"), "{e}");
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("checkpoints/nan/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["status"], "failed");
+    assert!(s["error"].as_str().unwrap().contains("diverged"), "{s}");
 }

@@ -4,46 +4,27 @@ mod train_support;
 
 use std::path::Path;
 
-use train_support::{make_dataset, metrics_without_time, tmpdir, weights_of};
+use train_support::{
+    make_dataset, metrics_without_time, resume_opts, run_opts, tiny_config, tmpdir, weights_of,
+};
 use trim::checkpoint;
+use trim::train::RunStatus;
 use trim::{RunOptions, TrainConfig, Trainer};
-
-/// A tiny schedule: 48 train-split problems − 5 held out = 43 → 6 updates per pass × 2 passes.
-fn tiny_config(data: &Path) -> TrainConfig {
-    TrainConfig {
-        data: data.to_path_buf(),
-        batch_episodes: 8,
-        minibatch_episodes: 8,
-        passes: 2,
-        val_every: 4,
-        checkpoint_every: 4,
-        lr: 3e-3,
-        ..TrainConfig::default()
-    }
-}
-
-fn opts(out: &Path, name: &str) -> RunOptions {
-    RunOptions {
-        out_root: out.to_path_buf(),
-        name: Some(name.into()),
-        ..RunOptions::default()
-    }
-}
 
 #[test]
 fn same_seed_gives_identical_metrics_and_weights() {
     let d = tmpdir("determinism");
     let data = make_dataset(&d, "tiny", 60, 2, 1);
     let cfg = tiny_config(&data);
-    let a = Trainer::new(cfg.clone(), opts(&d, "a"))
+    let a = Trainer::new(cfg.clone(), run_opts(&d, "a"))
         .unwrap()
         .run()
         .unwrap();
-    let b = Trainer::new(cfg.clone(), opts(&d, "b"))
+    let b = Trainer::new(cfg.clone(), run_opts(&d, "b"))
         .unwrap()
         .run()
         .unwrap();
-    assert_eq!(a.status, "finished");
+    assert_eq!(a.status, RunStatus::Finished);
     assert_eq!((a.updates_done, b.updates_done), (12, 12));
     let (ma, mb) = (
         metrics_without_time(&d.join("a")),
@@ -59,7 +40,7 @@ fn same_seed_gives_identical_metrics_and_weights() {
     let first = weights_of(&d.join("a/checkpoints/update_000004"));
     assert_ne!(first, weights_of(&d.join("a/final")));
     // Another seed gives another run.
-    let c = Trainer::new(TrainConfig { seed: 11, ..cfg }, opts(&d, "c"))
+    let c = Trainer::new(TrainConfig { seed: 11, ..cfg }, run_opts(&d, "c"))
         .unwrap()
         .run()
         .unwrap();
@@ -77,24 +58,24 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
         dropout: 0.1,
         ..tiny_config(&data)
     };
-    let full = Trainer::new(cfg.clone(), opts(&d, "full"))
+    let full = Trainer::new(cfg.clone(), run_opts(&d, "full"))
         .unwrap()
         .run()
         .unwrap();
-    assert_eq!(full.status, "finished");
+    assert_eq!(full.status, RunStatus::Finished);
 
     // Stop after 7 updates (mid-pass, not a checkpoint multiple), then resume from the run dir.
     let half = Trainer::new(
         cfg.clone(),
         RunOptions {
             stop_after_updates: Some(7),
-            ..opts(&d, "split")
+            ..run_opts(&d, "split")
         },
     )
     .unwrap()
     .run()
     .unwrap();
-    assert_eq!((half.status.as_str(), half.updates_done), ("stopped", 7));
+    assert_eq!((half.status, half.updates_done), (RunStatus::Stopped, 7));
     assert!(!d.join("split/final").exists());
     // Simulate a crash after the checkpoint: a stray metrics row that the resume must drop.
     {
@@ -105,14 +86,11 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
             .unwrap();
         writeln!(f, "8,garbage").unwrap();
     }
-    let resumed = Trainer::resume(RunOptions {
-        resume: Some(d.join("split")),
-        ..opts(&d, "ignored")
-    })
-    .unwrap()
-    .run()
-    .unwrap();
-    assert_eq!(resumed.status, "finished");
+    let resumed = Trainer::resume(resume_opts(&d.join("split"), None, None))
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(resumed.status, RunStatus::Finished);
     assert_eq!(resumed.updates_done, 12);
     assert_eq!(
         metrics_without_time(&d.join("full")),
@@ -132,10 +110,10 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
     assert_eq!(s_full.rng, s_split.rng);
     assert_eq!(s_full.env_steps, s_split.env_steps);
 
-    // Resuming a specific checkpoint directory works too and redoes the rest identically.
+    // Forking a specific (older) checkpoint into a new run redoes the rest identically.
     let again = Trainer::resume(RunOptions {
         resume: Some(d.join("split/checkpoints/update_000004")),
-        ..opts(&d, "ignored")
+        ..run_opts(&d, "fork")
     })
     .unwrap()
     .run()
@@ -143,7 +121,11 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
     assert_eq!(again.updates_done, 12);
     assert_eq!(
         weights_of(&d.join("full/final")),
-        weights_of(&d.join("split/final"))
+        weights_of(&d.join("fork/final"))
+    );
+    assert_eq!(
+        metrics_without_time(&d.join("full")),
+        metrics_without_time(&d.join("fork"))
     );
 }
 
@@ -163,7 +145,10 @@ fn damaged_checkpoints_are_refused_with_the_file_named() {
         passes: 1,
         ..tiny_config(&data)
     };
-    Trainer::new(cfg, opts(&d, "run")).unwrap().run().unwrap();
+    Trainer::new(cfg, run_opts(&d, "run"))
+        .unwrap()
+        .run()
+        .unwrap();
     let good = d.join("run/checkpoints/update_000004");
     let device = trim::backend::Backend::Flex.train_device().unwrap();
     assert!(checkpoint::load(&good, &device).is_ok());
@@ -204,12 +189,9 @@ fn damaged_checkpoints_are_refused_with_the_file_named() {
     assert!(e.contains("SHA256SUMS"), "{e}");
     // Resume through the trainer reports the same.
     let bad = d.join("run/checkpoints/bad_model");
-    let err = Trainer::resume(RunOptions {
-        resume: Some(bad),
-        ..opts(&d, "x")
-    })
-    .err()
-    .expect("refused")
-    .to_string();
+    let err = Trainer::resume(resume_opts(&bad, None, None))
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(err.contains("model.bpk is damaged"), "{err}");
 }

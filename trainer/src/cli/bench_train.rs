@@ -55,7 +55,6 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
         out_root: out.clone(),
         name: Some("bench".into()),
         stop_after_updates: Some(a.updates),
-        quiet: true,
         backend,
         command_line: super::command_line(),
         ..RunOptions::default()

@@ -7,7 +7,11 @@ use std::time::Instant;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use trim::backend::Backend;
-use trim::sweep::{Event, Plan, SweepOptions, SweepSpec, parse_assignment, run_sweep};
+use trim::config::TestSplit;
+use trim::sweep::{
+    Event, Plan, RunResult, RunSpec, SweepOptions, SweepSpec, parse_assignment, run_sweep,
+};
+use trim::train::RunStatus;
 
 use super::report::{SuiteArgs, discover, report};
 
@@ -50,9 +54,8 @@ pub struct SweepArgs {
     pub suite: SuiteArgs,
 }
 
-/// Train the grid, then write the report.
-pub fn run(a: SweepArgs) -> anyhow::Result<()> {
-    let t0 = Instant::now();
+/// The sweep file, with `--set` and `--grid` applied.
+fn spec_of(a: &SweepArgs) -> anyhow::Result<SweepSpec> {
     let mut spec = match &a.spec {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -75,6 +78,69 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         spec.base.remove(&k);
         spec.grid.insert(k, v);
     }
+    Ok(spec)
+}
+
+/// The status line of one sweep event (None: nothing to say).
+fn status_line(e: &Event<'_>) -> Option<String> {
+    match e {
+        Event::Start { run, plan } => {
+            let what = match plan {
+                Plan::New => "started",
+                Plan::Resume => "resumed from its latest checkpoint",
+                Plan::Restart => "restarted in place (no checkpoint yet)",
+                Plan::Skip => return None,
+            };
+            Some(format!("  {run}: {what}"))
+        }
+        Event::Done {
+            run,
+            plan: Plan::Skip,
+            summary: s,
+            ..
+        } => Some(format!("  {run}: skipped (already {})", s.status)),
+        Event::Done {
+            run,
+            summary: s,
+            seconds,
+            ..
+        } => Some(format!(
+            "  {run}: {} after {} updates in {seconds:.1} s; best validation reward {}",
+            s.status,
+            s.updates_done,
+            s.best.map_or("n/a".into(), |b| format!("{:.4}", b.reward))
+        )),
+        Event::Failed { run, error } => Some(format!("  {run}: FAILED: {error}")),
+    }
+}
+
+/// Train every run with a progress bar and status lines.
+fn train_all(runs: &[RunSpec], o: &SweepOptions) -> anyhow::Result<Vec<RunResult>> {
+    let bar = ProgressBar::new(runs.len() as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} runs ({elapsed}, eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("sweep");
+    let on_event = |e: Event<'_>| {
+        if let Some(msg) = status_line(&e) {
+            // Through `suspend`, so it prints above the bar (or plainly without a tty).
+            bar.suspend(|| eprintln!("{msg}"));
+        }
+        if matches!(e, Event::Done { .. } | Event::Failed { .. }) {
+            bar.inc(1);
+        }
+    };
+    let results = run_sweep(runs, o, &on_event);
+    bar.finish_and_clear();
+    results
+}
+
+/// Train the grid, then write the report.
+pub fn run(a: SweepArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let spec = spec_of(&a)?;
     let runs = spec.runs(a.config.as_deref())?;
     let threads = a
         .threads
@@ -96,51 +162,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
             .join(", "),
         o.runs_dir.display()
     );
-    let bar = ProgressBar::new(runs.len() as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} runs ({elapsed}, eta {eta})")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message("sweep");
-    // Status lines go through `suspend` so they print above the bar (or plainly without a tty).
-    let say = |msg: String| bar.suspend(|| eprintln!("{msg}"));
-    let on_event = |e: Event<'_>| match e {
-        Event::Start { run, plan } => {
-            let what = match plan {
-                Plan::New => "started",
-                Plan::Resume => "resumed from its latest checkpoint",
-                Plan::Restart => "restarted (no checkpoint yet)",
-                Plan::Skip => return,
-            };
-            say(format!("  {run}: {what}"));
-        }
-        Event::Done {
-            run,
-            plan,
-            info,
-            seconds,
-        } => {
-            if *plan != Plan::Skip {
-                say(format!(
-                    "  {run}: {} after {} updates in {seconds:.1} s; best validation reward {}",
-                    info.status,
-                    info.updates_done,
-                    info.best_val_reward
-                        .map_or("n/a".into(), |r| format!("{r:.4}"))
-                ));
-            } else {
-                say(format!("  {run}: skipped (already {})", info.status));
-            }
-            bar.inc(1);
-        }
-        Event::Failed { run, error } => {
-            say(format!("  {run}: FAILED: {error}"));
-            bar.inc(1);
-        }
-    };
-    let results = run_sweep(&runs, &o, &on_event)?;
-    bar.finish_and_clear();
+    let results = train_all(&runs, &o)?;
     let train_s = t0.elapsed().as_secs_f64();
     let failed: Vec<String> = results
         .iter()
@@ -148,7 +170,7 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         .collect();
     let unfinished = results
         .iter()
-        .filter(|r| matches!(&r.outcome, Ok(i) if i.status != "finished"))
+        .filter(|r| matches!(&r.outcome, Ok(s) if s.status != RunStatus::Finished))
         .count();
     eprintln!(
         "sweep: {} runs in {train_s:.1} s ({} skipped, {} failed, {unfinished} stopped early)",
@@ -165,6 +187,13 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     if a.no_report || unfinished > 0 {
         return Ok(());
     }
+    sweep_report(&a, &runs, &results)?;
+    eprintln!("sweep + report: {:.1} s", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The report over every run of the sweep (one dataset and test split).
+fn sweep_report(a: &SweepArgs, runs: &[RunSpec], results: &[RunResult]) -> anyhow::Result<()> {
     let data = &runs[0].config.data;
     let split = &runs[0].config.test_split;
     anyhow::ensure!(
@@ -173,9 +202,14 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
         "the report needs one dataset and test split for all runs; use --no-report and \
          `trim report` per dataset"
     );
+    let TestSplit::Split(split) = split else {
+        anyhow::bail!(
+            "the report scores the test split, and the sweep has test_split = none; use \
+             --no-report, or `trim report --split NAME` on the runs"
+        );
+    };
     let dirs: Vec<PathBuf> = results.iter().map(|r| r.run_dir.clone()).collect();
     let cks = discover(&dirs, "TRIM-Agg")?;
     report(data, split, &cks, &a.out.join("report"), &a.suite)?;
-    eprintln!("sweep + report: {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())
 }

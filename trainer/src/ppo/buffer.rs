@@ -8,6 +8,8 @@
 use trim_env::{AGG_DIM, Action, EpisodeOutcome, Rng, VecEnv};
 
 use super::gae::{compute_gae, normalize_valid};
+use super::guard::check_output;
+use crate::error::Result;
 use crate::model::{PolicyWeights, sample_action};
 
 /// One batch of episodes and everything PPO needs about each step.
@@ -62,14 +64,16 @@ pub struct Minibatch {
 impl RolloutBuffer {
     /// Play one episode per slot of `env` (already sized) on `trees`, sampling actions from
     /// `policy` with `rng`. Draw order is fixed (slot order within each step), so a batch is a
-    /// deterministic function of (weights, trees, rng state).
+    /// deterministic function of (weights, trees, rng state). A policy output that is not a
+    /// usable distribution (NaN, or a masked action with real probability) stops the batch
+    /// with [`crate::TrainError::Diverged`] before the environment sees the action.
     pub fn collect(
         &mut self,
         env: &mut VecEnv<'_>,
         trees: &[u32],
         policy: &PolicyWeights,
         rng: &mut Rng,
-    ) -> Result<(), trim_env::StepError> {
+    ) -> Result<()> {
         let n = env.len();
         assert_eq!(trees.len(), n);
         self.n = n;
@@ -98,6 +102,9 @@ impl RolloutBuffer {
                         .try_into()
                         .expect("AGG_DIM chunk");
                     let (lps, v) = policy.log_probs(o, m);
+                    if let Some(d) = check_output(lps, v, m) {
+                        return Err(d.into());
+                    }
                     let a = sample_action(lps, rng);
                     (a, lps[a as usize], v)
                 } else {

@@ -10,6 +10,7 @@
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::buffer::Minibatch;
+use super::stats::LossStats;
 use crate::model::{ActorCritic, DropoutMasks, log_probs, mask_logits};
 
 /// Coefficients of one update.
@@ -61,8 +62,48 @@ impl MinibatchTensors {
 pub struct LossOutput {
     /// `[1]`, differentiable.
     pub loss: Tensor<1>,
-    /// `[5]`: policy loss, value loss, entropy, approx KL, clip fraction.
-    pub stats: Tensor<1>,
+    pub terms: LossTerms,
+}
+
+/// The detached diagnostics of one or more minibatches, summed on the device (read once per
+/// update by [`LossTerms::mean`]). Every field `[1]`.
+pub struct LossTerms {
+    pub policy_loss: Tensor<1>,
+    pub value_loss: Tensor<1>,
+    pub entropy: Tensor<1>,
+    pub approx_kl: Tensor<1>,
+    pub clip_fraction: Tensor<1>,
+}
+
+impl std::ops::Add for LossTerms {
+    type Output = LossTerms;
+
+    /// Field-wise sum.
+    fn add(self, o: LossTerms) -> LossTerms {
+        LossTerms {
+            policy_loss: self.policy_loss + o.policy_loss,
+            value_loss: self.value_loss + o.value_loss,
+            entropy: self.entropy + o.entropy,
+            approx_kl: self.approx_kl + o.approx_kl,
+            clip_fraction: self.clip_fraction + o.clip_fraction,
+        }
+    }
+}
+
+impl LossTerms {
+    /// Means over `count` summed minibatches, with the summed gradient norms `grad_norm_sum`.
+    pub fn mean(self, count: usize, grad_norm_sum: f64) -> LossStats {
+        let c = count.max(1) as f64;
+        let read = |t: Tensor<1>| f64::from(t.into_scalar::<f32>()) / c;
+        LossStats {
+            policy_loss: read(self.policy_loss),
+            value_loss: read(self.value_loss),
+            entropy: read(self.entropy),
+            approx_kl: read(self.approx_kl),
+            clip_fraction: read(self.clip_fraction),
+            grad_norm: grad_norm_sum / c,
+        }
+    }
 }
 
 /// Evaluate the PPO loss of `model` on `mb`.
@@ -110,15 +151,12 @@ pub fn ppo_loss(
         .greater_scalar(c.clip_coef)
         .float()
         .mean();
-    let stats = Tensor::cat(
-        vec![
-            pg_loss.detach(),
-            v_loss.detach(),
-            entropy.detach(),
-            approx_kl,
-            clip_frac,
-        ],
-        0,
-    );
-    LossOutput { loss, stats }
+    let terms = LossTerms {
+        policy_loss: pg_loss.detach(),
+        value_loss: v_loss.detach(),
+        entropy: entropy.detach(),
+        approx_kl,
+        clip_fraction: clip_frac,
+    };
+    LossOutput { loss, terms }
 }

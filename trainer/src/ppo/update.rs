@@ -8,21 +8,10 @@ use burn::tensor::{Device, Tensor};
 use trim_env::Rng;
 
 use super::buffer::{Minibatch, RolloutBuffer};
-use super::loss::{LossCoefs, MinibatchTensors, ppo_loss};
+use super::loss::{LossCoefs, LossTerms, MinibatchTensors, ppo_loss};
+use super::stats::LossStats;
 use crate::config::TrainConfig;
 use crate::model::{ActorCritic, DropoutMasks};
-
-/// Mean diagnostics of one update (over its epochs and minibatches).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct UpdateStats {
-    pub policy_loss: f64,
-    pub value_loss: f64,
-    pub entropy: f64,
-    pub approx_kl: f64,
-    pub clip_fraction: f64,
-    /// Global gradient norm before clipping, averaged over steps.
-    pub grad_norm: f64,
-}
 
 /// The model and its optimiser: everything the update changes.
 pub struct Learner {
@@ -110,7 +99,7 @@ impl Learner {
         lr: f64,
         ent_coef: f64,
         rng: &mut Rng,
-    ) -> UpdateStats {
+    ) -> LossStats {
         let coefs = LossCoefs {
             clip_coef: cfg.clip_coef as f32,
             vf_clip: cfg.vf_clip as f32,
@@ -126,7 +115,8 @@ impl Learner {
             buf.minibatch(&order, &mut mb);
             MinibatchTensors::new(&mb, &self.device)
         });
-        let mut sums = [0.0f64; 6];
+        let mut terms: Option<LossTerms> = None;
+        let mut grad_norms = 0.0f64;
         let mut count = 0usize;
         for _ in 0..cfg.update_epochs {
             if n_mb > 1 {
@@ -152,26 +142,14 @@ impl Learner {
                 let mut grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
                 let norm = clip_grad_norm(&self.model, &mut grads, cfg.max_grad_norm as f32);
                 self.model = self.optim.step(lr, self.model.clone(), grads);
-                let stats = out
-                    .stats
-                    .into_data()
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .unwrap_or_default();
-                for (s, v) in sums.iter_mut().zip(stats.iter().chain([&norm])) {
-                    *s += f64::from(*v);
-                }
+                terms = Some(match terms.take() {
+                    Some(t) => t + out.terms,
+                    None => out.terms,
+                });
+                grad_norms += f64::from(norm);
                 count += 1;
             }
         }
-        let c = count.max(1) as f64;
-        UpdateStats {
-            policy_loss: sums[0] / c,
-            value_loss: sums[1] / c,
-            entropy: sums[2] / c,
-            approx_kl: sums[3] / c,
-            clip_fraction: sums[4] / c,
-            grad_norm: sums[5] / c,
-        }
+        terms.map_or_else(LossStats::default, |t| t.mean(count, grad_norms))
     }
 }

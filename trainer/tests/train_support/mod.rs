@@ -15,6 +15,42 @@ use std::process::{Command, Output};
 use trim_data::{CandidateRec, DatasetBuilder, Meta, ProblemInfo, TreeWriter};
 use trim_env::{Action, Rng};
 
+/// A tiny schedule on `data` (the `make_dataset(…, 60, …)` sets): 48 train-split problems − 5
+/// held out = 43 → 6 updates per pass × 2 passes = 12 updates, checkpoints at 4, 8, 12.
+pub fn tiny_config(data: &Path) -> trim::TrainConfig {
+    trim::TrainConfig {
+        data: data.to_path_buf(),
+        batch_episodes: 8,
+        minibatch_episodes: 8,
+        passes: 2,
+        val_every: 4,
+        checkpoint_every: 4,
+        lr: 3e-3,
+        ..trim::TrainConfig::default()
+    }
+}
+
+/// Options of a new run `out/name`.
+pub fn run_opts(out: &Path, name: &str) -> trim::RunOptions {
+    trim::RunOptions {
+        out_root: out.to_path_buf(),
+        name: Some(name.into()),
+        ..trim::RunOptions::default()
+    }
+}
+
+/// Options resuming a run directory or checkpoint in place (`name` None) or forking it into
+/// `name` beside the run directory it names, stopping after `stop` updates if given.
+pub fn resume_opts(run_or_ckpt: &Path, name: Option<&str>, stop: Option<u64>) -> trim::RunOptions {
+    trim::RunOptions {
+        resume: Some(run_or_ckpt.to_path_buf()),
+        out_root: run_or_ckpt.parent().unwrap().to_path_buf(),
+        name: name.map(String::from),
+        stop_after_updates: stop,
+        ..trim::RunOptions::default()
+    }
+}
+
 /// Run the real `trim` binary in `dir` (with the backend chosen by flags, not the environment).
 pub fn trim(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trim"))
@@ -53,6 +89,17 @@ fn prm(ok: bool, rng: &mut Rng) -> f32 {
     if rng.f32() < 0.1 { 1.0 - x } else { x }
 }
 
+fn candidate(tokens: u32, prm: f32, finished: bool) -> CandidateRec {
+    CandidateRec {
+        tokens,
+        prm,
+        finished,
+        state: None,
+        text: None,
+        hash: None,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn grow(
     t: &mut TreeWriter<'_>,
@@ -66,22 +113,17 @@ fn grow(
     let wc = rng.f32() < p_w;
     let sc = rng.f32() < 0.97;
     let last = depth + 1 == len;
-    let weak = CandidateRec {
-        tokens: 20 + (rng.f32() * 60.0) as u32,
-        prm: prm(ok_so_far && wc, rng),
-        finished: last,
-        state: None,
-        text: None,
-        hash: None,
-    };
-    let strong = CandidateRec {
-        tokens: 30 + (rng.f32() * 50.0) as u32,
-        prm: prm(ok_so_far && sc, rng),
-        finished: last,
-        state: None,
-        text: None,
-        hash: None,
-    };
+    // Draw order (tokens, then PRM; weak, then strong) fixes the generated data.
+    let weak = candidate(
+        20 + (rng.f32() * 60.0) as u32,
+        prm(ok_so_far && wc, rng),
+        last,
+    );
+    let strong = candidate(
+        30 + (rng.f32() * 50.0) as u32,
+        prm(ok_so_far && sc, rng),
+        last,
+    );
     let node = match parent {
         None => t.root(weak, Some(strong)),
         Some((p, a)) => t.child(p, a, weak, Some(strong)),

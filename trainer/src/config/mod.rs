@@ -19,9 +19,25 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::model::MAX_HIDDEN;
+
+mod test_split;
+pub use test_split::TestSplit;
 
 /// Default dataset: the shipped synthetic MATH-like trees.
 pub const DEFAULT_DATA: &str = "data/sets/synth-math.parquet";
+
+/// Largest λ accepted. At λ = 1 one strong token already costs as much as a correct answer,
+/// so every larger λ trains the same always-weak policy; far larger values overflow the f32
+/// rewards of the environment (λ = 1e308 becomes `inf`) and train to NaN.
+pub const MAX_LAMBDA: f64 = 1.0;
+/// Largest `batch_episodes` / `minibatch_episodes`: the rollout buffer holds
+/// `batch × episode length` steps; no dataset shipped or imported comes near 2^20 problems.
+pub const MAX_BATCH_EPISODES: usize = 1 << 20;
+/// Largest `update_epochs`: PPO uses 3–10 epochs per batch; thousands only re-fit one batch.
+pub const MAX_UPDATE_EPOCHS: u32 = 1000;
+/// Largest `passes`: the paper uses 10; 10^5 passes of the smallest dataset are days of work.
+pub const MAX_PASSES: u32 = 100_000;
 
 /// Name of the provenance table allowed (and ignored) in config files, so that a run's own
 /// `config.toml` can be fed back with `--config`.
@@ -78,21 +94,24 @@ train_config! {
     data: PathBuf = PathBuf::from(DEFAULT_DATA);
     /// Split trained on; `val_fraction` of it is held out for validation. [default: train]
     train_split: String = "train".into();
-    /// Split evaluated once at the end, for monitoring only ("none" to skip). [default: test]
-    test_split: String = "test".into();
-    /// Cost per strong token λ: reward = 1{correct} − λ·(strong tokens). [default: 8e-4]
+    /// Split evaluated once at the end, for monitoring only; `none` skips it. A split the
+    /// dataset does not have is refused. [default: test]
+    test_split: TestSplit = TestSplit::Split("test".into());
+    /// Cost per strong token λ: reward = 1{correct} − λ·(strong tokens); in [0, 1].
+    /// [default: 8e-4]
     lambda: f64 = 8e-4;
     /// Seed of everything random: validation hold-out, problem order, tree and action sampling,
     /// initial weights. [default: 10]
     seed: u64 = 10;
-    /// Passes over the training problems (the release's "epochs"). [default: 10]
+    /// Passes over the training problems (the release's "epochs"), at most 100000.
+    /// [default: 10]
     passes: u32 = 10;
     /// Episodes (problems, one sampled tree each) per PPO update. [default: 64]
     batch_episodes: usize = 64;
     /// Episodes per minibatch (capped at the batch); the batch is split along the episode axis.
     /// [default: 64]
     minibatch_episodes: usize = 64;
-    /// PPO epochs over each batch. [default: 3]
+    /// PPO epochs over each batch, at most 1000. [default: 3]
     update_epochs: u32 = 3;
     /// Adam learning rate at the first update. [default: 3e-4]
     lr: f64 = 3e-4;
@@ -120,7 +139,7 @@ train_config! {
     max_grad_norm: f64 = 0.5;
     /// Normalise advantages over the valid steps of each batch. [default: true]
     norm_adv: bool = true;
-    /// Width of every hidden layer. [default: 64]
+    /// Width of every hidden layer, at most 1024. [default: 64]
     hidden: usize = 64;
     /// Dropout after each hidden block during PPO updates. The release uses 0.1 but computes
     /// the rollout log-probs without dropout and the update's with it, so the PPO ratio is off
@@ -146,31 +165,61 @@ impl TrainConfig {
         Ok(cfg)
     }
 
-    /// Check every value that can be checked without the dataset.
+    /// Check every value that can be checked without the dataset: ranges of the numbers and
+    /// the real limits of the sizes (the plain-Rust network's stack buffers hold
+    /// [`MAX_HIDDEN`] units; see the other `MAX_*` constants), each error naming its field.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, why: String| Err(TrainError::Config(format!("{field}: {why}")));
-        let finite = |x: f64| x.is_finite();
-        if !finite(self.lambda) || self.lambda < 0.0 {
-            return bad(
-                "lambda",
-                format!(
-                    "{} must be a finite number >= 0 (cost per strong token)",
-                    self.lambda
-                ),
-            );
+        self.validate_sizes()?;
+        self.validate_numbers()?;
+        if self.train_split.trim().is_empty() {
+            return bad("train_split", "must name a split".into());
         }
-        for (name, v) in [
-            ("passes", self.passes as u64),
-            ("batch_episodes", self.batch_episodes as u64),
-            ("minibatch_episodes", self.minibatch_episodes as u64),
-            ("update_epochs", self.update_epochs as u64),
-            ("hidden", self.hidden as u64),
-            ("val_every", self.val_every),
-            ("checkpoint_every", self.checkpoint_every),
-        ] {
+        Ok(())
+    }
+
+    fn validate_sizes(&self) -> Result<()> {
+        let sizes: [(&str, u64, u64); 7] = [
+            ("passes", self.passes.into(), MAX_PASSES.into()),
+            (
+                "batch_episodes",
+                to_u64(self.batch_episodes),
+                MAX_BATCH_EPISODES as u64,
+            ),
+            (
+                "minibatch_episodes",
+                to_u64(self.minibatch_episodes),
+                MAX_BATCH_EPISODES as u64,
+            ),
+            (
+                "update_epochs",
+                self.update_epochs.into(),
+                MAX_UPDATE_EPOCHS.into(),
+            ),
+            ("hidden", to_u64(self.hidden), MAX_HIDDEN as u64),
+            ("val_every", self.val_every, u64::MAX),
+            ("checkpoint_every", self.checkpoint_every, u64::MAX),
+        ];
+        for (name, v, max) in sizes {
             if v == 0 {
                 return bad(name, "must be at least 1".into());
             }
+            if v > max {
+                return bad(name, format!("{v} is larger than the limit {max}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_numbers(&self) -> Result<()> {
+        if !self.lambda.is_finite() || !(0.0..=MAX_LAMBDA).contains(&self.lambda) {
+            return bad(
+                "lambda",
+                format!(
+                    "{:?} must be a finite number >= 0 and <= {MAX_LAMBDA} (cost per strong \
+                     token; at {MAX_LAMBDA} one strong token costs a correct answer)",
+                    self.lambda
+                ),
+            );
         }
         for (name, v) in [
             ("lr", self.lr),
@@ -178,8 +227,8 @@ impl TrainConfig {
             ("clip_coef", self.clip_coef),
             ("max_grad_norm", self.max_grad_norm),
         ] {
-            if !finite(v) || v <= 0.0 {
-                return bad(name, format!("{v} must be > 0"));
+            if !v.is_finite() || v <= 0.0 {
+                return bad(name, format!("{v:?} must be > 0"));
             }
         }
         for (name, v) in [
@@ -189,13 +238,13 @@ impl TrainConfig {
             ("ent_coef_start", self.ent_coef_start),
             ("ent_coef_end", self.ent_coef_end),
         ] {
-            if !finite(v) || v < 0.0 {
-                return bad(name, format!("{v} must be >= 0"));
+            if !v.is_finite() || v < 0.0 {
+                return bad(name, format!("{v:?} must be >= 0"));
             }
         }
         for (name, v) in [("gamma", self.gamma), ("gae_lambda", self.gae_lambda)] {
             if !(0.0..=1.0).contains(&v) {
-                return bad(name, format!("{v} must be in [0, 1]"));
+                return bad(name, format!("{v:?} must be in [0, 1]"));
             }
         }
         for (name, v) in [
@@ -203,23 +252,46 @@ impl TrainConfig {
             ("val_fraction", self.val_fraction),
         ] {
             if !(0.0..1.0).contains(&v) {
-                return bad(name, format!("{v} must be in [0, 1)"));
+                return bad(name, format!("{v:?} must be in [0, 1)"));
             }
-        }
-        if self.train_split.trim().is_empty() {
-            return bad("train_split", "must name a split".into());
         }
         Ok(())
     }
 
     /// Checks that need the dataset: the training split exists and holds at least one batch of
-    /// problems after the validation hold-out.
-    pub fn validate_for_dataset(&self, n_train: usize, n_val: usize, splits: &str) -> Result<()> {
+    /// problems after the validation hold-out, and the test split (unless `none`) exists.
+    /// `splits` are the dataset's split names with their problem counts.
+    pub fn validate_for_dataset(
+        &self,
+        n_train: usize,
+        n_val: usize,
+        splits: &[(String, usize)],
+    ) -> Result<()> {
+        let listed = || {
+            splits
+                .iter()
+                .map(|(s, n)| format!("{s}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         if n_train + n_val == 0 {
             return Err(TrainError::Config(format!(
-                "train_split: no problems in split `{}` of {} (splits: {splits})",
+                "train_split: no problems in split `{}` of {} (splits: {})",
                 self.train_split,
-                self.data.display()
+                self.data.display(),
+                listed()
+            )));
+        }
+        if let Some(t) = self.test_split.name()
+            && t != "all"
+            && !splits.iter().any(|(s, _)| s == t)
+        {
+            return Err(TrainError::Config(format!(
+                "test_split: {} has no split `{t}` (splits: {}); name one of them, or `{}` to \
+                 skip the test evaluation",
+                self.data.display(),
+                listed(),
+                TestSplit::NONE
             )));
         }
         if self.batch_episodes > n_train {
@@ -265,6 +337,16 @@ impl TrainConfig {
     }
 }
 
+/// A configuration error naming its field.
+fn bad(field: &str, why: String) -> Result<()> {
+    Err(TrainError::Config(format!("{field}: {why}")))
+}
+
+/// A size as u64 (saturating; usize is at most 64 bits on every supported target).
+fn to_u64(v: usize) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
 impl ConfigOverrides {
     /// Parse a TOML config file; unknown keys and wrong types are errors naming the file.
     pub fn from_toml_file(path: &Path) -> Result<ConfigOverrides> {
@@ -281,106 +363,4 @@ impl ConfigOverrides {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::{CommandFactory, Parser};
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        o: ConfigOverrides,
-    }
-
-    /// The `[default: X]` in each help text is what `TrainConfig::default()` really holds:
-    /// feeding every documented default back through the CLI reproduces the defaults.
-    #[test]
-    fn help_defaults_match_real_defaults() {
-        let cmd = Cli::command();
-        let mut argv = vec!["x".to_string()];
-        for arg in cmd.get_arguments() {
-            let Some(long) = arg.get_long() else { continue };
-            if long == "help" {
-                continue;
-            }
-            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            let d = help
-                .rsplit_once("[default: ")
-                .and_then(|(_, r)| r.strip_suffix(']'))
-                .unwrap_or_else(|| panic!("--{long} help lacks [default: ]: {help}"));
-            argv.push(format!("--{long}={d}"));
-        }
-        assert_eq!(argv.len() - 1, TrainConfig::FIELDS.len());
-        let cli = Cli::try_parse_from(&argv).unwrap();
-        let mut cfg = TrainConfig {
-            lambda: 99.0,
-            ..TrainConfig::default()
-        };
-        cfg.apply(&cli.o);
-        assert_eq!(cfg, TrainConfig::default());
-    }
-
-    #[test]
-    fn both_flag_spellings_and_toml_layering() {
-        let a = Cli::try_parse_from(["x", "--lambda", "2e-3"]).unwrap();
-        let b = Cli::try_parse_from(["x", "--lambda=2e-3", "--anneal-lr=false"]).unwrap();
-        assert_eq!(a.o.lambda, Some(2e-3));
-        assert_eq!(b.o.lambda, Some(2e-3));
-        assert_eq!(b.o.anneal_lr, Some(false));
-        let file = ConfigOverrides::from_toml_str("lambda = 1e-3\nseed = 3\n").unwrap();
-        let mut cfg = TrainConfig::default();
-        cfg.apply(&file);
-        cfg.apply(&a.o);
-        assert_eq!((cfg.lambda, cfg.seed), (2e-3, 3));
-    }
-
-    #[test]
-    fn own_config_toml_round_trips_with_provenance() {
-        let cfg = TrainConfig {
-            lambda: 5e-4,
-            ..TrainConfig::default()
-        };
-        let text = format!(
-            "{}\n[{PROVENANCE_TABLE}]\ncommand_line = \"trim train\"\n",
-            cfg.to_toml()
-        );
-        let o = ConfigOverrides::from_toml_str(&text).unwrap();
-        let mut back = TrainConfig::default();
-        back.apply(&o);
-        assert_eq!(back, cfg);
-    }
-
-    #[test]
-    fn shipped_configs_parse_and_paper_equals_defaults() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-        let paper = TrainConfig::resolve(Some(&dir.join("paper.toml")), &Default::default());
-        assert_eq!(paper.unwrap(), TrainConfig::default());
-        let smoke = TrainConfig::resolve(Some(&dir.join("smoke.toml")), &Default::default());
-        assert_eq!(smoke.unwrap().passes, 1);
-    }
-
-    #[test]
-    fn invalid_values_are_rejected_with_the_field_name() {
-        let err = |o: &str| {
-            let mut c = TrainConfig::default();
-            c.apply(&ConfigOverrides::from_toml_str(o).unwrap());
-            c.validate().unwrap_err().to_string()
-        };
-        assert!(err("lambda = -1e-4").contains("lambda"));
-        assert!(err("minibatch_episodes = 0").contains("minibatch_episodes"));
-        assert!(err("gae_lambda = 1.5").contains("gae_lambda"));
-        assert!(err("dropout = 1.0").contains("dropout"));
-        assert!(err("update_epochs = 0").contains("update_epochs"));
-        let unknown = ConfigOverrides::from_toml_str("lamda = 1e-3").unwrap_err();
-        assert!(unknown.contains("unknown field `lamda`"), "{unknown}");
-        let typed = ConfigOverrides::from_toml_str("seed = \"ten\"").unwrap_err();
-        assert!(typed.contains("seed"), "{typed}");
-        let c = TrainConfig::default();
-        let e = c.validate_for_dataset(40, 4, "train: 44").unwrap_err();
-        assert!(
-            e.to_string().contains("batch_episodes: 64 is larger"),
-            "{e}"
-        );
-        assert_eq!(c.n_val(7500), 750);
-        assert_eq!(c.total_updates(6750), 1060);
-    }
-}
+mod tests;

@@ -1,0 +1,95 @@
+//! Greedy evaluation during and after training: the problems of an evaluation split
+//! ([`EvalSet`]), the TRIM-Thr threshold baselines and the periodic validation record.
+
+use trim_env::{EvalOptions, Forest, Policy, RefPolicy, evaluate, summarize};
+
+use super::Trainer;
+use super::summary::{Scores, ThresholdScores};
+use crate::checkpoint::EvalRecord;
+use crate::error::Result;
+use crate::model::Greedy;
+
+/// TRIM-Thr thresholds compared against: 0, 0.01, …, 1.
+const THRESHOLD_STEPS: u32 = 100;
+
+/// Name of the validation hold-out in reports.
+pub const VALIDATION: &str = "validation";
+
+/// Problems of one evaluation split with always-strong's token count (the cost-fraction unit).
+pub(super) struct EvalSet {
+    pub name: String,
+    pub problems: Vec<u32>,
+    strong_ref: f64,
+}
+
+impl EvalSet {
+    /// The split `name` over `problems`, or None when there are no problems.
+    pub fn new(forest: &Forest, name: &str, problems: Vec<u32>) -> Result<Option<Self>> {
+        if problems.is_empty() {
+            return Ok(None);
+        }
+        let s = evaluate(
+            forest,
+            &problems,
+            &RefPolicy::Strong,
+            EvalOptions::default(),
+        )?;
+        Ok(Some(EvalSet {
+            name: name.into(),
+            strong_ref: summarize(&s, 0.0, 0.0).strong_tokens,
+            problems,
+        }))
+    }
+
+    pub fn score<P: Policy + ?Sized>(&self, forest: &Forest, p: &P, lambda: f64) -> Result<Scores> {
+        let o = evaluate(forest, &self.problems, p, EvalOptions::default())?;
+        Ok(summarize(&o, self.strong_ref, lambda).into())
+    }
+
+    /// All thresholds 0, 0.01, …, 1 on this set.
+    pub fn thresholds(&self, forest: &Forest, lambda: f64) -> Result<Vec<ThresholdScores>> {
+        (0..=THRESHOLD_STEPS)
+            .map(|i| {
+                let k = i as f32 / THRESHOLD_STEPS as f32;
+                Ok(ThresholdScores {
+                    threshold: k,
+                    scores: self.score(forest, &RefPolicy::Threshold(k), lambda)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The best-rewarded threshold; ties go to the lower (cheaper) one. None for no thresholds.
+pub(super) fn best_of(ts: &[ThresholdScores]) -> Option<ThresholdScores> {
+    ts.iter().copied().fold(None, |b, t| match b {
+        Some(b) if b.scores.reward >= t.scores.reward => Some(b),
+        _ => Some(t),
+    })
+}
+
+impl Trainer {
+    /// Greedy validation of the current weights (None without validation problems).
+    pub(super) fn validate(&self) -> Result<Option<EvalRecord>> {
+        let Some(val) = &self.val else {
+            return Ok(None);
+        };
+        let s = val.score(&self.data.forest, &Greedy(&self.weights), self.cfg.lambda)?;
+        Ok(Some(EvalRecord {
+            update: self.state.updates_done,
+            reward: s.reward,
+            accuracy: s.accuracy,
+            strong_tokens: s.strong_tokens,
+            strong_calls: s.strong_calls,
+            cost_fraction: s.cost_fraction,
+        }))
+    }
+
+    /// Every threshold on the validation problems (None without validation problems).
+    pub(super) fn val_thresholds(&self) -> Result<Option<Vec<ThresholdScores>>> {
+        match &self.val {
+            Some(v) => Ok(Some(v.thresholds(&self.data.forest, self.cfg.lambda)?)),
+            None => Ok(None),
+        }
+    }
+}
