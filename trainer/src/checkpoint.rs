@@ -32,6 +32,7 @@ use trim_env::checksum::sha256_hex;
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::family::{Family, agg::Agg};
 use crate::model::ActorCritic;
 use crate::ppo::update::optimizer;
 
@@ -70,6 +71,10 @@ pub struct TrainState {
     pub crate_version: String,
     /// Backend it was trained on (resuming on another backend is allowed but not bit-exact).
     pub backend: String,
+    /// Policy family of the network ([`Family::NAME`]); checkpoints from before families were
+    /// named are TRIM-Agg.
+    #[serde(default = "agg_name")]
+    pub family: String,
     /// Run name (directory name under the output root).
     pub run_name: String,
     pub config: TrainConfig,
@@ -109,9 +114,9 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Write a checkpoint of `model`, `optim` and `state` to `dir` (replacing it if present).
-pub fn save(
+pub fn save<N: burn::module::Module>(
     dir: &Path,
-    model: &ActorCritic,
+    model: &N,
     optim: &ModuleOptimizer,
     state: &TrainState,
 ) -> Result<()> {
@@ -251,18 +256,28 @@ fn parse_state(dir: &Path, bytes: &[u8]) -> Result<TrainState> {
     Ok(state)
 }
 
+fn agg_name() -> String {
+    Agg::NAME.into()
+}
+
 /// A loaded checkpoint.
-pub struct Loaded {
-    pub model: ActorCritic,
+pub struct Loaded<N = ActorCritic> {
+    pub model: N,
     pub optim: ModuleOptimizer,
     pub state: TrainState,
 }
 
-/// Load a checkpoint: verify checksums, then rebuild the model on `device` and the optimizer.
+/// Load a TRIM-Agg checkpoint (see [`load_as`]).
 pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
+    load_as::<Agg>(dir, device)
+}
+
+/// Load a checkpoint of family `F`: verify checksums and the family, then rebuild the model on
+/// `device` and the optimizer.
+pub fn load_as<F: Family>(dir: &Path, device: &Device) -> Result<Loaded<F::Net>> {
     let v = read_verified(dir)?;
     let state = parse_state(dir, &v.state)?;
-    let model = load_model_bytes(dir, v.model, state.config.hidden, device)?;
+    let model = load_model_bytes::<F>(dir, v.model, &state, device)?;
     let optim = optimizer(&state.config)
         .from_bytes(Bytes::from_bytes_vec(v.optim))
         .map_err(|e| TrainError::checkpoint(dir, format!("optim.bpk: {e}")))?;
@@ -273,24 +288,39 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
     })
 }
 
-/// Load only the network of a checkpoint (verified), e.g. `best/` for evaluation.
+/// Load only the network of a TRIM-Agg checkpoint (verified), e.g. `best/` for evaluation.
 pub fn load_model(dir: &Path, device: &Device) -> Result<(ActorCritic, TrainState)> {
+    load_model_as::<Agg>(dir, device)
+}
+
+/// Load only the network of a checkpoint of family `F` (verified).
+pub fn load_model_as<F: Family>(dir: &Path, device: &Device) -> Result<(F::Net, TrainState)> {
     let v = read_verified(dir)?;
     let state = parse_state(dir, &v.state)?;
-    let model = load_model_bytes(dir, v.model, state.config.hidden, device)?;
+    let model = load_model_bytes::<F>(dir, v.model, &state, device)?;
     Ok((model, state))
 }
 
-fn load_model_bytes(
+fn load_model_bytes<F: Family>(
     dir: &Path,
     bytes: Vec<u8>,
-    hidden: usize,
+    state: &TrainState,
     device: &Device,
-) -> Result<ActorCritic> {
+) -> Result<F::Net> {
+    if state.family != F::NAME {
+        return Err(TrainError::checkpoint(
+            dir,
+            format!(
+                "a {} checkpoint, not a {} one (family mismatch)",
+                state.family,
+                F::NAME
+            ),
+        ));
+    }
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| TrainError::checkpoint(dir, format!("model.bpk: {e}")))?;
     // The fresh weights are overwritten (values and parameter ids) by the record.
-    ActorCritic::new(hidden, &mut Rng::new(0), device)
+    F::init(state.config.hidden, &mut Rng::new(0), device)
         .try_load_record(record)
         .map_err(|e| TrainError::checkpoint(dir, format!("model.bpk: {e}")))
 }

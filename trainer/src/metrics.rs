@@ -41,9 +41,8 @@ impl RolloutScores {
         };
         let accuracy = sum(&|o| f64::from(u8::from(o.correct))) / n;
         let strong = sum(&|o| o.strong_tokens as f64);
-        let all = strong
-            + sum(&|o| o.weak_tokens_kept as f64)
-            + sum(&|o| o.weak_tokens_discarded as f64);
+        let all =
+            strong + sum(&|o| o.weak_tokens_kept as f64) + sum(&|o| o.weak_tokens_discarded as f64);
         RolloutScores {
             reward: accuracy - lambda * strong / n,
             accuracy,

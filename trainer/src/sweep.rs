@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::config::{ConfigOverrides, TrainConfig};
+use crate::family::agg::Agg;
 use crate::run_dir::recorded_config;
 use crate::train::{RunOptions, RunStatus, RunSummary, Trainer};
 
@@ -255,10 +256,10 @@ fn run_one(r: &RunSpec, plan: &Plan, o: &SweepOptions) -> Result<RunSummary, Str
         Plan::Skip => return RunSummary::read(&run_dir).map_err(|e| e.to_string()),
         Plan::Resume => {
             opts.resume = Some(run_dir);
-            Trainer::resume(opts)
+            Trainer::<Agg>::resume(opts)
         }
         // A restart reuses the directory in place (Trainer::new checks it has no checkpoint).
-        Plan::Restart | Plan::New => Trainer::new(r.config.clone(), opts),
+        Plan::Restart | Plan::New => Trainer::<Agg>::new(r.config.clone(), opts),
     };
     trainer.and_then(Trainer::run).map_err(|e| e.to_string())
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use train_support::{
     make_dataset, metrics_without_time, resume_opts, run_opts, tiny_config, tmpdir, weights_of,
 };
+use trim::family::agg::Agg;
 use trim::train::{RunStatus, RunSummary};
 use trim::{RunOptions, TrainConfig, TrainError, Trainer};
 
@@ -23,14 +24,14 @@ fn metrics(run: &Path) -> String {
 fn rewinding_is_refused_in_place_and_forks_keep_every_row() {
     let d = tmpdir("rewind");
     let data = make_dataset(&d, "tiny", 60, 2, 4);
-    Trainer::new(tiny_config(&data), run_opts(&d, "run"))
+    Trainer::<Agg>::new(tiny_config(&data), run_opts(&d, "run"))
         .unwrap()
         .run()
         .unwrap();
     let before = metrics(&d.join("run"));
     assert_eq!(before.lines().count(), 13);
     let old = d.join("run/checkpoints/update_000004");
-    let e = Trainer::resume(resume_opts(&old, None, Some(4)))
+    let e = Trainer::<Agg>::resume(resume_opts(&old, None, Some(4)))
         .err()
         .expect("rewind in place refused")
         .to_string();
@@ -41,7 +42,7 @@ fn rewinding_is_refused_in_place_and_forks_keep_every_row() {
     assert_eq!(metrics(&d.join("run")), before, "metrics.csv changed");
 
     let old_in_runs = d.join("run/checkpoints/update_000004");
-    let fork = Trainer::resume(RunOptions {
+    let fork = Trainer::<Agg>::resume(RunOptions {
         out_root: d.clone(),
         ..resume_opts(&old_in_runs, Some("fork"), Some(6))
     })
@@ -57,7 +58,7 @@ fn rewinding_is_refused_in_place_and_forks_keep_every_row() {
     let config = std::fs::read_to_string(d.join("fork/config.toml")).unwrap();
     assert!(config.contains("forked_from"), "{config}");
     // The fork continues exactly like the original did.
-    let done = Trainer::resume(resume_opts(&d.join("fork"), None, None))
+    let done = Trainer::<Agg>::resume(resume_opts(&d.join("fork"), None, None))
         .unwrap()
         .run()
         .unwrap();
@@ -72,7 +73,7 @@ fn rewinding_is_refused_in_place_and_forks_keep_every_row() {
     );
     assert_eq!(metrics(&d.join("run")), before);
     // Forking onto an existing run is refused.
-    let e = Trainer::resume(RunOptions {
+    let e = Trainer::<Agg>::resume(RunOptions {
         out_root: d.clone(),
         ..resume_opts(&old_in_runs, Some("fork"), None)
     })
@@ -90,23 +91,23 @@ fn a_run_killed_before_its_first_checkpoint_restarts_in_place() {
     let d = tmpdir("restart");
     let data = make_dataset(&d, "tiny", 60, 2, 5);
     let cfg = tiny_config(&data);
-    Trainer::new(cfg.clone(), run_opts(&d, "clean"))
+    Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "clean"))
         .unwrap()
         .run()
         .unwrap();
     for name in ["killed", "killed2"] {
-        drop(Trainer::new(cfg.clone(), run_opts(&d, name)).unwrap());
+        drop(Trainer::<Agg>::new(cfg.clone(), run_opts(&d, name)).unwrap());
         let stale = d.join(name).join(".best.tmp-2147483647");
         std::fs::create_dir_all(&stale).unwrap();
         std::fs::write(stale.join("model.bpk"), b"partial").unwrap();
     }
-    let s = Trainer::new(cfg.clone(), run_opts(&d, "killed"))
+    let s = Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "killed"))
         .unwrap()
         .run()
         .unwrap();
     assert_eq!(s.status, RunStatus::Finished);
     assert!(!d.join("killed/.best.tmp-2147483647").exists());
-    let s = Trainer::resume(resume_opts(&d.join("killed2"), None, None))
+    let s = Trainer::<Agg>::resume(resume_opts(&d.join("killed2"), None, None))
         .unwrap()
         .run()
         .unwrap();
@@ -118,8 +119,8 @@ fn a_run_killed_before_its_first_checkpoint_restarts_in_place() {
         );
     }
     // With another configuration the directory is refused, not reused.
-    drop(Trainer::new(cfg.clone(), run_opts(&d, "other")).unwrap());
-    let e = Trainer::new(TrainConfig { seed: 3, ..cfg }, run_opts(&d, "other"))
+    drop(Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "other")).unwrap());
+    let e = Trainer::<Agg>::new(TrainConfig { seed: 3, ..cfg }, run_opts(&d, "other"))
         .err()
         .expect("different configuration refused")
         .to_string();
@@ -133,15 +134,15 @@ fn stale_temps_are_cleaned_and_a_run_is_trained_by_one_process() {
     let d = tmpdir("lock");
     let data = make_dataset(&d, "tiny", 60, 2, 6);
     let cfg = tiny_config(&data);
-    let first = Trainer::new(cfg.clone(), run_opts(&d, "busy")).unwrap();
-    let e = Trainer::new(cfg.clone(), run_opts(&d, "busy"))
+    let first = Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "busy")).unwrap();
+    let e = Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "busy"))
         .err()
         .expect("second trainer refused")
         .to_string();
     assert!(e.contains("in use by another trim process"), "{e}");
     drop(first);
 
-    let stopped = Trainer::new(
+    let stopped = Trainer::<Agg>::new(
         cfg,
         RunOptions {
             stop_after_updates: Some(4),
@@ -155,9 +156,9 @@ fn stale_temps_are_cleaned_and_a_run_is_trained_by_one_process() {
     let stale = d.join("stopped/checkpoints/.update_000008.tmp-2147483647");
     std::fs::create_dir_all(&stale).unwrap();
     std::fs::write(stale.join("state.json"), b"{").unwrap();
-    let a = Trainer::resume(resume_opts(&d.join("stopped"), None, None)).unwrap();
+    let a = Trainer::<Agg>::resume(resume_opts(&d.join("stopped"), None, None)).unwrap();
     assert!(!stale.exists(), "stale temp directory left");
-    let e = Trainer::resume(resume_opts(&d.join("stopped"), None, None))
+    let e = Trainer::<Agg>::resume(resume_opts(&d.join("stopped"), None, None))
         .err()
         .expect("concurrent resume refused")
         .to_string();
@@ -177,7 +178,7 @@ fn divergence_stops_the_run_with_a_failed_summary() {
         checkpoint_every: 1,
         ..tiny_config(&data)
     };
-    let e = Trainer::new(cfg, run_opts(&d, "nan"))
+    let e = Trainer::<Agg>::new(cfg, run_opts(&d, "nan"))
         .unwrap()
         .run()
         .expect_err("diverged run must fail");

@@ -8,6 +8,7 @@ use train_support::{
     make_dataset, metrics_without_time, resume_opts, run_opts, tiny_config, tmpdir, weights_of,
 };
 use trim::checkpoint;
+use trim::family::agg::Agg;
 use trim::train::RunStatus;
 use trim::{RunOptions, TrainConfig, Trainer};
 
@@ -16,11 +17,11 @@ fn same_seed_gives_identical_metrics_and_weights() {
     let d = tmpdir("determinism");
     let data = make_dataset(&d, "tiny", 60, 2, 1);
     let cfg = tiny_config(&data);
-    let a = Trainer::new(cfg.clone(), run_opts(&d, "a"))
+    let a = Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "a"))
         .unwrap()
         .run()
         .unwrap();
-    let b = Trainer::new(cfg.clone(), run_opts(&d, "b"))
+    let b = Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "b"))
         .unwrap()
         .run()
         .unwrap();
@@ -40,7 +41,7 @@ fn same_seed_gives_identical_metrics_and_weights() {
     let first = weights_of(&d.join("a/checkpoints/update_000004"));
     assert_ne!(first, weights_of(&d.join("a/final")));
     // Another seed gives another run.
-    let c = Trainer::new(TrainConfig { seed: 11, ..cfg }, run_opts(&d, "c"))
+    let c = Trainer::<Agg>::new(TrainConfig { seed: 11, ..cfg }, run_opts(&d, "c"))
         .unwrap()
         .run()
         .unwrap();
@@ -58,14 +59,14 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
         dropout: 0.1,
         ..tiny_config(&data)
     };
-    let full = Trainer::new(cfg.clone(), run_opts(&d, "full"))
+    let full = Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "full"))
         .unwrap()
         .run()
         .unwrap();
     assert_eq!(full.status, RunStatus::Finished);
 
     // Stop after 7 updates (mid-pass, not a checkpoint multiple), then resume from the run dir.
-    let half = Trainer::new(
+    let half = Trainer::<Agg>::new(
         cfg.clone(),
         RunOptions {
             stop_after_updates: Some(7),
@@ -86,7 +87,7 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
             .unwrap();
         writeln!(f, "8,garbage").unwrap();
     }
-    let resumed = Trainer::resume(resume_opts(&d.join("split"), None, None))
+    let resumed = Trainer::<Agg>::resume(resume_opts(&d.join("split"), None, None))
         .unwrap()
         .run()
         .unwrap();
@@ -111,7 +112,7 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
     assert_eq!(s_full.env_steps, s_split.env_steps);
 
     // Forking a specific (older) checkpoint into a new run redoes the rest identically.
-    let again = Trainer::resume(RunOptions {
+    let again = Trainer::<Agg>::resume(RunOptions {
         resume: Some(d.join("split/checkpoints/update_000004")),
         ..run_opts(&d, "fork")
     })
@@ -145,7 +146,7 @@ fn damaged_checkpoints_are_refused_with_the_file_named() {
         passes: 1,
         ..tiny_config(&data)
     };
-    Trainer::new(cfg, run_opts(&d, "run"))
+    Trainer::<Agg>::new(cfg, run_opts(&d, "run"))
         .unwrap()
         .run()
         .unwrap();
@@ -189,7 +190,7 @@ fn damaged_checkpoints_are_refused_with_the_file_named() {
     assert!(e.contains("SHA256SUMS"), "{e}");
     // Resume through the trainer reports the same.
     let bad = d.join("run/checkpoints/bad_model");
-    let err = Trainer::resume(resume_opts(&bad, None, None))
+    let err = Trainer::<Agg>::resume(resume_opts(&bad, None, None))
         .err()
         .expect("refused")
         .to_string();

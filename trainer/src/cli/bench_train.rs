@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use trim::backend::Backend;
+use trim::family::agg::Agg;
 use trim::{RunOptions, TrainConfig, Trainer};
 
 use super::data::DEFAULT_DATA;
@@ -59,7 +60,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
         command_line: super::command_line(),
         ..RunOptions::default()
     };
-    let result = Trainer::new(cfg.clone(), opts).and_then(Trainer::run);
+    let result = Trainer::<Agg>::new(cfg.clone(), opts).and_then(Trainer::run);
     let _ = std::fs::remove_dir_all(&out);
     let s = result?;
     let t = &s.timing;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use trim::backend::Backend;
+use trim::family::agg::Agg;
 use trim::train::{RunSummary, Scores, Setup, StartInfo, TrainEvent};
 use trim::{ConfigOverrides, RunOptions, TrainConfig, Trainer};
 
@@ -249,10 +250,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
              configuration flags ({}) — run options like --stop-after-updates are fine",
             set.join(", ")
         );
-        Trainer::resume(opts)?
+        Trainer::<Agg>::resume(opts)?
     } else {
         let cfg = TrainConfig::resolve(a.config.as_deref(), &a.cfg)?;
-        Trainer::new(cfg, opts)?
+        Trainer::<Agg>::new(cfg, opts)?
     };
     let mut progress = Progress::new(a.quiet);
     let result = trainer.run_with(&mut |e| progress.event(e));

@@ -30,6 +30,10 @@ impl ActingNet for AggNet {
         let o: &[f32; AGG_DIM] = obs.try_into().expect("TRIM-Agg rows are AGG_DIM wide");
         AggNet::log_probs(self, o, mask)
     }
+
+    fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        AggNet::named_params(self)
+    }
 }
 
 impl Family for Agg {

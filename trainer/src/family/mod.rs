@@ -39,6 +39,10 @@ pub trait ActingNet: Clone + Send + Sync {
     /// Masked action log-probabilities `[continue, regenerate]` and the value of one
     /// observation row; a masked action has log-probability ≈ −1e9 (probability 0).
     fn log_probs(&self, obs: &[f32], mask: [bool; 2]) -> ([f32; 2], f32);
+
+    /// Every parameter with its name and shape (the divergence guard checks them; exports
+    /// write them).
+    fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])>;
 }
 
 /// Largest observation row a family may declare (rows live in stack buffers when acting).

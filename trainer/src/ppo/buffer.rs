@@ -5,12 +5,13 @@
 //! [`compute_gae`]. Each column `b` is exactly one episode starting at `t = 0`. Only the valid
 //! steps of a minibatch ever become tensors ([`RolloutBuffer::minibatch`]).
 
-use trim_env::{AGG_DIM, Action, EpisodeOutcome, Rng, VecEnv};
+use trim_env::{Action, EpisodeOutcome, Rng, VecEnv};
 
 use super::gae::{compute_gae, normalize_valid};
 use super::guard::check_output;
 use crate::error::Result;
-use crate::model::{PolicyWeights, sample_action};
+use crate::family::{ActingNet, Family};
+use crate::model::sample_action;
 
 /// One batch of episodes and everything PPO needs about each step.
 #[derive(Clone, Debug, Default)]
@@ -19,8 +20,10 @@ pub struct RolloutBuffer {
     pub n: usize,
     /// Rows (time steps) filled: the longest episode.
     pub t_len: usize,
+    /// Width of one observation row (the family's `OBS_DIM`).
+    pub obs_dim: usize,
     /// # Shapes
-    /// `[t_len * n * 5]`
+    /// `[t_len * n * obs_dim]`
     pub obs: Vec<f32>,
     /// `[t_len * n * 2]`, true = available.
     pub mask: Vec<bool>,
@@ -67,16 +70,18 @@ impl RolloutBuffer {
     /// deterministic function of (weights, trees, rng state). A policy output that is not a
     /// usable distribution (NaN, or a masked action with real probability) stops the batch
     /// with [`crate::TrainError::Diverged`] before the environment sees the action.
-    pub fn collect(
+    pub fn collect<F: Family>(
         &mut self,
         env: &mut VecEnv<'_>,
         trees: &[u32],
-        policy: &PolicyWeights,
+        policy: &F::Acting,
         rng: &mut Rng,
     ) -> Result<()> {
         let n = env.len();
+        let d = F::OBS_DIM;
         assert_eq!(trees.len(), n);
         self.n = n;
+        self.obs_dim = d;
         self.t_len = 0;
         for v in [&mut self.logp, &mut self.values, &mut self.rewards] {
             v.clear();
@@ -87,21 +92,30 @@ impl RolloutBuffer {
         self.dones.clear();
         self.valid.clear();
         env.reset(trees);
-        let mut obs = vec![0.0f32; n * AGG_DIM];
+        let mut obs = vec![0.0f32; n * d];
         let mut mask = vec![false; n * 2];
         let mut acts = vec![Action::Continue; n];
         let mut rew = vec![0.0f32; n];
         let mut done = vec![false; n];
         while !env.all_done() {
-            env.observe(&mut obs, &mut mask);
             for i in 0..n {
-                let alive = !env.done(i);
-                let m = [mask[2 * i], mask[2 * i + 1]];
+                let row = &mut obs[i * d..(i + 1) * d];
+                let view = env.view(i);
+                let alive = view.is_some();
+                // Finished slots: zeros and mask [continue only], as `VecEnv::observe` writes.
+                let m = match view {
+                    Some((view, m)) => {
+                        F::observe(&view, row);
+                        m
+                    }
+                    None => {
+                        row.fill(0.0);
+                        [true, false]
+                    }
+                };
+                mask[2 * i..2 * i + 2].copy_from_slice(&m);
                 let (a, lp, v) = if alive {
-                    let o: &[f32; AGG_DIM] = obs[i * AGG_DIM..(i + 1) * AGG_DIM]
-                        .try_into()
-                        .expect("AGG_DIM chunk");
-                    let (lps, v) = policy.log_probs(o, m);
+                    let (lps, v) = policy.log_probs(row, m);
                     if let Some(d) = check_output(lps, v, m) {
                         return Err(d.into());
                     }
@@ -192,8 +206,8 @@ impl RolloutBuffer {
                 if !self.valid[i] {
                     continue;
                 }
-                out.obs
-                    .extend_from_slice(&self.obs[i * AGG_DIM..(i + 1) * AGG_DIM]);
+                let d = self.obs_dim;
+                out.obs.extend_from_slice(&self.obs[i * d..(i + 1) * d]);
                 out.mask.extend_from_slice(&self.mask[2 * i..2 * i + 2]);
                 out.actions.push(i64::from(self.actions[i]));
                 out.logp.push(self.logp[i]);

@@ -8,11 +8,9 @@
 //! Both are caught here: on the new weights over a probe of the batch's observations, and on
 //! every rollout step ([`check_output`]).
 
-use trim_env::AGG_DIM;
-
 use super::buffer::RolloutBuffer;
 use crate::error::Divergence;
-use crate::model::PolicyWeights;
+use crate::family::ActingNet;
 
 /// A masked action's log-probability must stay below this (it is ≈ −1e9 while the mask works;
 /// above it the logits of available actions have grown to the mask's scale).
@@ -50,7 +48,7 @@ pub fn check_output(log_probs: [f32; 2], value: f32, mask: [bool; 2]) -> Option<
 }
 
 /// The first non-finite parameter of `w`, by name.
-pub fn check_weights(w: &PolicyWeights) -> Option<Divergence> {
+pub fn check_weights<A: ActingNet>(w: &A) -> Option<Divergence> {
     w.named_params().into_iter().find_map(|(name, _, vals)| {
         vals.iter()
             .find(|v| !v.is_finite())
@@ -59,12 +57,13 @@ pub fn check_weights(w: &PolicyWeights) -> Option<Divergence> {
 }
 
 /// Re-score up to `steps` valid observations of `buf` (in buffer order) with `w`.
-pub fn probe(w: &PolicyWeights, buf: &RolloutBuffer, steps: usize) -> Option<Divergence> {
+pub fn probe<A: ActingNet>(w: &A, buf: &RolloutBuffer, steps: usize) -> Option<Divergence> {
+    let d = buf.obs_dim;
     (0..buf.valid.len())
         .filter(|&i| buf.valid[i])
         .take(steps)
         .find_map(|i| {
-            let obs: &[f32; AGG_DIM] = buf.obs[i * AGG_DIM..(i + 1) * AGG_DIM].try_into().ok()?;
+            let obs = &buf.obs[i * d..(i + 1) * d];
             let mask = [buf.mask[2 * i], buf.mask[2 * i + 1]];
             let (lps, v) = w.log_probs(obs, mask);
             check_output(lps, v, mask)
@@ -72,14 +71,15 @@ pub fn probe(w: &PolicyWeights, buf: &RolloutBuffer, steps: usize) -> Option<Div
 }
 
 /// Weights, then the probe of `steps` observations: everything checked after an update.
-pub fn check_policy(w: &PolicyWeights, buf: &RolloutBuffer, steps: usize) -> Option<Divergence> {
+pub fn check_policy<A: ActingNet>(w: &A, buf: &RolloutBuffer, steps: usize) -> Option<Divergence> {
     check_weights(w).or_else(|| probe(w, buf, steps))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::masked_log_softmax;
+    use crate::model::{PolicyWeights, masked_log_softmax};
+    use trim_env::AGG_DIM;
 
     #[test]
     fn healthy_outputs_pass_and_escaped_masks_are_named() {
@@ -108,17 +108,21 @@ mod tests {
 
     /// A width-4 network with every parameter `fill`, except `name` (all `special`).
     fn net(name: &str, special: f32) -> PolicyWeights {
-        PolicyWeights::from_named_params::<()>(4, |_| (), |n, shape| {
-            let len = shape.iter().product();
-            let v = if n == name {
-                special
-            } else if n.contains("_ln") && n.ends_with(".bias") {
-                0.5
-            } else {
-                0.1
-            };
-            Ok(vec![v; len])
-        })
+        PolicyWeights::from_named_params::<()>(
+            4,
+            |_| (),
+            |n, shape| {
+                let len = shape.iter().product();
+                let v = if n == name {
+                    special
+                } else if n.contains("_ln") && n.ends_with(".bias") {
+                    0.5
+                } else {
+                    0.1
+                };
+                Ok(vec![v; len])
+            },
+        )
         .unwrap()
     }
 
@@ -126,6 +130,7 @@ mod tests {
         RolloutBuffer {
             n: 1,
             t_len: 1,
+            obs_dim: AGG_DIM,
             obs: vec![0.5; AGG_DIM],
             mask: vec![true, false],
             valid: vec![true],

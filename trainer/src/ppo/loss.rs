@@ -11,7 +11,8 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::buffer::Minibatch;
 use super::stats::LossStats;
-use crate::model::{ActorCritic, DropoutMasks, log_probs, mask_logits};
+use crate::family::TrainNet;
+use crate::model::{log_probs, mask_logits};
 
 /// Coefficients of one update.
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +26,7 @@ pub struct LossCoefs {
 /// A minibatch as tensors.
 ///
 /// # Shapes
-/// `obs: [n, 5]`, `mask: [n, 2]`, every other field `[n]`.
+/// `obs: [n, obs_dim]`, `mask: [n, 2]`, every other field `[n]`.
 pub struct MinibatchTensors {
     pub obs: Tensor<2>,
     pub mask: Tensor<2, Bool>,
@@ -39,14 +40,11 @@ pub struct MinibatchTensors {
 
 impl MinibatchTensors {
     /// Upload a minibatch to `device`.
-    pub fn new(mb: &Minibatch, device: &Device) -> Self {
+    pub fn new(mb: &Minibatch, obs_dim: usize, device: &Device) -> Self {
         let n = mb.len;
         let f1 = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), device);
         MinibatchTensors {
-            obs: Tensor::<2>::from_data(
-                TensorData::new(mb.obs.clone(), [n, trim_env::AGG_DIM]),
-                device,
-            ),
+            obs: Tensor::<2>::from_data(TensorData::new(mb.obs.clone(), [n, obs_dim]), device),
             mask: Tensor::<2, Bool>::from_data(TensorData::new(mb.mask.clone(), [n, 2]), device),
             actions: Tensor::<1, Int>::from_data(TensorData::new(mb.actions.clone(), [n]), device),
             logp: f1(&mb.logp),
@@ -107,11 +105,11 @@ impl LossTerms {
 }
 
 /// Evaluate the PPO loss of `model` on `mb`.
-pub fn ppo_loss(
-    model: &ActorCritic,
+pub fn ppo_loss<N: TrainNet>(
+    model: &N,
     mb: &MinibatchTensors,
     c: LossCoefs,
-    drop: Option<&DropoutMasks>,
+    drop: Option<&N::Dropout>,
 ) -> LossOutput {
     let (logits, value) = model.forward(mb.obs.clone(), drop);
     let (lp_all, p_all) = log_probs(mask_logits(logits, mb.mask.clone()));

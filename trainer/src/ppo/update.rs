@@ -11,11 +11,12 @@ use super::buffer::{Minibatch, RolloutBuffer};
 use super::loss::{LossCoefs, LossTerms, MinibatchTensors, ppo_loss};
 use super::stats::LossStats;
 use crate::config::TrainConfig;
-use crate::model::{ActorCritic, DropoutMasks};
+use crate::family::TrainNet;
 
-/// The model and its optimiser: everything the update changes.
-pub struct Learner {
-    pub model: ActorCritic,
+/// The model and its optimiser: everything the update changes. Generic over the family's
+/// network, so every PPO-trained family shares this update.
+pub struct Learner<N: TrainNet> {
+    pub model: N,
     pub optim: ModuleOptimizer,
     pub device: Device,
 }
@@ -65,7 +66,7 @@ impl ModuleVisitor for Scale<'_> {
 
 /// `torch.nn.utils.clip_grad_norm_`: scale all gradients together so their global L2 norm is
 /// at most `max_norm`. Returns the norm before clipping.
-pub fn clip_grad_norm(model: &ActorCritic, grads: &mut GradientsParams, max_norm: f32) -> f32 {
+pub fn clip_grad_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {
     let mut v = SquaredNorm { grads, total: None };
     model.visit(&mut v);
     let norm = v
@@ -79,9 +80,9 @@ pub fn clip_grad_norm(model: &ActorCritic, grads: &mut GradientsParams, max_norm
     norm
 }
 
-impl Learner {
+impl<N: TrainNet> Learner<N> {
     /// A new learner around `model` (on `device`, an autodiff device).
-    pub fn new(model: ActorCritic, cfg: &TrainConfig, device: Device) -> Self {
+    pub fn new(model: N, cfg: &TrainConfig, device: Device) -> Self {
         Learner {
             model,
             optim: optimizer(cfg),
@@ -113,7 +114,7 @@ impl Learner {
         // One minibatch: the tensors are the same every epoch; upload once.
         let fixed = (n_mb == 1).then(|| {
             buf.minibatch(&order, &mut mb);
-            MinibatchTensors::new(&mb, &self.device)
+            MinibatchTensors::new(&mb, buf.obs_dim, &self.device)
         });
         let mut terms: Option<LossTerms> = None;
         let mut grad_norms = 0.0f64;
@@ -128,7 +129,7 @@ impl Learner {
                     Some(t) => t,
                     None => {
                         buf.minibatch(chunk, &mut mb);
-                        owned = MinibatchTensors::new(&mb, &self.device);
+                        owned = MinibatchTensors::new(&mb, buf.obs_dim, &self.device);
                         &owned
                     }
                 };
@@ -136,7 +137,8 @@ impl Learner {
                     continue;
                 }
                 let drop = (cfg.dropout > 0.0).then(|| {
-                    DropoutMasks::sample(t.len, cfg.hidden, cfg.dropout, rng, &self.device)
+                    self.model
+                        .sample_dropout(t.len, cfg.dropout, rng, &self.device)
                 });
                 let out = ppo_loss(&self.model, t, coefs, drop.as_ref());
                 let mut grads = GradientsParams::from_grads(out.loss.backward(), &self.model);

@@ -9,9 +9,9 @@ use super::Trainer;
 use super::summary::{RunStatus, RunSummary, SplitReport, ThresholdScores, Timing};
 use super::validate::{EvalSet, best_of};
 use crate::error::{Result, TrainError};
-use crate::model::Greedy;
+use crate::family::{Family, GreedyOf};
 
-impl Trainer {
+impl<F: Family> Trainer<F> {
     /// After the loop: `final/` when the schedule is done, the reports, `summary.json`.
     pub(super) fn finish(
         &mut self,
@@ -108,7 +108,7 @@ impl Trainer {
         let f = &self.data.forest;
         let lambda = self.cfg.lambda;
         let best_policy = match &self.best_weights {
-            Some(w) => Some(set.score(f, &Greedy(w), lambda)?),
+            Some(w) => Some(set.score(f, &GreedyOf::<F>(w), lambda)?),
             None => None,
         };
         Ok(SplitReport {
@@ -119,7 +119,7 @@ impl Trainer {
             best_threshold: chosen,
             oracle_threshold: best_of(all).unwrap_or(chosen),
             best_policy,
-            final_policy: Some(set.score(f, &Greedy(&self.weights), lambda)?),
+            final_policy: Some(set.score(f, &GreedyOf::<F>(&self.weights), lambda)?),
         })
     }
 }

@@ -69,8 +69,8 @@ use crate::backend::Backend;
 use crate::checkpoint::TrainState;
 use crate::config::TrainConfig;
 use crate::error::Result;
+use crate::family::{Family, agg::Agg};
 use crate::metrics::MetricsWriter;
-use crate::model::PolicyWeights;
 use crate::ppo::Learner;
 use crate::run_dir::RunLock;
 use validate::EvalSet;
@@ -112,18 +112,19 @@ impl Default for RunOptions {
     }
 }
 
-/// A prepared run, fresh or resumed, holding its run directory's lock.
-pub struct Trainer {
+/// A prepared run, fresh or resumed, holding its run directory's lock. Generic over the policy
+/// family ([`Family`]); TRIM-Agg ([`Agg`]) is the default.
+pub struct Trainer<F: Family = Agg> {
     cfg: TrainConfig,
     opts: RunOptions,
     data: trim_data::Loaded,
     train: Vec<u32>,
     val: Option<EvalSet>,
     test: Option<EvalSet>,
-    learner: Learner,
+    learner: Learner<F::Net>,
     state: TrainState,
-    weights: PolicyWeights,
-    best_weights: Option<PolicyWeights>,
+    weights: F::Acting,
+    best_weights: Option<F::Acting>,
     run_dir: PathBuf,
     metrics: MetricsWriter,
     rng: Rng,
@@ -133,7 +134,7 @@ pub struct Trainer {
     _lock: RunLock,
 }
 
-impl Trainer {
+impl<F: Family> Trainer<F> {
     /// The run directory.
     pub fn run_dir(&self) -> &Path {
         &self.run_dir

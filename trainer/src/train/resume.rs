@@ -16,24 +16,24 @@ use super::{RunOptions, Trainer};
 use crate::backend::Backend;
 use crate::checkpoint::{self, SUMS, TrainState};
 use crate::error::{Result, TrainError};
+use crate::family::Family;
 use crate::metrics::{MetricsWriter, rows_up_to};
-use crate::model::PolicyWeights;
 use crate::ppo::Learner;
 use crate::run_dir::{self, Provenance, RunDirState};
 
 /// A checkpoint loaded for continuing, checked against the dataset.
-struct Continuation {
+struct Continuation<F: Family> {
     ckpt: PathBuf,
-    loaded: checkpoint::Loaded,
+    loaded: checkpoint::Loaded<F::Net>,
     prepared: Prepared,
 }
 
-impl Trainer {
+impl<F: Family> Trainer<F> {
     /// Resume from `opts.resume`: a run directory (its latest periodic checkpoint) or a
     /// checkpoint directory. The configuration comes from the checkpoint. A run directory
     /// without any checkpoint is restarted in place from its `config.toml`. With `opts.name`
     /// naming another run directory, the checkpoint is forked there (see the module doc).
-    pub fn resume(opts: RunOptions) -> Result<Trainer> {
+    pub fn resume(opts: RunOptions) -> Result<Trainer<F>> {
         let path = opts
             .resume
             .clone()
@@ -68,7 +68,7 @@ impl Trainer {
 
     /// A run directory that never reached a checkpoint: start it again from its own
     /// `config.toml`, in place.
-    fn restart_in_place(opts: RunOptions, dir: LockedDir) -> Result<Trainer> {
+    fn restart_in_place(opts: RunOptions, dir: LockedDir) -> Result<Trainer<F>> {
         let cfg = run_dir::recorded_config(&dir.path)?;
         cfg.validate()?;
         check_restartable(&dir.path, &cfg)?;
@@ -77,8 +77,8 @@ impl Trainer {
     }
 
     /// Continue the run in `dir` from `ckpt`, which must be its newest state.
-    fn continue_in_place(opts: RunOptions, dir: LockedDir, ckpt: PathBuf) -> Result<Trainer> {
-        let c = Continuation::load(ckpt, opts.backend)?;
+    fn continue_in_place(opts: RunOptions, dir: LockedDir, ckpt: PathBuf) -> Result<Trainer<F>> {
+        let c = Continuation::<F>::load(ckpt, opts.backend)?;
         let n = c.loaded.state.updates_done;
         let reached = RunDirState::read(&dir.path)?;
         if n < reached.furthest_update() {
@@ -95,7 +95,7 @@ impl Trainer {
                 ),
             ));
         }
-        let best_weights = best_of_checkpoint(&dir.path, &c.loaded.state, opts.backend)?;
+        let best_weights = best_of_checkpoint::<F>(&dir.path, &c.loaded.state, opts.backend)?;
         let metrics_path = dir.path.join("metrics.csv");
         let metrics = MetricsWriter::start(&dir.path, &rows_up_to(&metrics_path, n)?)?;
         let setup = Setup::Resumed {
@@ -105,8 +105,8 @@ impl Trainer {
     }
 
     /// Copy `ckpt` of the run `src` into the new run directory `target` and continue there.
-    fn fork(opts: RunOptions, ckpt: PathBuf, src: &Path, target: PathBuf) -> Result<Trainer> {
-        let mut c = Continuation::load(ckpt, opts.backend)?;
+    fn fork(opts: RunOptions, ckpt: PathBuf, src: &Path, target: PathBuf) -> Result<Trainer<F>> {
+        let mut c = Continuation::<F>::load(ckpt, opts.backend)?;
         let n = c.loaded.state.updates_done;
         let rows = rows_up_to(&src.join("metrics.csv"), n)?;
         let existed = target.exists();
@@ -139,7 +139,7 @@ impl Trainer {
             .join("checkpoints")
             .join(checkpoint::periodic_name(n));
         checkpoint::save(&copy, &c.loaded.model, &c.loaded.optim, state)?;
-        let best_weights = best_of_checkpoint(src, state, opts.backend)?;
+        let best_weights = best_of_checkpoint::<F>(src, state, opts.backend)?;
         if best_weights.is_some() {
             checkpoint::copy(&src.join("best"), &dir.path.join("best"))?;
         }
@@ -152,11 +152,11 @@ impl Trainer {
     }
 }
 
-impl Continuation {
+impl<F: Family> Continuation<F> {
     /// Load `ckpt` and check it against its dataset: unchanged file, same hold-out, same
     /// schedule.
-    fn load(ckpt: PathBuf, backend: Backend) -> Result<Continuation> {
-        let loaded = checkpoint::load(&ckpt, &backend.train_device()?)?;
+    fn load(ckpt: PathBuf, backend: Backend) -> Result<Continuation<F>> {
+        let loaded = checkpoint::load_as::<F>(&ckpt, &backend.train_device()?)?;
         let cfg = &loaded.state.config;
         cfg.validate()?;
         let prepared = prepare_data(cfg)?;
@@ -191,9 +191,9 @@ impl Continuation {
         opts: RunOptions,
         dir: LockedDir,
         metrics: MetricsWriter,
-        best_weights: Option<PolicyWeights>,
+        best_weights: Option<F::Acting>,
         setup: Setup,
-    ) -> Result<Trainer> {
+    ) -> Result<Trainer<F>> {
         let checkpoint::Loaded {
             model,
             optim,
@@ -254,16 +254,19 @@ fn fork_target(opts: &RunOptions, src: &Path) -> Result<Option<PathBuf>> {
 
 /// The weights of `run/best` if that is the best policy recorded in `state` (`best/` may be
 /// ahead of the checkpoint, written by updates after it).
-fn best_of_checkpoint(
+fn best_of_checkpoint<F: Family>(
     run: &Path,
     state: &TrainState,
     backend: Backend,
-) -> Result<Option<PolicyWeights>> {
+) -> Result<Option<F::Acting>> {
     let best_dir = run.join("best");
     match state.best {
         Some(b) if best_dir.exists() => {
-            let (m, s) = checkpoint::load_model(&best_dir, &backend.device()?)?;
-            Ok((s.best == Some(b)).then(|| m.weights()))
+            let (m, s) = checkpoint::load_model_as::<F>(&best_dir, &backend.device()?)?;
+            if s.best != Some(b) {
+                return Ok(None);
+            }
+            F::acting(&m).map(Some).map_err(TrainError::Config)
         }
         _ => Ok(None),
     }

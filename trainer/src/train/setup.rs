@@ -13,8 +13,8 @@ use super::{RunOptions, STREAM_INIT, STREAM_RUN, STREAM_VAL, Trainer};
 use crate::checkpoint::{self, TrainState};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::family::Family;
 use crate::metrics::{MetricsRow, MetricsWriter};
-use crate::model::{ActorCritic, PolicyWeights};
 use crate::ppo::Learner;
 use crate::run_dir::{self, Provenance, RunDirState, RunLock};
 
@@ -127,24 +127,24 @@ pub(super) fn check_restartable(dir: &Path, cfg: &TrainConfig) -> Result<()> {
 }
 
 /// The parts a [`Trainer`] is made of, as prepared by a fresh start, a resume or a fork.
-pub(super) struct Parts {
+pub(super) struct Parts<F: Family> {
     pub cfg: TrainConfig,
     pub opts: RunOptions,
     pub prepared: Prepared,
-    pub learner: Learner,
+    pub learner: Learner<F::Net>,
     pub state: TrainState,
-    pub best_weights: Option<PolicyWeights>,
+    pub best_weights: Option<F::Acting>,
     pub dir: LockedDir,
     pub metrics: MetricsWriter,
     pub setup: Setup,
     pub last_checkpoint: Option<PathBuf>,
 }
 
-impl Trainer {
+impl<F: Family> Trainer<F> {
     /// Prepare a fresh run: validate against the data, create the run directory (or restart
     /// one that never reached a checkpoint, in place), write `config.toml` and the
     /// `metrics.csv` header.
-    pub fn new(cfg: TrainConfig, opts: RunOptions) -> Result<Trainer> {
+    pub fn new(cfg: TrainConfig, opts: RunOptions) -> Result<Trainer<F>> {
         cfg.validate()?;
         let prepared = prepare_data(&cfg)?;
         let started = unix_now();
@@ -177,7 +177,7 @@ impl Trainer {
         prepared: Prepared,
         dir: LockedDir,
         setup: Setup,
-    ) -> Result<Trainer> {
+    ) -> Result<Trainer<F>> {
         let device = opts.backend.train_device()?;
         let run_name = dir_name(&dir.path)?;
         let started = unix_now();
@@ -194,13 +194,14 @@ impl Trainer {
         };
         run_dir::write_config(&dir.path, &cfg, &prov)?;
         let metrics = MetricsWriter::start(&dir.path, &format!("{}\n", MetricsRow::header()))?;
-        let model = ActorCritic::new(cfg.hidden, &mut Rng::stream(cfg.seed, STREAM_INIT), &device);
+        let model = F::init(cfg.hidden, &mut Rng::stream(cfg.seed, STREAM_INIT), &device);
         let learner = Learner::new(model, &cfg, device);
         let state = TrainState {
             format: checkpoint::FORMAT.into(),
             format_version: checkpoint::FORMAT_VERSION,
             crate_version: env!("CARGO_PKG_VERSION").into(),
             backend: opts.backend.to_string(),
+            family: F::NAME.into(),
             run_name,
             total_updates: cfg.total_updates(prepared.train.len()),
             config: cfg.clone(),
@@ -231,7 +232,7 @@ impl Trainer {
     }
 
     /// Build the trainer: evaluation sets and the start record.
-    pub(super) fn assemble(p: Parts) -> Result<Trainer> {
+    pub(super) fn assemble(p: Parts<F>) -> Result<Trainer<F>> {
         let Prepared { data, train, val } = p.prepared;
         let f = &data.forest;
         let n_val = val.len();
@@ -254,9 +255,10 @@ impl Trainer {
             updates_done: p.state.updates_done,
             cleaned: p.dir.cleaned,
         };
+        let weights = F::acting(&p.learner.model).map_err(TrainError::Config)?;
         Ok(Trainer {
             rng: p.state.rng(),
-            weights: p.learner.model.weights(),
+            weights,
             cfg: p.cfg,
             opts: p.opts,
             data,

@@ -8,7 +8,8 @@ use super::Trainer;
 use super::progress::TrainEvent;
 use super::summary::Timing;
 use crate::checkpoint::{self, EvalRecord};
-use crate::error::Result;
+use crate::error::{Result, TrainError};
+use crate::family::Family;
 use crate::metrics::{MetricsRow, RolloutScores};
 use crate::ppo::schedule::{entropy_coef, learning_rate};
 use crate::ppo::{LossStats, RolloutBuffer, guard};
@@ -28,7 +29,7 @@ struct Learned {
     val: Option<EvalRecord>,
 }
 
-impl Trainer {
+impl<F: Family> Trainer<F> {
     /// Updates until the schedule ends or `stop_after_updates`. An error is placed at the
     /// update it happened in (see [`crate::TrainError::at_update`]).
     pub(super) fn train_loop(
@@ -101,7 +102,7 @@ impl Trainer {
         VecEnv::sample_trees(forest, batch, &mut self.rng, &mut s.trees);
         let mut env = VecEnv::new(forest, batch.len(), self.cfg.lambda as f32);
         s.buf
-            .collect(&mut env, &s.trees, &self.weights, &mut self.rng)?;
+            .collect::<F>(&mut env, &s.trees, &self.weights, &mut self.rng)?;
         Ok(hi)
     }
 
@@ -114,7 +115,7 @@ impl Trainer {
         let lr = learning_rate(self.cfg.lr, self.cfg.anneal_lr, u, total);
         let ent = entropy_coef(self.cfg.ent_coef_start, self.cfg.ent_coef_end, u, total);
         let stats = self.learner.update(buf, &self.cfg, lr, ent, &mut self.rng);
-        let weights = self.learner.model.weights();
+        let weights = F::acting(&self.learner.model).map_err(TrainError::Config)?;
         let writes = self.validation_due(u + 1) || self.checkpoint_due(u + 1, stop);
         let probe = if writes {
             usize::MAX

@@ -7,7 +7,7 @@ use super::Trainer;
 use super::summary::{Scores, ThresholdScores};
 use crate::checkpoint::EvalRecord;
 use crate::error::Result;
-use crate::model::Greedy;
+use crate::family::{Family, GreedyOf};
 
 /// TRIM-Thr thresholds compared against: 0, 0.01, …, 1.
 const THRESHOLD_STEPS: u32 = 100;
@@ -68,13 +68,17 @@ pub(super) fn best_of(ts: &[ThresholdScores]) -> Option<ThresholdScores> {
     })
 }
 
-impl Trainer {
+impl<F: Family> Trainer<F> {
     /// Greedy validation of the current weights (None without validation problems).
     pub(super) fn validate(&self) -> Result<Option<EvalRecord>> {
         let Some(val) = &self.val else {
             return Ok(None);
         };
-        let s = val.score(&self.data.forest, &Greedy(&self.weights), self.cfg.lambda)?;
+        let s = val.score(
+            &self.data.forest,
+            &GreedyOf::<F>(&self.weights),
+            self.cfg.lambda,
+        )?;
         Ok(Some(EvalRecord {
             update: self.state.updates_done,
             reward: s.reward,
