@@ -22,25 +22,43 @@ pub const MAX_HIDDEN: usize = 1024;
 /// `architecture.kind` of TRIM-Agg exports.
 pub const KIND: &str = "trim-agg-actor-critic";
 
+/// Names of the dense layers, in forward order (PyTorch module names).
+pub const DENSE_NAMES: [&str; 6] = [
+    "trunk1",
+    "trunk2",
+    "actor1",
+    "actor_out",
+    "critic1",
+    "critic_out",
+];
+/// Names of the LayerNorms, in forward order.
+pub const NORM_NAMES: [&str; 4] = ["trunk_ln1", "trunk_ln2", "actor_ln", "critic_ln"];
+
+// Indices into `AggNet::dense` / `AggNet::norm`, following the name tables.
+const TRUNK1: usize = 0;
+const TRUNK2: usize = 1;
+const ACTOR1: usize = 2;
+const ACTOR_OUT: usize = 3;
+const CRITIC1: usize = 4;
+const CRITIC_OUT: usize = 5;
+const TRUNK_LN1: usize = 0;
+const TRUNK_LN2: usize = 1;
+const ACTOR_LN: usize = 2;
+const CRITIC_LN: usize = 3;
+
 /// The TRIM-Agg network's weights: a `Send + Sync` policy, eval mode (no dropout).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AggNet {
-    trunk1: Dense,
-    trunk_ln1: Norm,
-    trunk2: Dense,
-    trunk_ln2: Norm,
-    actor1: Dense,
-    actor_ln: Norm,
-    actor_out: Dense,
-    critic1: Dense,
-    critic_ln: Norm,
-    critic_out: Dense,
+    /// Named by [`DENSE_NAMES`].
+    dense: [Dense; 6],
+    /// Named by [`NORM_NAMES`].
+    norm: [Norm; 4],
 }
 
 impl AggNet {
     /// Hidden width.
     pub fn hidden(&self) -> usize {
-        self.trunk1.d_out()
+        self.dense[TRUNK1].d_out()
     }
 
     /// Raw (unmasked) logits and value of one observation.
@@ -51,10 +69,10 @@ impl AggNet {
         let mut c = [0.0f32; MAX_HIDDEN];
         let logits = self.trunk_actor(obs, &mut a, &mut b);
         // critic, from the trunk output left in `b`
-        self.critic1.forward(&b[..h], &mut c[..h]);
-        self.critic_ln.forward_tanh(&mut c[..h]);
+        self.dense[CRITIC1].forward(&b[..h], &mut c[..h]);
+        self.norm[CRITIC_LN].forward_tanh(&mut c[..h]);
         let mut v = [0.0f32; 1];
-        self.critic_out.forward(&c[..h], &mut v);
+        self.dense[CRITIC_OUT].forward(&c[..h], &mut v);
         (logits, v[0])
     }
 
@@ -63,14 +81,14 @@ impl AggNet {
     #[inline(always)]
     fn trunk_actor(&self, obs: &AggObs, a: &mut [f32], b: &mut [f32]) -> [f32; N_ACTIONS] {
         let h = self.hidden();
-        self.trunk1.forward(obs, &mut a[..h]);
-        self.trunk_ln1.forward_tanh(&mut a[..h]);
-        self.trunk2.forward(&a[..h], &mut b[..h]);
-        self.trunk_ln2.forward_tanh(&mut b[..h]);
-        self.actor1.forward(&b[..h], &mut a[..h]);
-        self.actor_ln.forward_tanh(&mut a[..h]);
+        self.dense[TRUNK1].forward(obs, &mut a[..h]);
+        self.norm[TRUNK_LN1].forward_tanh(&mut a[..h]);
+        self.dense[TRUNK2].forward(&a[..h], &mut b[..h]);
+        self.norm[TRUNK_LN2].forward_tanh(&mut b[..h]);
+        self.dense[ACTOR1].forward(&b[..h], &mut a[..h]);
+        self.norm[ACTOR_LN].forward_tanh(&mut a[..h]);
         let mut logits = [0.0f32; N_ACTIONS];
-        self.actor_out.forward(&a[..h], &mut logits);
+        self.dense[ACTOR_OUT].forward(&a[..h], &mut logits);
         logits
     }
 
@@ -100,40 +118,21 @@ impl AggNet {
         (masked_log_softmax(logits, mask), v)
     }
 
-    /// Every parameter with its PyTorch name and shape, in forward order.
+    /// Every parameter with its PyTorch name and shape, in forward order (each layer's weight
+    /// then bias).
     pub fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])> {
         let mut out = Vec::with_capacity(20);
-        for (name, l) in self.dense_layers() {
+        for (name, l) in DENSE_NAMES.iter().zip(&self.dense) {
             out.push((format!("{name}.weight"), vec![l.d_out, l.d_in], &l.w[..]));
             out.push((format!("{name}.bias"), vec![l.d_out], &l.b[..]));
         }
-        for (name, l) in self.norm_layers() {
+        for (name, l) in NORM_NAMES.iter().zip(&self.norm) {
             out.push((format!("{name}.weight"), vec![l.gamma.len()], &l.gamma[..]));
             out.push((format!("{name}.bias"), vec![l.beta.len()], &l.beta[..]));
         }
         let order = |n: &str| PARAM_ORDER.iter().position(|p| n.starts_with(p));
         out.sort_by_key(|(n, _, _)| (order(n), !n.ends_with("weight")));
         out
-    }
-
-    fn dense_layers(&self) -> [(&'static str, &Dense); 6] {
-        [
-            ("trunk1", &self.trunk1),
-            ("trunk2", &self.trunk2),
-            ("actor1", &self.actor1),
-            ("actor_out", &self.actor_out),
-            ("critic1", &self.critic1),
-            ("critic_out", &self.critic_out),
-        ]
-    }
-
-    fn norm_layers(&self) -> [(&'static str, &Norm); 4] {
-        [
-            ("trunk_ln1", &self.trunk_ln1),
-            ("trunk_ln2", &self.trunk_ln2),
-            ("actor_ln", &self.actor_ln),
-            ("critic_ln", &self.critic_ln),
-        ]
     }
 
     /// Rebuild from parameters named and shaped as [`named_params`](Self::named_params) gives
@@ -150,36 +149,33 @@ impl AggNet {
                 "hidden width {hidden} is not in 1..={MAX_HIDDEN}"
             )));
         }
-        let mut dense = |name: &str, d_in: usize, d_out: usize| -> Result<Dense, E> {
+        // (d_in, d_out) of each dense layer, in DENSE_NAMES order.
+        let dims = [
+            (AGG_DIM, hidden),
+            (hidden, hidden),
+            (hidden, hidden),
+            (hidden, N_ACTIONS),
+            (hidden, hidden),
+            (hidden, 1),
+        ];
+        let mut dense = Vec::with_capacity(6);
+        for (name, (d_in, d_out)) in DENSE_NAMES.iter().zip(dims) {
             let w = get(&format!("{name}.weight"), &[d_out, d_in])?;
             let b = get(&format!("{name}.bias"), &[d_out])?;
             // `get` returned the requested shapes, so the sizes agree.
-            Ok(Dense { d_in, d_out, w, b })
-        };
-        let trunk1 = dense("trunk1", AGG_DIM, hidden)?;
-        let trunk2 = dense("trunk2", hidden, hidden)?;
-        let actor1 = dense("actor1", hidden, hidden)?;
-        let actor_out = dense("actor_out", hidden, N_ACTIONS)?;
-        let critic1 = dense("critic1", hidden, hidden)?;
-        let critic_out = dense("critic_out", hidden, 1)?;
-        let mut norm = |name: &str| -> Result<Norm, E> {
-            Ok(Norm {
+            dense.push(Dense { d_in, d_out, w, b });
+        }
+        let mut norm = Vec::with_capacity(4);
+        for name in NORM_NAMES {
+            norm.push(Norm {
                 gamma: get(&format!("{name}.weight"), &[hidden])?,
                 beta: get(&format!("{name}.bias"), &[hidden])?,
-            })
+            });
+        }
+        let (Ok(dense), Ok(norm)) = (dense.try_into(), norm.try_into()) else {
+            unreachable!("six dense layers and four norms were pushed");
         };
-        Ok(AggNet {
-            trunk1,
-            trunk_ln1: norm("trunk_ln1")?,
-            trunk2,
-            trunk_ln2: norm("trunk_ln2")?,
-            actor1,
-            actor_ln: norm("actor_ln")?,
-            actor_out,
-            critic1,
-            critic_ln: norm("critic_ln")?,
-            critic_out,
-        })
+        Ok(AggNet { dense, norm })
     }
 }
 

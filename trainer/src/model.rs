@@ -33,6 +33,7 @@ use trim_env::{AGG_DIM, Rng};
 /// The plain-Rust acting network (the TRIM-Agg net of `trim-router`), under the name the
 /// training code uses for it.
 pub use trim_router::AggNet as PolicyWeights;
+use trim_router::agg::{DENSE_NAMES, NORM_NAMES};
 pub use trim_router::mlp::{LN_EPS, MASKED_LOGIT, masked_log_softmax, tanh_f32};
 pub use trim_router::{Greedy, MAX_HIDDEN, N_ACTIONS, Sampled, sample_action};
 
@@ -242,24 +243,24 @@ impl ActorCritic {
         )
     }
 
-    fn linears(&self) -> [(&'static str, &Linear); 6] {
-        [
-            ("trunk1", &self.trunk1),
-            ("trunk2", &self.trunk2),
-            ("actor1", &self.actor1),
-            ("actor_out", &self.actor_out),
-            ("critic1", &self.critic1),
-            ("critic_out", &self.critic_out),
-        ]
+    /// The dense layers named as the plain-Rust network names them.
+    fn linears(&self) -> impl Iterator<Item = (&'static str, &Linear)> {
+        let layers = [&self.trunk1, &self.trunk2, &self.actor1, &self.actor_out];
+        let critic = [&self.critic1, &self.critic_out];
+        DENSE_NAMES
+            .into_iter()
+            .zip(layers.into_iter().chain(critic))
     }
 
-    fn norms(&self) -> [(&'static str, &LayerNorm); 4] {
-        [
-            ("trunk_ln1", &self.trunk_ln1),
-            ("trunk_ln2", &self.trunk_ln2),
-            ("actor_ln", &self.actor_ln),
-            ("critic_ln", &self.critic_ln),
-        ]
+    /// The LayerNorms, named likewise.
+    fn norms(&self) -> impl Iterator<Item = (&'static str, &LayerNorm)> {
+        let norms = [
+            &self.trunk_ln1,
+            &self.trunk_ln2,
+            &self.actor_ln,
+            &self.critic_ln,
+        ];
+        NORM_NAMES.into_iter().zip(norms)
     }
 }
 
