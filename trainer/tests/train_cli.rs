@@ -15,14 +15,11 @@ fn fails(dir: &Path, args: &[&str]) -> String {
 
 const TINY: &[&str] = &[
     "--data=tiny.jsonl",
-    "--batch-episodes",
-    "8",
+    "--batch-episodes=8",
     "--passes=2",
-    "--val-every",
-    "4",
+    "--val-every=4",
     "--checkpoint-every=5",
-    "--lr",
-    "3e-3",
+    "--lr=3e-3",
 ];
 
 #[test]
