@@ -56,10 +56,34 @@ pub struct Decoded {
     pub rows: Option<Vec<NodeRow>>,
     /// JSONL line of each row.
     pub lines: Option<Vec<u32>>,
-    pub integrity: Integrity,
+    /// What checking the content against the recorded checksum needs.
+    pub check: ContentCheck,
+}
+
+/// The parts of a file the checksum covers besides the problems and the node table.
+pub struct ContentCheck {
+    /// The metadata text exactly as stored.
+    pub meta_text: Option<String>,
+    /// The checksum the file records.
+    pub recorded: Option<String>,
+    /// Digests of the audit columns.
+    pub audit: [String; 4],
 }
 
 impl Decoded {
+    /// Check the decoded content against the recorded checksum (`opts` decides about a file
+    /// without one). Separate from decoding so it can run beside validation.
+    pub fn verify(&self, path: &Path, opts: &LoadOptions) -> Result<Integrity> {
+        checksum::verify(path, opts, self.check.recorded.as_deref(), || {
+            checksum::content_sha256(checksum::Content {
+                meta_text: self.check.meta_text.as_deref(),
+                problems: self.problems.iter(),
+                table: &self.table,
+                audit: self.check.audit.clone(),
+            })
+        })
+    }
+
     /// The rows form (the exchange form of importers and `convert`).
     pub fn into_dataset(self) -> Dataset {
         let rows = match self.rows {
@@ -119,8 +143,9 @@ fn special_kind(_: &std::fs::FileType) -> &'static str {
     "a special file"
 }
 
-/// Decode a dataset file column-wise and verify its checksum under `opts`. With `keep_audit`
-/// the audit strings are kept (for [`Decoded::into_dataset`]).
+/// Decode a dataset file column-wise; a file without a checksum is refused here unless `opts`
+/// allows it, and the checksum itself is checked by [`Decoded::verify`]. With `keep_audit` the
+/// audit strings are kept (for [`Decoded::into_dataset`]).
 pub fn read_decoded(path: &Path, opts: &LoadOptions, keep_audit: bool) -> Result<Decoded> {
     check_regular_file(path)?;
     match Format::of(path)? {
@@ -131,16 +156,16 @@ pub fn read_decoded(path: &Path, opts: &LoadOptions, keep_audit: bool) -> Result
 
 fn decode_jsonl(path: &Path, opts: &LoadOptions) -> Result<Decoded> {
     let f = jsonl::read_jsonl_file(path)?;
+    if f.recorded.is_none() {
+        checksum::verify(path, opts, None, String::new)?;
+    }
     let ds = f.ds;
     let table = NodeTable::from_rows(ds.rows.iter(), |r| r.problem);
-    let integrity = checksum::verify(path, opts, f.recorded.as_deref(), || {
-        checksum::content_sha256(checksum::Content {
-            meta_text: f.meta_text.as_deref(),
-            problems: ds.problems.iter(),
-            table: &table,
-            audit: parquet::audit_digests(&ds.rows),
-        })
-    })?;
+    let check = ContentCheck {
+        meta_text: f.meta_text,
+        recorded: f.recorded,
+        audit: parquet::audit_digests(&ds.rows),
+    };
     Ok(Decoded {
         meta: ds.meta,
         problems: ds.problems,
@@ -148,14 +173,16 @@ fn decode_jsonl(path: &Path, opts: &LoadOptions) -> Result<Decoded> {
         audit: AuditColumns::default(),
         rows: Some(ds.rows),
         lines: ds.lines,
-        integrity,
+        check,
     })
 }
 
 /// Read a dataset (rows and metadata; checksum verified under `opts`; tree invariants not yet
 /// validated).
 pub fn read_dataset_with(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
-    Ok(read_decoded(path, opts, true)?.into_dataset())
+    let d = read_decoded(path, opts, true)?;
+    d.verify(path, opts)?;
+    Ok(d.into_dataset())
 }
 
 /// [`read_dataset_with`] with options from the environment ([`LoadOptions::from_env`]).
@@ -166,7 +193,9 @@ pub fn read_dataset(path: &Path) -> Result<Dataset> {
 /// Read a JSONL dataset (checksum verified under `opts`).
 pub fn read_jsonl_with(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     check_regular_file(path)?;
-    Ok(decode_jsonl(path, opts)?.into_dataset())
+    let d = decode_jsonl(path, opts)?;
+    d.verify(path, opts)?;
+    Ok(d.into_dataset())
 }
 
 /// [`read_jsonl_with`] with options from the environment.

@@ -212,6 +212,7 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
 /// Tree invariants are not checked here: use [`crate::load`].
 pub fn read_parquet_with(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let d = super::parquet_read::read_parquet_decoded(path, opts, true)?;
+    d.verify(path, opts)?;
     Ok(d.into_dataset())
 }
 

@@ -95,12 +95,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// Read and validate a dataset file, with rows.
 pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
     let d = read_decoded(path, opts, true)?;
-    let (forest, forest_row) = build_forest(&Source {
-        path,
-        problems: &d.problems,
-        table: &d.table,
-        lines: d.lines.as_deref(),
-    })?;
+    let (_, forest, forest_row) = verified_forest(path, opts, &d)?;
     Ok(Loaded {
         ds: d.into_dataset(),
         forest,
@@ -111,20 +106,14 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Loaded> {
 /// Read and validate a dataset file into a forest, column-wise, without rows: the fast,
 /// memory-lean path for replay.
 pub fn load_forest(path: &Path, opts: &LoadOptions) -> Result<LoadedForest> {
+    let d = read_decoded(path, opts, false)?;
+    let (integrity, forest, forest_row) = verified_forest(path, opts, &d)?;
     let Decoded {
         meta,
         problems,
         table,
-        lines,
-        integrity,
         ..
-    } = read_decoded(path, opts, false)?;
-    let (forest, forest_row) = build_forest(&Source {
-        path,
-        problems: &problems,
-        table: &table,
-        lines: lines.as_deref(),
-    })?;
+    } = d;
     let states = forest_row
         .iter()
         .map(|&r| table.states(r as usize))
@@ -137,6 +126,25 @@ pub fn load_forest(path: &Path, opts: &LoadOptions) -> Result<LoadedForest> {
         states,
         integrity,
     })
+}
+
+/// Verify the checksum and validate, side by side (both only read the table); a checksum
+/// failure wins, since it explains any invariant a damaged file breaks.
+fn verified_forest(
+    path: &Path,
+    opts: &LoadOptions,
+    d: &Decoded,
+) -> Result<(Integrity, Forest, Vec<u32>)> {
+    let src = Source {
+        path,
+        problems: &d.problems,
+        table: &d.table,
+        lines: d.lines.as_deref(),
+    };
+    let (integrity, built) = rayon::join(|| d.verify(path, opts), || build_forest(&src));
+    let integrity = integrity?;
+    let (forest, forest_row) = built?;
+    Ok((integrity, forest, forest_row))
 }
 
 /// Check every invariant of `ds` (read from `path`) and build the forest.
