@@ -22,5 +22,7 @@ pub mod validate;
 pub use build::{DatasetBuilder, TreeWriter};
 pub use error::{DataError, Loc, Result};
 pub use io::{Integrity, LoadOptions};
-pub use schema::{CandidateRec, Dataset, Meta, NodeRow, NodeStates, NodeTable, ProblemInfo, SourceRef};
+pub use schema::{
+    CandidateRec, Dataset, Meta, NodeRow, NodeStates, NodeTable, ProblemInfo, SourceRef,
+};
 pub use validate::{Loaded, LoadedForest, load, load_forest, load_with, validate};

@@ -104,7 +104,10 @@ fn damage(bytes: &[u8], seed: u64, flips: usize) -> Vec<(String, Vec<u8>)> {
         out.push((format!("truncate to {len}"), bytes[..len].to_vec()));
     }
     for cut in 1..=8 {
-        out.push((format!("drop last {cut}"), bytes[..bytes.len() - cut].to_vec()));
+        out.push((
+            format!("drop last {cut}"),
+            bytes[..bytes.len() - cut].to_vec(),
+        ));
     }
     for _ in 0..40 {
         let at = rng.below(n) as usize;
@@ -129,15 +132,24 @@ fn damage_lines(text: &str) -> Vec<(String, Vec<u8>)> {
     for i in 0..lines.len() {
         let mut v = lines.clone();
         v.insert(i, lines[i]);
-        out.push((format!("line {} duplicated", i + 1), (v.join("\n") + "\n").into_bytes()));
+        out.push((
+            format!("line {} duplicated", i + 1),
+            (v.join("\n") + "\n").into_bytes(),
+        ));
         let mut v = lines.clone();
         v.remove(i);
-        out.push((format!("line {} dropped", i + 1), (v.join("\n") + "\n").into_bytes()));
+        out.push((
+            format!("line {} dropped", i + 1),
+            (v.join("\n") + "\n").into_bytes(),
+        ));
         if i + 1 < lines.len() {
             let mut v = lines.clone();
             let merged = format!("{}{}", v[i], v[i + 1]);
             v.splice(i..i + 2, [merged.as_str()]);
-            out.push((format!("lines {} and {} merged", i + 1, i + 2), (v.join("\n") + "\n").into_bytes()));
+            out.push((
+                format!("lines {} and {} merged", i + 1, i + 2),
+                (v.join("\n") + "\n").into_bytes(),
+            ));
         }
     }
     out
@@ -184,7 +196,11 @@ fn check(ext: &str, t: &Tally) {
         t.panicked.len()
     );
     assert!(t.panicked.is_empty(), "{ext}: panics on {:?}", t.panicked);
-    assert!(t.changed.is_empty(), "{ext}: changed values loaded from {:?}", t.changed);
+    assert!(
+        t.changed.is_empty(),
+        "{ext}: changed values loaded from {:?}",
+        t.changed
+    );
     assert!(t.refused > 0);
 }
 
@@ -196,7 +212,10 @@ fn damaged_parquet_loads_exactly_or_fails_cleanly() {
     io::write_dataset(&good, &ds).unwrap();
     let bytes = std::fs::read(&good).unwrap();
     let original = load(&good).unwrap().ds;
-    assert_eq!((&original.problems, &original.rows), (&ds.problems, &ds.rows));
+    assert_eq!(
+        (&original.problems, &original.rows),
+        (&ds.problems, &ds.rows)
+    );
     let t = run(&dir, "parquet", &original, damage(&bytes, 1, 500));
     check("parquet", &t);
 }

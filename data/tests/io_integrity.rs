@@ -46,14 +46,27 @@ fn written_files_verify_and_a_changed_value_is_caught() {
     let p = d.join("edited.jsonl");
     std::fs::write(&p, text.replacen("\"prm\":0.9", "\"prm\":0.1", 1)).unwrap();
     let e = err(&p);
-    has_all(&e, &["edited.jsonl", "integrity check failed", "trim_checksum"]);
+    has_all(
+        &e,
+        &["edited.jsonl", "integrity check failed", "trim_checksum"],
+    );
     let e = load_with(&p, &UNVERIFIED_OK).err().unwrap().to_string();
-    assert!(e.contains("integrity check failed"), "a mismatch is never waved through: {e}");
+    assert!(
+        e.contains("integrity check failed"),
+        "a mismatch is never waved through: {e}"
+    );
     // Without its checksum line it is a hand-edited file: refused unless unverified is allowed.
     let cut = text.replacen("\"prm\":0.9", "\"prm\":0.1", 1);
     let cut = &cut[..cut.rfind("{\"trim_checksum\"").unwrap()];
     std::fs::write(&p, cut).unwrap();
-    has_all(&err(&p), &["no integrity checksum", "--allow-unverified", "TRIM_ALLOW_UNVERIFIED=1"]);
+    has_all(
+        &err(&p),
+        &[
+            "no integrity checksum",
+            "--allow-unverified",
+            "TRIM_ALLOW_UNVERIFIED=1",
+        ],
+    );
     let l = load_with(&p, &UNVERIFIED_OK).unwrap();
     assert_eq!(l.ds.rows[0].weak.prm, 0.1);
 }
@@ -70,7 +83,14 @@ fn parquet_without_checksum_needs_an_explicit_choice() {
     ParquetWriter::new(std::fs::File::create(&foreign).unwrap())
         .finish(&mut df)
         .unwrap();
-    has_all(&err(&foreign), &["foreign.parquet", "no integrity checksum", "--allow-unverified"]);
+    has_all(
+        &err(&foreign),
+        &[
+            "foreign.parquet",
+            "no integrity checksum",
+            "--allow-unverified",
+        ],
+    );
     let l = load_forest(&foreign, &UNVERIFIED_OK).unwrap();
     assert_eq!(l.integrity, Integrity::Unverified);
     assert_eq!(l.forest.n_nodes(), 5);
@@ -79,7 +99,10 @@ fn parquet_without_checksum_needs_an_explicit_choice() {
     let fixed = d.join("fixed.parquet");
     io::write_dataset(&fixed, &load_with(&foreign, &UNVERIFIED_OK).unwrap().ds).unwrap();
     let back = load(&fixed).unwrap().ds;
-    assert_eq!((back.problems, back.rows), (sample().problems, sample().rows));
+    assert_eq!(
+        (back.problems, back.rows),
+        (sample().problems, sample().rows)
+    );
 }
 
 #[test]
@@ -91,7 +114,14 @@ fn jsonl_two_objects_on_one_line_and_trailing_text_are_errors() {
     let glued = format!("{}\n{}{}\n{}\n", lines[0], lines[1], lines[2], lines[3]);
     let p = d.join("glued.jsonl");
     std::fs::write(&p, glued).unwrap();
-    has_all(&err(&p), &["glued.jsonl: line 2", "trailing text", "one object per line"]);
+    has_all(
+        &err(&p),
+        &[
+            "glued.jsonl: line 2",
+            "trailing text",
+            "one object per line",
+        ],
+    );
     let p = d.join("tail.jsonl");
     std::fs::write(&p, text.replacen("\n", " oops\n", 2)).unwrap();
     has_all(&err(&p), &["tail.jsonl: line 1", "trailing text"]);
@@ -109,7 +139,11 @@ fn jsonl_duplicate_problem_id_names_both_lines() {
     std::fs::write(&p, body + "\n").unwrap();
     has_all(
         &load_with(&p, &UNVERIFIED_OK).err().unwrap().to_string(),
-        &["dup.jsonl: line 4", "problem_id", "problem `c` is also on line 3"],
+        &[
+            "dup.jsonl: line 4",
+            "problem_id",
+            "problem `c` is also on line 3",
+        ],
     );
 }
 
@@ -121,7 +155,10 @@ fn unknown_format_versions_and_names_are_refused() {
     for name in ["v.jsonl", "v.parquet"] {
         let p = d.join(name);
         io::write_dataset(&p, &ds).unwrap();
-        has_all(&err(&p), &[name, "format_version", "unsupported format version 99"]);
+        has_all(
+            &err(&p),
+            &[name, "format_version", "unsupported format version 99"],
+        );
     }
     ds.meta.format_version = 1;
     ds.meta.format = "something-else".into();
@@ -133,7 +170,10 @@ fn unknown_format_versions_and_names_are_refused() {
 #[test]
 fn special_files_are_named_not_read() {
     let d = tmpdir("special");
-    has_all(&err(Path::new("/dev/zero")), &["/dev/zero", "not a regular file (a character device)"]);
+    has_all(
+        &err(Path::new("/dev/zero")),
+        &["/dev/zero", "not a regular file (a character device)"],
+    );
     let dir = d.join("dir.parquet");
     std::fs::create_dir_all(&dir).unwrap();
     has_all(&err(&dir), &["not a regular file (a directory)"]);
@@ -169,7 +209,10 @@ fn strong_fields_without_a_strong_candidate_are_errors_not_dropped() {
         .finish(&mut df)
         .unwrap();
     let e = load_with(&bad, &UNVERIFIED_OK).err().unwrap().to_string();
-    has_all(&e, &["bad.parquet: row 2", "strong_state", "no strong candidate"]);
+    has_all(
+        &e,
+        &["bad.parquet: row 2", "strong_state", "no strong candidate"],
+    );
 }
 
 #[test]
@@ -189,7 +232,12 @@ fn strong_token_totals_do_not_wrap_at_u32() {
         let big = 3_000_000_000;
         let r = t.root(cand(1, 0.5, true, None), Some(cand(big, 0.5, false, None)));
         t.set_outcome(r, Action::Continue, false);
-        let n = t.child(r, Action::Regenerate, cand(1, 0.5, true, None), Some(cand(big, 0.5, true, None)));
+        let n = t.child(
+            r,
+            Action::Regenerate,
+            cand(1, 0.5, true, None),
+            Some(cand(big, 0.5, true, None)),
+        );
         t.set_outcome(n, Action::Continue, false);
         t.set_outcome(n, Action::Regenerate, true);
     }
@@ -216,7 +264,10 @@ fn lean_and_full_loads_build_the_same_forest() {
         for node in 0..full.forest.n_nodes() as u32 {
             let row = &full.ds.rows[full.forest_row[node as usize] as usize];
             assert_eq!(lean.forest.weak(node), full.forest.weak(node));
-            assert_eq!(lean.forest.branch(node, Action::Regenerate), full.forest.branch(node, Action::Regenerate));
+            assert_eq!(
+                lean.forest.branch(node, Action::Regenerate),
+                full.forest.branch(node, Action::Regenerate)
+            );
             assert_eq!(lean.states[node as usize].weak, row.weak.state);
         }
     }

@@ -176,55 +176,109 @@ fn opt<const W: usize, const V: usize>(present: bool, value: [u8; V]) -> [u8; W]
 
 type Job<'a> = (&'static str, Box<dyn Fn() -> String + Sync + 'a>);
 
-/// The per-column digests of the node fields, named.
+/// The per-column digests of the node fields, named, computed in parallel.
 fn node_columns(t: &NodeTable) -> Vec<(&'static str, String)> {
-    let n = t.len();
-    let fl = &t.flags;
-    let has = move |i: usize, b: u16| fl[i].has(b);
-    let bit = move |set: u16, val: u16| {
-        move |i: usize| opt::<2, 1>(has(i, set), [u8::from(has(i, val))])
-    };
-    let jobs: Vec<Job<'_>> = vec![
-        ("problem", Box::new(|| fixed(n, |i| t.problem[i].to_le_bytes()))),
-        ("tree", Box::new(|| fixed(n, |i| t.tree[i].to_le_bytes()))),
-        ("node", Box::new(|| fixed(n, |i| t.node[i].to_le_bytes()))),
-        ("parent", Box::new(move || {
-            fixed(n, |i| opt::<5, 4>(has(i, F::PARENT), t.parent[i].to_le_bytes()))
-        })),
-        ("action", Box::new(move || {
-            fixed(n, |i| opt::<2, 1>(has(i, F::ACTION), [t.action[i]]))
-        })),
-        ("depth", Box::new(|| fixed(n, |i| t.depth[i].to_le_bytes()))),
-        ("weak_tokens", Box::new(|| fixed(n, |i| t.weak_tokens[i].to_le_bytes()))),
-        ("weak_prm", Box::new(|| fixed(n, |i| t.weak_prm[i].to_bits().to_le_bytes()))),
-        ("weak_finished", Box::new(move || {
-            fixed(n, |i| [u8::from(has(i, F::WEAK_FINISHED))])
-        })),
-        ("weak_state", Box::new(move || {
-            fixed(n, |i| opt::<2, 1>(has(i, F::WEAK_STATE), [t.weak_state[i]]))
-        })),
-        ("strong_tokens", Box::new(move || {
-            fixed(n, |i| opt::<5, 4>(has(i, F::STRONG), t.strong_tokens[i].to_le_bytes()))
-        })),
-        ("strong_prm", Box::new(move || {
-            fixed(n, |i| {
-                opt::<5, 4>(has(i, F::STRONG_PRM), t.strong_prm[i].to_bits().to_le_bytes())
-            })
-        })),
-        ("strong_finished", Box::new(move || {
-            fixed(n, bit(F::STRONG_FINISHED_SET, F::STRONG_FINISHED))
-        })),
-        ("strong_state", Box::new(move || {
-            fixed(n, |i| opt::<2, 1>(has(i, F::STRONG_STATE), [t.strong_state[i]]))
-        })),
-        ("continue_correct", Box::new(move || {
-            fixed(n, bit(F::CONTINUE_SET, F::CONTINUE_CORRECT))
-        })),
-        ("regenerate_correct", Box::new(move || {
-            fixed(n, bit(F::REGENERATE_SET, F::REGENERATE_CORRECT))
-        })),
-    ];
+    let mut jobs = structure_jobs(t);
+    jobs.extend(candidate_jobs(t));
     jobs.par_iter().map(|(name, job)| (*name, job())).collect()
+}
+
+/// Problem index, tree, node, parent, action, depth.
+fn structure_jobs(t: &NodeTable) -> Vec<Job<'_>> {
+    let n = t.len();
+    let has = move |i: usize, b: u16| t.flags[i].has(b);
+    vec![
+        (
+            "problem",
+            Box::new(move || fixed(n, |i| t.problem[i].to_le_bytes())),
+        ),
+        (
+            "tree",
+            Box::new(move || fixed(n, |i| t.tree[i].to_le_bytes())),
+        ),
+        (
+            "node",
+            Box::new(move || fixed(n, |i| t.node[i].to_le_bytes())),
+        ),
+        (
+            "parent",
+            Box::new(move || {
+                fixed(n, |i| {
+                    opt::<5, 4>(has(i, F::PARENT), t.parent[i].to_le_bytes())
+                })
+            }),
+        ),
+        (
+            "action",
+            Box::new(move || fixed(n, |i| opt::<2, 1>(has(i, F::ACTION), [t.action[i]]))),
+        ),
+        (
+            "depth",
+            Box::new(move || fixed(n, |i| t.depth[i].to_le_bytes())),
+        ),
+    ]
+}
+
+/// The weak and strong candidates and the outcomes.
+fn candidate_jobs(t: &NodeTable) -> Vec<Job<'_>> {
+    let n = t.len();
+    let has = move |i: usize, b: u16| t.flags[i].has(b);
+    let bit =
+        move |set: u16, val: u16| move |i: usize| opt::<2, 1>(has(i, set), [u8::from(has(i, val))]);
+    let bits = move |i: usize, b: u16| [u8::from(has(i, b))];
+    vec![
+        (
+            "weak_tokens",
+            Box::new(move || fixed(n, |i| t.weak_tokens[i].to_le_bytes())),
+        ),
+        (
+            "weak_prm",
+            Box::new(move || fixed(n, |i| t.weak_prm[i].to_bits().to_le_bytes())),
+        ),
+        (
+            "weak_finished",
+            Box::new(move || fixed(n, |i| bits(i, F::WEAK_FINISHED))),
+        ),
+        (
+            "weak_state",
+            Box::new(move || fixed(n, |i| opt::<2, 1>(has(i, F::WEAK_STATE), [t.weak_state[i]]))),
+        ),
+        (
+            "strong_tokens",
+            Box::new(move || {
+                fixed(n, |i| {
+                    opt::<5, 4>(has(i, F::STRONG), t.strong_tokens[i].to_le_bytes())
+                })
+            }),
+        ),
+        (
+            "strong_prm",
+            Box::new(move || {
+                let prm = |i: usize| t.strong_prm[i].to_bits().to_le_bytes();
+                fixed(n, |i| opt::<5, 4>(has(i, F::STRONG_PRM), prm(i)))
+            }),
+        ),
+        (
+            "strong_finished",
+            Box::new(move || fixed(n, bit(F::STRONG_FINISHED_SET, F::STRONG_FINISHED))),
+        ),
+        (
+            "strong_state",
+            Box::new(move || {
+                fixed(n, |i| {
+                    opt::<2, 1>(has(i, F::STRONG_STATE), [t.strong_state[i]])
+                })
+            }),
+        ),
+        (
+            "continue_correct",
+            Box::new(move || fixed(n, bit(F::CONTINUE_SET, F::CONTINUE_CORRECT))),
+        ),
+        (
+            "regenerate_correct",
+            Box::new(move || fixed(n, bit(F::REGENERATE_SET, F::REGENERATE_CORRECT))),
+        ),
+    ]
 }
 
 /// Everything the digest covers.
@@ -272,7 +326,10 @@ where
     }
     h.update(&(c.table.len() as u64).to_le_bytes());
     let audit_names = ["weak_text", "weak_hash", "strong_text", "strong_hash"];
-    let audit = audit_names.iter().zip(&c.audit).map(|(n, d)| (*n, d.clone()));
+    let audit = audit_names
+        .iter()
+        .zip(&c.audit)
+        .map(|(n, d)| (*n, d.clone()));
     for (name, digest) in node_columns(c.table).into_iter().chain(audit) {
         bytes(&mut h, name.as_bytes());
         h.update(digest.as_bytes());

@@ -127,7 +127,10 @@ impl<'a> ParquetColumns<'a> {
         if df.height() != rows {
             return Err(DataError::file(
                 self.path,
-                format!("damaged file: row group {k} decodes to {} rows, not {rows}", df.height()),
+                format!(
+                    "damaged file: row group {k} decodes to {} rows, not {rows}",
+                    df.height()
+                ),
             ));
         }
         Ok(Batch { base, df })

@@ -89,7 +89,12 @@ pub(crate) fn read_jsonl_file(path: &Path) -> Result<JsonlFile> {
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let lineno = i + 1;
         let line = line.map_err(|e| {
-            DataError::new(path, Loc::Line(lineno), None, format!("unreadable line: {e}"))
+            DataError::new(
+                path,
+                Loc::Line(lineno),
+                None,
+                format!("unreadable line: {e}"),
+            )
         })?;
         if line.trim().is_empty() {
             continue;

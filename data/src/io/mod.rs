@@ -279,7 +279,12 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Re
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let field = (field != ".").then_some(field);
-        DataError::new(path, Loc::File, field.as_deref(), e.into_inner().to_string())
+        DataError::new(
+            path,
+            Loc::File,
+            field.as_deref(),
+            e.into_inner().to_string(),
+        )
     })?;
     de.end().map_err(|e| {
         DataError::new(

@@ -61,7 +61,10 @@ fn reader_problems<'a>(path: &Path, ds: &'a Dataset) -> Result<(Vec<&'a ProblemI
                 path,
                 Loc::Row(i),
                 Some("problem"),
-                format!("problem index {p} out of range ({} problems)", ds.problems.len()),
+                format!(
+                    "problem index {p} out of range ({} problems)",
+                    ds.problems.len()
+                ),
             ));
         };
         if remap[p] != NONE {
@@ -105,7 +108,9 @@ fn parquet_checksum(path: &Path, ds: &Dataset, meta_json: &str) -> Result<String
 }
 
 /// Digests of the four audit columns of `rows`, in file order.
-pub(crate) fn audit_digests<'a>(rows: impl IntoIterator<Item = &'a NodeRow> + Clone) -> [String; 4] {
+pub(crate) fn audit_digests<'a>(
+    rows: impl IntoIterator<Item = &'a NodeRow> + Clone,
+) -> [String; 4] {
     type Pick = fn(&NodeRow) -> Option<&str>;
     let picks: [Pick; 4] = [
         |r| r.weak.text.as_deref(),
@@ -126,6 +131,25 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
         .map_err(|e| DataError::file(path, format!("cannot encode metadata: {e}")))?;
     // Also checks every row's problem index, so the columns below cannot index out of range.
     let checksum = parquet_checksum(path, ds, &meta_json)?;
+    let mut df = frame(path, ds)?;
+    super::write_atomic(path, |w| {
+        contain(path, "writing parquet", || {
+            ParquetWriter::new(w)
+                .with_compression(ParquetCompression::Zstd(None))
+                .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
+                    (META_KEY.to_string(), meta_json),
+                    (CHECKSUM_KEY.to_string(), checksum),
+                ])))
+                .finish(&mut df)
+                .map_err(pl_err(path, "cannot write parquet"))?;
+            Ok(())
+        })
+    })
+}
+
+/// The table to write: one row per node, columns in file order (audit columns only when some
+/// row carries them).
+fn frame(path: &Path, ds: &Dataset) -> Result<DataFrame> {
     let rows = &ds.rows;
     let pinfo = |f: fn(&ProblemInfo) -> &str| -> Column {
         let v: Vec<&str> = rows
@@ -192,20 +216,7 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
         .into_iter()
         .map(|(name, c)| c.with_name(name.into()))
         .collect();
-    let mut df = DataFrame::new(rows.len(), columns).map_err(pl_err(path, "cannot build table"))?;
-    super::write_atomic(path, |w| {
-        contain(path, "writing parquet", || {
-            ParquetWriter::new(w)
-                .with_compression(ParquetCompression::Zstd(None))
-                .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
-                    (META_KEY.to_string(), meta_json),
-                    (CHECKSUM_KEY.to_string(), checksum),
-                ])))
-                .finish(&mut df)
-                .map_err(pl_err(path, "cannot write parquet"))?;
-            Ok(())
-        })
-    })
+    DataFrame::new(rows.len(), columns).map_err(pl_err(path, "cannot build table"))
 }
 
 /// Read a parquet dataset into rows (the exchange form), verifying its checksum under `opts`.
@@ -220,4 +231,3 @@ pub fn read_parquet_with(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
 pub fn read_parquet(path: &Path) -> Result<Dataset> {
     read_parquet_with(path, &LoadOptions::from_env())
 }
-

@@ -9,13 +9,11 @@ use std::path::Path;
 use polars::prelude::{Column, Float32Type, UInt16Type, UInt32Type};
 
 use super::checksum::{CHECKSUM_KEY, LoadOptions, StrColumnHasher, verify};
-use super::{ContentCheck, Decoded};
 use super::columns::{Batch, ParquetColumns};
 use super::parquet::col;
+use super::{ContentCheck, Decoded};
 use crate::error::{DataError, Loc, Result};
-use crate::schema::{
-    AuditColumns, META_KEY, Meta, NodeFlags as F, NodeTable, ProblemInfo,
-};
+use crate::schema::{AuditColumns, META_KEY, Meta, NodeFlags as F, NodeTable, ProblemInfo};
 
 const U32: i128 = u32::MAX as i128;
 
@@ -64,7 +62,10 @@ pub(crate) fn read_parquet_decoded(
     }
     if n > trim_env::forest::MAX_NODES {
         let max = trim_env::forest::MAX_NODES;
-        return Err(DataError::file(path, format!("{n} rows exceed the maximum of {max}")));
+        return Err(DataError::file(
+            path,
+            format!("{n} rows exceed the maximum of {max}"),
+        ));
     }
     pc.require(&REQUIRED)?;
     let mut t = NodeTable::zeroed(n);
@@ -192,7 +193,14 @@ impl ProblemReader {
         Ok(())
     }
 
-    fn check_field(&mut self, pc: &ParquetColumns, k: usize, p: u32, row: usize, v: &str) -> Result<()> {
+    fn check_field(
+        &mut self,
+        pc: &ParquetColumns,
+        k: usize,
+        p: u32,
+        row: usize,
+        v: &str,
+    ) -> Result<()> {
         let (name, field) = FIELDS[k];
         let info = &mut self.problems[p as usize];
         let set = &mut self.fields_set[p as usize];
@@ -259,7 +267,9 @@ fn u32s(
         }
         return Ok(());
     }
-    ints(pc, b, flags, name, (0, U32), presence, |r, x| out[r] = x as u32)
+    ints(pc, b, flags, name, (0, U32), presence, |r, x| {
+        out[r] = x as u32
+    })
 }
 
 /// Tree structure: tree, node, parent, action, depth.
@@ -269,7 +279,9 @@ fn read_structure(pc: &ParquetColumns, b: &Batch, t: &mut NodeTable) -> Result<(
     u32s(pc, b, fl, col::NODE, None, &mut t.node)?;
     u32s(pc, b, fl, col::PARENT, Some(F::PARENT), &mut t.parent)?;
     let action = Some(F::ACTION);
-    ints(pc, b, fl, col::ACTION, (0, 1), action, |r, x| t.action[r] = x as u8)?;
+    ints(pc, b, fl, col::ACTION, (0, 1), action, |r, x| {
+        t.action[r] = x as u8
+    })?;
     let depths = &mut t.depth[b.base..b.base + b.len()];
     if pc.copy_exact::<UInt16Type>(col(pc, b, col::DEPTH)?, depths) {
         return Ok(());
@@ -335,16 +347,42 @@ fn read_candidates(pc: &ParquetColumns, b: &Batch, t: &mut NodeTable) -> Result<
     u32s(pc, b, fl, col::WEAK_TOKENS, None, &mut t.weak_tokens)?;
     floats(pc, b, fl, col::WEAK_PRM, None, &mut t.weak_prm)?;
     bools(pc, b, fl, col::WEAK_FINISHED, (0, F::WEAK_FINISHED))?;
-    ints(pc, b, fl, col::WEAK_STATE, state, Some(F::WEAK_STATE), |r, x| {
-        t.weak_state[r] = x as u8
-    })?;
-    u32s(pc, b, fl, col::STRONG_TOKENS, Some(F::STRONG), &mut t.strong_tokens)?;
-    floats(pc, b, fl, col::STRONG_PRM, Some(F::STRONG_PRM), &mut t.strong_prm)?;
+    ints(
+        pc,
+        b,
+        fl,
+        col::WEAK_STATE,
+        state,
+        Some(F::WEAK_STATE),
+        |r, x| t.weak_state[r] = x as u8,
+    )?;
+    u32s(
+        pc,
+        b,
+        fl,
+        col::STRONG_TOKENS,
+        Some(F::STRONG),
+        &mut t.strong_tokens,
+    )?;
+    floats(
+        pc,
+        b,
+        fl,
+        col::STRONG_PRM,
+        Some(F::STRONG_PRM),
+        &mut t.strong_prm,
+    )?;
     let fin = (F::STRONG_FINISHED_SET, F::STRONG_FINISHED);
     bools(pc, b, fl, col::STRONG_FINISHED, fin)?;
-    ints(pc, b, fl, col::STRONG_STATE, state, Some(F::STRONG_STATE), |r, x| {
-        t.strong_state[r] = x as u8
-    })?;
+    ints(
+        pc,
+        b,
+        fl,
+        col::STRONG_STATE,
+        state,
+        Some(F::STRONG_STATE),
+        |r, x| t.strong_state[r] = x as u8,
+    )?;
     let cont = (F::CONTINUE_SET, F::CONTINUE_CORRECT);
     bools(pc, b, fl, col::CONTINUE_CORRECT, cont)?;
     let regen = (F::REGENERATE_SET, F::REGENERATE_CORRECT);
@@ -382,7 +420,12 @@ struct AuditReader {
     cols: [Option<(StrColumnHasher, Vec<Option<String>>)>; 4],
 }
 
-const AUDIT: [&str; 4] = [col::WEAK_TEXT, col::WEAK_HASH, col::STRONG_TEXT, col::STRONG_HASH];
+const AUDIT: [&str; 4] = [
+    col::WEAK_TEXT,
+    col::WEAK_HASH,
+    col::STRONG_TEXT,
+    col::STRONG_HASH,
+];
 
 impl AuditReader {
     fn new(keep: bool) -> Self {

@@ -178,7 +178,11 @@ impl Dataset {
 impl Meta {
     /// Refuse metadata of another format or of a format version this build does not know:
     /// reading a newer layout as if it were this one would misread fields silently.
-    pub fn check_format(&self, path: &std::path::Path, loc: crate::error::Loc) -> crate::Result<()> {
+    pub fn check_format(
+        &self,
+        path: &std::path::Path,
+        loc: crate::error::Loc,
+    ) -> crate::Result<()> {
         use crate::error::DataError;
         if self.format != FORMAT_NAME {
             return Err(DataError::new(

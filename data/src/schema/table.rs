@@ -78,7 +78,9 @@ pub struct AuditColumns {
 
 /// Take row `i` of an optional audit column.
 fn take(col: &mut Option<Vec<Option<String>>>, i: usize) -> Option<String> {
-    col.as_mut().and_then(|c| c.get_mut(i)).and_then(Option::take)
+    col.as_mut()
+        .and_then(|c| c.get_mut(i))
+        .and_then(Option::take)
 }
 
 impl NodeTable {
@@ -159,7 +161,10 @@ impl NodeTable {
             bit(s.state.is_some(), NodeFlags::STRONG_STATE);
         }
         bit(r.continue_correct.is_some(), NodeFlags::CONTINUE_SET);
-        bit(r.continue_correct == Some(true), NodeFlags::CONTINUE_CORRECT);
+        bit(
+            r.continue_correct == Some(true),
+            NodeFlags::CONTINUE_CORRECT,
+        );
         bit(r.regenerate_correct.is_some(), NodeFlags::REGENERATE_SET);
         bit(
             r.regenerate_correct == Some(true),
@@ -177,7 +182,8 @@ impl NodeTable {
         self.weak_state.push(r.weak.state.unwrap_or(0));
         self.strong_tokens.push(strong.map_or(0, |s| s.tokens));
         self.strong_prm.push(strong.map_or(0.0, |s| s.prm));
-        self.strong_state.push(strong.and_then(|s| s.state).unwrap_or(0));
+        self.strong_state
+            .push(strong.and_then(|s| s.state).unwrap_or(0));
         self.flags.push(NodeFlags(f));
     }
 

@@ -179,7 +179,14 @@ impl<'a> TreeChecker<'a> {
                 return Err(src.err(i, Some("node"), "duplicate node id in this tree"));
             }
             let f = t.flags[i];
-            check_candidate(src, i, t.weak_tokens[i], t.weak_prm[i], f.has(F::WEAK_STATE).then_some(t.weak_state[i]), &WEAK)?;
+            check_candidate(
+                src,
+                i,
+                t.weak_tokens[i],
+                t.weak_prm[i],
+                f.has(F::WEAK_STATE).then_some(t.weak_state[i]),
+                &WEAK,
+            )?;
             if f.has(F::STRONG) {
                 let state = f.has(F::STRONG_STATE).then_some(t.strong_state[i]);
                 check_candidate(src, i, t.strong_tokens[i], t.strong_prm[i], state, &STRONG)?;
@@ -203,7 +210,10 @@ impl<'a> TreeChecker<'a> {
                     return Err(src.err(i, Some("parent"), "node has an action but no parent"));
                 }
                 (true, true) if t.action[i] > 1 => {
-                    let why = format!("action {} is not 0 (continue) or 1 (regenerate)", t.action[i]);
+                    let why = format!(
+                        "action {} is not 0 (continue) or 1 (regenerate)",
+                        t.action[i]
+                    );
                     return Err(src.err(i, Some("action"), why));
                 }
                 (true, true) => {}
@@ -272,7 +282,9 @@ impl<'a> TreeChecker<'a> {
                 None => break,
             }
         }
-        Err(self.src.err(rows.row(k), Some("parent"), "cycle in parent links"))
+        Err(self
+            .src
+            .err(rows.row(k), Some("parent"), "cycle in parent links"))
     }
 
     /// Pass 4: depth = parent depth + 1; outcomes and children agree with the candidates.
@@ -367,33 +379,67 @@ fn check_branches(src: &Source<'_>, i: usize, has_child: [bool; 2]) -> Result<()
     let weak_fin = f.has(F::WEAK_FINISHED);
     let bad = |field: &str, why: &str| Err(src.err(i, Some(field), why));
     match (weak_fin, f.has(F::CONTINUE_SET)) {
-        (true, false) => return bad("continue_correct", "weak candidate is finished but has no outcome"),
-        (false, true) => return bad("continue_correct", "outcome given but the weak candidate is not finished"),
+        (true, false) => {
+            return bad(
+                "continue_correct",
+                "weak candidate is finished but has no outcome",
+            );
+        }
+        (false, true) => {
+            return bad(
+                "continue_correct",
+                "outcome given but the weak candidate is not finished",
+            );
+        }
         _ => {}
     }
     if weak_fin && has_child[0] {
-        return bad("weak_finished", "a continue child exists below a finished weak candidate");
+        return bad(
+            "weak_finished",
+            "a continue child exists below a finished weak candidate",
+        );
     }
     let strong = f.has(F::STRONG);
     let strong_fin = strong && f.has(F::STRONG_FINISHED);
     if !strong {
         if f.has(F::REGENERATE_SET) {
-            return bad("regenerate_correct", "outcome given but there is no strong candidate");
+            return bad(
+                "regenerate_correct",
+                "outcome given but there is no strong candidate",
+            );
         }
         if has_child[1] {
-            return bad("strong_tokens", "a regenerate child exists but the node has no strong candidate");
+            return bad(
+                "strong_tokens",
+                "a regenerate child exists but the node has no strong candidate",
+            );
         }
     } else {
         match (strong_fin, f.has(F::REGENERATE_SET)) {
-            (true, false) => return bad("regenerate_correct", "strong candidate is finished but has no outcome"),
-            (false, true) => return bad("regenerate_correct", "outcome given but the strong candidate is not finished"),
+            (true, false) => {
+                return bad(
+                    "regenerate_correct",
+                    "strong candidate is finished but has no outcome",
+                );
+            }
+            (false, true) => {
+                return bad(
+                    "regenerate_correct",
+                    "outcome given but the strong candidate is not finished",
+                );
+            }
             _ => {}
         }
         if strong_fin && has_child[1] {
-            return bad("strong_finished", "a regenerate child exists below a finished strong candidate");
+            return bad(
+                "strong_finished",
+                "a regenerate child exists below a finished strong candidate",
+            );
         }
     }
-    if !(weak_fin || has_child[0]) && !(strong_fin || has_child[1]) {
+    let can_continue = weak_fin || has_child[0];
+    let can_regenerate = strong_fin || has_child[1];
+    if !can_continue && !can_regenerate {
         let why = "dead end: neither action leads to a node or an outcome";
         return Err(src.err(i, None, why));
     }

@@ -74,4 +74,3 @@ pub fn sample() -> Dataset {
     }
     b.finish()
 }
-
