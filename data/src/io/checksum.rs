@@ -116,9 +116,16 @@ impl StrColumnHasher {
 
     /// Digest of a column of `n` nulls (an absent optional column).
     pub fn nulls(n: usize) -> String {
-        let mut s = StrColumnHasher::new();
-        (0..n).for_each(|_| s.push(None));
-        s.finish()
+        // A null is one zero byte: feed them a block at a time.
+        let zeros = [0u8; 4096];
+        let mut h = Hasher::new();
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(zeros.len());
+            h.update(&zeros[..k]);
+            left -= k;
+        }
+        h.finish_hex()
     }
 
     pub fn push(&mut self, v: Option<&str>) {
@@ -335,4 +342,29 @@ where
         h.update(digest.as_bytes());
     }
     h.finish_hex()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_column_of_nulls_digests_like_pushed_nulls() {
+        for n in [0, 1, 4095, 4096, 70_000] {
+            let mut s = StrColumnHasher::new();
+            (0..n).for_each(|_| s.push(None));
+            assert_eq!(StrColumnHasher::nulls(n), s.finish(), "{n}");
+        }
+    }
+
+    #[test]
+    fn strings_are_length_prefixed() {
+        // "ab" + "c" and "a" + "bc" must differ.
+        let digest = |vals: &[&str]| {
+            let mut s = StrColumnHasher::new();
+            vals.iter().for_each(|v| s.push(Some(v)));
+            s.finish()
+        };
+        assert_ne!(digest(&["ab", "c"]), digest(&["a", "bc"]));
+    }
 }
