@@ -238,21 +238,3 @@ impl NodeTable {
         (0..self.len()).map(|i| self.row(i, &mut audit)).collect()
     }
 }
-
-impl AuditColumns {
-    /// The audit columns of `rows` (a column is present when any row sets it).
-    pub fn from_rows<'a>(rows: impl Iterator<Item = &'a NodeRow> + Clone) -> Self {
-        type Pick = fn(&NodeRow) -> Option<&String>;
-        let col = |pick: Pick| {
-            rows.clone()
-                .any(|r| pick(r).is_some())
-                .then(|| rows.clone().map(|r| pick(r).cloned()).collect())
-        };
-        AuditColumns {
-            weak_text: col(|r| r.weak.text.as_ref()),
-            weak_hash: col(|r| r.weak.hash.as_ref()),
-            strong_text: col(|r| r.strong.as_ref().and_then(|s| s.text.as_ref())),
-            strong_hash: col(|r| r.strong.as_ref().and_then(|s| s.hash.as_ref())),
-        }
-    }
-}
