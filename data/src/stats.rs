@@ -1,10 +1,10 @@
 //! Dataset statistics (`trim data stats`): size, coverage, anchors, tokens, PRM quality.
 
 use serde::Serialize;
-use trim_env::{Coverage, EvalOptions, RefPolicy, Summary, evaluate, summarize};
+use trim_env::{Action, Branch, Coverage, Forest, resolve};
 
-use crate::schema::{CandidateRec, state};
-use crate::validate::Loaded;
+use crate::schema::state;
+use crate::validate::LoadedForest;
 
 /// Everything `trim data stats` reports.
 #[derive(Clone, Debug, Serialize)]
@@ -63,43 +63,87 @@ pub struct PrmStats {
     pub mean_by_state: [Option<f64>; 3],
 }
 
-fn anchor(s: &Summary, weak_tokens: f64) -> AnchorStats {
+/// Walk every tree with one preferred action (the other where it is masked, as
+/// [`trim_env::resolve`] does) and average per problem, then over problems — what
+/// `trim_env::evaluate` reports for always-weak / always-strong, but with 64-bit token sums so
+/// totals above 4.29e9 do not wrap.
+fn anchor(f: &Forest, preferred: Action) -> AnchorStats {
+    let (mut acc, mut strong, mut calls, mut steps, mut weak) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for p in 0..f.n_problems() {
+        let trees = f.trees_of(p);
+        let n = trees.len().max(1) as f64;
+        let mut o = PathTotals::default();
+        for t in trees {
+            o.add_walk(f, t, preferred);
+        }
+        acc += o.correct as f64 / n;
+        strong += o.strong_tokens as f64 / n;
+        calls += o.strong_calls as f64 / n;
+        steps += o.steps as f64 / n;
+        weak += o.weak_tokens as f64 / n;
+    }
+    let np = f.n_problems().max(1) as f64;
     AnchorStats {
-        accuracy: s.accuracy,
-        strong_tokens_per_problem: s.strong_tokens,
-        strong_calls_per_problem: s.strong_calls,
-        steps_per_problem: s.steps,
-        weak_tokens_per_problem: weak_tokens,
+        accuracy: acc / np,
+        strong_tokens_per_problem: strong / np,
+        strong_calls_per_problem: calls / np,
+        steps_per_problem: steps / np,
+        weak_tokens_per_problem: weak / np,
+    }
+}
+
+/// Sums over the episodes of one problem.
+#[derive(Default)]
+struct PathTotals {
+    correct: u64,
+    strong_tokens: u64,
+    strong_calls: u64,
+    steps: u64,
+    weak_tokens: u64,
+}
+
+impl PathTotals {
+    fn add_walk(&mut self, f: &Forest, tree: usize, preferred: Action) {
+        let mut node = f.root(tree);
+        loop {
+            let a = resolve(preferred, f.mask(node));
+            self.steps += 1;
+            match a {
+                Action::Continue => self.weak_tokens += u64::from(f.weak(node).tokens),
+                Action::Regenerate => {
+                    let tokens = f.strong(node).map_or(0, |c| c.tokens);
+                    self.strong_tokens += u64::from(tokens);
+                    self.strong_calls += 1;
+                }
+            }
+            match f.branch(node, a) {
+                Branch::Node(next) => node = next,
+                Branch::Outcome(correct) => {
+                    self.correct += u64::from(correct);
+                    return;
+                }
+                // Validated forests offer every node an available action.
+                Branch::Absent => return,
+            }
+        }
     }
 }
 
 /// Compute all statistics of a validated dataset.
-pub fn compute(l: &Loaded) -> DatasetStats {
+pub fn compute(l: &LoadedForest) -> DatasetStats {
     let f = &l.forest;
-    let all: Vec<u32> = (0..f.n_problems() as u32).collect();
-    let opts = EvalOptions::default();
-    let run = |p: RefPolicy| evaluate(f, &all, &p, opts).expect("reference policies obey masks");
-    let weak = run(RefPolicy::Weak);
-    let strong = run(RefPolicy::Strong);
-    let strong_sum = summarize(&strong, 0.0, 0.0);
-    let weak_sum = summarize(&weak, strong_sum.strong_tokens, 0.0);
-    let mean_of = |xs: &[trim_env::ProblemOutcome]| {
-        xs.iter().map(|o| o.weak_tokens).sum::<f64>() / xs.len().max(1) as f64
-    };
     let c: Coverage = f.coverage();
     let frac = |a: usize, b: usize| a as f64 / b.max(1) as f64;
-    let rows = &l.ds.rows;
-    let strong_steps: Vec<&CandidateRec> = rows.iter().filter_map(|r| r.strong.as_ref()).collect();
-    let mean_tokens = |it: &mut dyn Iterator<Item = &CandidateRec>| {
-        let (mut s, mut n) = (0.0, 0usize);
-        for c in it {
-            s += f64::from(c.tokens);
-            n += 1;
+    let (mut weak_sum, mut strong_sum, mut n_strong) = (0u64, 0u64, 0u64);
+    for node in 0..f.n_nodes() as u32 {
+        weak_sum += u64::from(f.weak(node).tokens);
+        if let Some(s) = f.strong(node) {
+            strong_sum += u64::from(s.tokens);
+            n_strong += 1;
         }
-        s / n.max(1) as f64
-    };
+    }
     DatasetStats {
-        name: l.ds.meta.name.clone(),
+        name: l.meta.name.clone(),
         problems: f.n_problems(),
         trees: f.n_trees(),
         nodes: f.n_nodes(),
@@ -113,28 +157,43 @@ pub fn compute(l: &Loaded) -> DatasetStats {
             trees_with_all_weak_path: frac(c.trees_with_all_weak, c.trees),
             trees_with_all_strong_path: frac(c.trees_with_all_strong, c.trees),
         },
-        always_weak: anchor(&weak_sum, mean_of(&weak)),
-        always_strong: anchor(&strong_sum, mean_of(&strong)),
-        mean_weak_step_tokens: mean_tokens(&mut rows.iter().map(|r| &r.weak)),
-        mean_strong_step_tokens: mean_tokens(&mut strong_steps.iter().copied()),
-        prm: prm_stats(
-            rows.iter()
-                .map(|r| &r.weak)
-                .chain(rows.iter().filter_map(|r| r.strong.as_ref())),
-        ),
-        real: l.ds.meta.real.clone(),
-        synthetic: l.ds.meta.synthetic.clone(),
-        tokenizer: l.ds.meta.tokenizer.clone(),
+        always_weak: anchor(f, Action::Continue),
+        always_strong: anchor(f, Action::Regenerate),
+        mean_weak_step_tokens: weak_sum as f64 / f.n_nodes().max(1) as f64,
+        mean_strong_step_tokens: strong_sum as f64 / n_strong.max(1) as f64,
+        prm: prm_stats(&labelled_in_file_order(l)),
+        real: l.meta.real.clone(),
+        synthetic: l.meta.synthetic.clone(),
+        tokenizer: l.meta.tokenizer.clone(),
     }
 }
 
-fn prm_stats<'a>(cands: impl Iterator<Item = &'a CandidateRec>) -> PrmStats {
+/// PRM scores of the candidates with a known state, per state: every weak candidate in file row
+/// order, then every strong one (a fixed order keeps the floating-point means reproducible).
+fn labelled_in_file_order(l: &LoadedForest) -> [Vec<f64>; 3] {
+    let f = &l.forest;
+    let mut node_of_row = vec![0u32; l.forest_row.len()];
+    for (node, &row) in l.forest_row.iter().enumerate() {
+        node_of_row[row as usize] = node as u32;
+    }
     let mut by_state: [Vec<f64>; 3] = [vec![], vec![], vec![]];
-    for c in cands {
-        if let Some(s) = c.state {
-            by_state[usize::from(s.min(2))].push(f64::from(c.prm));
+    for strong in [false, true] {
+        for &node in &node_of_row {
+            let st = l.states[node as usize];
+            let (prm, state) = if strong {
+                (f.strong(node).map(|c| c.prm), st.strong)
+            } else {
+                (Some(f.weak(node).prm), st.weak)
+            };
+            if let (Some(prm), Some(s)) = (prm, state) {
+                by_state[usize::from(s.min(2))].push(f64::from(prm));
+            }
         }
     }
+    by_state
+}
+
+fn prm_stats(by_state: &[Vec<f64>; 3]) -> PrmStats {
     let labelled = by_state.iter().map(Vec::len).sum();
     let errors: Vec<f64> = by_state[state::S1 as usize]
         .iter()

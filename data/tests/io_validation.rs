@@ -1,78 +1,24 @@
 //! Round trips and every class of bad input: each must give a clear error naming the file,
 //! the row/line and the field — never a panic, never a half-written file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod common;
+
+use common::{UNVERIFIED_OK, sample, tmpdir};
 use polars::prelude::*;
-use trim_data::{CandidateRec, DataError, Dataset, DatasetBuilder, Meta, ProblemInfo, io, load};
-use trim_env::{Action, EvalOptions, RefPolicy, evaluate};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("trim-io-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn cand(tokens: u32, prm: f32, finished: bool, state: Option<u8>) -> CandidateRec {
-    CandidateRec {
-        tokens,
-        prm,
-        finished,
-        state,
-        text: None,
-        hash: None,
-    }
-}
-
-/// Two problems; the first has two sample trees. Tree shape of problem a / tree 0:
-/// root → continue → n1 (weak finishes wrong, strong finishes right), root → regenerate → n2
-/// (weak finishes right, no strong).
-fn sample() -> Dataset {
-    let mut b = DatasetBuilder::new(Meta::new("sample"));
-    let info = |id: &str, split: &str| ProblemInfo {
-        problem_id: id.into(),
-        dataset: "unit".into(),
-        split: split.into(),
-        weak_model: "w".into(),
-        strong_model: "s".into(),
-        prm_model: "prm".into(),
-    };
-    let a = b.add_problem(info("a", "train"));
-    let c = b.add_problem(info("c", "test"));
-    {
-        let mut t = b.tree(a);
-        let r = t.root(
-            cand(10, 0.9, false, Some(0)),
-            Some(cand(12, 0.95, false, Some(0))),
-        );
-        let n1 = t.child(
-            r,
-            Action::Continue,
-            cand(20, 0.3, true, Some(2)),
-            Some(cand(25, 0.8, true, Some(0))),
-        );
-        t.set_outcome(n1, Action::Continue, false);
-        t.set_outcome(n1, Action::Regenerate, true);
-        let n2 = t.child(r, Action::Regenerate, cand(7, 0.7, true, None), None);
-        t.set_outcome(n2, Action::Continue, true);
-    }
-    {
-        let mut t = b.tree(a);
-        let r = t.root(cand(5, 0.5, true, None), Some(cand(6, 0.6, true, None)));
-        t.set_outcome(r, Action::Continue, true);
-        t.set_outcome(r, Action::Regenerate, true);
-    }
-    {
-        let mut t = b.tree(c);
-        let r = t.root(cand(3, 0.2, true, Some(2)), None);
-        t.set_outcome(r, Action::Continue, false);
-    }
-    b.finish()
-}
+use trim_data::{DataError, Dataset, io, load, load_with};
+use trim_env::{EvalOptions, RefPolicy, evaluate};
 
 fn expect_err(path: &Path) -> DataError {
     match load(path) {
+        Ok(_) => panic!("{} should be rejected", path.display()),
+        Err(e) => e,
+    }
+}
+
+fn expect_err_unverified(path: &Path) -> DataError {
+    match load_with(path, &UNVERIFIED_OK) {
         Ok(_) => panic!("{} should be rejected", path.display()),
         Err(e) => e,
     }
@@ -226,7 +172,9 @@ fn empty_truncated_and_malformed_files_are_refused() {
     io::write_dataset(&j, &sample()).unwrap();
     let text = std::fs::read_to_string(&j).unwrap();
     let cutj = d.join("cut.jsonl");
-    std::fs::write(&cutj, &text[..text.len() - 40]).unwrap();
+    // Cut inside the last problem line (the checksum line follows it).
+    let last_problem_end = text.rfind("\n{\"trim_checksum\"").unwrap();
+    std::fs::write(&cutj, &text[..last_problem_end - 40]).unwrap();
     let e = expect_err(&cutj).to_string();
     assert!(
         e.contains("cut.jsonl: line 3") && e.contains("truncated"),
@@ -273,7 +221,11 @@ fn bad_parquet(name: &str, edit: impl FnOnce(&mut DataFrame), needles: &[&str]) 
     ParquetWriter::new(std::fs::File::create(&bad).unwrap())
         .finish(&mut df)
         .unwrap();
+    // Rewritten by polars: no trim checksum, so the faults are reached only when unverified
+    // files are allowed (by default the missing checksum is the error).
     let e = expect_err(&bad).to_string();
+    assert!(e.contains("no integrity checksum"), "{e}");
+    let e = expect_err_unverified(&bad).to_string();
     assert!(e.contains("bad.parquet"), "{e}");
     for n in needles {
         assert!(e.contains(n), "error `{e}` lacks `{n}`");
@@ -359,7 +311,9 @@ fn failed_write_leaves_no_partial_file() {
 #[test]
 fn readme_example_is_valid() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/toy.jsonl");
-    let l = load(&p).unwrap();
+    // Hand-written: no checksum, so it loads only as an unverified file.
+    assert!(expect_err(&p).to_string().contains("--allow-unverified"));
+    let l = load_with(&p, &UNVERIFIED_OK).unwrap();
     assert_eq!(l.ds.meta.name, "toy");
     let s = evaluate(&l.forest, &[0], &RefPolicy::Strong, EvalOptions::default()).unwrap();
     // Regenerate at the root (37 strong tokens), then the weak step finishes correctly.

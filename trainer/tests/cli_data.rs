@@ -7,8 +7,26 @@ fn trim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trim"))
         .args(args)
         .current_dir(repo_root())
+        .env_remove("TRIM_ALLOW_UNVERIFIED")
         .output()
         .expect("run trim")
+}
+
+/// `trim` with unverified datasets allowed through the environment (commands without the
+/// `--allow-unverified` flag, such as `eval`, reading the hand-written toy file).
+fn trim_unverified(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trim"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("TRIM_ALLOW_UNVERIFIED", "1")
+        .output()
+        .expect("run trim")
+}
+
+fn fails(o: Output) -> String {
+    assert!(!o.status.success(), "should fail");
+    assert_eq!(o.status.code(), Some(1), "a clean error, not a crash");
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn repo_root() -> PathBuf {
@@ -16,7 +34,14 @@ fn repo_root() -> PathBuf {
 }
 
 fn ok(args: &[&str]) -> String {
-    let o = trim(args);
+    succeeded(args, trim(args))
+}
+
+fn ok_unverified(args: &[&str]) -> String {
+    succeeded(args, trim_unverified(args))
+}
+
+fn succeeded(args: &[&str], o: Output) -> String {
     assert!(
         o.status.success(),
         "trim {args:?} failed:\n{}",
@@ -32,19 +57,56 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// Hand-written, so it has no checksum: it loads only when unverified files are allowed.
 const TOY: &str = "data/examples/toy.jsonl";
 
 #[test]
 fn validate_convert_stats_round_trip() {
     let d = tmp("convert");
-    let out = ok(&["data", "validate", TOY]);
+    let err = fails(trim(&["data", "validate", TOY]));
     assert!(
-        out.contains("ok (1 problems, 1 sample trees, 3 nodes)"),
+        err.contains("no integrity checksum") && err.contains("--allow-unverified"),
+        "{err}"
+    );
+    let out = ok(&["data", "validate", "--allow-unverified", TOY]);
+    assert!(
+        out.contains("ok (1 problems, 1 sample trees, 3 nodes; UNVERIFIED: no checksum)"),
         "{out}"
     );
     let pq = d.join("toy.parquet");
-    ok(&["data", "convert", TOY, pq.to_str().unwrap()]);
-    ok(&["data", "validate", pq.to_str().unwrap()]);
+    ok(&[
+        "data",
+        "convert",
+        "--allow-unverified",
+        TOY,
+        pq.to_str().unwrap(),
+    ]);
+    let out = ok(&["data", "validate", pq.to_str().unwrap()]);
+    assert!(out.contains("3 nodes; checksum verified"), "{out}");
+    // An existing output is never replaced without --force.
+    let err = fails(trim(&[
+        "data",
+        "convert",
+        pq.to_str().unwrap(),
+        pq.to_str().unwrap(),
+    ]));
+    assert!(err.contains("refusing to overwrite"), "{err}");
+    let back = d.join("toy.jsonl");
+    ok(&[
+        "data",
+        "convert",
+        pq.to_str().unwrap(),
+        back.to_str().unwrap(),
+    ]);
+    std::fs::write(&back, "stale").unwrap();
+    ok(&[
+        "data",
+        "convert",
+        "--force",
+        pq.to_str().unwrap(),
+        back.to_str().unwrap(),
+    ]);
+    ok(&["data", "validate", back.to_str().unwrap()]);
     let js: serde_json::Value =
         serde_json::from_str(&ok(&["data", "stats", pq.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!(js["nodes"], 3);
@@ -62,7 +124,7 @@ fn validate_convert_stats_round_trip() {
 fn eval_reports_hand_computed_operating_points() {
     let d = tmp("eval");
     let json = d.join("eval.json");
-    ok(&[
+    ok_unverified(&[
         "eval",
         "--data",
         TOY,
@@ -96,14 +158,19 @@ fn bad_input_fails_with_file_line_and_field() {
     let text = std::fs::read_to_string(repo_root().join(TOY)).unwrap();
     let bad = d.join("bad.jsonl");
     std::fs::write(&bad, text.replace("\"prm\": 0.21", "\"prm\": 1.21")).unwrap();
-    let o = trim(&["data", "validate", bad.to_str().unwrap()]);
+    let o = trim(&[
+        "data",
+        "validate",
+        "--allow-unverified",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("bad.jsonl: line 2 (problem `p1`, tree 0, node 1), field `weak_prm`"),
         "{err}"
     );
-    let o = trim(&["eval", "--data", TOY, "--policy", "threshold:2"]);
+    let o = trim_unverified(&["eval", "--data", TOY, "--policy", "threshold:2"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("must be in [0, 1]"));
     let o = trim(&[
@@ -112,6 +179,51 @@ fn bad_input_fails_with_file_line_and_field() {
         d.join("missing.parquet").to_str().unwrap(),
     ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot open"));
+}
+
+#[test]
+fn damaged_parquet_is_a_clean_error_and_bench_reports_throughput() {
+    let d = tmp("damaged");
+    let good = d.join("good.parquet");
+    ok(&[
+        "data",
+        "synth",
+        "--problems",
+        "40",
+        "--seed",
+        "3",
+        "--out",
+        good.to_str().unwrap(),
+    ]);
+    let out = ok(&["data", "validate", "--bench", good.to_str().unwrap()]);
+    assert!(
+        out.contains("M nodes/s") && out.contains("bytes/node"),
+        "{out}"
+    );
+    let bytes = std::fs::read(&good).unwrap();
+    // Flip one bit at 40 places spread over the file, one copy each: each must exit 1 (or
+    // load unchanged), never crash with exit 101.
+    let bad = d.join("bad.parquet");
+    let mut refused = 0;
+    for at in (0..bytes.len()).step_by(bytes.len() / 40 + 1) {
+        let mut b = bytes.clone();
+        b[at] ^= 0x40;
+        std::fs::write(&bad, &b).unwrap();
+        let o = trim(&["data", "validate", bad.to_str().unwrap()]);
+        match o.status.code() {
+            Some(0) => {}
+            Some(1) => refused += 1,
+            c => panic!(
+                "byte {at}: exit {c:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        }
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains("panicked"),
+            "byte {at}"
+        );
+    }
+    assert!(refused > 0);
 }
 
 #[test]

@@ -1,12 +1,17 @@
-//! JSONL: one problem per line, nodes nested, with an optional first line `{"trim_meta": {…}}`.
+//! JSONL: one problem per line, nodes nested, with an optional first line `{"trim_meta": {…}}`
+//! and, in files trim writes, a last line `{"trim_checksum": "<sha256>"}` (see
+//! [`super::checksum`]; hand-written files have none and load only when unverified files are
+//! allowed).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::checksum::{Content, content_sha256};
 use crate::error::{DataError, Loc, Result};
-use crate::schema::{CandidateRec, Dataset, Meta, NodeRow, ProblemInfo};
+use crate::schema::{CandidateRec, Dataset, Meta, NodeRow, NodeTable, ProblemInfo};
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,15 +51,40 @@ struct NodeJson {
     regenerate_correct: Option<bool>,
 }
 
-/// Read a JSONL dataset. Problems are lines; a problem may appear on several lines (its nodes are
-/// concatenated) only if the problem-level fields agree.
-pub fn read_jsonl(path: &Path) -> Result<Dataset> {
+/// The last line of a JSONL file written by trim: the content checksum.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksumLine {
+    trim_checksum: String,
+}
+
+/// A JSONL file as read: rows, and what the checksum needs.
+pub(crate) struct JsonlFile {
+    pub ds: Dataset,
+    /// The metadata line exactly as stored.
+    pub meta_text: Option<String>,
+    /// The checksum of the `{"trim_checksum": …}` line.
+    pub recorded: Option<String>,
+}
+
+fn starts_with_key(line: &str, key: &str) -> bool {
+    line.trim_start()
+        .strip_prefix("{\"")
+        .is_some_and(|rest| rest.starts_with(key) && rest[key.len()..].starts_with('"'))
+}
+
+/// Read a JSONL dataset, one problem per line (a `problem_id` on two lines is an error naming
+/// both), with its metadata line and checksum line. Tree invariants and the checksum are
+/// checked by the caller.
+pub(crate) fn read_jsonl_file(path: &Path) -> Result<JsonlFile> {
     let file = std::fs::File::open(path)
         .map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
-    let mut meta = None;
-    let mut problems: Vec<ProblemInfo> = vec![];
-    let mut index = std::collections::HashMap::new();
-    let mut rows = vec![];
+    let mut out = JsonlFile {
+        ds: Dataset::new(Meta::new(stem(path)), vec![], vec![]),
+        meta_text: None,
+        recorded: None,
+    };
+    let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut lines = vec![];
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let lineno = i + 1;
@@ -69,82 +99,97 @@ pub fn read_jsonl(path: &Path) -> Result<Dataset> {
         if line.trim().is_empty() {
             continue;
         }
-        if meta.is_none() && problems.is_empty() && line.trim_start().starts_with("{\"trim_meta\"")
-        {
-            let m: MetaLine = parse_line(path, lineno, &line)?;
-            meta = Some(m.trim_meta);
-            continue;
-        }
-        let p: ProblemLine = parse_line(path, lineno, &line)?;
-        let info = ProblemInfo {
-            problem_id: p.problem_id,
-            dataset: p.dataset,
-            split: p.split,
-            weak_model: p.weak_model,
-            strong_model: p.strong_model,
-            prm_model: p.prm_model,
-        };
-        let pid = match index.get(&info.problem_id) {
-            Some(&pid) => {
-                if problems[pid as usize] != info {
-                    return Err(DataError::new(
-                        path,
-                        Loc::Line(lineno),
-                        Some("problem_id"),
-                        format!(
-                            "problem `{}` repeats with different dataset/split/model fields",
-                            info.problem_id
-                        ),
-                    ));
-                }
-                pid
-            }
-            None => {
-                let pid = problems.len() as u32;
-                index.insert(info.problem_id.clone(), pid);
-                problems.push(info);
-                pid
-            }
-        };
-        if p.nodes.is_empty() {
+        if out.recorded.is_some() {
             return Err(DataError::new(
                 path,
                 Loc::Line(lineno),
-                Some("nodes"),
-                "problem has no nodes",
+                None,
+                "text after the `trim_checksum` line, which must be the last line",
             ));
         }
-        for n in p.nodes {
-            rows.push(NodeRow {
-                problem: pid,
-                tree: n.tree,
-                node: n.id,
-                parent: n.parent,
-                action: n.action,
-                depth: n.depth,
-                weak: n.weak,
-                strong: n.strong,
-                continue_correct: n.continue_correct,
-                regenerate_correct: n.regenerate_correct,
-            });
-            lines.push(lineno as u32);
+        if starts_with_key(&line, "trim_checksum") {
+            let c: ChecksumLine = parse_line(path, lineno, &line)?;
+            out.recorded = Some(c.trim_checksum);
+            continue;
         }
+        let first = out.meta_text.is_none() && out.ds.problems.is_empty();
+        if first && starts_with_key(&line, "trim_meta") {
+            let m: MetaLine = parse_line(path, lineno, &line)?;
+            m.trim_meta.check_format(path, Loc::Line(lineno))?;
+            out.ds.meta = m.trim_meta;
+            out.meta_text = Some(line);
+            continue;
+        }
+        let p: ProblemLine = parse_line(path, lineno, &line)?;
+        if let Some(earlier) = first_line.insert(p.problem_id.clone(), lineno) {
+            return Err(DataError::new(
+                path,
+                Loc::Line(lineno),
+                Some("problem_id"),
+                format!(
+                    "problem `{}` is also on line {earlier}: one line per problem (put all \
+                     its sample trees in that line's `nodes`)",
+                    p.problem_id
+                ),
+            ));
+        }
+        push_problem(path, lineno, p, &mut out.ds, &mut lines)?;
     }
-    if rows.is_empty() {
+    if out.ds.rows.is_empty() {
         return Err(DataError::file(path, "no problems in file"));
     }
-    Ok(Dataset {
-        meta: meta.unwrap_or_else(|| Meta::new(stem(path))),
-        problems,
-        rows,
-        lines: Some(lines),
-    })
+    out.ds.lines = Some(lines);
+    Ok(out)
 }
 
-/// Parse one line, naming the JSON path of the offending field (e.g. `nodes[3].weak.prm`).
+/// Append one problem line's problem and node rows.
+fn push_problem(
+    path: &Path,
+    lineno: usize,
+    p: ProblemLine,
+    ds: &mut Dataset,
+    lines: &mut Vec<u32>,
+) -> Result<()> {
+    if p.nodes.is_empty() {
+        return Err(DataError::new(
+            path,
+            Loc::Line(lineno),
+            Some("nodes"),
+            "problem has no nodes",
+        ));
+    }
+    let pid = ds.problems.len() as u32;
+    ds.problems.push(ProblemInfo {
+        problem_id: p.problem_id,
+        dataset: p.dataset,
+        split: p.split,
+        weak_model: p.weak_model,
+        strong_model: p.strong_model,
+        prm_model: p.prm_model,
+    });
+    for n in p.nodes {
+        ds.rows.push(NodeRow {
+            problem: pid,
+            tree: n.tree,
+            node: n.id,
+            parent: n.parent,
+            action: n.action,
+            depth: n.depth,
+            weak: n.weak,
+            strong: n.strong,
+            continue_correct: n.continue_correct,
+            regenerate_correct: n.regenerate_correct,
+        });
+        lines.push(lineno as u32);
+    }
+    Ok(())
+}
+
+/// Parse one line (exactly one JSON value), naming the JSON path of the offending field (e.g.
+/// `nodes[3].weak.prm`).
 fn parse_line<T: serde::de::DeserializeOwned>(path: &Path, lineno: usize, line: &str) -> Result<T> {
-    let de = &mut serde_json::Deserializer::from_str(line);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_str(line);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         let what = if inner.is_eof() {
@@ -157,7 +202,19 @@ fn parse_line<T: serde::de::DeserializeOwned>(path: &Path, lineno: usize, line: 
         };
         let field = (field != ".").then_some(field);
         DataError::new(path, Loc::Line(lineno), field.as_deref(), what)
-    })
+    })?;
+    de.end().map_err(|e| {
+        DataError::new(
+            path,
+            Loc::Line(lineno),
+            None,
+            format!(
+                "trailing text after the JSON object at column {}: one object per line",
+                e.column()
+            ),
+        )
+    })?;
+    Ok(value)
 }
 
 pub(crate) fn stem(path: &Path) -> String {
@@ -167,22 +224,37 @@ pub(crate) fn stem(path: &Path) -> String {
         .to_string()
 }
 
-/// Write a dataset as JSONL (metadata line first, then one line per problem), atomically.
+/// Write a dataset as JSONL (metadata line first, then one line per problem, then the checksum
+/// line), atomically.
 pub fn write_jsonl(path: &Path, ds: &Dataset) -> Result<()> {
     let mut by_problem: Vec<Vec<&NodeRow>> = vec![vec![]; ds.problems.len()];
-    for r in &ds.rows {
-        by_problem[r.problem as usize].push(r);
+    for (i, r) in ds.rows.iter().enumerate() {
+        let slot = by_problem.get_mut(r.problem as usize).ok_or_else(|| {
+            DataError::new(
+                path,
+                Loc::Row(i),
+                Some("problem"),
+                format!("problem index {} out of range", r.problem),
+            )
+        })?;
+        slot.push(r);
     }
+    let js = |e: serde_json::Error| DataError::file(path, format!("cannot encode: {e}"));
+    let meta_line = serde_json::to_string(&MetaLine {
+        trim_meta: ds.meta.clone(),
+    })
+    .map_err(js)?;
+    // The rows in the order a reader will see them: grouped by problem.
+    let ordered: Vec<&NodeRow> = by_problem.iter().flatten().copied().collect();
+    let checksum = content_sha256(Content {
+        meta_text: Some(&meta_line),
+        problems: ds.problems.iter(),
+        table: &NodeTable::from_rows(ordered.iter().copied(), |r| r.problem),
+        audit: super::parquet::audit_digests(ordered.iter().copied()),
+    });
     super::write_atomic(path, |w| {
         let io = |e: std::io::Error| DataError::file(path, format!("write failed: {e}"));
-        let js = |e: serde_json::Error| DataError::file(path, format!("cannot encode: {e}"));
-        serde_json::to_writer(
-            &mut *w,
-            &MetaLine {
-                trim_meta: ds.meta.clone(),
-            },
-        )
-        .map_err(js)?;
+        w.write_all(meta_line.as_bytes()).map_err(io)?;
         w.write_all(b"\n").map_err(io)?;
         for (info, nodes) in ds.problems.iter().zip(&by_problem) {
             let line = ProblemLine {
@@ -210,6 +282,10 @@ pub fn write_jsonl(path: &Path, ds: &Dataset) -> Result<()> {
             serde_json::to_writer(&mut *w, &line).map_err(js)?;
             w.write_all(b"\n").map_err(io)?;
         }
-        Ok(())
+        let trailer = ChecksumLine {
+            trim_checksum: checksum,
+        };
+        serde_json::to_writer(&mut *w, &trailer).map_err(js)?;
+        w.write_all(b"\n").map_err(io)
     })
 }

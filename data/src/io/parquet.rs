@@ -1,12 +1,15 @@
-//! Parquet, the canonical on-disk format: one row per node, metadata JSON in the footer.
+//! Parquet, the canonical on-disk format: one row per node, metadata JSON and the content
+//! checksum in the footer. Writing is here; reading is `parquet_read` (column-wise).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use polars::prelude::*;
 
+use super::checksum::{CHECKSUM_KEY, Content, LoadOptions, StrColumnHasher, content_sha256};
+use super::contain::contain;
 use crate::error::{DataError, Loc, Result};
-use crate::schema::{CandidateRec, Dataset, META_KEY, Meta, NodeRow, ProblemInfo};
+use crate::schema::{Dataset, META_KEY, NodeRow, NodeTable, ProblemInfo};
 
 /// Column names, in file order. Optional audit columns come last.
 pub mod col {
@@ -43,8 +46,110 @@ fn pl_err(path: &Path, what: &str) -> impl Fn(PolarsError) -> DataError {
     move |e| DataError::file(&path, format!("{what}: {e}"))
 }
 
-/// Write `ds` as parquet (zstd), atomically.
+/// Problems as a reader numbers them (first appearance in the rows, one per `problem_id`), and
+/// each dataset problem's index in that order. A problem without rows cannot be written (a
+/// parquet file has no row to hold it), nor can two different problems share an id.
+fn reader_problems<'a>(path: &Path, ds: &'a Dataset) -> Result<(Vec<&'a ProblemInfo>, Vec<u32>)> {
+    const NONE: u32 = u32::MAX;
+    let mut remap = vec![NONE; ds.problems.len()];
+    let mut order: Vec<&ProblemInfo> = vec![];
+    let mut by_id: HashMap<&str, u32> = HashMap::new();
+    for (i, r) in ds.rows.iter().enumerate() {
+        let p = r.problem as usize;
+        let Some(info) = ds.problems.get(p) else {
+            return Err(DataError::new(
+                path,
+                Loc::Row(i),
+                Some("problem"),
+                format!(
+                    "problem index {p} out of range ({} problems)",
+                    ds.problems.len()
+                ),
+            ));
+        };
+        if remap[p] != NONE {
+            continue;
+        }
+        let k = *by_id.entry(&info.problem_id).or_insert_with(|| {
+            order.push(info);
+            (order.len() - 1) as u32
+        });
+        if order[k as usize] != info {
+            return Err(DataError::new(
+                path,
+                Loc::Problem(info.problem_id.clone()),
+                Some(col::PROBLEM_ID),
+                "two problems with this id have different fields: cannot write them",
+            ));
+        }
+        remap[p] = k;
+    }
+    if let Some(p) = remap.iter().position(|&k| k == NONE) {
+        return Err(DataError::new(
+            path,
+            Loc::Problem(ds.problems[p].problem_id.clone()),
+            None,
+            "problem has no nodes: nothing to write",
+        ));
+    }
+    Ok((order, remap))
+}
+
+/// The content checksum a reader will compute for `ds` written as parquet with `meta_json`.
+fn parquet_checksum(path: &Path, ds: &Dataset, meta_json: &str) -> Result<String> {
+    let (problems, remap) = reader_problems(path, ds)?;
+    let table = NodeTable::from_rows(ds.rows.iter(), |r| remap[r.problem as usize]);
+    Ok(content_sha256(Content {
+        meta_text: Some(meta_json),
+        problems: problems.into_iter(),
+        table: &table,
+        audit: audit_digests(&ds.rows),
+    }))
+}
+
+/// Digests of the four audit columns of `rows`, in file order.
+pub(crate) fn audit_digests<'a>(
+    rows: impl IntoIterator<Item = &'a NodeRow> + Clone,
+) -> [String; 4] {
+    type Pick = fn(&NodeRow) -> Option<&str>;
+    let picks: [Pick; 4] = [
+        |r| r.weak.text.as_deref(),
+        |r| r.weak.hash.as_deref(),
+        |r| r.strong.as_ref().and_then(|s| s.text.as_deref()),
+        |r| r.strong.as_ref().and_then(|s| s.hash.as_deref()),
+    ];
+    picks.map(|pick| {
+        let mut h = StrColumnHasher::new();
+        rows.clone().into_iter().for_each(|r| h.push(pick(r)));
+        h.finish()
+    })
+}
+
+/// Write `ds` as parquet (zstd), atomically, with its content checksum in the footer.
 pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
+    let meta_json = serde_json::to_string(&ds.meta)
+        .map_err(|e| DataError::file(path, format!("cannot encode metadata: {e}")))?;
+    // Also checks every row's problem index, so the columns below cannot index out of range.
+    let checksum = parquet_checksum(path, ds, &meta_json)?;
+    let mut df = frame(path, ds)?;
+    super::write_atomic(path, |w| {
+        contain(path, "writing parquet", || {
+            ParquetWriter::new(w)
+                .with_compression(ParquetCompression::Zstd(None))
+                .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
+                    (META_KEY.to_string(), meta_json),
+                    (CHECKSUM_KEY.to_string(), checksum),
+                ])))
+                .finish(&mut df)
+                .map_err(pl_err(path, "cannot write parquet"))?;
+            Ok(())
+        })
+    })
+}
+
+/// The table to write: one row per node, columns in file order (audit columns only when some
+/// row carries them).
+fn frame(path: &Path, ds: &Dataset) -> Result<DataFrame> {
     let rows = &ds.rows;
     let pinfo = |f: fn(&ProblemInfo) -> &str| -> Column {
         let v: Vec<&str> = rows
@@ -111,276 +216,18 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
         .into_iter()
         .map(|(name, c)| c.with_name(name.into()))
         .collect();
-    let mut df = DataFrame::new(rows.len(), columns).map_err(pl_err(path, "cannot build table"))?;
-    let meta_json = serde_json::to_string(&ds.meta)
-        .map_err(|e| DataError::file(path, format!("cannot encode metadata: {e}")))?;
-    super::write_atomic(path, |w| {
-        ParquetWriter::new(w)
-            .with_compression(ParquetCompression::Zstd(None))
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
-                META_KEY.to_string(),
-                meta_json,
-            )])))
-            .finish(&mut df)
-            .map_err(pl_err(path, "cannot write parquet"))?;
-        Ok(())
-    })
+    DataFrame::new(rows.len(), columns).map_err(pl_err(path, "cannot build table"))
 }
 
-/// Typed access to a column with errors that name the file, row and field.
-struct Cols<'a> {
-    df: &'a DataFrame,
-    path: &'a Path,
+/// Read a parquet dataset into rows (the exchange form), verifying its checksum under `opts`.
+/// Tree invariants are not checked here: use [`crate::load`].
+pub fn read_parquet_with(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let d = super::parquet_read::read_parquet_decoded(path, opts, true)?;
+    d.verify(path, opts)?;
+    Ok(d.into_dataset())
 }
 
-impl Cols<'_> {
-    fn get(&self, name: &str) -> Result<&Column> {
-        self.df.column(name).map_err(|_| {
-            DataError::new(self.path, Loc::File, Some(name), "missing required column")
-        })
-    }
-
-    fn type_err(&self, name: &str, want: &str, got: &DataType) -> DataError {
-        DataError::new(
-            self.path,
-            Loc::File,
-            Some(name),
-            format!("wrong type: expected {want}, found {got}"),
-        )
-    }
-
-    fn null_err(&self, name: &str, row: usize) -> DataError {
-        DataError::new(
-            self.path,
-            Loc::Row(row),
-            Some(name),
-            "null in a required field",
-        )
-    }
-
-    /// Integers in `[lo, hi]`; any integer column type is accepted.
-    fn ints(&self, name: &str, lo: i64, hi: i64, nullable: bool) -> Result<Vec<Option<i64>>> {
-        let c = self.get(name)?;
-        if !c.dtype().is_integer() {
-            return Err(self.type_err(name, "an integer column", c.dtype()));
-        }
-        let c = c.cast(&DataType::Int64).map_err(pl_err(self.path, name))?;
-        let ca = c.i64().map_err(pl_err(self.path, name))?;
-        ca.iter()
-            .enumerate()
-            .map(|(row, v)| match v {
-                None if nullable => Ok(None),
-                None => Err(self.null_err(name, row)),
-                Some(x) if x < lo || x > hi => Err(DataError::new(
-                    self.path,
-                    Loc::Row(row),
-                    Some(name),
-                    format!("value {x} outside [{lo}, {hi}]"),
-                )),
-                Some(x) => Ok(Some(x)),
-            })
-            .collect()
-    }
-
-    /// Floats (f32 or f64 columns); range checks happen in validation.
-    fn floats(&self, name: &str, nullable: bool) -> Result<Vec<Option<f64>>> {
-        let c = self.get(name)?;
-        if !c.dtype().is_float() {
-            return Err(self.type_err(name, "a float column", c.dtype()));
-        }
-        let c = c
-            .cast(&DataType::Float64)
-            .map_err(pl_err(self.path, name))?;
-        let ca = c.f64().map_err(pl_err(self.path, name))?;
-        self.nulls_checked(name, nullable, ca.iter())
-    }
-
-    fn bools(&self, name: &str, nullable: bool) -> Result<Vec<Option<bool>>> {
-        let c = self.get(name)?;
-        let ca = c
-            .bool()
-            .map_err(|_| self.type_err(name, "a boolean column", c.dtype()))?;
-        self.nulls_checked(name, nullable, ca.iter())
-    }
-
-    fn strs(&self, name: &str, nullable: bool) -> Result<Vec<Option<String>>> {
-        let c = self.get(name)?;
-        let ca = c
-            .str()
-            .map_err(|_| self.type_err(name, "a string column", c.dtype()))?;
-        self.nulls_checked(name, nullable, ca.iter().map(|v| v.map(str::to_owned)))
-    }
-
-    /// Collect a column, refusing nulls unless the field is nullable.
-    fn nulls_checked<T>(
-        &self,
-        name: &str,
-        nullable: bool,
-        values: impl Iterator<Item = Option<T>>,
-    ) -> Result<Vec<Option<T>>> {
-        values
-            .enumerate()
-            .map(|(row, v)| match v {
-                None if !nullable => Err(self.null_err(name, row)),
-                v => Ok(v),
-            })
-            .collect()
-    }
-
-    fn opt_strs(&self, name: &str) -> Result<Option<Vec<Option<String>>>> {
-        if self.df.column(name).is_err() {
-            return Ok(None);
-        }
-        self.strs(name, true).map(Some)
-    }
-}
-
-/// Read a parquet dataset: column presence and types, nulls, integer ranges, problem fields.
+/// [`read_parquet_with`] with options from the environment ([`LoadOptions::from_env`]).
 pub fn read_parquet(path: &Path) -> Result<Dataset> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
-    let mut reader = ParquetReader::new(file);
-    let meta_json = reader
-        .get_metadata()
-        .map_err(pl_err(
-            path,
-            "not a readable parquet file (truncated or corrupt?)",
-        ))?
-        .key_value_metadata
-        .as_ref()
-        .and_then(|kv| kv.iter().find(|k| k.key == META_KEY))
-        .and_then(|k| k.value.clone());
-    let df = reader.finish().map_err(pl_err(
-        path,
-        "cannot read parquet data (truncated or corrupt?)",
-    ))?;
-    if df.height() == 0 {
-        return Err(DataError::file(path, "no rows"));
-    }
-    let meta = match meta_json {
-        Some(j) => serde_json::from_str::<Meta>(&j).map_err(|e| {
-            DataError::new(
-                path,
-                Loc::File,
-                Some(META_KEY),
-                format!("bad metadata JSON: {e}"),
-            )
-        })?,
-        None => Meta::new(super::jsonl::stem(path)),
-    };
-    let c = Cols { df: &df, path };
-    let u32max = i64::from(u32::MAX);
-    let pid = c.strs(col::PROBLEM_ID, false)?;
-    let dataset = c.strs(col::DATASET, false)?;
-    let split = c.strs(col::SPLIT, false)?;
-    let wm = c.strs(col::WEAK_MODEL, false)?;
-    let sm = c.strs(col::STRONG_MODEL, false)?;
-    let pm = c.strs(col::PRM_MODEL, false)?;
-    let tree = c.ints(col::TREE, 0, u32max, false)?;
-    let node = c.ints(col::NODE, 0, u32max, false)?;
-    let parent = c.ints(col::PARENT, 0, u32max, true)?;
-    let action = c.ints(col::ACTION, 0, 1, true)?;
-    let depth = c.ints(col::DEPTH, 0, i64::from(u16::MAX), false)?;
-    let wt = c.ints(col::WEAK_TOKENS, 0, u32max, false)?;
-    let wp = c.floats(col::WEAK_PRM, false)?;
-    let wf = c.bools(col::WEAK_FINISHED, false)?;
-    let ws = c.ints(col::WEAK_STATE, 0, 2, true)?;
-    let st = c.ints(col::STRONG_TOKENS, 0, u32max, true)?;
-    let sp = c.floats(col::STRONG_PRM, true)?;
-    let sf = c.bools(col::STRONG_FINISHED, true)?;
-    let ss = c.ints(col::STRONG_STATE, 0, 2, true)?;
-    let cc = c.bools(col::CONTINUE_CORRECT, true)?;
-    let rc = c.bools(col::REGENERATE_CORRECT, true)?;
-    let wtext = c.opt_strs(col::WEAK_TEXT)?;
-    let whash = c.opt_strs(col::WEAK_HASH)?;
-    let stext = c.opt_strs(col::STRONG_TEXT)?;
-    let shash = c.opt_strs(col::STRONG_HASH)?;
-    let pick = |v: &Option<Vec<Option<String>>>, i: usize| v.as_ref().and_then(|v| v[i].clone());
-
-    let mut problems: Vec<ProblemInfo> = vec![];
-    let mut index: HashMap<String, u32> = HashMap::new();
-    let mut rows = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let some = |v: &Vec<Option<String>>| v[i].clone().unwrap_or_default();
-        let info = ProblemInfo {
-            problem_id: some(&pid),
-            dataset: some(&dataset),
-            split: some(&split),
-            weak_model: some(&wm),
-            strong_model: some(&sm),
-            prm_model: some(&pm),
-        };
-        let p = match index.get(&info.problem_id) {
-            Some(&p) => {
-                let known = &problems[p as usize];
-                for (field, a, b) in [
-                    (col::DATASET, &known.dataset, &info.dataset),
-                    (col::SPLIT, &known.split, &info.split),
-                    (col::WEAK_MODEL, &known.weak_model, &info.weak_model),
-                    (col::STRONG_MODEL, &known.strong_model, &info.strong_model),
-                    (col::PRM_MODEL, &known.prm_model, &info.prm_model),
-                ] {
-                    if a != b {
-                        return Err(DataError::new(
-                            path,
-                            Loc::Row(i),
-                            Some(field),
-                            format!(
-                                "problem `{}` has `{a}` on an earlier row and `{b}` here",
-                                info.problem_id
-                            ),
-                        ));
-                    }
-                }
-                p
-            }
-            None => {
-                let p = problems.len() as u32;
-                index.insert(info.problem_id.clone(), p);
-                problems.push(info);
-                p
-            }
-        };
-        // Strong columns must be all set or all null.
-        let strong = match (st[i], sp[i], sf[i]) {
-            (Some(t), Some(prm), Some(fin)) => Some(CandidateRec {
-                tokens: t as u32,
-                prm: prm as f32,
-                finished: fin,
-                state: ss[i].map(|s| s as u8),
-                text: pick(&stext, i),
-                hash: pick(&shash, i),
-            }),
-            (None, None, None) => None,
-            _ => {
-                return Err(DataError::new(
-                    path,
-                    Loc::Row(i),
-                    Some(col::STRONG_TOKENS),
-                    "strong_tokens, strong_prm and strong_finished must be all set or all null",
-                ));
-            }
-        };
-        let req = |v: Option<i64>| v.unwrap_or_default();
-        rows.push(NodeRow {
-            problem: p,
-            tree: req(tree[i]) as u32,
-            node: req(node[i]) as u32,
-            parent: parent[i].map(|x| x as u32),
-            action: action[i].map(|x| x as u8),
-            depth: req(depth[i]) as u16,
-            weak: CandidateRec {
-                tokens: req(wt[i]) as u32,
-                prm: wp[i].unwrap_or(f64::NAN) as f32,
-                finished: wf[i].unwrap_or(false),
-                state: ws[i].map(|s| s as u8),
-                text: pick(&wtext, i),
-                hash: pick(&whash, i),
-            },
-            strong,
-            continue_correct: cc[i],
-            regenerate_correct: rc[i],
-        });
-    }
-    Ok(Dataset::new(meta, problems, rows))
+    read_parquet_with(path, &LoadOptions::from_env())
 }

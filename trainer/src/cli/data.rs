@@ -1,13 +1,34 @@
 //! `trim data validate|stats|convert`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use trim_data::stats::DatasetStats;
+use trim_data::{Integrity, LoadOptions};
 
 /// The dataset `trim` uses when none is given.
 pub const DEFAULT_DATA: &str = "data/sets/synth-math.parquet";
+
+/// The integrity switch every data command shares.
+#[derive(Args, Clone, Copy)]
+pub struct IntegrityArgs {
+    /// Accept files without an integrity checksum (written by another tool or by hand); same as
+    /// TRIM_ALLOW_UNVERIFIED=1. A file whose checksum does not match is refused regardless.
+    #[arg(long)]
+    pub allow_unverified: bool,
+}
+
+impl IntegrityArgs {
+    /// Load options: the flag, or the environment variable.
+    pub fn options(self) -> LoadOptions {
+        let env = LoadOptions::from_env();
+        LoadOptions {
+            allow_unverified: self.allow_unverified || env.allow_unverified,
+        }
+    }
+}
 
 /// Arguments of `trim data validate`.
 #[derive(Args)]
@@ -15,6 +36,11 @@ pub struct ValidateArgs {
     /// Dataset files (.parquet or .jsonl).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub integrity: IntegrityArgs,
+    /// Also measure the load: wall time, nodes/s and peak memory per node (use a release build).
+    #[arg(long)]
+    pub bench: bool,
 }
 
 /// Arguments of `trim data stats`.
@@ -26,6 +52,8 @@ pub struct StatsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub integrity: IntegrityArgs,
 }
 
 /// Arguments of `trim data convert`.
@@ -33,28 +61,97 @@ pub struct StatsArgs {
 pub struct ConvertArgs {
     /// Input dataset (.parquet or .jsonl).
     pub input: PathBuf,
-    /// Output dataset (.parquet or .jsonl); written atomically.
+    /// Output dataset (.parquet or .jsonl); written atomically, with a content checksum.
     pub output: PathBuf,
+    /// Replace OUTPUT if it exists (otherwise an existing file is never overwritten).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub integrity: IntegrityArgs,
+}
+
+fn integrity_note(i: &Integrity) -> &'static str {
+    match i {
+        Integrity::Verified(_) => "checksum verified",
+        Integrity::Unverified => "UNVERIFIED: no checksum",
+    }
 }
 
 /// Validate each file; the first bad one fails the command with its precise error.
 pub fn validate(a: ValidateArgs) -> anyhow::Result<()> {
+    let opts = a.integrity.options();
     for f in &a.files {
-        let l = trim_data::load(f)?;
+        let mem = a.bench.then(MemProbe::start);
+        let t0 = Instant::now();
+        let l = trim_data::load_forest(f, &opts)?;
+        let secs = t0.elapsed().as_secs_f64();
+        let n = l.forest.n_nodes();
         println!(
-            "{}: ok ({} problems, {} sample trees, {} nodes)",
+            "{}: ok ({} problems, {} sample trees, {n} nodes; {})",
             f.display(),
             l.forest.n_problems(),
             l.forest.n_trees(),
-            l.forest.n_nodes()
+            integrity_note(&l.integrity)
         );
+        if let Some(mem) = mem {
+            print_bench(f, n, secs, &mem);
+        }
     }
     Ok(())
 }
 
+/// Resident-memory readings of this process (Linux `/proc`; absent elsewhere).
+struct MemProbe {
+    /// Resident set before the load, bytes.
+    before: Option<u64>,
+}
+
+impl MemProbe {
+    /// Reset the peak-RSS mark (so an earlier file does not count) and read the baseline.
+    fn start() -> MemProbe {
+        // Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0).
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        MemProbe {
+            before: proc_status_kib("VmRSS:").map(|k| k * 1024),
+        }
+    }
+}
+
+/// A `kB` field of `/proc/self/status`.
+fn proc_status_kib(field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn print_bench(f: &Path, nodes: usize, secs: f64, mem: &MemProbe) {
+    let n = nodes.max(1) as f64;
+    print!(
+        "{}: load+validate {secs:.3} s = {:.2} M nodes/s",
+        f.display(),
+        n / secs.max(1e-9) / 1e6
+    );
+    match (proc_status_kib("VmHWM:").map(|k| k * 1024), mem.before) {
+        (Some(peak), Some(before)) => println!(
+            "; peak RSS {:.1} MB = {:.1} bytes/node ({:.1} bytes/node above the {:.1} MB \
+             resident before loading)",
+            peak as f64 / 1e6,
+            peak as f64 / n,
+            peak.saturating_sub(before) as f64 / n,
+            before as f64 / 1e6
+        ),
+        _ => println!("; peak RSS not available on this system"),
+    }
+}
+
 /// Print dataset statistics.
 pub fn stats(a: StatsArgs) -> anyhow::Result<()> {
-    let l = trim_data::load(&a.file)?;
+    let l = trim_data::load_forest(&a.file, &a.integrity.options())?;
     let s = trim_data::stats::compute(&l);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -128,9 +225,17 @@ fn print_stats(file: &str, s: &DatasetStats) {
     }
 }
 
-/// Convert between formats (validating on the way: a bad input is never re-encoded).
+/// Convert between formats (validating on the way: a bad input is never re-encoded). The
+/// output carries a checksum, so converting an unverified file (with `--allow-unverified`) is
+/// how a file from another tool becomes a verified one.
 pub fn convert(a: ConvertArgs) -> anyhow::Result<()> {
-    let l = trim_data::load(&a.input)?;
+    if !a.force && std::fs::symlink_metadata(&a.output).is_ok() {
+        anyhow::bail!(
+            "{} exists: refusing to overwrite it (pass --force to replace it)",
+            a.output.display()
+        );
+    }
+    let l = trim_data::load_with(&a.input, &a.integrity.options())?;
     trim_data::io::write_dataset(&a.output, &l.ds)
         .with_context(|| format!("writing {}", a.output.display()))?;
     println!(

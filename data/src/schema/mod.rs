@@ -7,6 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod table;
+
+pub use table::{AuditColumns, NodeFlags, NodeStates, NodeTable};
+
 /// Name of the format, written into every file's metadata.
 pub const FORMAT_NAME: &str = "trim-rollout-trees";
 /// Version of the on-disk format; bumped on incompatible changes.
@@ -168,5 +172,37 @@ impl Dataset {
             rows,
             lines: None,
         }
+    }
+}
+
+impl Meta {
+    /// Refuse metadata of another format or of a format version this build does not know:
+    /// reading a newer layout as if it were this one would misread fields silently.
+    pub fn check_format(
+        &self,
+        path: &std::path::Path,
+        loc: crate::error::Loc,
+    ) -> crate::Result<()> {
+        use crate::error::DataError;
+        if self.format != FORMAT_NAME {
+            return Err(DataError::new(
+                path,
+                loc,
+                Some("format"),
+                format!("format is `{}`, expected `{FORMAT_NAME}`", self.format),
+            ));
+        }
+        if self.format_version != FORMAT_VERSION {
+            return Err(DataError::new(
+                path,
+                loc,
+                Some("format_version"),
+                format!(
+                    "unsupported format version {} (this build reads version {FORMAT_VERSION})",
+                    self.format_version
+                ),
+            ));
+        }
+        Ok(())
     }
 }
