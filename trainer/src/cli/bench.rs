@@ -100,7 +100,7 @@ fn vec_env_loop(
 
 /// Run the three measurements and print steps per second.
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-    let l = trim_data::load(&a.data)?;
+    let l = trim_data::load_forest(&a.data, &trim_data::LoadOptions::from_env())?;
     let policy: RefPolicy = a.policy.parse().map_err(anyhow::Error::msg)?;
     let f = &l.forest;
     let budget = Duration::from_secs_f64(a.seconds);

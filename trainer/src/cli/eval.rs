@@ -55,7 +55,7 @@ struct Row {
 
 /// Evaluate the requested policies and print one row each.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let l = trim_data::load(&a.data)?;
+    let l = trim_data::load_forest(&a.data, &trim_data::LoadOptions::from_env())?;
     let mut problems = l.problems_in_split(&a.split);
     if problems.is_empty() && a.split == "test" {
         // Datasets without a test split: evaluate everything, and say so.

@@ -126,7 +126,7 @@ pub fn report(
     suite: &SuiteArgs,
 ) -> anyhow::Result<Vec<FamilyMetrics>> {
     let t0 = Instant::now();
-    let l = trim_data::load(data)?;
+    let l = trim_data::load_forest(data, &trim_data::LoadOptions::from_env())?;
     let problems = l.problems_in_split(split);
     anyhow::ensure!(
         !problems.is_empty(),

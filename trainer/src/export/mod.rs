@@ -148,7 +148,7 @@ fn model_names(state: &TrainState, warnings: &mut Vec<String>) -> [Vec<String>; 
             return empty();
         }
     }
-    match trim_data::io::read_dataset(path) {
+    match trim_data::load_forest(path, &trim_data::LoadOptions::from_env()) {
         Ok(ds) => {
             let mut out = empty();
             for p in &ds.problems {

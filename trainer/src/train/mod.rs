@@ -117,7 +117,7 @@ impl Default for RunOptions {
 pub struct Trainer<F: Family = Agg> {
     cfg: TrainConfig,
     opts: RunOptions,
-    data: trim_data::Loaded,
+    data: trim_data::LoadedForest,
     train: Vec<u32>,
     val: Option<EvalSet>,
     test: Option<EvalSet>,

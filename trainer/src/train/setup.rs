@@ -20,7 +20,7 @@ use crate::run_dir::{self, Provenance, RunDirState, RunLock};
 
 /// The dataset with the run's training and validation problems.
 pub(super) struct Prepared {
-    pub data: trim_data::Loaded,
+    pub data: trim_data::LoadedForest,
     pub train: Vec<u32>,
     pub val: Vec<u32>,
 }
@@ -28,7 +28,7 @@ pub(super) struct Prepared {
 /// Load the dataset, split it into training and validation problems and check the
 /// configuration against it.
 pub(super) fn prepare_data(cfg: &TrainConfig) -> Result<Prepared> {
-    let data = trim_data::load(&cfg.data)?;
+    let data = trim_data::load_forest(&cfg.data, &trim_data::LoadOptions::from_env())?;
     let mut all = data.problems_in_split(&cfg.train_split);
     let mut rng = Rng::stream(cfg.seed, STREAM_VAL);
     rng.shuffle(&mut all);
