@@ -44,8 +44,9 @@ pub fn generate(
     generate_with_progress(cfg, cfg_path, command, &quiet)
 }
 
-/// [`generate`], reporting [`Progress`](super::Progress) events (one per finished problem, from
-/// worker threads) so a front end can show progress without this crate knowing about terminals.
+/// [`generate`], reporting [`Progress`](super::progress::Progress) events (one per finished
+/// problem, from worker threads) so a front end can show progress without this crate knowing
+/// about terminals.
 pub fn generate_with_progress(
     cfg: &SynthConfig,
     cfg_path: &Path,

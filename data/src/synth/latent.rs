@@ -17,11 +17,11 @@
 //! * **Tokens.** Drawn from real per-generator step lengths (ProcessBench steps tokenised with
 //!   cl100k, `data/calibration/step_tokens.json`), final steps from final steps.
 //!
-//! [`calibrate`](super::calibrate::calibrate) solves `α_weak`, `α_strong` so that always-weak and
-//! always-strong expected accuracies equal the configured targets; this module draws candidates
-//! from the calibrated model, and [`LatentModel::expand_tree`] (in `expand.rs`) writes one sample tree
-//! (at most `K` regenerations per path, plus the full all-strong path), optionally with a real
-//! all-weak path (the ProcessBench importer).
+//! [`calibrate`] solves `α_weak`, `α_strong` so that always-weak and always-strong expected
+//! accuracies equal the configured targets; this module draws candidates from the calibrated
+//! model, and [`LatentModel::expand_tree`] (in `expand.rs`) writes one sample tree (at most `K`
+//! regenerations per path, plus the full all-strong path), optionally with a real all-weak path
+//! (the ProcessBench importer).
 
 use std::path::Path;
 

@@ -3,11 +3,12 @@
 //!
 //! Data flow: calibration inputs ([`hazard`], [`step_tokens`], [`obs_model`]; vendored or
 //! replaced by the config, read by [`inputs`]) and the `[latent]` parameters ([`params`]) →
-//! [`calibrate`] (per-step logits solved to the accuracy targets) → [`latent`] (the calibrated
-//! generative model: candidates and difficulty draws) → [`expand`] (one sample tree per call) →
-//! [`generate`] (a whole dataset from a [`config`], with provenance). The ProcessBench importer
-//! uses the same model around real all-weak paths, so these modules never depend on
-//! [`crate::import`]; long calls report [`Progress`] events instead of drawing anything.
+//! [`calibrate`](mod@calibrate) (per-step logits solved to the accuracy targets) → [`latent`]
+//! (the calibrated generative model: candidates and difficulty draws) → `expand` (one sample
+//! tree per call) → [`generate`](mod@generate) (a whole dataset from a [`config`], with
+//! provenance). The ProcessBench importer uses the same model around real all-weak paths, so
+//! these modules never depend on `crate::import`; long calls report [`Progress`] events instead
+//! of drawing anything.
 
 pub mod calibrate;
 pub mod compact_json;

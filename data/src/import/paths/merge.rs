@@ -35,8 +35,7 @@ fn err(path: &Path, loc: &Loc, field: &str, reason: String) -> DataError {
     DataError::new(path, loc.clone(), Some(field), reason)
 }
 
-/// Merge checked rows (from [`read_traces`](super::read_traces)) into trees. `path` names the
-/// input in errors.
+/// Merge checked rows (from `read_traces`) into trees. `path` names the input in errors.
 pub fn merge(path: &Path, rows: &[(Loc, TraceRow)], opts: &Options) -> Result<(Dataset, Report)> {
     if rows.is_empty() {
         return Err(DataError::file(path, "no trace rows"));

@@ -16,8 +16,9 @@
 //! and is therefore written unfinished with its branch masked.
 //!
 //! Modules: [`schema`] (the row, its columns, options and summary), `read_jsonl` and
-//! `read_parquet` (the two readers), `check` (the row checker), [`merge`] with `tree` (traces
-//! into trees), [`simulate`] (walking trees to produce logs), [`write`] (the log writers).
+//! `read_parquet` (the two readers), `check` (the row checker), [`merge`](mod@merge) with `tree`
+//! (traces into trees), [`simulate`] (walking trees to produce logs), [`write`](mod@write) (the
+//! log writers).
 
 mod check;
 pub mod merge;

@@ -97,8 +97,8 @@ pub fn import(
     import_with_progress(raw, opts, model, model_sources, math500, command, &quiet)
 }
 
-/// [`import`], reporting [`Progress`](crate::synth::Progress) events (one per problem, from
-/// worker threads) for a front end to draw.
+/// [`import`], reporting [`Progress`](crate::synth::progress::Progress) events (one per problem,
+/// from worker threads) for a front end to draw.
 pub fn import_with_progress(
     raw: &Path,
     opts: &ImportOptions,
