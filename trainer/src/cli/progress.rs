@@ -54,3 +54,28 @@ impl Drop for Bar {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_follows_the_events() {
+        let b = Bar::default();
+        b.on(Progress::Advance); // before Start: nothing to draw yet
+        assert!(b.0.get().is_none());
+        b.on(Progress::Start {
+            total: 3,
+            unit: "problems",
+        });
+        std::thread::scope(|s| {
+            s.spawn(|| b.on(Progress::Advance));
+            s.spawn(|| b.on(Progress::Advance));
+        });
+        let pb = b.0.get().expect("bar after Start");
+        assert_eq!((pb.position(), pb.length()), (2, Some(3)));
+        assert!(!pb.is_finished());
+        b.on(Progress::Finish);
+        assert!(pb.is_finished());
+    }
+}
