@@ -11,8 +11,6 @@ pub mod build;
 pub mod error;
 pub mod import;
 pub mod io;
-pub mod latent;
-pub mod obs_model;
 pub mod schema;
 pub mod stats;
 pub mod synth;

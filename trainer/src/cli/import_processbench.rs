@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use trim_data::import::processbench::{
-    ImportOptions, MATH500_KEYS_PATH, Math500, SUBSETS, build_math500_keys, import,
+    ImportOptions, MATH500_KEYS_PATH, Math500, SUBSETS, build_math500_keys, import_with_progress,
     write_math500_keys,
 };
-use trim_data::synth::{InputPaths, SynthConfig, load_model};
+use trim_data::synth::{InputPaths, SHIPPED_CONFIG_PATH, SynthConfig, load_model};
 
 use super::command_line;
 
@@ -89,10 +89,7 @@ pub fn run(a: ProcessBenchArgs) -> anyhow::Result<()> {
             (
                 c.latent,
                 InputPaths::default(),
-                PathBuf::from(format!(
-                    "{} (embedded)",
-                    trim_data::synth::SHIPPED_CONFIG_PATH
-                )),
+                PathBuf::from(format!("{SHIPPED_CONFIG_PATH} (embedded)")),
             )
         }
     };
@@ -105,13 +102,15 @@ pub fn run(a: ProcessBenchArgs) -> anyhow::Result<()> {
         keep_text: a.text,
         math500_holdout: !a.no_math500_holdout,
     };
-    let (ds, rep) = import(
+    let bar = super::progress::Bar::default();
+    let (ds, rep) = import_with_progress(
         raw,
         &opts,
         &model,
         &sources,
         &Math500::vendored(),
         &command_line(),
+        &|e| bar.on(e),
     )?;
     trim_data::io::write_dataset(out, &ds).with_context(|| format!("writing {}", out.display()))?;
     trim_data::load(out).with_context(|| format!("re-validating {}", out.display()))?;

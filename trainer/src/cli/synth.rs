@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use trim_data::import::processbench::derive_step_tokens;
 use trim_data::synth::{
-    SHIPPED_CONFIG_PATH, STEP_TOKENS_PATH, SynthConfig, derive_step_tokens, generate_with_progress,
+    SHIPPED_CONFIG_PATH, STEP_TOKENS_PATH, SynthConfig, generate_with_progress, load_model,
     write_step_tokens,
 };
 
@@ -51,21 +52,61 @@ pub struct SynthArgs {
 /// Generate (or derive the step-token lists) as asked.
 pub fn run(a: SynthArgs) -> anyhow::Result<()> {
     if let Some(raw) = &a.derive_step_tokens {
-        let f = derive_step_tokens(raw, &command_line())?;
-        write_step_tokens(&a.step_tokens_out, &f)
-            .with_context(|| format!("writing {}", a.step_tokens_out.display()))?;
-        println!(
-            "{}: weak {} solutions / {} steps (mean {:.1} tokens), strong {} solutions / {} steps (mean {:.1} tokens)",
-            a.step_tokens_out.display(),
-            f.weak.solutions,
-            f.weak.nonfinal.len() + f.weak.last.len(),
-            f.weak.mean(),
-            f.strong.solutions,
-            f.strong.nonfinal.len() + f.strong.last.len(),
-            f.strong.mean()
-        );
+        return derive(raw, &a.step_tokens_out);
+    }
+    let (cfg, path) = resolve_config(&a)?;
+    if a.dry_run {
+        let (model, _) = load_model(&cfg.latent, &cfg.inputs, &path)?;
+        println!("{}", toml::to_string(&cfg)?);
+        println!("{}", serde_json::to_string_pretty(&model.calibration)?);
         return Ok(());
     }
+    let bar = super::progress::Bar::default();
+    let (ds, rep) = generate_with_progress(&cfg, &path, &command_line(), &|e| bar.on(e))?;
+    write(&cfg.out, &ds)?;
+    let c = &rep.calibration;
+    println!(
+        "{}: {} problems ({} test), {} sample trees, {} nodes",
+        cfg.out.display(),
+        rep.problems,
+        rep.test_problems,
+        rep.trees,
+        rep.nodes
+    );
+    for (name, r) in [("weak", &c.weak), ("strong", &c.strong)] {
+        println!(
+            "calibration {name:<6} logit {:.4} (per-step accuracy {:.4} at mean difficulty, {:.4} on average); expected accuracy {:.4}, {:.2} steps; implied next-step accuracy {:.4}",
+            r.logit,
+            r.step_accuracy_at_mean_difficulty,
+            r.mean_step_accuracy,
+            r.expected_accuracy,
+            r.expected_steps,
+            r.implied_next_step_accuracy
+        );
+    }
+    Ok(())
+}
+
+/// `--derive-step-tokens`: rebuild the real step-length lists from ProcessBench into `out`.
+fn derive(raw: &Path, out: &Path) -> anyhow::Result<()> {
+    let f = derive_step_tokens(raw, &command_line())?;
+    write_step_tokens(out, &f).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "{}: weak {} solutions / {} steps (mean {:.1} tokens), strong {} solutions / {} steps (mean {:.1} tokens)",
+        out.display(),
+        f.weak.solutions,
+        f.weak.nonfinal.len() + f.weak.last.len(),
+        f.weak.mean(),
+        f.strong.solutions,
+        f.strong.nonfinal.len() + f.strong.last.len(),
+        f.strong.mean()
+    );
+    Ok(())
+}
+
+/// The config (from `--config` or the shipped one) with the flags applied and checked, and the
+/// name it goes by in errors and metadata.
+fn resolve_config(a: &SynthArgs) -> anyhow::Result<(SynthConfig, PathBuf)> {
     let (mut cfg, path) = match &a.config {
         Some(p) => (SynthConfig::load(p)?, p.clone()),
         None => (
@@ -102,37 +143,7 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         path
     };
     cfg.check(&path)?;
-    if a.dry_run {
-        let (model, _) = trim_data::synth::load_model(&cfg.latent, &cfg.inputs, &path)?;
-        println!("{}", toml::to_string(&cfg)?);
-        println!("{}", serde_json::to_string_pretty(&model.calibration)?);
-        return Ok(());
-    }
-    let pb = super::progress::bar(u64::from(cfg.problems), "problems");
-    let (ds, rep) = generate_with_progress(&cfg, &path, &command_line(), &|| pb.inc(1))?;
-    pb.finish_and_clear();
-    write(&cfg.out, &ds)?;
-    let c = &rep.calibration;
-    println!(
-        "{}: {} problems ({} test), {} sample trees, {} nodes",
-        cfg.out.display(),
-        rep.problems,
-        rep.test_problems,
-        rep.trees,
-        rep.nodes
-    );
-    for (name, r) in [("weak", &c.weak), ("strong", &c.strong)] {
-        println!(
-            "calibration {name:<6} logit {:.4} (per-step accuracy {:.4} at mean difficulty, {:.4} on average); expected accuracy {:.4}, {:.2} steps; implied next-step accuracy {:.4}",
-            r.logit,
-            r.step_accuracy_at_mean_difficulty,
-            r.mean_step_accuracy,
-            r.expected_accuracy,
-            r.expected_steps,
-            r.implied_next_step_accuracy
-        );
-    }
-    Ok(())
+    Ok((cfg, path))
 }
 
 fn write(out: &Path, ds: &trim_data::Dataset) -> anyhow::Result<()> {

@@ -14,7 +14,7 @@ use crate::error::{DataError, Result};
 
 /// The vendored math-train observation model (see `data/calibration/SOURCE.md`).
 pub const MATH_TRAIN_JSON: &str =
-    include_str!("../calibration/trim_official/math-train_obs_distributions_bin_size_0.05.json");
+    include_str!("../../calibration/trim_official/math-train_obs_distributions_bin_size_0.05.json");
 /// Where [`MATH_TRAIN_JSON`] came from.
 pub const MATH_TRAIN_ORIGIN: &str = "TRIM release 5ec6323 pomdp_data/math-train_obs_distributions_bin_size_0.05.pkl (Qwen2.5-Math-PRM-7B on ProcessBench math minus MATH-500)";
 

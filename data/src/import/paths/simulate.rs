@@ -1,0 +1,59 @@
+//! The serving side, replayed: walk trees with policies and record the executed steps as a
+//! serving system would log them (how `data/examples/paths-example.jsonl` is made, and the round
+//! trip the importer is tested on).
+
+use trim_env::{Episode, Policy, Rng, StepError, resolve};
+
+use crate::validate::Loaded;
+
+use super::schema::TraceRow;
+
+/// Walk every sample tree of `problems` with each policy and record the executed steps as a
+/// serving system would log them. Trace ids are `<problem>/tree<k>/<policy name>`; `correct` is
+/// set on the last row only. The policy RNG is a stream of `(seed, tree, policy index)`.
+pub fn log_traces(
+    l: &Loaded,
+    problems: &[u32],
+    policies: &[(String, &dyn Policy)],
+    seed: u64,
+) -> std::result::Result<Vec<TraceRow>, StepError> {
+    let f = &l.forest;
+    let mut out = vec![];
+    for &p in problems {
+        let info = &l.ds.problems[p as usize];
+        for (k, tree) in f.trees_of(p as usize).enumerate() {
+            for (pi, (name, policy)) in policies.iter().enumerate() {
+                let mut rng = Rng::stream(seed, ((tree as u64) << 16) | pi as u64);
+                let mut ep = Episode::start(f, tree);
+                let start = out.len();
+                while !ep.done() {
+                    let node = ep.node();
+                    let mask = ep.mask(f);
+                    let a = resolve(policy.act(&ep.view(f), mask, &mut rng), mask);
+                    let row = &l.ds.rows[l.forest_row[node as usize] as usize];
+                    out.push(TraceRow {
+                        trace_id: format!("{}/tree{k}/{name}", info.problem_id),
+                        problem_id: info.problem_id.clone(),
+                        step: (out.len() - start) as u32,
+                        action: a,
+                        weak: row.weak.clone(),
+                        strong: row.strong.clone(),
+                        correct: None,
+                        info: [
+                            Some(info.dataset.clone()),
+                            Some(info.split.clone()),
+                            Some(info.weak_model.clone()),
+                            Some(info.strong_model.clone()),
+                            Some(info.prm_model.clone()),
+                        ],
+                    });
+                    ep.step(f, a, 0.0)?;
+                }
+                if let Some(last) = out.last_mut() {
+                    last.correct = Some(ep.outcome().correct);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,309 @@
+//! Latent step-correctness model (S0/S1/S2) shared by the generator and the importers.
+//!
+//! The model is TRIM-POMDP's hidden chain made generative (trim-paper.md §2.4, §6.3 D):
+//!
+//! * **Difficulty.** Each problem draws `z ~ N(0, 1)`; a model's per-step accuracy on it is
+//!   `p = logistic(α_model − σ·z)` with one `z` shared by the weak and the strong model, so their
+//!   successes are correlated across problems (hard problems are hard for both).
+//! * **Correctness.** From a prefix whose chosen steps are all correct, a step is correct (S0) with
+//!   the writer's `p`, else it is the first error (S2); from a derailed prefix every step is S1
+//!   (an uncorrected error is permanent, as in TRIM-POMDP).
+//! * **Length.** Step `k` (1-based) ends the solution with the writer's hazard `h(k)` (weak hazard
+//!   for weak steps, strong hazard for strong ones); step `max_steps` is always the last (the cap).
+//! * **Outcome.** A solution ending naturally is correct with `q_ok` if every chosen step is S0,
+//!   else with `q_err`; one cut by the cap is correct with `q_capped`.
+//! * **Observations.** Each candidate's PRM score is drawn from the official TRIM observation
+//!   model given its state and the running minimum of the chosen path's scores ([`ObsModel`]).
+//! * **Tokens.** Drawn from real per-generator step lengths (ProcessBench steps tokenised with
+//!   cl100k, `data/calibration/step_tokens.json`), final steps from final steps.
+//!
+//! [`calibrate`] solves `α_weak`, `α_strong` so that always-weak and always-strong expected
+//! accuracies equal the configured targets; this module draws candidates from the calibrated
+//! model, and [`LatentModel::expand_tree`] (in `expand.rs`) writes one sample tree (at most `K`
+//! regenerations per path, plus the full all-strong path), optionally with a real all-weak path
+//! (the ProcessBench importer).
+
+use std::path::Path;
+
+use trim_env::Rng;
+
+use crate::error::Result;
+use crate::schema::{CandidateRec, state};
+
+use super::calibrate::{Calibration, Grid, calibrate, logistic};
+use super::hazard::Hazard;
+use super::obs_model::ObsModel;
+use super::params::LatentConfig;
+use super::step_tokens::StepTokensFile;
+
+/// Which model writes a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Weak,
+    Strong,
+}
+
+/// One problem's per-step accuracies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Difficulty {
+    /// The latent difficulty (0 = average, positive = harder).
+    pub z: f64,
+    pub p_weak: f64,
+    pub p_strong: f64,
+}
+
+/// What the model needs to know about the chosen path so far.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prefix {
+    /// Every chosen step so far is S0.
+    pub ok: bool,
+    /// Minimum PRM score of the chosen steps (1.0 at the first step).
+    pub running_min: f32,
+}
+
+impl Prefix {
+    /// The empty prefix.
+    pub fn root() -> Self {
+        Prefix {
+            ok: true,
+            running_min: 1.0,
+        }
+    }
+
+    /// The prefix after keeping candidate `c`.
+    pub fn then(&self, c: &CandidateRec) -> Self {
+        Prefix {
+            ok: self.ok && c.state == Some(state::S0),
+            running_min: self.running_min.min(c.prm),
+        }
+    }
+}
+
+/// A drawn candidate and, when it finishes the solution, the final-answer correctness.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draw {
+    pub rec: CandidateRec,
+    pub correct: Option<bool>,
+}
+
+/// A real step of a logged solution (the importer's all-weak path).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RealStep {
+    pub tokens: u32,
+    /// 0 = S0, 1 = S1, 2 = S2 (from human labels).
+    pub state: u8,
+    /// The last step of the solution.
+    pub finished: bool,
+    /// Final-answer correctness, for the last step.
+    pub correct: Option<bool>,
+    pub text: Option<String>,
+    pub hash: Option<String>,
+}
+
+/// The calibrated latent model with its inputs.
+#[derive(Clone, Debug)]
+pub struct LatentModel {
+    pub cfg: LatentConfig,
+    pub calibration: Calibration,
+    pub weak_hazard: Hazard,
+    pub strong_hazard: Hazard,
+    pub tokens: StepTokensFile,
+    pub obs: ObsModel,
+    grid: Grid,
+}
+
+impl LatentModel {
+    /// Calibrate `cfg` on the given inputs (`path` names the config for errors).
+    pub fn new(
+        cfg: LatentConfig,
+        weak_hazard: Hazard,
+        strong_hazard: Hazard,
+        tokens: StepTokensFile,
+        obs: ObsModel,
+        path: &Path,
+    ) -> Result<Self> {
+        let calibration = calibrate(&cfg, &weak_hazard, &strong_hazard, path)?;
+        Ok(LatentModel {
+            cfg,
+            calibration,
+            weak_hazard,
+            strong_hazard,
+            tokens,
+            obs,
+            grid: Grid::new(),
+        })
+    }
+
+    /// The model on the vendored inputs (MATH-train hazards, step tokens, observation model).
+    pub fn vendored(cfg: LatentConfig, path: &Path) -> Result<Self> {
+        Self::new(
+            cfg,
+            Hazard::weak_math_train(),
+            Hazard::strong_math_train(),
+            StepTokensFile::vendored(),
+            ObsModel::math_train(),
+            path,
+        )
+    }
+
+    /// Per-step accuracies of a problem of difficulty `z`.
+    pub fn difficulty(&self, z: f64) -> Difficulty {
+        let s = self.cfg.difficulty_sd;
+        Difficulty {
+            z,
+            p_weak: logistic(self.calibration.weak.logit - s * z),
+            p_strong: logistic(self.calibration.strong.logit - s * z),
+        }
+    }
+
+    /// A fresh problem: `z ~ N(0, 1)`.
+    pub fn sample_difficulty(&self, rng: &mut Rng) -> Difficulty {
+        self.difficulty(rng.normal())
+    }
+
+    /// A problem whose weak model was observed to write `correct_steps` correct steps and
+    /// `errors` first errors (over all its logged solutions): `z` from the posterior on a grid.
+    pub fn posterior_difficulty(
+        &self,
+        correct_steps: u32,
+        errors: u32,
+        rng: &mut Rng,
+    ) -> Difficulty {
+        let s = self.cfg.difficulty_sd;
+        let a = self.calibration.weak.logit;
+        let logw: Vec<f64> = self
+            .grid
+            .z
+            .iter()
+            .zip(&self.grid.w)
+            .map(|(&z, &w)| {
+                let p = logistic(a - s * z).clamp(1e-300, 1.0 - 1e-16);
+                w.ln() + f64::from(correct_steps) * p.ln() + f64::from(errors) * (1.0 - p).ln()
+            })
+            .collect();
+        let m = logw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = logw.iter().map(|l| (l - m).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let u = rng.f64() * total;
+        let mut acc = 0.0;
+        let mut pick = w.len() - 1;
+        for (i, x) in w.iter().enumerate() {
+            acc += x;
+            if acc >= u {
+                pick = i;
+                break;
+            }
+        }
+        self.difficulty(self.grid.z[pick])
+    }
+
+    /// A PRM score for a step in `st` after `prefix`, rounded to the configured grid.
+    pub fn prm(&self, st: u8, prefix: &Prefix, rng: &mut Rng) -> f32 {
+        let x = self.obs.sample(st, prefix.running_min, rng);
+        match self.cfg.prm_grid {
+            0 => x,
+            g => ((f64::from(x) * f64::from(g)).round() / f64::from(g)) as f32,
+        }
+    }
+
+    /// Draw `role`'s candidate for step `depth` (0-based) after `prefix`.
+    pub fn candidate(
+        &self,
+        role: Role,
+        d: &Difficulty,
+        prefix: &Prefix,
+        depth: u16,
+        rng: &mut Rng,
+    ) -> Draw {
+        let (p, hazard, lists) = match role {
+            Role::Weak => (d.p_weak, &self.weak_hazard, &self.tokens.weak),
+            Role::Strong => (d.p_strong, &self.strong_hazard, &self.tokens.strong),
+        };
+        let st = if !prefix.ok {
+            state::S1
+        } else if rng.bernoulli(p) {
+            state::S0
+        } else {
+            state::S2
+        };
+        let k = u32::from(depth) + 1;
+        let capped = k >= u32::from(self.cfg.max_steps);
+        let finished = capped || rng.bernoulli(hazard.at(k));
+        let correct = finished.then(|| {
+            let q = if capped {
+                self.cfg.q_capped
+            } else if prefix.ok && st == state::S0 {
+                self.cfg.q_ok
+            } else {
+                self.cfg.q_err
+            };
+            rng.bernoulli(q)
+        });
+        let tokens = lists.sample(finished, rng);
+        let prm = self.prm(st, prefix, rng);
+        Draw {
+            rec: CandidateRec {
+                tokens,
+                prm,
+                finished,
+                state: Some(st),
+                text: None,
+                hash: None,
+            },
+            correct,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(cfg: LatentConfig) -> LatentModel {
+        LatentModel::vendored(cfg, Path::new("<test>")).unwrap()
+    }
+
+    #[test]
+    fn derailed_prefix_gives_s1_and_correct_prefix_gives_s0_or_s2() {
+        let m = model(LatentConfig::default());
+        let d = m.difficulty(0.0);
+        let mut rng = Rng::new(3);
+        let bad = Prefix {
+            ok: false,
+            running_min: 0.2,
+        };
+        let mut s2 = 0;
+        for _ in 0..2000 {
+            assert_eq!(
+                m.candidate(Role::Weak, &d, &bad, 3, &mut rng).rec.state,
+                Some(state::S1)
+            );
+            let c = m.candidate(Role::Strong, &d, &Prefix::root(), 3, &mut rng);
+            assert_ne!(c.rec.state, Some(state::S1));
+            s2 += usize::from(c.rec.state == Some(state::S2));
+            // Capped step: always finished.
+            assert!(
+                m.candidate(Role::Weak, &d, &Prefix::root(), 29, &mut rng)
+                    .rec
+                    .finished
+            );
+        }
+        let rate = s2 as f64 / 2000.0;
+        assert!((rate - (1.0 - d.p_strong)).abs() < 0.02, "{rate} {d:?}");
+    }
+
+    #[test]
+    fn posterior_difficulty_follows_the_evidence() {
+        let m = model(LatentConfig::default());
+        let mut rng = Rng::new(9);
+        let mean = |cs, es, rng: &mut Rng| {
+            (0..400)
+                .map(|_| m.posterior_difficulty(cs, es, rng).z)
+                .sum::<f64>()
+                / 400.0
+        };
+        let easy = mean(12, 0, &mut rng);
+        let hard = mean(0, 1, &mut rng);
+        assert!(easy < 0.0 && hard > 0.0, "{easy} {hard}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Parameters of the latent model (the `[latent]` table of a synth config) and their checks.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Loc, Result};
+
+/// Largest regeneration cap K accepted: a tree has roughly depth^K nodes, so K = 6 already
+/// means tens of thousands of nodes per tree.
+pub const MAX_REGENS_LIMIT: u32 = 6;
+
+/// Parameters of the latent model (the `[latent]` table of a synth config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LatentConfig {
+    /// Step cap: step `max_steps` always ends the solution (TRIM: 30).
+    pub max_steps: u16,
+    /// Always-weak solution accuracy the weak per-step accuracy is solved for
+    /// (Qwen2.5-1.5B-Instruct on MATH-train: 2819/7500).
+    pub target_weak_accuracy: f64,
+    /// Always-strong solution accuracy the strong per-step accuracy is solved for
+    /// (Qwen2.5-7B-Instruct on MATH-train: 5785/7500).
+    pub target_strong_accuracy: f64,
+    /// σ: how strongly problem difficulty `z ~ N(0,1)` shifts both models' per-step logits.
+    pub difficulty_sd: f64,
+    /// P(final answer correct | every chosen step correct, natural end).
+    pub q_ok: f64,
+    /// P(final answer correct | some chosen step wrong, natural end).
+    pub q_err: f64,
+    /// P(final answer correct | cut by the step cap).
+    pub q_capped: f64,
+    /// PRM scores are stored rounded to multiples of 1/`prm_grid` (0 = full f32 precision).
+    pub prm_grid: u32,
+}
+
+impl Default for LatentConfig {
+    /// The shipped defaults (`data/synth/math-qwen2.5.toml` repeats them; a test keeps them equal).
+    fn default() -> Self {
+        LatentConfig {
+            max_steps: 30,
+            target_weak_accuracy: 2819.0 / 7500.0,
+            target_strong_accuracy: 5785.0 / 7500.0,
+            difficulty_sd: 1.0,
+            q_ok: 1.0,
+            q_err: 0.05,
+            q_capped: 0.0,
+            prm_grid: 1024,
+        }
+    }
+}
+
+impl LatentConfig {
+    /// Range checks; `path` and `table` name where the values came from.
+    pub fn check(&self, path: &Path, table: &str) -> Result<()> {
+        let bad = |field: &str, reason: String| {
+            Err(DataError::new(
+                path,
+                Loc::File,
+                Some(&format!("{table}{field}")),
+                reason,
+            ))
+        };
+        if !(2..=1000).contains(&self.max_steps) {
+            return bad("max_steps", format!("{} outside 2..=1000", self.max_steps));
+        }
+        for (name, v) in [
+            ("target_weak_accuracy", self.target_weak_accuracy),
+            ("target_strong_accuracy", self.target_strong_accuracy),
+            ("q_ok", self.q_ok),
+            ("q_err", self.q_err),
+            ("q_capped", self.q_capped),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(name, format!("{v} outside [0, 1]"));
+            }
+        }
+        if !(0.0..=5.0).contains(&self.difficulty_sd) {
+            return bad(
+                "difficulty_sd",
+                format!("{} outside [0, 5]", self.difficulty_sd),
+            );
+        }
+        if self.q_err >= self.q_ok {
+            return bad(
+                "q_err",
+                format!(
+                    "q_err {} must be below q_ok {} (errors must hurt)",
+                    self.q_err, self.q_ok
+                ),
+            );
+        }
+        Ok(())
+    }
+}
