@@ -94,46 +94,64 @@ pub fn deserialize(
             }
             continue;
         }
-        let dtype = entry.get("dtype").and_then(Value::as_str);
-        if dtype != Some("F32") {
-            return Err(format!("tensor {name}: dtype {dtype:?}, expected F32"));
-        }
-        let shape: Vec<usize> = entry
-            .get("shape")
-            .and_then(|s| serde_json::from_value(s.clone()).ok())
-            .ok_or_else(|| format!("tensor {name}: missing or invalid shape"))?;
-        let offs: [usize; 2] = entry
-            .get("data_offsets")
-            .and_then(|s| serde_json::from_value(s.clone()).ok())
-            .ok_or_else(|| format!("tensor {name}: missing or invalid data_offsets"))?;
-        let [b, e] = offs;
-        if b > e || e > data.len() {
-            return Err(format!(
-                "tensor {name}: data_offsets {offs:?} outside the {}-byte data",
-                data.len()
-            ));
-        }
-        let count: usize = shape.iter().product();
-        if e - b != 4 * count {
-            return Err(format!(
-                "tensor {name}: shape {shape:?} needs {} bytes, offsets give {}",
-                4 * count,
-                e - b
-            ));
-        }
-        spans.push((b, e));
-        let values = data[b..e]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        tensors.insert(
-            name,
-            F32Tensor {
-                shape,
-                data: values,
-            },
-        );
+        let (tensor, span) = tensor_entry(&name, &entry, data)?;
+        spans.push(span);
+        tensors.insert(name, tensor);
     }
+    check_tiling(spans, data.len())?;
+    Ok((tensors, metadata))
+}
+
+/// One header entry: dtype F32, a shape whose byte size matches its offsets, offsets inside the
+/// data region. Returns the tensor and its byte span.
+fn tensor_entry(
+    name: &str,
+    entry: &Value,
+    data: &[u8],
+) -> Result<(F32Tensor, (usize, usize)), String> {
+    let dtype = entry.get("dtype").and_then(Value::as_str);
+    if dtype != Some("F32") {
+        return Err(format!("tensor {name}: dtype {dtype:?}, expected F32"));
+    }
+    let shape: Vec<usize> = entry
+        .get("shape")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .ok_or_else(|| format!("tensor {name}: missing or invalid shape"))?;
+    let offs: [usize; 2] = entry
+        .get("data_offsets")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())
+        .ok_or_else(|| format!("tensor {name}: missing or invalid data_offsets"))?;
+    let [b, e] = offs;
+    if b > e || e > data.len() {
+        return Err(format!(
+            "tensor {name}: data_offsets {offs:?} outside the {}-byte data",
+            data.len()
+        ));
+    }
+    let bytes = (shape.iter())
+        .try_fold(4usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("tensor {name}: shape {shape:?} overflows"))?;
+    if e - b != bytes {
+        return Err(format!(
+            "tensor {name}: shape {shape:?} needs {bytes} bytes, offsets give {}",
+            e - b
+        ));
+    }
+    let values = data[b..e]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok((
+        F32Tensor {
+            shape,
+            data: values,
+        },
+        (b, e),
+    ))
+}
+
+/// The tensors' byte spans must tile the data region exactly: no gap, overlap or tail.
+fn check_tiling(mut spans: Vec<(usize, usize)>, len: usize) -> Result<(), String> {
     spans.sort_unstable();
     let mut pos = 0;
     for (b, e) in spans {
@@ -144,13 +162,13 @@ pub fn deserialize(
         }
         pos = e;
     }
-    if pos != data.len() {
+    if pos != len {
         return Err(format!(
             "{} trailing bytes after the last tensor",
-            data.len() - pos
+            len - pos
         ));
     }
-    Ok((tensors, metadata))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -56,22 +56,7 @@ struct Row {
 /// Evaluate the requested policies and print one row each.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let l = trim_data::load_forest(&a.data, &trim_data::LoadOptions::from_env())?;
-    let mut problems = l.problems_in_split(&a.split);
-    if problems.is_empty() && a.split == "test" {
-        // Datasets without a test split: evaluate everything, and say so.
-        eprintln!(
-            "note: no `test` split in {}; evaluating all problems",
-            a.data.display()
-        );
-        problems = l.problems_in_split("all");
-    }
-    anyhow::ensure!(
-        !problems.is_empty(),
-        "no problems in split `{}` of {} (splits: {:?})",
-        a.split,
-        a.data.display(),
-        l.splits()
-    );
+    let problems = split_problems(&l, &a)?;
     let mut policies: Vec<RefPolicy> = a
         .policy
         .iter()
@@ -122,23 +107,55 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             reward: s.reward,
         });
     }
-    if let Some(path) = a.json {
-        trim_data::io::write_text_atomic(&path, &serde_json::to_string_pretty(&rows)?)?;
+    if let Some(path) = &a.json {
+        trim_data::io::write_text_atomic(path, &serde_json::to_string_pretty(&rows)?)?;
     }
-    if let Some(dir) = a.report {
-        let o = trim::eval::SuiteOptions {
-            lambda: a.lambda,
-            repeats: a.repeats,
-            seed: a.seed,
-            ..trim::eval::SuiteOptions::default()
-        };
-        let suite = trim::eval::run_suite(f, &a.data, &a.split, &problems, &[], &o)?;
-        let (w, m) = trim::eval::report::write_report(&dir, &suite)?;
-        println!("\n{}", trim::eval::report::summary_markdown(&suite, &m));
-        println!(
-            "report: {} (+ points.csv, report.json, plot)",
-            w.markdown.display()
+    if let Some(dir) = &a.report {
+        report(f, &a, &problems, dir)?;
+    }
+    Ok(())
+}
+
+/// The problems of `--split` (all problems when a dataset has no `test` split).
+fn split_problems(l: &trim_data::LoadedForest, a: &EvalArgs) -> anyhow::Result<Vec<u32>> {
+    let mut problems = l.problems_in_split(&a.split);
+    if problems.is_empty() && a.split == "test" {
+        // Datasets without a test split: evaluate everything, and say so.
+        eprintln!(
+            "note: no `test` split in {}; evaluating all problems",
+            a.data.display()
         );
+        problems = l.problems_in_split("all");
     }
+    anyhow::ensure!(
+        !problems.is_empty(),
+        "no problems in split `{}` of {} (splits: {:?})",
+        a.split,
+        a.data.display(),
+        l.splits()
+    );
+    Ok(problems)
+}
+
+/// `--report DIR`: the whole baseline suite, written and summarised.
+fn report(
+    f: &trim_env::Forest,
+    a: &EvalArgs,
+    problems: &[u32],
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let o = trim::eval::SuiteOptions {
+        lambda: a.lambda,
+        repeats: a.repeats,
+        seed: a.seed,
+        ..trim::eval::SuiteOptions::default()
+    };
+    let suite = trim::eval::run_suite(f, &a.data, &a.split, problems, &[], &o)?;
+    let (w, m) = trim::eval::report::write_report(dir, &suite)?;
+    println!("\n{}", trim::eval::report::summary_markdown(&suite, &m));
+    println!(
+        "report: {} (+ points.csv, report.json, plot)",
+        w.markdown.display()
+    );
     Ok(())
 }

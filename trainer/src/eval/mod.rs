@@ -266,107 +266,28 @@ pub fn run_suite(
         strong_ref > 0.0,
         "always-strong spends no strong tokens on these problems: no cost scale"
     );
-    let mut sc = Scorer {
-        strong_ref,
-        lambda: o.lambda,
-        anchors: None,
-        seed: o.seed,
-    };
     let anchors = Anchors {
         weak: summarize(&weak, strong_ref, o.lambda).accuracy,
         strong: summarize(&strong, strong_ref, o.lambda).accuracy,
     };
-    sc.anchors = Some(anchors);
-    let mut families = vec![
-        Family {
-            name: names::WEAK.into(),
-            kind: Kind::Anchor,
-            points: vec![sc.point(names::WEAK, "weak".into(), &weak)],
-        },
-        Family {
-            name: names::STRONG.into(),
-            kind: Kind::Anchor,
-            points: vec![sc.point(names::STRONG, "strong".into(), &strong)],
-        },
-    ];
-    let mut family = |name: &str, kind: Kind, pts: Vec<OperatingPoint>| {
-        families.push(Family {
-            name: name.into(),
-            kind,
-            points: pts,
-        })
-    };
-
-    let random = EvalOptions {
-        repeats: o.repeats.max(1),
+    let sc = Scorer {
+        strong_ref,
+        lambda: o.lambda,
+        anchors: Some(anchors),
         seed: o.seed,
     };
-    let mut pts = vec![];
-    for p in grid(o.random_steps) {
-        let out = evaluate(forest, problems, &RefPolicy::Random(p), random)?;
-        pts.push(sc.point(names::RANDOM, format!("p={p:.2}"), &out));
-    }
-    family(names::RANDOM, Kind::Baseline, pts);
-
-    let mut pts = vec![];
-    for k in grid(o.threshold_steps) {
-        let out = evaluate(forest, problems, &RefPolicy::Threshold(k), det)?;
-        pts.push(sc.point(names::THRESHOLD, format!("threshold={k:.2}"), &out));
-    }
-    family(names::THRESHOLD, Kind::Baseline, pts);
-
-    let pts = grid(o.cascade_steps)
-        .map(|tau| {
-            let out = query_cascade(forest, problems, tau);
-            sc.point(names::CASCADE, format!("tau={tau:.2}"), &out)
-        })
-        .collect();
-    family(names::CASCADE, Kind::Baseline, pts);
-
-    let out = query_oracle(forest, problems);
-    family(
-        names::QUERY_ORACLE,
-        Kind::Oracle,
-        vec![sc.point(names::QUERY_ORACLE, "oracle".into(), &out)],
-    );
-
-    let pts = o
-        .oracle_lambdas
-        .iter()
-        .map(|&l| {
-            let out = hindsight_optimal(forest, problems, l);
-            sc.point(names::HINDSIGHT, format!("lambda={l:.3e}"), &out)
-        })
-        .collect();
-    family(names::HINDSIGHT, Kind::Oracle, pts);
-
-    // Checkpoints: greedy points form `<family>`; probability-threshold points `<family> p>t`.
-    if !checkpoints.is_empty() {
-        let device = Backend::Flex.device()?;
-        let mut greedy: Vec<(String, Vec<OperatingPoint>)> = vec![];
-        let mut swept: Vec<(String, Vec<OperatingPoint>)> = vec![];
-        for c in checkpoints {
-            let (model, _) = checkpoint::load_model(&c.dir, &device)?;
-            let w = model.weights();
-            let out = evaluate(forest, problems, &Greedy(&w), det)?;
-            let p = sc.point(&c.family, c.label.clone(), &out);
-            push_to(&mut greedy, &c.family, p);
-            let swept_name = format!("{}{}", c.family, names::SWEPT_SUFFIX);
-            for &t in &o.checkpoint_thresholds {
-                let pol = RegenAbove {
-                    weights: &w,
-                    threshold: t,
-                };
-                let out = evaluate(forest, problems, &pol, det)?;
-                let p = sc.point(&swept_name, format!("{} t={t:.2}", c.label), &out);
-                push_to(&mut swept, &swept_name, p);
-            }
-        }
-        for (name, pts) in greedy.into_iter().chain(swept) {
-            family(&name, Kind::Trained, pts);
-        }
-    }
-
+    let anchor = |name: &str, label: &str, out: &[ProblemOutcome]| Family {
+        name: name.into(),
+        kind: Kind::Anchor,
+        points: vec![sc.point(name, label.into(), out)],
+    };
+    let mut families = vec![
+        anchor(names::WEAK, "weak", &weak),
+        anchor(names::STRONG, "strong", &strong),
+    ];
+    families.extend(baseline_families(forest, problems, &sc, o)?);
+    families.extend(oracle_families(forest, problems, &sc, o));
+    families.extend(checkpoint_families(forest, problems, &sc, checkpoints, o)?);
     Ok(Suite {
         dataset: dataset.to_path_buf(),
         split: split.into(),
@@ -379,6 +300,117 @@ pub fn run_suite(
         },
         families,
     })
+}
+
+/// Random routing, TRIM-Thr and the AutoMix-PRM cascade over their parameter grids.
+fn baseline_families(
+    forest: &Forest,
+    problems: &[u32],
+    sc: &Scorer,
+    o: &SuiteOptions,
+) -> anyhow::Result<Vec<Family>> {
+    let det = EvalOptions {
+        repeats: 1,
+        seed: o.seed,
+    };
+    let random = EvalOptions {
+        repeats: o.repeats.max(1),
+        seed: o.seed,
+    };
+    let mut rnd = vec![];
+    for p in grid(o.random_steps) {
+        let out = evaluate(forest, problems, &RefPolicy::Random(p), random)?;
+        rnd.push(sc.point(names::RANDOM, format!("p={p:.2}"), &out));
+    }
+    let mut thr = vec![];
+    for k in grid(o.threshold_steps) {
+        let out = evaluate(forest, problems, &RefPolicy::Threshold(k), det)?;
+        thr.push(sc.point(names::THRESHOLD, format!("threshold={k:.2}"), &out));
+    }
+    let cascade = grid(o.cascade_steps)
+        .map(|tau| {
+            let out = query_cascade(forest, problems, tau);
+            sc.point(names::CASCADE, format!("tau={tau:.2}"), &out)
+        })
+        .collect();
+    Ok(vec![
+        family(names::RANDOM, Kind::Baseline, rnd),
+        family(names::THRESHOLD, Kind::Baseline, thr),
+        family(names::CASCADE, Kind::Baseline, cascade),
+    ])
+}
+
+/// The query-level oracle and the step-level hindsight-optimal policy over λ.
+fn oracle_families(
+    forest: &Forest,
+    problems: &[u32],
+    sc: &Scorer,
+    o: &SuiteOptions,
+) -> Vec<Family> {
+    let out = query_oracle(forest, problems);
+    let oracle = vec![sc.point(names::QUERY_ORACLE, "oracle".into(), &out)];
+    let hindsight = (o.oracle_lambdas.iter())
+        .map(|&l| {
+            let out = hindsight_optimal(forest, problems, l);
+            sc.point(names::HINDSIGHT, format!("lambda={l:.3e}"), &out)
+        })
+        .collect();
+    vec![
+        family(names::QUERY_ORACLE, Kind::Oracle, oracle),
+        family(names::HINDSIGHT, Kind::Oracle, hindsight),
+    ]
+}
+
+/// Checkpoints: greedy points form `<family>`; probability-threshold points `<family> p>t`.
+fn checkpoint_families(
+    forest: &Forest,
+    problems: &[u32],
+    sc: &Scorer,
+    checkpoints: &[CheckpointSpec],
+    o: &SuiteOptions,
+) -> anyhow::Result<Vec<Family>> {
+    if checkpoints.is_empty() {
+        return Ok(vec![]);
+    }
+    let det = EvalOptions {
+        repeats: 1,
+        seed: o.seed,
+    };
+    let device = Backend::Flex.device()?;
+    let mut greedy: Vec<(String, Vec<OperatingPoint>)> = vec![];
+    let mut swept: Vec<(String, Vec<OperatingPoint>)> = vec![];
+    for c in checkpoints {
+        let (model, _) = checkpoint::load_model(&c.dir, &device)?;
+        let w = model.try_weights().map_err(anyhow::Error::msg)?;
+        let out = evaluate(forest, problems, &Greedy(&w), det)?;
+        push_to(
+            &mut greedy,
+            &c.family,
+            sc.point(&c.family, c.label.clone(), &out),
+        );
+        let swept_name = format!("{}{}", c.family, names::SWEPT_SUFFIX);
+        for &t in &o.checkpoint_thresholds {
+            let pol = RegenAbove {
+                weights: &w,
+                threshold: t,
+            };
+            let out = evaluate(forest, problems, &pol, det)?;
+            let p = sc.point(&swept_name, format!("{} t={t:.2}", c.label), &out);
+            push_to(&mut swept, &swept_name, p);
+        }
+    }
+    let trained = greedy.into_iter().chain(swept);
+    Ok(trained
+        .map(|(name, pts)| family(&name, Kind::Trained, pts))
+        .collect())
+}
+
+fn family(name: &str, kind: Kind, points: Vec<OperatingPoint>) -> Family {
+    Family {
+        name: name.into(),
+        kind,
+        points,
+    }
 }
 
 fn push_to(v: &mut Vec<(String, Vec<OperatingPoint>)>, name: &str, p: OperatingPoint) {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 use trim_env::metrics::{Point, upper_envelope};
@@ -155,6 +156,35 @@ where
         .draw()
         .map_err(err)?;
 
+    draw_families(&mut chart, suite, x.1)?;
+    draw_anchors(&mut chart, suite, x.1)?;
+    if legend {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FONT, 16))
+            .margin(12)
+            .draw()
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The chart type every panel draws on.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Each non-anchor family: its upper envelope as a line and its points as markers.
+fn draw_families<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    suite: &Suite,
+    x_max: f64,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
     let mut shape = 0;
     for f in &suite.families {
         if f.kind == Kind::Anchor {
@@ -174,7 +204,7 @@ where
         } else {
             colour.filled()
         };
-        let line = clip_to(&upper_envelope(&f.curve()), x.1);
+        let line = clip_to(&upper_envelope(&f.curve()), x_max);
         let width = if hindsight { 3 } else { 2 };
         let s = shape;
         chart
@@ -187,15 +217,34 @@ where
                     + Polygon::new(marker(s, 5), colour.filled())
             });
         chart
-            .draw_series(f.points.iter().filter(|p| p.cost_fraction <= x.1).map(|p| {
-                EmptyElement::at((p.cost_fraction, p.accuracy)) + Polygon::new(marker(s, r), style)
-            }))
+            .draw_series(
+                f.points
+                    .iter()
+                    .filter(|p| p.cost_fraction <= x_max)
+                    .map(|p| {
+                        EmptyElement::at((p.cost_fraction, p.accuracy))
+                            + Polygon::new(marker(s, r), style)
+                    }),
+            )
             .map_err(err)?;
         shape += 1;
     }
+    Ok(())
+}
+
+/// The anchors: large black squares with their names.
+fn draw_anchors<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    suite: &Suite,
+    x_max: f64,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
     // The anchors: large black-outlined squares with their names.
     for f in suite.families.iter().filter(|f| f.kind == Kind::Anchor) {
-        for p in f.points.iter().filter(|p| p.cost_fraction <= x.1) {
+        for p in f.points.iter().filter(|p| p.cost_fraction <= x_max) {
             let c = (p.cost_fraction, p.accuracy);
             let left = p.cost_fraction > 0.5;
             let text_at = if left { (-200, 24) } else { (12, -22) };
@@ -211,17 +260,6 @@ where
                 ))
                 .map_err(err)?;
         }
-    }
-    if legend {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FONT, 16))
-            .margin(12)
-            .draw()
-            .map_err(err)?;
     }
     Ok(())
 }
