@@ -1,14 +1,12 @@
-//! The parquet reader of trace logs: typed columns, an absent optional column read as all-null,
-//! a column of the wrong type an error naming it. Damaged bytes can make polars panic or hand
-//! back columns shorter than the table: both are reported as errors naming the file.
+//! The parquet reader of trace logs, on the crate's one column reader
+//! ([`crate::io::ParquetColumns`]): typed columns, an absent optional column read as all-null,
+//! a column of the wrong type an error naming it. Damaged bytes (a polars panic, or a column
+//! shorter than the table) are errors naming the file.
 
-use std::fs::File;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use polars::prelude::*;
-
 use crate::error::{DataError, Loc, Result};
+use crate::io::ParquetColumns;
 
 use super::raw::{RawAction, RawCand, RawRow};
 use super::schema::col;
@@ -24,30 +22,11 @@ const REQUIRED: [&str; 7] = [
     col::WEAK_FINISHED,
 ];
 
-/// Every row of a parquet trace log, with its row index. A decoder panic (polars on damaged
-/// bytes) is contained and reported as an error naming the file.
+/// Every row of a parquet trace log, with its row index.
 pub(super) fn read_parquet_rows(path: &Path) -> Result<Vec<(Loc, RawRow)>> {
-    catch_unwind(AssertUnwindSafe(|| rows_of(path))).unwrap_or_else(|_| {
-        Err(DataError::file(
-            path,
-            "cannot read parquet data: the decoder failed on damaged bytes (corrupt file?)",
-        ))
-    })
-}
-
-fn rows_of(path: &Path) -> Result<Vec<(Loc, RawRow)>> {
-    let df = read_frame(path)?;
-    let c = PqCols { df: &df, path };
-    for name in REQUIRED {
-        if df.column(name).is_err() {
-            return Err(DataError::new(
-                path,
-                Loc::File,
-                Some(name),
-                "missing required column",
-            ));
-        }
-    }
+    let pq = ParquetColumns::open(path)?;
+    pq.require(&REQUIRED)?;
+    let c = PqCols { pq: &pq };
     let mut trace = c.strings(col::TRACE_ID, true)?;
     let mut problem = c.strings(col::PROBLEM_ID, true)?;
     let step = c.ints(col::STEP)?;
@@ -59,7 +38,7 @@ fn rows_of(path: &Path) -> Result<Vec<(Loc, RawRow)>> {
         .iter()
         .map(|n| c.strings(n, false))
         .collect::<Result<_>>()?;
-    let rows = (0..df.height())
+    let rows = (0..pq.n_rows())
         .map(|i| {
             let row = RawRow {
                 trace_id: trace[i].take(),
@@ -75,17 +54,6 @@ fn rows_of(path: &Path) -> Result<Vec<(Loc, RawRow)>> {
         })
         .collect();
     Ok(rows)
-}
-
-/// Decode the whole file.
-fn read_frame(path: &Path) -> Result<DataFrame> {
-    let file = File::open(path).map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
-    ParquetReader::new(file).finish().map_err(|e| {
-        DataError::file(
-            path,
-            format!("cannot read parquet data (truncated or corrupt?): {e}"),
-        )
-    })
 }
 
 /// One candidate's columns (`weak_*` or `strong_*`).
@@ -124,127 +92,97 @@ impl CandCols {
     }
 }
 
-/// Typed parquet columns: an absent column reads as all-null (the row checker then reports a
-/// missing required field); a column of the wrong type is an error naming it.
+/// Whole typed columns of a trace log: an absent column reads as all-null (the row checker then
+/// reports a missing required field).
 struct PqCols<'a> {
-    df: &'a DataFrame,
-    path: &'a Path,
+    pq: &'a ParquetColumns<'a>,
 }
 
 impl PqCols<'_> {
-    fn pl(&self, name: &str) -> impl Fn(PolarsError) -> DataError {
-        let path = self.path.to_path_buf();
-        let name = name.to_string();
-        move |e| DataError::new(&path, Loc::File, Some(&name), format!("cannot read: {e}"))
-    }
-
-    fn type_err(&self, name: &str, want: &str, got: &DataType) -> DataError {
-        DataError::new(
-            self.path,
-            Loc::File,
-            Some(name),
-            format!("wrong type: expected {want}, found {got}"),
-        )
-    }
-
     fn nulls<T: Clone>(&self) -> Vec<Option<T>> {
-        vec![None; self.df.height()]
-    }
-
-    /// `values` of column `name`, which must cover every row of the table (a damaged file can
-    /// decode to a shorter column).
-    fn full<T>(&self, name: &str, values: Vec<T>) -> Result<Vec<T>> {
-        if values.len() == self.df.height() {
-            return Ok(values);
-        }
-        Err(DataError::new(
-            self.path,
-            Loc::File,
-            Some(name),
-            format!(
-                "column has {} values for {} rows (truncated or corrupt file?)",
-                values.len(),
-                self.df.height()
-            ),
-        ))
-    }
-
-    /// Column `name` when it holds values: `None` when absent or all-null (dtype null), an error
-    /// when its type is not `ok` (`want` describes the expected type).
-    fn typed(
-        &self,
-        name: &str,
-        ok: &dyn Fn(&DataType) -> bool,
-        want: &str,
-    ) -> Result<Option<&Column>> {
-        match self.df.column(name) {
-            Err(_) => Ok(None),
-            Ok(c) if *c.dtype() == DataType::Null => Ok(None),
-            Ok(c) if ok(c.dtype()) => Ok(Some(c)),
-            Ok(c) => Err(self.type_err(name, want, c.dtype())),
-        }
+        vec![None; self.pq.n_rows()]
     }
 
     fn ints(&self, name: &str) -> Result<Vec<Option<i64>>> {
-        let Some(c) = self.typed(name, &DataType::is_integer, "an integer column")? else {
-            return Ok(self.nulls());
-        };
-        let c = c.cast(&DataType::Int64).map_err(self.pl(name))?;
-        self.full(name, c.i64().map_err(self.pl(name))?.iter().collect())
+        let mut out = self.nulls();
+        if let Some(c) = self.pq.column(name)? {
+            self.pq.for_each_int(name, &c, 0, |row, v| {
+                out[row] = v
+                    .map(|x| {
+                        i64::try_from(x).map_err(|_| {
+                            DataError::new(
+                                self.pq.path(),
+                                Loc::Row(row),
+                                Some(name),
+                                "integer out of range",
+                            )
+                        })
+                    })
+                    .transpose()?;
+                Ok(())
+            })?;
+        }
+        Ok(out)
     }
 
     fn floats(&self, name: &str) -> Result<Vec<Option<f64>>> {
-        let Some(c) = self.typed(name, &DataType::is_float, "a float column")? else {
-            return Ok(self.nulls());
-        };
-        let c = c.cast(&DataType::Float64).map_err(self.pl(name))?;
-        self.full(name, c.f64().map_err(self.pl(name))?.iter().collect())
+        let mut out = self.nulls();
+        if let Some(c) = self.pq.column(name)? {
+            self.pq.for_each_float(name, &c, 0, |row, v| {
+                out[row] = v;
+                Ok(())
+            })?;
+        }
+        Ok(out)
     }
 
     fn bools(&self, name: &str) -> Result<Vec<Option<bool>>> {
-        let is_bool = |d: &DataType| *d == DataType::Boolean;
-        let Some(c) = self.typed(name, &is_bool, "a boolean column")? else {
-            return Ok(self.nulls());
-        };
-        self.full(name, c.bool().map_err(self.pl(name))?.iter().collect())
+        let mut out = self.nulls();
+        if let Some(c) = self.pq.column(name)? {
+            self.pq.for_each_bool(name, &c, 0, |row, v| {
+                out[row] = v;
+                Ok(())
+            })?;
+        }
+        Ok(out)
     }
 
     /// Strings; with `allow_int`, integer columns are accepted and printed.
     fn strings(&self, name: &str, allow_int: bool) -> Result<Vec<Option<String>>> {
-        let is_str = |d: &DataType| *d == DataType::String || (allow_int && d.is_integer());
-        let Some(c) = self.typed(name, &is_str, "a string column")? else {
+        let Some(c) = self.pq.column(name)? else {
             return Ok(self.nulls());
         };
-        if c.dtype().is_integer() {
-            return Ok(self
-                .ints(name)?
-                .into_iter()
-                .map(|v| v.map(|x| x.to_string()))
-                .collect());
+        if allow_int && c.dtype().is_integer() {
+            let ints = self.ints(name)?;
+            return Ok(ints.into_iter().map(|v| v.map(|x| x.to_string())).collect());
         }
-        let values = c.str().map_err(self.pl(name))?.iter();
-        self.full(name, values.map(|v| v.map(str::to_owned)).collect())
+        let mut out = self.nulls();
+        self.pq.for_each_str(name, &c, 0, |row, v| {
+            out[row] = v.map(str::to_owned);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Actions as logged: an integer or a string column (a null-typed one is a type error).
     fn actions(&self, name: &str) -> Result<Vec<Option<RawAction>>> {
-        let Ok(c) = self.df.column(name) else {
-            return Ok((0..self.df.height()).map(|_| None).collect());
+        let Some(c) = self.pq.column(name)? else {
+            return Ok((0..self.pq.n_rows()).map(|_| None).collect());
         };
-        if c.dtype().is_integer() {
-            return Ok(self
-                .ints(name)?
-                .into_iter()
-                .map(|v| v.map(RawAction::Int))
-                .collect());
+        let dtype = c.dtype();
+        if dtype.is_integer() {
+            let ints = self.ints(name)?;
+            return Ok(ints.into_iter().map(|v| v.map(RawAction::Int)).collect());
         }
-        if *c.dtype() == DataType::String {
-            return Ok(self
-                .strings(name, false)?
-                .into_iter()
-                .map(|v| v.map(RawAction::Str))
-                .collect());
+        if dtype.is_string() {
+            let strs = self.strings(name, false)?;
+            return Ok(strs.into_iter().map(|v| v.map(RawAction::Str)).collect());
         }
-        Err(self.type_err(name, "an integer or string column", c.dtype()))
+        Err(DataError::new(
+            self.pq.path(),
+            Loc::File,
+            Some(name),
+            format!("wrong type: expected an integer or string column, found {dtype}"),
+        ))
     }
 }
