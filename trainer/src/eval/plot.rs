@@ -156,8 +156,12 @@ where
         .draw()
         .map_err(err)?;
 
-    draw_families(&mut chart, suite, x.1)?;
-    draw_anchors(&mut chart, suite, x.1)?;
+    let mut series = Series {
+        chart: &mut chart,
+        x_max: x.1,
+    };
+    series.families(suite)?;
+    series.anchors(suite)?;
     if legend {
         chart
             .configure_series_labels()
@@ -175,93 +179,91 @@ where
 /// The chart type every panel draws on.
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// Each non-anchor family: its upper envelope as a line and its points as markers.
-fn draw_families<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Chart<'a, DB>,
-    suite: &Suite,
+/// The series of one panel, drawn up to cost `x_max`.
+struct Series<'c, 'a, DB: DrawingBackend> {
+    chart: &'c mut Chart<'a, DB>,
     x_max: f64,
-) -> anyhow::Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
-    let mut shape = 0;
-    for f in &suite.families {
-        if f.kind == Kind::Anchor {
-            continue;
-        }
-        let hindsight = f.name == names::HINDSIGHT;
-        let colour = if hindsight {
-            RGBColor(0, 0, 0)
-        } else {
-            COLOURS[shape % COLOURS.len()]
-        };
-        // Dense sweeps (many points) get small, light markers so the envelopes stay readable.
-        let dense = f.points.len() > 60;
-        let r = if dense { 3 } else { 5 };
-        let style = if dense {
-            colour.mix(0.35).filled()
-        } else {
-            colour.filled()
-        };
-        let line = clip_to(&upper_envelope(&f.curve()), x_max);
-        let width = if hindsight { 3 } else { 2 };
-        let s = shape;
-        chart
-            .draw_series(LineSeries::new(line, colour.stroke_width(width)))
-            .map_err(err)?
-            .label(format!("{} ({} pts)", f.name, f.points.len()))
-            .legend(move |(x, y)| {
-                EmptyElement::at((x + 12, y))
-                    + PathElement::new(vec![(-12, 0), (12, 0)], colour.stroke_width(width))
-                    + Polygon::new(marker(s, 5), colour.filled())
-            });
-        chart
-            .draw_series(
-                f.points
-                    .iter()
-                    .filter(|p| p.cost_fraction <= x_max)
-                    .map(|p| {
-                        EmptyElement::at((p.cost_fraction, p.accuracy))
-                            + Polygon::new(marker(s, r), style)
-                    }),
-            )
-            .map_err(err)?;
-        shape += 1;
-    }
-    Ok(())
 }
 
-/// The anchors: large black squares with their names.
-fn draw_anchors<'a, DB: DrawingBackend + 'a>(
-    chart: &mut Chart<'a, DB>,
-    suite: &Suite,
-    x_max: f64,
-) -> anyhow::Result<()>
+impl<'a, DB: DrawingBackend + 'a> Series<'_, 'a, DB>
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
-    // The anchors: large black-outlined squares with their names.
-    for f in suite.families.iter().filter(|f| f.kind == Kind::Anchor) {
-        for p in f.points.iter().filter(|p| p.cost_fraction <= x_max) {
-            let c = (p.cost_fraction, p.accuracy);
-            let left = p.cost_fraction > 0.5;
-            let text_at = if left { (-200, 24) } else { (12, -22) };
+    /// Each non-anchor family: its upper envelope as a line and its points as markers.
+    fn families(&mut self, suite: &Suite) -> anyhow::Result<()> {
+        let (chart, x_max) = (&mut *self.chart, self.x_max);
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
+        let mut shape = 0;
+        for f in &suite.families {
+            if f.kind == Kind::Anchor {
+                continue;
+            }
+            let hindsight = f.name == names::HINDSIGHT;
+            let colour = if hindsight {
+                RGBColor(0, 0, 0)
+            } else {
+                COLOURS[shape % COLOURS.len()]
+            };
+            // Dense sweeps (many points) get small, light markers so the envelopes stay readable.
+            let dense = f.points.len() > 60;
+            let r = if dense { 3 } else { 5 };
+            let style = if dense {
+                colour.mix(0.35).filled()
+            } else {
+                colour.filled()
+            };
+            let line = clip_to(&upper_envelope(&f.curve()), x_max);
+            let width = if hindsight { 3 } else { 2 };
+            let s = shape;
             chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at(c)
-                        + Rectangle::new([(-7, -7), (7, 7)], BLACK.filled())
-                        + Text::new(
-                            format!("{} {:.1} %", f.name, 100.0 * p.accuracy),
-                            text_at,
-                            (FONT, 17),
-                        ),
-                ))
+                .draw_series(LineSeries::new(line, colour.stroke_width(width)))
+                .map_err(err)?
+                .label(format!("{} ({} pts)", f.name, f.points.len()))
+                .legend(move |(x, y)| {
+                    EmptyElement::at((x + 12, y))
+                        + PathElement::new(vec![(-12, 0), (12, 0)], colour.stroke_width(width))
+                        + Polygon::new(marker(s, 5), colour.filled())
+                });
+            chart
+                .draw_series(
+                    f.points
+                        .iter()
+                        .filter(|p| p.cost_fraction <= x_max)
+                        .map(|p| {
+                            EmptyElement::at((p.cost_fraction, p.accuracy))
+                                + Polygon::new(marker(s, r), style)
+                        }),
+                )
                 .map_err(err)?;
+            shape += 1;
         }
+        Ok(())
     }
-    Ok(())
+
+    /// The anchors: large black-outlined squares with their names.
+    fn anchors(&mut self, suite: &Suite) -> anyhow::Result<()> {
+        let (chart, x_max) = (&mut *self.chart, self.x_max);
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plot: {e}");
+        for f in suite.families.iter().filter(|f| f.kind == Kind::Anchor) {
+            for p in f.points.iter().filter(|p| p.cost_fraction <= x_max) {
+                let c = (p.cost_fraction, p.accuracy);
+                let left = p.cost_fraction > 0.5;
+                let text_at = if left { (-200, 24) } else { (12, -22) };
+                chart
+                    .draw_series(std::iter::once(
+                        EmptyElement::at(c)
+                            + Rectangle::new([(-7, -7), (7, 7)], BLACK.filled())
+                            + Text::new(
+                                format!("{} {:.1} %", f.name, 100.0 * p.accuracy),
+                                text_at,
+                                (FONT, 17),
+                            ),
+                    ))
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Draw the suite into `png` and `svg`.
