@@ -32,4 +32,4 @@ pub use step_tokens::{
     STEP_TOKENS_STRONG_GENERATORS, STEP_TOKENS_SUBSETS, STEP_TOKENS_WEAK_GENERATORS,
     derive_step_tokens,
 };
-pub use trees::{ImportOptions, ImportReport, import, import_with_progress};
+pub use trees::{ImportOptions, ImportReport, import_with_progress};

@@ -13,7 +13,7 @@ use crate::schema::{Dataset, Meta, ProblemInfo, SourceRef};
 use crate::synth::latent::{LatentModel, RealStep};
 use crate::synth::parallel::{Built, build_problems, one_problem};
 use crate::synth::params::MAX_REGENS_LIMIT;
-use crate::synth::progress::{OnProgress, quiet};
+use crate::synth::progress::OnProgress;
 use crate::tokenizer::{TOKENIZER_NAME, TokenCounter};
 
 use super::math500::Math500;
@@ -85,20 +85,9 @@ struct Group<'a> {
 }
 
 /// Import ProcessBench from `raw` (the directory holding `<subset>.json`). `model` is the
-/// calibrated latent model and `model_sources` its inputs (for provenance).
-pub fn import(
-    raw: &Path,
-    opts: &ImportOptions,
-    model: &LatentModel,
-    model_sources: &[SourceRef],
-    math500: &Math500,
-    command: &str,
-) -> Result<(Dataset, ImportReport)> {
-    import_with_progress(raw, opts, model, model_sources, math500, command, &quiet)
-}
-
-/// [`import`], reporting [`Progress`](crate::synth::progress::Progress) events (one per problem,
-/// from worker threads) for a front end to draw.
+/// calibrated latent model and `model_sources` its inputs (for provenance). Reports
+/// [`Progress`](crate::synth::progress::Progress) events (one per problem, from worker threads)
+/// for a front end to draw; pass a no-op closure when nothing is drawn.
 pub fn import_with_progress(
     raw: &Path,
     opts: &ImportOptions,
@@ -330,6 +319,7 @@ mod tests {
     use super::*;
     use crate::schema::NodeRow;
     use crate::synth::params::LatentConfig;
+    use crate::synth::progress::quiet;
 
     fn sample() -> serde_json::Value {
         // A MATH-500 problem (two small generators → two sample trees), a non-MATH-500 one,
@@ -361,7 +351,16 @@ mod tests {
             keep_text: true,
             ..ImportOptions::default()
         };
-        let (ds, rep) = import(&d, &opts, &model, &[], &Math500::vendored(), "trim test").unwrap();
+        let (ds, rep) = import_with_progress(
+            &d,
+            &opts,
+            &model,
+            &[],
+            &Math500::vendored(),
+            "trim test",
+            &quiet,
+        )
+        .unwrap();
         assert_eq!(rep.solutions_read, 4);
         assert_eq!(rep.solutions_used, 3);
         assert_eq!((rep.problems, rep.trees, rep.test_problems), (2, 3, 1));
@@ -411,19 +410,30 @@ mod tests {
         let l = crate::validate(Path::new("<mem>"), ds.clone()).unwrap();
         assert_eq!(l.forest.n_trees(), 3);
         // Deterministic by seed.
-        let (again, _) = import(&d, &opts, &model, &[], &Math500::vendored(), "trim test").unwrap();
+        let (again, _) = import_with_progress(
+            &d,
+            &opts,
+            &model,
+            &[],
+            &Math500::vendored(),
+            "trim test",
+            &quiet,
+        )
+        .unwrap();
         assert_eq!(again.rows, ds.rows);
         // Bad input: a label past the last step names the record.
         let mut bad = sample();
         bad[0]["label"] = serde_json::json!(7);
         std::fs::write(d.join("math.json"), bad.to_string()).unwrap();
-        let e = import(&d, &opts, &model, &[], &Math500::vendored(), "t").unwrap_err();
+        let e = import_with_progress(&d, &opts, &model, &[], &Math500::vendored(), "t", &quiet)
+            .unwrap_err();
         assert!(
             e.to_string().contains("row 0") && e.to_string().contains("label"),
             "{e}"
         );
         std::fs::write(d.join("math.json"), "[{\"id\": 3}]").unwrap();
-        let e = import(&d, &opts, &model, &[], &Math500::vendored(), "t").unwrap_err();
+        let e = import_with_progress(&d, &opts, &model, &[], &Math500::vendored(), "t", &quiet)
+            .unwrap_err();
         assert!(e.to_string().contains("[0]"), "{e}");
     }
 }
