@@ -77,7 +77,7 @@ impl TreeWriter<'_> {
             tree: self.tree,
             node,
             parent: parent.map(|p| p.0),
-            action: parent.map(|p| p.1 as u8),
+            action: parent.map(|p| p.1),
             depth,
             weak,
             strong,

@@ -21,6 +21,6 @@ pub use build::{DatasetBuilder, TreeWriter};
 pub use error::{DataError, Loc, Result};
 pub use io::{Integrity, LoadOptions};
 pub use schema::{
-    CandidateRec, Dataset, Meta, NodeRow, NodeStates, NodeTable, ProblemInfo, SourceRef,
+    CandidateRec, Dataset, Meta, NodeRow, NodeStates, NodeTable, ProblemInfo, SourceRef, StepState,
 };
 pub use validate::{Loaded, LoadedForest, load, load_forest, load_with, validate};

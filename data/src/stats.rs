@@ -3,7 +3,7 @@
 use serde::Serialize;
 use trim_env::{Action, Branch, Coverage, Forest, resolve};
 
-use crate::schema::state;
+use crate::schema::StepState;
 use crate::validate::LoadedForest;
 
 /// Everything `trim data stats` reports.
@@ -195,16 +195,16 @@ fn labelled_in_file_order(l: &LoadedForest) -> [Vec<f64>; 3] {
 
 fn prm_stats(by_state: &[Vec<f64>; 3]) -> PrmStats {
     let labelled = by_state.iter().map(Vec::len).sum();
-    let errors: Vec<f64> = by_state[state::S1 as usize]
+    let errors: Vec<f64> = by_state[StepState::S1 as usize]
         .iter()
-        .chain(&by_state[state::S2 as usize])
+        .chain(&by_state[StepState::S2 as usize])
         .copied()
         .collect();
     let mean = |v: &Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     PrmStats {
         labelled,
         auroc_correct_vs_error: auroc(&by_state[0], &errors),
-        auroc_correct_vs_first_error: auroc(&by_state[0], &by_state[state::S2 as usize]),
+        auroc_correct_vs_first_error: auroc(&by_state[0], &by_state[StepState::S2 as usize]),
         mean_by_state: [mean(&by_state[0]), mean(&by_state[1]), mean(&by_state[2])],
     }
 }

@@ -9,7 +9,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use trim_data::{CandidateRec, Dataset, DatasetBuilder, Meta, ProblemInfo, TreeWriter, io, load};
+use trim_data::{
+    CandidateRec, Dataset, DatasetBuilder, Meta, ProblemInfo, StepState, TreeWriter, io, load,
+};
 use trim_env::{Action, Rng};
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -25,7 +27,7 @@ fn candidate(rng: &mut Rng, finished: bool, audit: bool) -> CandidateRec {
         tokens: 1 + rng.below(300) as u32,
         prm: rng.f32(),
         finished,
-        state: (rng.f32() < 0.8).then(|| rng.below(3) as u8),
+        state: (rng.f32() < 0.8).then(|| StepState::ALL[rng.below(3) as usize]),
         hash: text.as_deref().map(io::text_hash),
         text,
     }

@@ -8,6 +8,7 @@ mod common;
 use common::{UNVERIFIED_OK, sample, tmpdir};
 use polars::prelude::*;
 use trim_data::{DataError, Dataset, io, load, load_with};
+use trim_env::Action;
 use trim_env::{EvalOptions, RefPolicy, evaluate};
 
 fn expect_err(path: &Path) -> DataError {
@@ -135,7 +136,7 @@ fn invariant_violations_name_line_node_and_field() {
     );
     bad_jsonl(
         "dupbranch",
-        |d| d.rows[2].action = Some(0),
+        |d| d.rows[2].action = Some(Action::Continue),
         &["duplicate branch"],
     );
     bad_jsonl(
@@ -146,7 +147,23 @@ fn invariant_violations_name_line_node_and_field() {
         },
         &["dead end"],
     );
-    bad_jsonl("state", |d| d.rows[0].weak.state = Some(7), &["weak_state"]);
+    // Typed rows cannot hold a state of 7: the file's text can, and the reader refuses it at
+    // its line and field.
+    let d = tmpdir("state");
+    let p = d.join("bad.jsonl");
+    io::write_dataset(&p, &sample()).unwrap();
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains("\"state\":0"), "{text}");
+    std::fs::write(&p, text.replacen("\"state\":0", "\"state\":7", 1)).unwrap();
+    let e = expect_err(&p).to_string();
+    for n in [
+        "bad.jsonl",
+        "line 2",
+        "state",
+        "state 7 is not 0 (S0), 1 (S1) or 2 (S2)",
+    ] {
+        assert!(e.contains(n), "error `{e}` lacks `{n}`");
+    }
     bad_jsonl(
         "regen-no-strong",
         |d| d.rows[0].strong = None,

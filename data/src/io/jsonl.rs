@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use trim_env::Action;
 
 use super::checksum::{Content, content_sha256};
 use crate::error::{DataError, Loc, Result};
@@ -39,8 +40,8 @@ struct NodeJson {
     id: u32,
     #[serde(default)]
     parent: Option<u32>,
-    #[serde(default)]
-    action: Option<u8>,
+    #[serde(default, with = "crate::schema::action_number")]
+    action: Option<Action>,
     depth: u16,
     weak: CandidateRec,
     #[serde(default, skip_serializing_if = "Option::is_none")]

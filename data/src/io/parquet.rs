@@ -177,12 +177,12 @@ fn frame(path: &Path, ds: &Dataset) -> Result<DataFrame> {
     column!(col::TREE, |r| r.tree);
     column!(col::NODE, |r| r.node);
     column!(col::PARENT, |r| r.parent);
-    column!(col::ACTION, |r| r.action);
+    column!(col::ACTION, |r| r.action.map(|a| a as u8));
     column!(col::DEPTH, |r| r.depth);
     column!(col::WEAK_TOKENS, |r| r.weak.tokens);
     column!(col::WEAK_PRM, |r| r.weak.prm);
     column!(col::WEAK_FINISHED, |r| r.weak.finished);
-    column!(col::WEAK_STATE, |r| r.weak.state);
+    column!(col::WEAK_STATE, |r| r.weak.state.map(|s| s as u8));
     column!(col::STRONG_TOKENS, |r| r.strong.as_ref().map(|s| s.tokens));
     column!(col::STRONG_PRM, |r| r.strong.as_ref().map(|s| s.prm));
     column!(col::STRONG_FINISHED, |r| r
@@ -192,7 +192,8 @@ fn frame(path: &Path, ds: &Dataset) -> Result<DataFrame> {
     column!(col::STRONG_STATE, |r| r
         .strong
         .as_ref()
-        .and_then(|s| s.state));
+        .and_then(|s| s.state)
+        .map(|s| s as u8));
     column!(col::CONTINUE_CORRECT, |r| r.continue_correct);
     column!(col::REGENERATE_CORRECT, |r| r.regenerate_correct);
     // Audit columns only when some row carries them.

@@ -6,6 +6,7 @@
 //! under the parquet key [`META_KEY`]. `data/README.md` documents every column.
 
 use serde::{Deserialize, Serialize};
+use trim_env::Action;
 
 pub mod table;
 
@@ -19,13 +20,73 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const META_KEY: &str = "trim.meta";
 
 /// Latent correctness state of a candidate step (TRIM-POMDP's states, ProcessBench's labels).
-pub mod state {
+/// Stored as its number (0, 1, 2) in files; anything else is refused where it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum StepState {
     /// All steps so far, this one included, are correct.
-    pub const S0: u8 = 0;
+    S0 = 0,
     /// An earlier step was the first error; the solution continued past it.
-    pub const S1: u8 = 1;
+    S1 = 1,
     /// This step is the first error.
-    pub const S2: u8 = 2;
+    S2 = 2,
+}
+
+impl StepState {
+    /// Every state, by number.
+    pub const ALL: [StepState; 3] = [StepState::S0, StepState::S1, StepState::S2];
+
+    /// The state numbered `v`, if there is one.
+    pub fn from_u8(v: u8) -> Option<StepState> {
+        Self::ALL.get(usize::from(v)).copied()
+    }
+
+    /// Its number: 0, 1 or 2 (also an index into per-state tables).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl Serialize for StepState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u8(*self as u8)
+    }
+}
+
+impl<'de> Deserialize<'de> for StepState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = u8::deserialize(d)?;
+        StepState::from_u8(v).ok_or_else(|| {
+            serde::de::Error::custom(format!("state {v} is not 0 (S0), 1 (S1) or 2 (S2)"))
+        })
+    }
+}
+
+/// `Option<Action>` as the action's number (0 = continue, 1 = regenerate) in serialised forms;
+/// anything else is refused where it is read. Use with `#[serde(with = "action_number")]`.
+pub mod action_number {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use trim_env::Action;
+
+    /// Write the action's number (or nothing).
+    pub fn serialize<S: Serializer>(a: &Option<Action>, s: S) -> Result<S::Ok, S::Error> {
+        match a {
+            Some(a) => s.serialize_some(&(*a as u8)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Read an action number (or null).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Action>, D::Error> {
+        match Option::<u8>::deserialize(d)? {
+            None => Ok(None),
+            Some(v) => Action::from_index(v).map(Some).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "action {v} is not 0 (continue) or 1 (regenerate)"
+                ))
+            }),
+        }
+    }
 }
 
 /// One candidate step (weak, or strong for the same prefix).
@@ -38,10 +99,10 @@ pub struct CandidateRec {
     pub prm: f32,
     /// The episode ends after this step if it is kept (boxed answer, EOS, or step cap).
     pub finished: bool,
-    /// Correctness state (0 = S0, 1 = S1, 2 = S2) when known: real labels or the latent truth
-    /// of a synthetic step. Used for PRM AUROC, never by the environment.
+    /// Correctness state when known: real labels or the latent truth of a synthetic step. Used
+    /// for PRM AUROC, never by the environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<u8>,
+    pub state: Option<StepState>,
     /// Step text, for auditing (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -61,8 +122,8 @@ pub struct NodeRow {
     pub node: u32,
     /// Parent node id (None for the root).
     pub parent: Option<u32>,
-    /// Action taken at the parent to reach this node: 0 = continue, 1 = regenerate.
-    pub action: Option<u8>,
+    /// Action taken at the parent to reach this node.
+    pub action: Option<Action>,
     /// Step index `t` (0 at the root).
     pub depth: u16,
     pub weak: CandidateRec,

@@ -5,7 +5,9 @@
 //! Optional fields are a value plus a presence bit in [`NodeFlags`]; an absent value is stored as
 //! zero. 43 bytes per node, against ~170 for a `NodeRow`.
 
-use crate::schema::{CandidateRec, NodeRow};
+use trim_env::Action;
+
+use crate::schema::{CandidateRec, NodeRow, StepState};
 
 /// Presence bits and boolean values of one node, packed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +48,14 @@ impl NodeFlags {
 pub struct NodeStates {
     pub weak: Option<u8>,
     pub strong: Option<u8>,
+}
+
+/// Table values are range-checked where a table is filled (the parquet reader refuses an action
+/// outside 0..=1 and a state outside 0..=2; rows are typed), so converting back cannot fail.
+const RANGE_CHECKED: &str = "table values are range-checked where the table is filled";
+
+fn typed_state(v: u8) -> StepState {
+    StepState::from_u8(v).expect(RANGE_CHECKED)
 }
 
 /// Every node of a dataset, struct-of-arrays, in file order. Row `i` of each vector is node `i`.
@@ -175,15 +185,15 @@ impl NodeTable {
         self.tree.push(r.tree);
         self.node.push(r.node);
         self.parent.push(r.parent.unwrap_or(0));
-        self.action.push(r.action.unwrap_or(0));
+        self.action.push(r.action.map_or(0, |a| a as u8));
         self.depth.push(r.depth);
         self.weak_tokens.push(r.weak.tokens);
         self.weak_prm.push(r.weak.prm);
-        self.weak_state.push(r.weak.state.unwrap_or(0));
+        self.weak_state.push(r.weak.state.map_or(0, |s| s as u8));
         self.strong_tokens.push(strong.map_or(0, |s| s.tokens));
         self.strong_prm.push(strong.map_or(0.0, |s| s.prm));
         self.strong_state
-            .push(strong.and_then(|s| s.state).unwrap_or(0));
+            .push(strong.and_then(|s| s.state).map_or(0, |s| s as u8));
         self.flags.push(NodeFlags(f));
     }
 
@@ -207,7 +217,7 @@ impl NodeTable {
             tokens: self.strong_tokens[i],
             prm: self.strong_prm[i],
             finished: f.has(NodeFlags::STRONG_FINISHED),
-            state: st.strong,
+            state: st.strong.map(typed_state),
             text: take(&mut audit.strong_text, i),
             hash: take(&mut audit.strong_hash, i),
         });
@@ -216,13 +226,15 @@ impl NodeTable {
             tree: self.tree[i],
             node: self.node[i],
             parent: f.has(NodeFlags::PARENT).then_some(self.parent[i]),
-            action: f.has(NodeFlags::ACTION).then_some(self.action[i]),
+            action: f
+                .has(NodeFlags::ACTION)
+                .then(|| Action::from_index(self.action[i]).expect(RANGE_CHECKED)),
             depth: self.depth[i],
             weak: CandidateRec {
                 tokens: self.weak_tokens[i],
                 prm: self.weak_prm[i],
                 finished: f.has(NodeFlags::WEAK_FINISHED),
-                state: st.weak,
+                state: st.weak.map(typed_state),
                 text: take(&mut audit.weak_text, i),
                 hash: take(&mut audit.weak_hash, i),
             },

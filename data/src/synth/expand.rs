@@ -130,7 +130,7 @@ mod tests {
 
     use super::*;
     use crate::build::DatasetBuilder;
-    use crate::schema::{Meta, ProblemInfo, state};
+    use crate::schema::{Meta, ProblemInfo, StepState};
     use crate::synth::params::LatentConfig;
 
     fn test_info() -> ProblemInfo {
@@ -167,7 +167,7 @@ mod tests {
             for r in &l.ds.rows {
                 let (mut ones, mut n, mut cur) = (0u32, 0u32, r);
                 while let (Some(pa), Some(a)) = (cur.parent, cur.action) {
-                    ones += u32::from(a);
+                    ones += a as u32;
                     n += 1;
                     cur =
                         l.ds.rows
@@ -202,7 +202,7 @@ mod tests {
         let real = vec![
             RealStep {
                 tokens: 11,
-                state: state::S0,
+                state: StepState::S0,
                 finished: false,
                 correct: None,
                 text: Some("a".into()),
@@ -210,7 +210,7 @@ mod tests {
             },
             RealStep {
                 tokens: 22,
-                state: state::S2,
+                state: StepState::S2,
                 finished: false,
                 correct: None,
                 text: None,
@@ -218,7 +218,7 @@ mod tests {
             },
             RealStep {
                 tokens: 33,
-                state: state::S1,
+                state: StepState::S1,
                 finished: true,
                 correct: Some(true),
                 text: None,
@@ -247,7 +247,7 @@ mod tests {
             node = ds
                 .rows
                 .iter()
-                .find(|x| x.parent == Some(node) && x.action == Some(0))
+                .find(|x| x.parent == Some(node) && x.action == Some(Action::Continue))
                 .unwrap()
                 .node;
         }
@@ -257,7 +257,7 @@ mod tests {
             .iter()
             .find(|x| x.depth == 2 && x.weak.hash.as_deref() == Some("h2"))
             .unwrap();
-        assert_eq!(d2.strong.as_ref().unwrap().state, Some(state::S1));
+        assert_eq!(d2.strong.as_ref().unwrap().state, Some(StepState::S1));
         crate::validate(Path::new("<mem>"), ds).unwrap();
     }
 }

@@ -28,7 +28,7 @@ use std::path::Path;
 use trim_env::Rng;
 
 use crate::error::Result;
-use crate::schema::{CandidateRec, state};
+use crate::schema::{CandidateRec, StepState};
 
 use super::calibrate::{Calibration, Grid, calibrate, logistic};
 use super::hazard::Hazard;
@@ -73,7 +73,7 @@ impl Prefix {
     /// The prefix after keeping candidate `c`.
     pub fn then(&self, c: &CandidateRec) -> Self {
         Prefix {
-            ok: self.ok && c.state == Some(state::S0),
+            ok: self.ok && c.state == Some(StepState::S0),
             running_min: self.running_min.min(c.prm),
         }
     }
@@ -90,8 +90,8 @@ pub struct Draw {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RealStep {
     pub tokens: u32,
-    /// 0 = S0, 1 = S1, 2 = S2 (from human labels).
-    pub state: u8,
+    /// From human labels.
+    pub state: StepState,
     /// The last step of the solution.
     pub finished: bool,
     /// Final-answer correctness, for the last step.
@@ -198,7 +198,7 @@ impl LatentModel {
     }
 
     /// A PRM score for a step in `st` after `prefix`, rounded to the configured grid.
-    pub fn prm(&self, st: u8, prefix: &Prefix, rng: &mut Rng) -> f32 {
+    pub fn prm(&self, st: StepState, prefix: &Prefix, rng: &mut Rng) -> f32 {
         let x = self.obs.sample(st, prefix.running_min, rng);
         match self.cfg.prm_grid {
             0 => x,
@@ -220,11 +220,11 @@ impl LatentModel {
             Role::Strong => (d.p_strong, &self.strong_hazard, &self.tokens.strong),
         };
         let st = if !prefix.ok {
-            state::S1
+            StepState::S1
         } else if rng.bernoulli(p) {
-            state::S0
+            StepState::S0
         } else {
-            state::S2
+            StepState::S2
         };
         let k = u32::from(depth) + 1;
         let capped = k >= u32::from(self.cfg.max_steps);
@@ -232,7 +232,7 @@ impl LatentModel {
         let correct = finished.then(|| {
             let q = if capped {
                 self.cfg.q_capped
-            } else if prefix.ok && st == state::S0 {
+            } else if prefix.ok && st == StepState::S0 {
                 self.cfg.q_ok
             } else {
                 self.cfg.q_err
@@ -276,11 +276,11 @@ mod tests {
         for _ in 0..2000 {
             assert_eq!(
                 m.candidate(Role::Weak, &d, &bad, 3, &mut rng).rec.state,
-                Some(state::S1)
+                Some(StepState::S1)
             );
             let c = m.candidate(Role::Strong, &d, &Prefix::root(), 3, &mut rng);
-            assert_ne!(c.rec.state, Some(state::S1));
-            s2 += usize::from(c.rec.state == Some(state::S2));
+            assert_ne!(c.rec.state, Some(StepState::S1));
+            s2 += usize::from(c.rec.state == Some(StepState::S2));
             // Capped step: always finished.
             assert!(
                 m.candidate(Role::Weak, &d, &Prefix::root(), 29, &mut rng)

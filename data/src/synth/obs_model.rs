@@ -11,6 +11,7 @@ use serde::Deserialize;
 use trim_env::Rng;
 
 use crate::error::{DataError, Result};
+use crate::schema::StepState;
 
 /// The vendored math-train observation model (see `data/calibration/SOURCE.md`).
 pub const MATH_TRAIN_JSON: &str =
@@ -117,11 +118,11 @@ impl ObsModel {
         })
     }
 
-    /// Sample the current step's PRM score for a step in `state` (0 = S0, 1 = S1, 2 = S2) when
-    /// the minimum PRM score of the previous chosen steps is `min_prev` (1.0 at the first step).
-    pub fn sample(&self, state: u8, min_prev: f32, rng: &mut Rng) -> f32 {
+    /// Sample the current step's PRM score for a step in `state` when the minimum PRM score of
+    /// the previous chosen steps is `min_prev` (1.0 at the first step).
+    pub fn sample(&self, state: StepState, min_prev: f32, rng: &mut Rng) -> f32 {
         let n = self.n;
-        let s = usize::from(state.min(2));
+        let s = state.index();
         let row = ((f64::from(min_prev.clamp(0.0, 1.0)) / self.bin).floor() as usize).min(n - 1);
         let cdf = &self.cdf[(s * n + row) * n..(s * n + row + 1) * n];
         let u = rng.f64();
@@ -131,9 +132,9 @@ impl ObsModel {
     }
 
     /// Mean current score of a state under the table (for calibration reports and tests).
-    pub fn mean_current(&self, state: u8) -> f64 {
+    pub fn mean_current(&self, state: StepState) -> f64 {
         let n = self.n;
-        let s = usize::from(state.min(2));
+        let s = state.index();
         let mut m = 0.0;
         for row in 0..n {
             for col in 0..n {
@@ -152,26 +153,26 @@ mod tests {
     fn embedded_model_matches_published_state_means() {
         let m = ObsModel::math_train();
         // trim-paper.md §2.4: E[current] is 0.934 (S0), 0.614 (S1), 0.297 (S2).
-        assert!((m.mean_current(0) - 0.934).abs() < 0.01);
-        assert!((m.mean_current(1) - 0.614).abs() < 0.01);
-        assert!((m.mean_current(2) - 0.297).abs() < 0.01);
+        assert!((m.mean_current(StepState::S0) - 0.934).abs() < 0.01);
+        assert!((m.mean_current(StepState::S1) - 0.614).abs() < 0.01);
+        assert!((m.mean_current(StepState::S2) - 0.297).abs() < 0.01);
     }
 
     #[test]
     fn samples_separate_states_and_follow_running_min() {
         let m = ObsModel::math_train();
         let mut rng = Rng::new(1);
-        let mean = |s: u8, min: f32, rng: &mut Rng| {
+        let mean = |s: StepState, min: f32, rng: &mut Rng| {
             (0..20_000)
                 .map(|_| f64::from(m.sample(s, min, rng)))
                 .sum::<f64>()
                 / 20_000.0
         };
-        let s0 = mean(0, 1.0, &mut rng);
-        let s2 = mean(2, 1.0, &mut rng);
+        let s0 = mean(StepState::S0, 1.0, &mut rng);
+        let s2 = mean(StepState::S2, 1.0, &mut rng);
         assert!(s0 > 0.85 && s2 < 0.5, "{s0} {s2}");
         for _ in 0..1000 {
-            let x = m.sample(1, 0.2, &mut rng);
+            let x = m.sample(StepState::S1, 0.2, &mut rng);
             assert!((0.0..=1.0).contains(&x));
         }
     }

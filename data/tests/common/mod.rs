@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use trim_data::{CandidateRec, Dataset, DatasetBuilder, LoadOptions, Meta, ProblemInfo};
+use trim_data::{CandidateRec, Dataset, DatasetBuilder, LoadOptions, Meta, ProblemInfo, StepState};
 use trim_env::Action;
 
 /// Options that accept files without a checksum (hand-written, or rewritten by polars).
@@ -23,7 +23,7 @@ pub fn cand(tokens: u32, prm: f32, finished: bool, state: Option<u8>) -> Candida
         tokens,
         prm,
         finished,
-        state,
+        state: state.and_then(StepState::from_u8),
         text: None,
         hash: None,
     }

@@ -7,6 +7,7 @@ use trim_env::{Action, EvalOptions, RefPolicy, evaluate};
 
 use super::*;
 use crate::io::text_hash;
+use crate::schema::StepState;
 use crate::validate::validate;
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -78,21 +79,31 @@ fn trees_have_suffix_switch_structure() {
     // Post-switch nodes offer only regenerate: their weak stand-in is unfinished and they
     // have no continue child.
     for r in &rows0 {
-        if r.action == Some(1) {
+        if r.action == Some(Action::Regenerate) {
             assert!(!r.weak.finished);
             assert!(r.continue_correct.is_none());
             assert!(
                 rows0
                     .iter()
-                    .all(|c| c.parent != Some(r.node) || c.action == Some(1))
+                    .all(|c| c.parent != Some(r.node) || c.action == Some(Action::Regenerate))
             );
         }
     }
     // Weak chain states: step 0 off-chain (13 not in {9, 18}) = S2, then S1.
-    let chain: Vec<_> = rows0.iter().filter(|r| r.action != Some(1)).collect();
+    let chain: Vec<_> = rows0
+        .iter()
+        .filter(|r| r.action != Some(Action::Regenerate))
+        .collect();
     assert_eq!(chain.len(), 3);
     let st: Vec<_> = chain.iter().map(|r| r.weak.state).collect();
-    assert_eq!(st, vec![Some(2), Some(1), Some(1)]);
+    assert_eq!(
+        st,
+        vec![
+            Some(StepState::S2),
+            Some(StepState::S1),
+            Some(StepState::S1)
+        ]
+    );
     assert_eq!(
         chain[0].weak.tokens,
         tokens("She has 16 - 3 = <<16-3=13>>13 eggs left")

@@ -6,7 +6,7 @@ use trim_env::{Action, Rng};
 
 use crate::build::TreeWriter;
 use crate::io::text_hash;
-use crate::schema::{CandidateRec, state};
+use crate::schema::{CandidateRec, StepState};
 use crate::synth::obs_model::ObsModel;
 
 use super::parse::{Solution, Step};
@@ -28,7 +28,7 @@ impl PathCtx {
     fn after(self, c: &CandidateRec) -> PathCtx {
         PathCtx {
             min_prev: self.min_prev.min(c.prm),
-            has_error: self.has_error || c.state != Some(state::S0),
+            has_error: self.has_error || c.state != Some(StepState::S0),
         }
     }
 }
@@ -43,11 +43,11 @@ pub(super) struct Sampler<'a> {
 impl Sampler<'_> {
     fn cand(&mut self, step: &Step, ctx: PathCtx, finished: bool) -> CandidateRec {
         let s = if ctx.has_error {
-            state::S1
+            StepState::S1
         } else if step.on_chain {
-            state::S0
+            StepState::S0
         } else {
-            state::S2
+            StepState::S2
         };
         CandidateRec {
             tokens: step.tokens,

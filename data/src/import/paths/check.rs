@@ -6,7 +6,7 @@ use std::path::Path;
 use trim_env::Action;
 
 use crate::error::{DataError, Loc, Result};
-use crate::schema::CandidateRec;
+use crate::schema::{CandidateRec, StepState};
 
 use super::raw::{RawAction, RawCand, RawRow};
 use super::schema::{TraceRow, col};
@@ -117,7 +117,7 @@ fn check_cand(
     }
     let state = match c.state {
         None => None,
-        Some(s @ 0..=2) => Some(s as u8),
+        Some(s @ 0..=2) => StepState::from_u8(s as u8),
         Some(s) => {
             return Err(err(
                 &k("state"),

@@ -60,13 +60,13 @@ fn row_out(r: &TraceRow) -> RowOut<'_> {
         weak_tokens: r.weak.tokens,
         weak_prm: f64::from(r.weak.prm),
         weak_finished: r.weak.finished,
-        weak_state: r.weak.state,
+        weak_state: r.weak.state.map(|s| s as u8),
         weak_hash: r.weak.hash.as_deref(),
         weak_text: r.weak.text.as_deref(),
         strong_tokens: s.map(|c| c.tokens),
         strong_prm: s.map(|c| f64::from(c.prm)),
         strong_finished: s.map(|c| c.finished),
-        strong_state: s.and_then(|c| c.state),
+        strong_state: s.and_then(|c| c.state).map(|s| s as u8),
         strong_hash: s.and_then(|c| c.hash.as_deref()),
         strong_text: s.and_then(|c| c.text.as_deref()),
         correct: r.correct,
@@ -146,7 +146,9 @@ fn trace_columns<'a>(rows: &'a [TraceRow]) -> Vec<Column> {
         column(col::WEAK_PRM, rows, |r| r.weak.prm),
         column(col::WEAK_FINISHED, rows, |r| r.weak.finished),
     ];
-    optional(&mut cols, col::WEAK_STATE, rows, |r| r.weak.state);
+    optional(&mut cols, col::WEAK_STATE, rows, |r| {
+        r.weak.state.map(|s| s as u8)
+    });
     optional(&mut cols, col::WEAK_HASH, rows, |r| r.weak.hash.as_deref());
     optional(&mut cols, col::WEAK_TEXT, rows, |r| r.weak.text.as_deref());
     cols.push(column(col::STRONG_TOKENS, rows, |r| {
@@ -157,7 +159,7 @@ fn trace_columns<'a>(rows: &'a [TraceRow]) -> Vec<Column> {
         strong(r).map(|s| s.finished)
     }));
     optional(&mut cols, col::STRONG_STATE, rows, |r| {
-        strong(r).and_then(|s| s.state)
+        strong(r).and_then(|s| s.state).map(|s| s as u8)
     });
     optional(&mut cols, col::STRONG_HASH, rows, |r| {
         strong(r).and_then(|s| s.hash.as_deref())

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Loc, Result};
-use crate::schema::{SourceRef, state};
+use crate::schema::{SourceRef, StepState};
 
 /// Upstream of the ProcessBench files (see `../shared/data/raw/processbench/SOURCE.md`).
 pub const PROCESSBENCH_ORIGIN: &str =
@@ -28,12 +28,12 @@ pub struct Solution {
 
 impl Solution {
     /// Latent state of step `t` from the human label.
-    pub fn state_of(&self, t: usize) -> u8 {
+    pub fn state_of(&self, t: usize) -> StepState {
         match usize::try_from(self.label) {
-            Err(_) => state::S0,
-            Ok(l) if t < l => state::S0,
-            Ok(l) if t == l => state::S2,
-            Ok(_) => state::S1,
+            Err(_) => StepState::S0,
+            Ok(l) if t < l => StepState::S0,
+            Ok(l) if t == l => StepState::S2,
+            Ok(_) => StepState::S1,
         }
     }
 
@@ -108,9 +108,10 @@ mod tests {
             final_answer_correct: false,
             label: 1,
         };
-        let st: Vec<u8> = (0..4).map(|t| s.state_of(t)).collect();
-        assert_eq!(st, vec![0, 2, 1, 1]);
+        let st: Vec<StepState> = (0..4).map(|t| s.state_of(t)).collect();
+        use StepState::*;
+        assert_eq!(st, vec![S0, S2, S1, S1]);
         let ok = Solution { label: -1, ..s };
-        assert!((0..4).all(|t| ok.state_of(t) == 0));
+        assert!((0..4).all(|t| ok.state_of(t) == S0));
     }
 }

@@ -320,6 +320,7 @@ mod tests {
     use crate::schema::NodeRow;
     use crate::synth::params::LatentConfig;
     use crate::synth::progress::quiet;
+    use trim_env::Action;
 
     fn sample() -> serde_json::Value {
         // A MATH-500 problem (two small generators → two sample trees), a non-MATH-500 one,
@@ -396,7 +397,7 @@ mod tests {
                 } else {
                     node = rows
                         .iter()
-                        .find(|x| x.parent == Some(node) && x.action == Some(0))
+                        .find(|x| x.parent == Some(node) && x.action == Some(Action::Continue))
                         .unwrap()
                         .node;
                 }

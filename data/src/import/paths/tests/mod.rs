@@ -11,7 +11,7 @@ use trim_env::{Action, Branch, EvalOptions, Policy, RefPolicy, Rng, evaluate};
 use super::*;
 use crate::build::DatasetBuilder;
 use crate::error::Details;
-use crate::schema::{CandidateRec, Dataset, Meta, ProblemInfo};
+use crate::schema::{CandidateRec, Dataset, Meta, ProblemInfo, StepState};
 use crate::validate::validate;
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -150,7 +150,7 @@ fn tree_dataset() -> Dataset {
         tokens: 1 + rng.below(60) as u32,
         prm: rng.f32(),
         finished,
-        state: Some(rng.below(3) as u8),
+        state: StepState::from_u8(rng.below(3) as u8),
         text: None,
         hash: Some(format!("{:016x}", rng.next_u64())),
     };
