@@ -352,16 +352,11 @@ mod tests {
             keep_text: true,
             ..ImportOptions::default()
         };
-        let (ds, rep) = import_with_progress(
-            &d,
-            &opts,
-            &model,
-            &[],
-            &Math500::vendored(),
-            "trim test",
-            &quiet,
-        )
-        .unwrap();
+        let import = || {
+            let pb = Math500::vendored();
+            import_with_progress(&d, &opts, &model, &[], &pb, "trim test", &quiet).unwrap()
+        };
+        let (ds, rep) = import();
         assert_eq!(rep.solutions_read, 4);
         assert_eq!(rep.solutions_used, 3);
         assert_eq!((rep.problems, rep.trees, rep.test_problems), (2, 3, 1));
@@ -411,16 +406,7 @@ mod tests {
         let l = crate::validate(Path::new("<mem>"), ds.clone()).unwrap();
         assert_eq!(l.forest.n_trees(), 3);
         // Deterministic by seed.
-        let (again, _) = import_with_progress(
-            &d,
-            &opts,
-            &model,
-            &[],
-            &Math500::vendored(),
-            "trim test",
-            &quiet,
-        )
-        .unwrap();
+        let (again, _) = import();
         assert_eq!(again.rows, ds.rows);
         // Bad input: a label past the last step names the record.
         let mut bad = sample();
