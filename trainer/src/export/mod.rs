@@ -34,6 +34,7 @@ pub use trim_router::parity::{
 use trim_router::{RouterError, safetensors};
 
 use crate::checkpoint::{self, TrainState};
+use crate::family::{Family, agg::Agg};
 use crate::model::{N_ACTIONS, PolicyWeights};
 
 /// Why an export could not be written or was refused.
@@ -170,12 +171,26 @@ fn model_names(state: &TrainState, warnings: &mut Vec<String>) -> [Vec<String>; 
     }
 }
 
-/// Export the checkpoint at `checkpoint` (e.g. `checkpoints/<run>/best`) into `out`.
+/// Export the checkpoint at `checkpoint` (e.g. `checkpoints/<run>/best`) into `out`, with the
+/// exporter of the checkpoint's policy family (each family writes the files `trim-router`
+/// serves for its `architecture.kind`).
+pub fn export(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportReport, ExportError> {
+    let state = checkpoint::load_state(checkpoint)?;
+    match state.family.as_str() {
+        Agg::NAME => export_agg(checkpoint, format, out),
+        other => Err(ExportError::invalid(
+            checkpoint,
+            format!("policy family `{other}` has no exporter in this build"),
+        )),
+    }
+}
+
+/// Export a TRIM-Agg checkpoint.
 ///
 /// The weights are verified before anything is written: the network rebuilt from the
 /// serialised safetensors bytes, and the ONNX graph evaluated from its bytes, must reproduce
 /// the burn model's logits on [`parity_observations`] within 1e-5, or the export fails.
-pub fn export(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportReport, ExportError> {
+fn export_agg(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportReport, ExportError> {
     let device = crate::backend::Backend::Flex.device()?;
     let (model, state) = checkpoint::load_model(checkpoint, &device)?;
     let weights = model

@@ -10,6 +10,12 @@
 //! | family | observes | network | module |
 //! |---|---|---|---|
 //! | TRIM-Agg | the 5 aggregated features ([`trim_env::StepView::agg`]) | MLP actor-critic | [`agg`] |
+//!
+//! The rest of a family's life goes through the same name: checkpoints record
+//! [`Family::NAME`] and refuse to load as another family ([`crate::checkpoint::load_as`]);
+//! [`crate::export::export`] picks the family's exporter from the checkpoint; and
+//! `trim-router` serves an export by its `architecture.kind` (TRIM-Agg:
+//! `trim_router::agg::KIND`), refusing kinds it does not know.
 
 pub mod agg;
 
