@@ -218,3 +218,35 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod wrap_tests {
+    use super::*;
+    use crate::forest::{Branch, Candidate, ForestBuilder};
+    use crate::policy::RefPolicy;
+
+    /// Two strong steps of 3e9 tokens each: the episode's and the problem's totals are 6e9,
+    /// past u32::MAX (they wrapped to ≈1.7e9 with u32 sums).
+    #[test]
+    fn strong_token_totals_do_not_wrap_at_u32() {
+        let big = 3_000_000_000u32;
+        let c = |tokens| Candidate { tokens, prm: 0.5 };
+        let mut b = ForestBuilder::new();
+        b.begin_problem();
+        b.begin_tree();
+        b.push_node(0, c(1), Some(c(big)), [Branch::Absent, Branch::Node(1)]);
+        b.push_node(
+            1,
+            c(1),
+            Some(c(big)),
+            [Branch::Absent, Branch::Outcome(true)],
+        );
+        let f = b.finish().unwrap();
+        let o = run_episode(&f, 0, &RefPolicy::Strong, &mut Rng::new(0)).unwrap();
+        assert_eq!(o.strong_tokens, 6_000_000_000);
+        let p = evaluate(&f, &[0], &RefPolicy::Strong, EvalOptions::default()).unwrap();
+        assert_eq!(p[0].strong_tokens, 6e9);
+        let dp = crate::oracle::hindsight_optimal(&f, &[0], 0.0);
+        assert_eq!(dp[0].strong_tokens, 6e9);
+    }
+}

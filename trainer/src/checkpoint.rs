@@ -70,7 +70,7 @@ pub struct TrainState {
     /// `trim` version that wrote it.
     pub crate_version: String,
     /// Backend it was trained on (resuming on another backend is allowed but not bit-exact).
-    pub backend: String,
+    pub backend: crate::backend::Backend,
     /// Policy family of the network ([`Family::NAME`]); checkpoints from before families were
     /// named are TRIM-Agg.
     #[serde(default = "agg_name")]

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod ppo;
 pub mod run_dir;
+pub mod run_summary;
 pub mod sweep;
 pub mod train;
 

@@ -23,7 +23,7 @@ use crate::backend::Backend;
 use crate::checkpoint;
 use crate::config::{ConfigOverrides, PROVENANCE_TABLE, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::train::{RunStatus, RunSummary};
+use crate::run_summary::{RunStatus, RunSummary};
 
 /// The lock file of a run directory.
 pub const LOCK_FILE: &str = "run.lock";

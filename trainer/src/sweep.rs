@@ -188,7 +188,7 @@ pub fn plan_run(run_dir: &Path, cfg: &TrainConfig) -> anyhow::Result<Plan> {
             run_dir.display()
         );
     }
-    if run_dir.join(crate::train::summary::SUMMARY_FILE).is_file()
+    if run_dir.join(crate::run_summary::SUMMARY_FILE).is_file()
         && RunSummary::read(run_dir)?.status == RunStatus::Finished
     {
         return Ok(Plan::Skip);

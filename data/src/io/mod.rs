@@ -21,7 +21,8 @@ use crate::schema::{AuditColumns, Dataset, Meta, NodeRow, NodeTable, ProblemInfo
 pub use checksum::{ALLOW_UNVERIFIED_ENV, CHECKSUM_KEY, Integrity, LoadOptions};
 pub use columns::ParquetColumns;
 pub use jsonl::write_jsonl;
-pub use parquet::{col, read_parquet, read_parquet_with, write_parquet};
+pub use parquet::{col, write_parquet};
+pub use parquet_read::{read_parquet, read_parquet_with};
 
 /// File formats by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

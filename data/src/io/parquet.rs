@@ -6,7 +6,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::checksum::{CHECKSUM_KEY, Content, LoadOptions, StrColumnHasher, content_sha256};
+use super::checksum::{CHECKSUM_KEY, Content, StrColumnHasher, content_sha256};
 use super::contain::contain;
 use crate::error::{DataError, Loc, Result};
 use crate::schema::{Dataset, META_KEY, NodeRow, NodeTable, ProblemInfo};
@@ -218,17 +218,4 @@ fn frame(path: &Path, ds: &Dataset) -> Result<DataFrame> {
         .map(|(name, c)| c.with_name(name.into()))
         .collect();
     DataFrame::new(rows.len(), columns).map_err(pl_err(path, "cannot build table"))
-}
-
-/// Read a parquet dataset into rows (the exchange form), verifying its checksum under `opts`.
-/// Tree invariants are not checked here: use [`crate::load`].
-pub fn read_parquet_with(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
-    let d = super::parquet_read::read_parquet_decoded(path, opts, true)?;
-    d.verify(path, opts)?;
-    Ok(d.into_dataset())
-}
-
-/// [`read_parquet_with`] with options from the environment ([`LoadOptions::from_env`]).
-pub fn read_parquet(path: &Path) -> Result<Dataset> {
-    read_parquet_with(path, &LoadOptions::from_env())
 }

@@ -13,7 +13,9 @@ use super::columns::{Batch, ParquetColumns};
 use super::parquet::col;
 use super::{ContentCheck, Decoded};
 use crate::error::{DataError, Loc, Result};
-use crate::schema::{AuditColumns, META_KEY, Meta, NodeFlags as F, NodeTable, ProblemInfo};
+use crate::schema::{
+    AuditColumns, Dataset, META_KEY, Meta, NodeFlags as F, NodeTable, ProblemInfo,
+};
 
 const U32: i128 = u32::MAX as i128;
 
@@ -482,4 +484,17 @@ impl AuditReader {
         };
         (digests, audit)
     }
+}
+
+/// Read a parquet dataset into rows (the exchange form), verifying its checksum under `opts`.
+/// Tree invariants are not checked here: use [`crate::load`].
+pub fn read_parquet_with(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let d = read_parquet_decoded(path, opts, true)?;
+    d.verify(path, opts)?;
+    Ok(d.into_dataset())
+}
+
+/// [`read_parquet_with`] with options from the environment ([`LoadOptions::from_env`]).
+pub fn read_parquet(path: &Path) -> Result<Dataset> {
+    read_parquet_with(path, &LoadOptions::from_env())
 }

@@ -145,6 +145,16 @@ impl RolloutBuffer {
         Ok(())
     }
 
+    /// The recorded steps as the divergence guard reads them.
+    pub fn steps_view(&self) -> super::guard::Steps<'_> {
+        super::guard::Steps {
+            obs: &self.obs,
+            obs_dim: self.obs_dim,
+            mask: &self.mask,
+            valid: &self.valid,
+        }
+    }
+
     /// Valid steps in the buffer.
     pub fn steps(&self) -> usize {
         self.valid.iter().filter(|&&v| v).count()

@@ -8,7 +8,6 @@
 //! Both are caught here: on the new weights over a probe of the batch's observations, and on
 //! every rollout step ([`check_output`]).
 
-use super::buffer::RolloutBuffer;
 use crate::error::Divergence;
 use crate::family::ActingNet;
 
@@ -56,8 +55,21 @@ pub fn check_weights<A: ActingNet>(w: &A) -> Option<Divergence> {
     })
 }
 
+/// The recorded steps of a batch as the guard reads them (the rollout buffer lends them with
+/// `RolloutBuffer::steps`).
+#[derive(Clone, Copy)]
+pub struct Steps<'a> {
+    /// `[len * obs_dim]` observation rows.
+    pub obs: &'a [f32],
+    pub obs_dim: usize,
+    /// `[len * 2]` action masks.
+    pub mask: &'a [bool],
+    /// `[len]`: which rows are real steps (not padding).
+    pub valid: &'a [bool],
+}
+
 /// Re-score up to `steps` valid observations of `buf` (in buffer order) with `w`.
-pub fn probe<A: ActingNet>(w: &A, buf: &RolloutBuffer, steps: usize) -> Option<Divergence> {
+pub fn probe<A: ActingNet>(w: &A, buf: Steps<'_>, steps: usize) -> Option<Divergence> {
     let d = buf.obs_dim;
     (0..buf.valid.len())
         .filter(|&i| buf.valid[i])
@@ -71,7 +83,7 @@ pub fn probe<A: ActingNet>(w: &A, buf: &RolloutBuffer, steps: usize) -> Option<D
 }
 
 /// Weights, then the probe of `steps` observations: everything checked after an update.
-pub fn check_policy<A: ActingNet>(w: &A, buf: &RolloutBuffer, steps: usize) -> Option<Divergence> {
+pub fn check_policy<A: ActingNet>(w: &A, buf: Steps<'_>, steps: usize) -> Option<Divergence> {
     check_weights(w).or_else(|| probe(w, buf, steps))
 }
 
@@ -79,6 +91,7 @@ pub fn check_policy<A: ActingNet>(w: &A, buf: &RolloutBuffer, steps: usize) -> O
 mod tests {
     use super::*;
     use crate::model::{PolicyWeights, masked_log_softmax};
+    use crate::ppo::buffer::RolloutBuffer;
     use trim_env::AGG_DIM;
 
     #[test]
@@ -141,11 +154,19 @@ mod tests {
     #[test]
     fn non_finite_weights_and_huge_logits_are_caught() {
         let buf = one_step_buffer();
-        assert_eq!(check_policy(&net("none", 0.0), &buf, PROBE_STEPS), None);
-        let d = check_policy(&net("critic1.bias", f32::NAN), &buf, PROBE_STEPS).unwrap();
+        assert_eq!(
+            check_policy(&net("none", 0.0), buf.steps_view(), PROBE_STEPS),
+            None
+        );
+        let d = check_policy(
+            &net("critic1.bias", f32::NAN),
+            buf.steps_view(),
+            PROBE_STEPS,
+        )
+        .unwrap();
         assert_eq!(d.quantity, "weight critic1.bias");
         // Finite but huge output weights (an lr of 1e10): caught by the probe.
-        let d = check_policy(&net("actor_out.weight", -1e10), &buf, 1).unwrap();
+        let d = check_policy(&net("actor_out.weight", -1e10), buf.steps_view(), 1).unwrap();
         assert!(
             d.quantity.contains("masked action regenerate"),
             "{}",

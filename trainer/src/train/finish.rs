@@ -6,10 +6,10 @@ use std::time::Instant;
 use trim_env::RefPolicy;
 
 use super::Trainer;
-use super::summary::{RunStatus, RunSummary, SplitReport, ThresholdScores, Timing};
 use super::validate::{EvalSet, best_of};
 use crate::error::{Result, TrainError};
 use crate::family::{Family, GreedyOf};
+use crate::run_summary::{RunStatus, RunSummary, SplitReport, ThresholdScores, Timing};
 
 impl<F: Family> Trainer<F> {
     /// After the loop: `final/` when the schedule is done, the reports, `summary.json`.

@@ -54,7 +54,6 @@ pub mod progress;
 mod resume;
 mod setup;
 mod step;
-pub mod summary;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -62,8 +61,8 @@ use std::time::Instant;
 
 use trim_env::Rng;
 
+pub use crate::run_summary::{RunStatus, RunSummary, Scores, SplitReport, ThresholdScores, Timing};
 pub use progress::{Setup, StartInfo, TrainEvent};
-pub use summary::{RunStatus, RunSummary, Scores, SplitReport, ThresholdScores, Timing};
 
 use crate::backend::Backend;
 use crate::checkpoint::TrainState;

@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use super::summary::ThresholdScores;
 use crate::backend::Backend;
 use crate::checkpoint::EvalRecord;
 use crate::metrics::RolloutScores;
+use crate::run_summary::ThresholdScores;
 
 /// How the run directory was prepared.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use trim_env::Rng;
 
 use super::progress::{Setup, StartInfo};
-use super::summary::RunStatus;
 use super::validate::{EvalSet, VALIDATION};
 use super::{RunOptions, STREAM_INIT, STREAM_RUN, STREAM_VAL, Trainer};
 use crate::checkpoint::{self, TrainState};
@@ -17,6 +16,7 @@ use crate::family::Family;
 use crate::metrics::{MetricsRow, MetricsWriter};
 use crate::ppo::Learner;
 use crate::run_dir::{self, Provenance, RunDirState, RunLock};
+use crate::run_summary::RunStatus;
 
 /// The dataset with the run's training and validation problems.
 pub(super) struct Prepared {
@@ -200,7 +200,7 @@ impl<F: Family> Trainer<F> {
             format: checkpoint::FORMAT.into(),
             format_version: checkpoint::FORMAT_VERSION,
             crate_version: env!("CARGO_PKG_VERSION").into(),
-            backend: opts.backend.to_string(),
+            backend: opts.backend,
             family: F::NAME.into(),
             run_name,
             total_updates: cfg.total_updates(prepared.train.len()),

@@ -6,13 +6,13 @@ use trim_env::VecEnv;
 
 use super::Trainer;
 use super::progress::TrainEvent;
-use super::summary::Timing;
 use crate::checkpoint::{self, EvalRecord};
 use crate::error::{Result, TrainError};
 use crate::family::Family;
 use crate::metrics::{MetricsRow, RolloutScores};
 use crate::ppo::schedule::{entropy_coef, learning_rate};
 use crate::ppo::{LossStats, RolloutBuffer, guard};
+use crate::run_summary::Timing;
 
 /// Buffers reused by every update (allocated once per session).
 #[derive(Default)]
@@ -124,7 +124,7 @@ impl<F: Family> Trainer<F> {
         };
         if let Some(d) = stats
             .first_non_finite()
-            .or_else(|| guard::check_policy(&weights, buf, probe))
+            .or_else(|| guard::check_policy(&weights, buf.steps_view(), probe))
         {
             return Err(d.into());
         }

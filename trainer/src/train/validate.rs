@@ -4,10 +4,10 @@
 use trim_env::{EvalOptions, Forest, Policy, RefPolicy, evaluate, summarize};
 
 use super::Trainer;
-use super::summary::{Scores, ThresholdScores};
 use crate::checkpoint::EvalRecord;
 use crate::error::Result;
 use crate::family::{Family, GreedyOf};
+use crate::run_summary::{Scores, ThresholdScores};
 
 /// TRIM-Thr thresholds compared against: 0, 0.01, …, 1.
 const THRESHOLD_STEPS: u32 = 100;

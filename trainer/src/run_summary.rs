@@ -9,7 +9,6 @@ use trim_env::Summary;
 use crate::backend::Backend;
 use crate::checkpoint::EvalRecord;
 use crate::error::{Result, TrainError};
-use crate::run_dir;
 
 /// File name of the summary in a run directory.
 pub const SUMMARY_FILE: &str = "summary.json";
@@ -147,7 +146,7 @@ impl RunSummary {
     pub fn write(&self) -> Result<()> {
         let p = self.run_dir.join(SUMMARY_FILE);
         let text = serde_json::to_string_pretty(self).map_err(|e| TrainError::io(&p, e))?;
-        run_dir::write_file(&p, text.as_bytes())
+        trim_data::io::write_text_atomic(&p, &text).map_err(|e| TrainError::io(&p, e))
     }
 }
 
