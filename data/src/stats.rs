@@ -23,6 +23,8 @@ pub struct DatasetStats {
     pub mean_weak_step_tokens: f64,
     pub mean_strong_step_tokens: f64,
     pub prm: PrmStats,
+    /// How often the world runs out of regenerations for budgeted threshold policies.
+    pub masked_regenerate: MaskedRegenerate,
     /// Which parts are real / synthetic (from the metadata).
     pub real: Vec<String>,
     pub synthetic: Vec<String>,
@@ -38,6 +40,19 @@ pub struct CoverageStats {
     pub nodes_with_choice: f64,
     pub trees_with_all_weak_path: f64,
     pub trees_with_all_strong_path: f64,
+}
+
+/// The fraction of episodes in which TRIM-Thr, stopped after `max_calls` strong calls, wants to
+/// regenerate a step whose regenerate branch was never generated
+/// ([`trim_env::reach::masked_regenerate_rate`]), at the release's 21 thresholds. A capped
+/// synthetic world is trustworthy for such policies only while this stays small (< 1 %).
+#[derive(Clone, Debug, Serialize)]
+pub struct MaskedRegenerate {
+    pub max_calls: u16,
+    /// (threshold, fraction of episodes), thresholds 0, 0.05, …, 1.
+    pub by_threshold: Vec<(f32, f64)>,
+    /// The largest fraction and its threshold.
+    pub worst: (f32, f64),
 }
 
 /// One anchor policy's evaluation.
@@ -162,9 +177,31 @@ pub fn compute(l: &LoadedForest) -> DatasetStats {
         mean_weak_step_tokens: weak_sum as f64 / f.n_nodes().max(1) as f64,
         mean_strong_step_tokens: strong_sum as f64 / n_strong.max(1) as f64,
         prm: prm_stats(&labelled_in_file_order(l)),
+        masked_regenerate: masked_regenerate(f),
         real: l.meta.real.clone(),
         synthetic: l.meta.synthetic.clone(),
         tokenizer: l.meta.tokenizer.clone(),
+    }
+}
+
+/// [`MaskedRegenerate`] over every problem of `f`.
+fn masked_regenerate(f: &Forest) -> MaskedRegenerate {
+    use trim_env::reach::{PROBE_MAX_CALLS, masked_regenerate_rate};
+    let problems: Vec<u32> = (0..f.n_problems() as u32).collect();
+    let by_threshold: Vec<(f32, f64)> = (0..=20)
+        .map(|i| {
+            let k = i as f32 / 20.0;
+            (k, masked_regenerate_rate(f, &problems, k, PROBE_MAX_CALLS))
+        })
+        .collect();
+    let worst = by_threshold
+        .iter()
+        .copied()
+        .fold((0.0, 0.0), |w, x| if x.1 > w.1 { x } else { w });
+    MaskedRegenerate {
+        max_calls: PROBE_MAX_CALLS,
+        by_threshold,
+        worst,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod forest;
 pub mod metrics;
 pub mod oracle;
 pub mod policy;
+pub mod reach;
 pub mod rng;
 pub mod rollout;
 pub mod vec_env;

@@ -50,6 +50,8 @@ enum DataCmd {
     Convert(cli::data::ConvertArgs),
     /// Generate synthetic trees from the latent step-correctness model (TOML config).
     Synth(cli::synth::SynthArgs),
+    /// A synthetic world's TRIM-Thr curve beside the real MATH-500 one (`--check`).
+    Calibrate(cli::calibrate::CalibrateArgs),
     /// Import real third-party data as rollout trees.
     #[command(subcommand)]
     Import(ImportCmd),
@@ -85,6 +87,7 @@ fn main() {
             DataCmd::Stats(a) => cli::data::stats(a),
             DataCmd::Convert(a) => cli::data::convert(a),
             DataCmd::Synth(a) => cli::synth::run(a),
+            DataCmd::Calibrate(a) => cli::calibrate::run(a),
             DataCmd::Import(i) => match i {
                 ImportCmd::Processbench(a) => cli::import_processbench::run(a),
                 ImportCmd::Gsm8kPaired(a) => cli::import_gsm8k::run(a),

@@ -308,3 +308,52 @@ fn synth_is_deterministic_and_feeds_eval_and_stats() {
         .collect();
     assert!(costs.windows(2).all(|w| w[0] <= w[1] + 1e-12), "{costs:?}");
 }
+
+/// `trim data calibrate --check` replays the release's 21 thresholds and puts them beside the
+/// real MATH-500 curve; `trim data stats` reports the masked-regenerate rate of budgeted TRIM-Thr.
+#[test]
+fn calibrate_check_and_masked_regenerate_rate() {
+    let data = repo_root().join("data/sets/gsm8k-paired.parquet");
+    let data = data.to_str().unwrap();
+    let out = ok(&[
+        "data",
+        "calibrate",
+        "--check",
+        data,
+        "--split",
+        "all",
+        "--json",
+    ]);
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = c["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 21);
+    assert_eq!(rows[0][0]["accuracy"], 0.364);
+    assert_eq!(rows[20][0]["cost_fraction"], 1.0);
+    // Threshold 0 is weak-only and threshold 1 strong-only in the world too.
+    assert_eq!(rows[0][1]["strong_calls"], 0.0);
+    assert_eq!(rows[20][1]["cost_fraction"], 1.0);
+    // GPT-3 on GSM8K is nothing like Qwen on MATH-500: the verdict says so.
+    assert_eq!(c["pass"], false);
+    let table = ok(&["data", "calibrate", "--check", data, "--split", "all"]);
+    assert!(table.contains("verdict: outside the tolerances"), "{table}");
+    let e = fails(trim(&[
+        "data",
+        "calibrate",
+        "--check",
+        data,
+        "--split",
+        "nope",
+    ]));
+    assert!(e.contains("no problems in split `nope`"), "{e}");
+
+    let stats = ok(&["data", "stats", data, "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    let m = &s["masked_regenerate"];
+    assert_eq!(m["max_calls"], 4);
+    assert_eq!(m["by_threshold"].as_array().unwrap().len(), 21);
+    // Suffix-switch trees offer regenerate on every node of every path.
+    assert_eq!(m["worst"][1], 0.0);
+    let synth = repo_root().join("data/sets/synth-math.parquet");
+    let stats = ok(&["data", "stats", synth.to_str().unwrap()]);
+    assert!(stats.contains("masked regen"), "{stats}");
+}

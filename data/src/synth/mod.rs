@@ -22,6 +22,7 @@ pub mod obs_model;
 pub(crate) mod parallel;
 pub mod params;
 pub mod progress;
+pub mod real_curve;
 pub mod step_tokens;
 
 pub use calibrate::{Calibration, RoleStats, calibrate};

@@ -214,6 +214,13 @@ fn print_stats(file: &str, s: &DatasetStats) {
         fmt(p.mean_by_state[1]),
         fmt(p.mean_by_state[2])
     );
+    let m = &s.masked_regenerate;
+    println!(
+        "masked regen   TRIM-Thr with at most {} strong calls meets a missing regeneration in {:.2}% of episodes at worst (threshold {:.2}; target < 1 %)",
+        m.max_calls,
+        100.0 * m.worst.1,
+        m.worst.0
+    );
     if !s.tokenizer.is_empty() {
         println!("tokenizer      {}", s.tokenizer);
     }

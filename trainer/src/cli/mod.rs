@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_train;
+pub mod calibrate;
 pub mod data;
 pub mod eval;
 pub mod export;

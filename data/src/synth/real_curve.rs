@@ -1,0 +1,199 @@
+//! The real TRIM-Thr curve a synthetic world is checked against, and the side-by-side check.
+//!
+//! The release ran TRIM-Thr online on MATH-500 (Qwen2.5-1.5B → 7B, Qwen2.5-Math-PRM-7B) at 21
+//! thresholds; `data/calibration/trim_official/math500_thr_summary.jsonl` is that file, vendored.
+//! [`check`] replays the same thresholds in a world and compares accuracy, cost fraction
+//! (strong tokens ÷ strong-only's) and strong calls with the tolerances of issue 9: mean
+//! |Δaccuracy| ≤ 2 points and worst ≤ 5, cost within ±0.03 and calls within ±0.3 at every
+//! threshold, the endpoints (weak-only, strong-only) within 1.5 points.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use trim_env::{EvalOptions, Forest, RefPolicy, StepError, evaluate, summarize};
+
+use crate::error::{DataError, Loc, Result};
+
+/// The vendored real curve (release file `thr_results/math500/summary.jsonl`).
+pub const MATH500_THR_JSONL: &str =
+    include_str!("../../calibration/trim_official/math500_thr_summary.jsonl");
+
+/// One threshold of a TRIM-Thr curve.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ThrPoint {
+    pub threshold: f64,
+    pub accuracy: f64,
+    /// Strong tokens ÷ strong-only's strong tokens.
+    pub cost_fraction: f64,
+    /// Strong calls per problem.
+    pub strong_calls: f64,
+}
+
+/// One line of the release's summary file (the fields the check uses; others are ignored).
+#[derive(Deserialize)]
+struct SummaryLine {
+    threshold: f64,
+    accuracy: f64,
+    avg_target_tokens_per_question: f64,
+    avg_target_calls_per_question: f64,
+}
+
+/// Parse a release summary file: one JSON object per threshold, the last (threshold 1) being
+/// strong-only, whose strong tokens are the cost unit.
+pub fn parse_curve(path: &Path, text: &str) -> Result<Vec<ThrPoint>> {
+    let mut lines = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let l: SummaryLine = serde_json::from_str(line)
+            .map_err(|e| DataError::new(path, Loc::Line(i + 1), None, e.to_string()))?;
+        lines.push(l);
+    }
+    let unit = (lines.iter())
+        .find(|l| l.threshold == 1.0)
+        .map(|l| l.avg_target_tokens_per_question)
+        .filter(|&t| t > 0.0)
+        .ok_or_else(|| {
+            DataError::file(path, "no strong-only line (threshold 1) with strong tokens")
+        })?;
+    Ok(lines
+        .iter()
+        .map(|l| ThrPoint {
+            threshold: l.threshold,
+            accuracy: l.accuracy,
+            cost_fraction: l.avg_target_tokens_per_question / unit,
+            strong_calls: l.avg_target_calls_per_question,
+        })
+        .collect())
+}
+
+/// The vendored MATH-500 curve.
+pub fn math500_curve() -> Result<Vec<ThrPoint>> {
+    parse_curve(
+        Path::new("<vendored math500_thr_summary.jsonl>"),
+        MATH500_THR_JSONL,
+    )
+}
+
+/// TRIM-Thr in a world at the given thresholds, on `problems`. Threshold 1 is strong-only, as
+/// in the release (which does not call the PRM there).
+pub fn world_curve(
+    forest: &Forest,
+    problems: &[u32],
+    thresholds: &[f64],
+) -> std::result::Result<Vec<ThrPoint>, StepError> {
+    let det = EvalOptions::default();
+    let run = |p: &RefPolicy| evaluate(forest, problems, p, det);
+    let strong = summarize(&run(&RefPolicy::Strong)?, 0.0, 0.0);
+    thresholds
+        .iter()
+        .map(|&k| {
+            let p = if k >= 1.0 {
+                RefPolicy::Strong
+            } else {
+                RefPolicy::Threshold(k as f32)
+            };
+            let s = summarize(&run(&p)?, strong.strong_tokens, 0.0);
+            Ok(ThrPoint {
+                threshold: k,
+                accuracy: s.accuracy,
+                cost_fraction: s.cost_fraction,
+                strong_calls: s.strong_calls,
+            })
+        })
+        .collect()
+}
+
+/// Tolerances of the check.
+pub const MEAN_ACC_TOL: f64 = 0.02;
+pub const WORST_ACC_TOL: f64 = 0.05;
+pub const COST_TOL: f64 = 0.03;
+pub const CALLS_TOL: f64 = 0.3;
+pub const ENDPOINT_TOL: f64 = 0.015;
+
+/// The side-by-side comparison and its verdicts.
+#[derive(Clone, Debug, Serialize)]
+pub struct CurveCheck {
+    /// (real, world) per threshold.
+    pub rows: Vec<(ThrPoint, ThrPoint)>,
+    pub mean_abs_accuracy_dev: f64,
+    pub worst_accuracy_dev: f64,
+    pub worst_cost_dev: f64,
+    pub worst_calls_dev: f64,
+    /// |Δaccuracy| at threshold 0 (weak-only) and 1 (strong-only).
+    pub endpoint_devs: (f64, f64),
+    /// Largest amount by which the world's TRIM-Thr accuracy exceeds its strong-only accuracy.
+    pub exceeds_strong_by: f64,
+    pub pass: bool,
+}
+
+/// Compare a world's TRIM-Thr curve with `real` at the same thresholds.
+pub fn check(
+    real: &[ThrPoint],
+    forest: &Forest,
+    problems: &[u32],
+) -> std::result::Result<CurveCheck, StepError> {
+    let ks: Vec<f64> = real.iter().map(|p| p.threshold).collect();
+    let world = world_curve(forest, problems, &ks)?;
+    let rows: Vec<(ThrPoint, ThrPoint)> = real.iter().copied().zip(world).collect();
+    let acc: Vec<f64> = rows
+        .iter()
+        .map(|(r, w)| (w.accuracy - r.accuracy).abs())
+        .collect();
+    let worst = |f: &dyn Fn(&(ThrPoint, ThrPoint)) -> f64| rows.iter().map(f).fold(0.0, f64::max);
+    let end = |k: f64| {
+        (rows.iter())
+            .find(|(r, _)| r.threshold == k)
+            .map_or(f64::NAN, |(r, w)| (w.accuracy - r.accuracy).abs())
+    };
+    let strong_acc = rows.last().map_or(0.0, |(_, w)| w.accuracy);
+    let mut c = CurveCheck {
+        mean_abs_accuracy_dev: acc.iter().sum::<f64>() / acc.len().max(1) as f64,
+        worst_accuracy_dev: acc.iter().copied().fold(0.0, f64::max),
+        worst_cost_dev: worst(&|(r, w)| (w.cost_fraction - r.cost_fraction).abs()),
+        worst_calls_dev: worst(&|(r, w)| (w.strong_calls - r.strong_calls).abs()),
+        endpoint_devs: (end(0.0), end(1.0)),
+        exceeds_strong_by: worst(&|(_, w)| w.accuracy - strong_acc).max(0.0),
+        pass: false,
+        rows,
+    };
+    c.pass = c.mean_abs_accuracy_dev <= MEAN_ACC_TOL
+        && c.worst_accuracy_dev <= WORST_ACC_TOL
+        && c.worst_cost_dev <= COST_TOL
+        && c.worst_calls_dev <= CALLS_TOL
+        && c.endpoint_devs.0 <= ENDPOINT_TOL
+        && c.endpoint_devs.1 <= ENDPOINT_TOL;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendored_curve_has_the_release_figures() {
+        let c = math500_curve().unwrap();
+        assert_eq!(c.len(), 21);
+        assert_eq!((c[0].accuracy, c[0].cost_fraction), (0.364, 0.0));
+        let s = c[20];
+        assert_eq!((s.threshold, s.accuracy, s.cost_fraction), (1.0, 0.73, 1.0));
+        assert!((c[1].cost_fraction - 70.684 / 494.84).abs() < 1e-9);
+        assert_eq!(c[1].strong_calls, 0.984);
+        // The real curve never exceeds strong-only accuracy.
+        assert!(c.iter().all(|p| p.accuracy <= 0.73));
+    }
+
+    #[test]
+    fn a_curve_without_strong_only_or_with_bad_lines_is_an_error() {
+        let p = Path::new("c.jsonl");
+        let e = parse_curve(p, "{\"threshold\":0.5}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.jsonl") && e.contains("line 1"), "{e}");
+        let only = "{\"threshold\":0.0,\"accuracy\":0.3,\"avg_target_tokens_per_question\":0,\"avg_target_calls_per_question\":0}\n";
+        let e = parse_curve(p, only).unwrap_err().to_string();
+        assert!(e.contains("strong-only"), "{e}");
+    }
+}
