@@ -1,7 +1,7 @@
 //! `trim-data`: rollout-tree datasets — files in, validated forests out.
 //!
 //! Data flow: files (parquet canonical, JSONL accepted) → [`io`] (decode column-wise into a
-//! [`NodeTable`], verify the content checksum) → [`validate`] (every tree invariant, errors
+//! [`NodeTable`], verify the content checksum) → [`validate()`] (every tree invariant, errors
 //! naming file/row/field) → [`trim_env::Forest`]. [`load_forest`] is the lean path (no per-row
 //! structs); [`load`] also returns the rows, the exchange form of importers and `convert`.
 //! Dataset sources: [`synth`] (latent step-correctness generator calibrated on the official TRIM

@@ -111,7 +111,9 @@ impl Router {
         }
     }
 
-    /// Load the export in `dir` and verify it before use (see [`crate::load`] for every check).
+    /// Load the export in `dir` and verify it before use: manifest format, version and
+    /// consistency, the sha256 of every listed file, every tensor's name, shape and finiteness, and
+    /// the parity fixture reproduced by the safetensors weights and the ONNX graph.
     pub fn load(dir: &Path) -> Result<Self, RouterError> {
         let v = crate::load::load_dir(dir)?;
         Ok(Router {

@@ -214,7 +214,7 @@ impl Meta {
 /// A whole dataset in memory: metadata, problems, and node rows.
 ///
 /// Rows are the exchange form between files, importers and validation; the replay environment
-/// works on the struct-of-arrays [`trim_env::Forest`] built by [`crate::validate`].
+/// works on the struct-of-arrays [`trim_env::Forest`] built by [`crate::validate()`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     pub meta: Meta,

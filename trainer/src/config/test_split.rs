@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// The split scored once at the end of training, or none. On the command line and in TOML it
 /// is a split name, or `none` to skip the test evaluation (`--test-split none`,
 /// `test_split = "none"`); a split the dataset does not have is refused when the data is
-/// loaded ([`TrainConfig::validate_for_dataset`]).
+/// loaded ([`crate::TrainConfig::validate_for_dataset`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum TestSplit {

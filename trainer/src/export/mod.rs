@@ -115,7 +115,7 @@ pub struct ExportReport {
     /// the written safetensors bytes (None if safetensors were not written).
     pub safetensors_max_abs_diff: Option<f32>,
     /// Max |difference| of logits and probabilities between the burn model and the written
-    /// ONNX bytes evaluated by [`onnx::evaluate`] (None if ONNX was not written).
+    /// ONNX bytes evaluated by [`trim_router::onnx::evaluate`] (None if ONNX was not written).
     pub onnx_max_abs_diff: Option<f32>,
     /// Non-fatal problems (e.g. dataset not readable, so model names are missing).
     pub warnings: Vec<String>,

@@ -3,7 +3,7 @@
 //!
 //! # The loop, as a contract
 //!
-//! Every update does, in this order ([`step`]):
+//! Every update does, in this order (`step.rs`):
 //!
 //! 1. **collect** — the next `batch_episodes` problems of the current pass (each pass is a
 //!    fresh shuffle of the training problems; the last batch of a pass may be smaller), one
@@ -27,7 +27,7 @@
 //! ([`RunStatus`]): `finished`, `stopped`, or `failed` with the error when a step failed (the
 //! error is returned too, and the checkpoints before it are untouched).
 //!
-//! Everything random comes from one [`Rng`](trim_env::Rng) whose state is checkpointed, plus
+//! Everything random comes from one [`trim_env::Rng`] whose state is checkpointed, plus
 //! two fixed streams of the seed (validation hold-out, initial weights), so a resumed run
 //! continues exactly.
 //!
