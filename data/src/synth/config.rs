@@ -152,6 +152,20 @@ mod tests {
     use crate::synth::inputs::{STRONG_TRANSITIONS_JSON, WEAK_TRANSITIONS_JSON};
 
     #[test]
+    fn math500_profile_parses_with_the_release_anchors_and_flags() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/synth/math500-qwen2.5.toml"
+        ));
+        let c = SynthConfig::load(path).unwrap();
+        // The release's MATH-500 run: weak-only 182 / 500, strong-only 365 / 500.
+        assert_eq!(c.latent.target_weak_accuracy, 0.364);
+        assert_eq!(c.latent.target_strong_accuracy, 0.73);
+        assert!(c.latent.flag_s2 > 0.0 && c.latent.flag_s1 > 0.0 && c.latent.flag_s0 > 0.0);
+        assert!(c.max_regens >= 4, "the probe budget must not meet the cap");
+    }
+
+    #[test]
     fn shipped_config_parses_and_repeats_the_defaults() {
         let c = SynthConfig::shipped();
         assert_eq!(c, SynthConfig::default());

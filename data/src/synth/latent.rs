@@ -199,7 +199,18 @@ impl LatentModel {
 
     /// A PRM score for a step in `st` after `prefix`, rounded to the configured grid.
     pub fn prm(&self, st: StepState, prefix: &Prefix, rng: &mut Rng) -> f32 {
-        let x = self.obs.sample(st, prefix.running_min, rng);
+        let c = &self.cfg;
+        let flag = match st {
+            StepState::S0 => c.flag_s0,
+            StepState::S1 => c.flag_s1,
+            StepState::S2 => c.flag_s2,
+        };
+        // No draw at all when the rate is 0: worlds without flags keep their exact RNG streams.
+        let x = if flag > 0.0 && rng.bernoulli(flag) {
+            (rng.f64() * c.flag_max) as f32
+        } else {
+            self.obs.sample(st, prefix.running_min, rng)
+        };
         match self.cfg.prm_grid {
             0 => x,
             g => ((f64::from(x) * f64::from(g)).round() / f64::from(g)) as f32,
@@ -305,5 +316,39 @@ mod tests {
         let easy = mean(12, 0, &mut rng);
         let hard = mean(0, 1, &mut rng);
         assert!(easy < 0.0 && hard > 0.0, "{easy} {hard}");
+    }
+
+    #[test]
+    fn confident_flags_replace_table_scores_at_their_rate_and_cost_no_draws_when_off() {
+        let flagged = model(LatentConfig {
+            flag_s2: 1.0,
+            flag_s1: 0.5,
+            flag_max: 0.05,
+            ..LatentConfig::default()
+        });
+        let mut rng = Rng::new(4);
+        let root = Prefix::root();
+        let bad = Prefix {
+            ok: false,
+            running_min: 0.9,
+        };
+        let low = |st, p: &Prefix, m: &LatentModel, rng: &mut Rng| {
+            (0..4000).filter(|_| m.prm(st, p, rng) <= 0.05).count() as f64 / 4000.0
+        };
+        assert_eq!(low(StepState::S2, &root, &flagged, &mut rng), 1.0);
+        let s1 = low(StepState::S1, &bad, &flagged, &mut rng);
+        let plain = model(LatentConfig::default());
+        let s1_table = low(StepState::S1, &bad, &plain, &mut rng);
+        assert!(
+            (s1 - (0.5 + 0.5 * s1_table)).abs() < 0.03,
+            "{s1} {s1_table}"
+        );
+        // Rate 0: exactly the table's draws, from the same RNG stream.
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        for _ in 0..100 {
+            let x = plain.prm(StepState::S0, &root, &mut a);
+            let y = plain.obs.sample(StepState::S0, root.running_min, &mut b);
+            assert_eq!(x, ((f64::from(y) * 1024.0).round() / 1024.0) as f32);
+        }
     }
 }

@@ -32,6 +32,34 @@ pub struct LatentConfig {
     pub q_capped: f64,
     /// PRM scores are stored rounded to multiples of 1/`prm_grid` (0 = full f32 precision).
     pub prm_grid: u32,
+    /// Confident PRM flags on natural first errors (S2): with this probability a step's score is
+    /// uniform in `[0, flag_max]` instead of a draw from the ProcessBench-fitted observation
+    /// table, whose errors were curated to be hard to spot. 0 = the table alone. Fitted for the
+    /// MATH-500 profile on the real TRIM-Thr curve (`trim data calibrate --check`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub flag_s2: f64,
+    /// The same for steps written after an uncorrected error (S1).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub flag_s1: f64,
+    /// The same for correct steps (S0): false alarms.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub flag_s0: f64,
+    /// Upper end of a confident flag's score.
+    #[serde(skip_serializing_if = "is_default_flag_max")]
+    pub flag_max: f64,
+}
+
+/// The default `flag_max`, left out of recorded parameters like zero flag rates.
+const DEFAULT_FLAG_MAX: f64 = 0.05;
+
+fn is_default_flag_max(x: &f64) -> bool {
+    *x == DEFAULT_FLAG_MAX
+}
+
+/// Zero-valued flag rates are left out of recorded parameters, so a dataset generated without
+/// flags records exactly the parameters it did before flags existed.
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for LatentConfig {
@@ -46,6 +74,10 @@ impl Default for LatentConfig {
             q_err: 0.05,
             q_capped: 0.0,
             prm_grid: 1024,
+            flag_s2: 0.0,
+            flag_s1: 0.0,
+            flag_s0: 0.0,
+            flag_max: DEFAULT_FLAG_MAX,
         }
     }
 }
@@ -70,6 +102,10 @@ impl LatentConfig {
             ("q_ok", self.q_ok),
             ("q_err", self.q_err),
             ("q_capped", self.q_capped),
+            ("flag_s2", self.flag_s2),
+            ("flag_s1", self.flag_s1),
+            ("flag_s0", self.flag_s0),
+            ("flag_max", self.flag_max),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return bad(name, format!("{v} outside [0, 1]"));
