@@ -82,8 +82,13 @@ impl Expand<'_> {
             },
             _ => m.candidate(Role::Weak, self.d, &at.prefix, at.depth, rng),
         };
-        let strong = (at.ones < self.k || at.all_ones)
+        let mut strong = (at.ones < self.k || at.all_ones)
             .then(|| m.candidate(Role::Strong, self.d, &at.prefix, at.depth, rng));
+        let f = m.cfg.regen_tokens_factor;
+        if let Some(s) = strong.as_mut().filter(|_| !at.all_ones && f != 1.0) {
+            // A routed regeneration: a strong step after weak ones (deterministic, no draw).
+            s.rec.tokens = (f64::from(s.rec.tokens) * f).round().max(1.0) as u32;
+        }
         let (wrec, srec) = (weak.rec.clone(), strong.as_ref().map(|s| s.rec.clone()));
         let id = match at.parent {
             None => w.root(wrec, srec),
@@ -259,5 +264,50 @@ mod tests {
             .unwrap();
         assert_eq!(d2.strong.as_ref().unwrap().state, Some(StepState::S1));
         crate::validate(Path::new("<mem>"), ds).unwrap();
+    }
+
+    /// Routed strong steps (after a weak step) are scaled by `regen_tokens_factor`; strong
+    /// steps on the all-strong path and every weak step are drawn as without it.
+    #[test]
+    fn routed_strong_steps_are_scaled_and_the_all_strong_path_is_not() {
+        let tree = |factor: f64| {
+            let m = model(LatentConfig {
+                regen_tokens_factor: factor,
+                ..LatentConfig::default()
+            });
+            let mut b = DatasetBuilder::new(Meta::new("t"));
+            let p = b.add_problem(test_info());
+            let mut rng = Rng::new(11);
+            let d = m.sample_difficulty(&mut rng);
+            m.expand_tree(&mut b.tree(p), &d, 2, &[], &mut rng);
+            b.finish().rows
+        };
+        let (plain, scaled) = (tree(1.0), tree(2.0));
+        assert_eq!(plain.len(), scaled.len());
+        let all_strong = |rows: &[crate::schema::NodeRow], i: usize| {
+            let mut cur = &rows[i];
+            while let (Some(pa), Some(a)) = (cur.parent, cur.action) {
+                if a != Action::Regenerate {
+                    return false;
+                }
+                cur = rows.iter().find(|x| x.node == pa).unwrap();
+            }
+            true
+        };
+        let mut routed = 0;
+        for (i, (a, b)) in plain.iter().zip(&scaled).enumerate() {
+            assert_eq!(a.weak, b.weak);
+            let (Some(sa), Some(sb)) = (&a.strong, &b.strong) else {
+                assert_eq!(a.strong.is_some(), b.strong.is_some());
+                continue;
+            };
+            if all_strong(&plain, i) {
+                assert_eq!(sa.tokens, sb.tokens);
+            } else {
+                assert_eq!(sb.tokens, 2 * sa.tokens);
+                routed += 1;
+            }
+        }
+        assert!(routed > 0);
     }
 }

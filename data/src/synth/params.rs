@@ -47,6 +47,16 @@ pub struct LatentConfig {
     /// Upper end of a confident flag's score.
     #[serde(skip_serializing_if = "is_default_flag_max")]
     pub flag_max: f64,
+    /// Length of a strong step written after a prefix that holds weak steps (a routed
+    /// regeneration), relative to a strong step on the all-strong path. In the release's
+    /// MATH-500 run a routed strong call cost ≈ 75 tokens against 61.7 per strong-only step.
+    /// 1 = the same lengths (no change to any draw).
+    #[serde(skip_serializing_if = "is_one")]
+    pub regen_tokens_factor: f64,
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 /// The default `flag_max`, left out of recorded parameters like zero flag rates.
@@ -78,6 +88,7 @@ impl Default for LatentConfig {
             flag_s1: 0.0,
             flag_s0: 0.0,
             flag_max: DEFAULT_FLAG_MAX,
+            regen_tokens_factor: 1.0,
         }
     }
 }
@@ -115,6 +126,12 @@ impl LatentConfig {
             return bad(
                 "difficulty_sd",
                 format!("{} outside [0, 5]", self.difficulty_sd),
+            );
+        }
+        if !(0.25..=4.0).contains(&self.regen_tokens_factor) {
+            return bad(
+                "regen_tokens_factor",
+                format!("{} outside [0.25, 4]", self.regen_tokens_factor),
             );
         }
         if self.q_err >= self.q_ok {
