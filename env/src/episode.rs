@@ -108,17 +108,17 @@ impl Episode {
     /// What a policy that needs no history sees at the current node.
     #[inline(always)]
     pub fn view(&self, forest: &Forest) -> StepView<'static> {
+        self.view_with(forest, &[])
+    }
+
+    /// What a policy sees at the current node, with the episode's `history`.
+    #[inline(always)]
+    pub fn view_with<'h>(&self, forest: &Forest, history: &'h [HistStep]) -> StepView<'h> {
         StepView {
             features: self.feat,
             weak: forest.weak(self.node),
-            history: &[],
+            history,
         }
-    }
-
-    /// The running feature state (kept steps' min/product of PRM, step index).
-    #[inline(always)]
-    pub fn features(&self) -> FeatureState {
-        self.feat
     }
 
     /// Available actions at the current node: `[continue, regenerate]`.

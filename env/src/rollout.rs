@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::episode::{Episode, EpisodeOutcome, StepError};
 use crate::features::HistStep;
 use crate::forest::Forest;
-use crate::policy::{Policy, StepView, resolve};
+use crate::policy::{Policy, resolve};
 use crate::rng::Rng;
 
 /// Play one episode on global tree `tree` to the end. Allocates only for policies that want
@@ -39,12 +39,7 @@ pub fn run_episode_with<P: Policy + ?Sized>(
     let mut ep = Episode::start(forest, tree);
     while !ep.done() {
         let mask = ep.mask(forest);
-        let view = StepView {
-            features: ep.features(),
-            weak: forest.weak(ep.node()),
-            history,
-        };
-        let a = resolve(policy.act(&view, mask, rng), mask);
+        let a = resolve(policy.act(&ep.view_with(forest, history), mask, rng), mask);
         if record {
             history.push(ep.hist_entry(forest, a));
         }

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use crate::episode::{Episode, EpisodeOutcome, StepError};
-use crate::features::{AGG_DIM, AggObs, HIST_DIM, HistStep};
+use crate::features::{AGG_DIM, HIST_DIM, HistStep};
 use crate::forest::{Action, Forest};
 use crate::policy::StepView;
 use crate::rng::Rng;
@@ -98,28 +98,37 @@ impl<'f> VecEnv<'f> {
     /// # Shapes
     /// `obs: [len(), AGG_DIM]` row-major, `mask: [len(), 2]`.
     pub fn observe(&self, obs: &mut [f32], mask: &mut [bool]) {
-        assert_eq!(obs.len(), self.eps.len() * AGG_DIM);
-        assert_eq!(mask.len(), self.eps.len() * 2);
-        for ((ep, o), m) in self
-            .eps
-            .iter()
-            .zip(obs.chunks_exact_mut(AGG_DIM))
-            .zip(mask.chunks_exact_mut(2))
-        {
-            if ep.done() {
-                o.fill(0.0);
-                m.copy_from_slice(&[true, false]);
-            } else {
-                o.copy_from_slice(&ep.observe(self.forest));
-                m.copy_from_slice(&ep.mask(self.forest));
-            }
-        }
+        self.observe_with(AGG_DIM, |v, row| row.copy_from_slice(&v.agg()), obs, mask);
     }
 
-    /// The observation of one slot.
-    pub fn observe_one(&self, i: usize) -> (AggObs, [bool; 2]) {
-        let ep = &self.eps[i];
-        (ep.observe(self.forest), ep.mask(self.forest))
+    /// [`observe`](Self::observe) for any observation: `write(view, row)` fills one running
+    /// slot's `dim`-wide row from what the slot shows (features, candidate, history); finished
+    /// slots get zeros and mask `[true, false]`.
+    ///
+    /// # Shapes
+    /// `obs: [len(), dim]` row-major, `mask: [len(), 2]`.
+    pub fn observe_with(
+        &self,
+        dim: usize,
+        mut write: impl FnMut(&StepView<'_>, &mut [f32]),
+        obs: &mut [f32],
+        mask: &mut [bool],
+    ) {
+        assert_eq!(obs.len(), self.eps.len() * dim);
+        assert_eq!(mask.len(), self.eps.len() * 2);
+        let rows = obs.chunks_exact_mut(dim).zip(mask.chunks_exact_mut(2));
+        for (i, (o, m)) in rows.enumerate() {
+            match self.view(i) {
+                Some((view, available)) => {
+                    write(&view, o);
+                    m.copy_from_slice(&available);
+                }
+                None => {
+                    o.fill(0.0);
+                    m.copy_from_slice(&[true, false]);
+                }
+            }
+        }
     }
 
     /// What a policy sees in slot `i` (features, current weak candidate, history) and the
@@ -127,11 +136,7 @@ impl<'f> VecEnv<'f> {
     pub fn view(&self, i: usize) -> Option<(StepView<'_>, [bool; 2])> {
         let ep = &self.eps[i];
         (!ep.done()).then(|| {
-            let view = StepView {
-                features: ep.features(),
-                weak: self.forest.weak(ep.node()),
-                history: self.history(i),
-            };
+            let view = ep.view_with(self.forest, self.history(i));
             (view, ep.mask(self.forest))
         })
     }

@@ -10,7 +10,7 @@
 //! `weight`/`bias`); exports are written from and rebuilt into that list
 //! ([`AggNet::named_params`], [`AggNet::from_named_params`]).
 
-use trim_env::{AGG_DIM, Action, AggObs, Policy, Rng, StepView};
+use trim_env::{AGG_DIM, Action, AggObs, Rng};
 
 use crate::mlp::{Dense, Norm, masked_log_softmax};
 
@@ -192,30 +192,6 @@ const PARAM_ORDER: [&str; 10] = [
     "critic_ln.",
     "critic_out.",
 ];
-
-/// Greedy (argmax) acting, as in evaluation; ties go to `continue` like `torch.argmax`.
-pub struct Greedy<'a>(pub &'a AggNet);
-
-impl Policy for Greedy<'_> {
-    fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> Action {
-        let (lp, _) = self.0.log_probs(&view.agg(), mask);
-        if lp[1] > lp[0] {
-            Action::Regenerate
-        } else {
-            Action::Continue
-        }
-    }
-}
-
-/// Stochastic acting, as in training rollouts: sample from the masked softmax.
-pub struct Sampled<'a>(pub &'a AggNet);
-
-impl Policy for Sampled<'_> {
-    fn act(&self, view: &StepView<'_>, mask: [bool; 2], rng: &mut Rng) -> Action {
-        let (lp, _) = self.0.log_probs(&view.agg(), mask);
-        sample_action(lp, rng)
-    }
-}
 
 /// Draw an action from log-probabilities with one uniform number. A masked action has
 /// probability exactly 0 and is never returned.

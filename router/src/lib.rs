@@ -31,7 +31,7 @@ pub mod parity;
 pub mod router;
 pub mod safetensors;
 
-pub use agg::{AggNet, Greedy, MAX_HIDDEN, N_ACTIONS, Sampled, sample_action};
+pub use agg::{AggNet, MAX_HIDDEN, N_ACTIONS, sample_action};
 pub use error::RouterError;
 pub use load::weights_from_safetensors;
 pub use manifest::Manifest;

@@ -35,7 +35,7 @@ use trim_env::{AGG_DIM, Rng};
 pub use trim_router::AggNet as PolicyWeights;
 use trim_router::agg::{DENSE_NAMES, NORM_NAMES};
 pub use trim_router::mlp::{LN_EPS, MASKED_LOGIT, masked_log_softmax, tanh_f32};
-pub use trim_router::{Greedy, MAX_HIDDEN, N_ACTIONS, Sampled, sample_action};
+pub use trim_router::{MAX_HIDDEN, N_ACTIONS, sample_action};
 
 /// Orthogonal-init gain of the shared trunk.
 pub const GAIN_TRUNK: f64 = std::f64::consts::SQRT_2;

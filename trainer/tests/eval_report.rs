@@ -7,7 +7,8 @@ use train_support::{make_dataset, tmpdir};
 use trim::backend::Backend;
 use trim::eval::report::{family_metrics, points_csv, write_report};
 use trim::eval::{Kind, RegenAbove, SuiteOptions, names, run_suite};
-use trim::model::{ActorCritic, Greedy};
+use trim::family::{GreedyOf, agg::Agg};
+use trim::model::ActorCritic;
 use trim_env::{EvalOptions, RefPolicy, Rng, evaluate};
 
 /// A tiny dataset in a directory of its own (tests run in parallel).
@@ -46,7 +47,7 @@ fn probability_threshold_policy_spans_weak_greedy_and_strong() {
     // Threshold 0.5 is the greedy argmax.
     assert_eq!(
         at(0.5),
-        evaluate(&l.forest, &problems, &Greedy(&w), opts).unwrap()
+        evaluate(&l.forest, &problems, &GreedyOf::<Agg>(&w), opts).unwrap()
     );
 }
 

@@ -85,17 +85,17 @@ pub fn world_curve(
     thresholds: &[f64],
 ) -> std::result::Result<Vec<ThrPoint>, StepError> {
     let det = EvalOptions::default();
-    let run = |p: &RefPolicy| evaluate(forest, problems, p, det);
-    let strong = summarize(&run(&RefPolicy::Strong)?, 0.0, 0.0);
+    let strong_out = evaluate(forest, problems, &RefPolicy::Strong, det)?;
+    let unit = summarize(&strong_out, 0.0, 0.0).strong_tokens;
     thresholds
         .iter()
         .map(|&k| {
-            let p = if k >= 1.0 {
-                RefPolicy::Strong
+            let s = if k >= 1.0 {
+                summarize(&strong_out, unit, 0.0)
             } else {
-                RefPolicy::Threshold(k as f32)
+                let p = RefPolicy::Threshold(k as f32);
+                summarize(&evaluate(forest, problems, &p, det)?, unit, 0.0)
             };
-            let s = summarize(&run(&p)?, strong.strong_tokens, 0.0);
             Ok(ThrPoint {
                 threshold: k,
                 accuracy: s.accuracy,

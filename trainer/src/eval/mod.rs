@@ -25,7 +25,8 @@ use trim_env::{
 
 use crate::backend::Backend;
 use crate::checkpoint;
-use crate::model::{Greedy, PolicyWeights};
+use crate::family::{GreedyOf, agg::Agg};
+use crate::model::PolicyWeights;
 
 /// Bootstrap resamples behind every confidence interval.
 pub const BOOTSTRAP_RESAMPLES: u32 = 1000;
@@ -382,7 +383,7 @@ fn checkpoint_families(
     for c in checkpoints {
         let (model, _) = checkpoint::load_model(&c.dir, &device)?;
         let w = model.try_weights().map_err(anyhow::Error::msg)?;
-        let out = evaluate(forest, problems, &Greedy(&w), det)?;
+        let out = evaluate(forest, problems, &GreedyOf::<Agg>(&w), det)?;
         push_to(
             &mut greedy,
             &c.family,

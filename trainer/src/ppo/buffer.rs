@@ -98,22 +98,11 @@ impl RolloutBuffer {
         let mut rew = vec![0.0f32; n];
         let mut done = vec![false; n];
         while !env.all_done() {
+            env.observe_with(d, F::observe, &mut obs, &mut mask);
             for i in 0..n {
-                let row = &mut obs[i * d..(i + 1) * d];
-                let view = env.view(i);
-                let alive = view.is_some();
-                // Finished slots: zeros and mask [continue only], as `VecEnv::observe` writes.
-                let m = match view {
-                    Some((view, m)) => {
-                        F::observe(&view, row);
-                        m
-                    }
-                    None => {
-                        row.fill(0.0);
-                        [true, false]
-                    }
-                };
-                mask[2 * i..2 * i + 2].copy_from_slice(&m);
+                let row = &obs[i * d..(i + 1) * d];
+                let m = [mask[2 * i], mask[2 * i + 1]];
+                let alive = !env.done(i);
                 let (a, lp, v) = if alive {
                     let (lps, v) = policy.log_probs(row, m);
                     if let Some(d) = check_output(lps, v, m) {

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use polars::prelude::Column;
+
 use crate::error::{DataError, Loc, Result};
 use crate::io::ParquetColumns;
 
@@ -104,24 +106,21 @@ impl PqCols<'_> {
     }
 
     fn ints(&self, name: &str) -> Result<Vec<Option<i64>>> {
-        let mut out = self.nulls();
-        if let Some(c) = self.pq.column(name)? {
-            self.pq.for_each_int(name, &c, 0, |row, v| {
-                out[row] = v
-                    .map(|x| {
-                        i64::try_from(x).map_err(|_| {
-                            DataError::new(
-                                self.pq.path(),
-                                Loc::Row(row),
-                                Some(name),
-                                "integer out of range",
-                            )
-                        })
-                    })
-                    .transpose()?;
-                Ok(())
-            })?;
+        match self.pq.column(name)? {
+            Some(c) => self.ints_of(name, &c),
+            None => Ok(self.nulls()),
         }
+    }
+
+    /// The values of an integer column already decoded.
+    fn ints_of(&self, name: &str, c: &Column) -> Result<Vec<Option<i64>>> {
+        let mut out = self.nulls();
+        self.pq.for_each_int(name, c, 0, |row, v| {
+            let path = self.pq.path();
+            let range = |_| DataError::new(path, Loc::Row(row), Some(name), "integer out of range");
+            out[row] = v.map(|x| i64::try_from(x).map_err(range)).transpose()?;
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -153,11 +152,16 @@ impl PqCols<'_> {
             return Ok(self.nulls());
         };
         if allow_int && c.dtype().is_integer() {
-            let ints = self.ints(name)?;
+            let ints = self.ints_of(name, &c)?;
             return Ok(ints.into_iter().map(|v| v.map(|x| x.to_string())).collect());
         }
+        self.strings_of(name, &c)
+    }
+
+    /// The values of a string column already decoded.
+    fn strings_of(&self, name: &str, c: &Column) -> Result<Vec<Option<String>>> {
         let mut out = self.nulls();
-        self.pq.for_each_str(name, &c, 0, |row, v| {
+        self.pq.for_each_str(name, c, 0, |row, v| {
             out[row] = v.map(str::to_owned);
             Ok(())
         })?;
@@ -171,11 +175,11 @@ impl PqCols<'_> {
         };
         let dtype = c.dtype();
         if dtype.is_integer() {
-            let ints = self.ints(name)?;
+            let ints = self.ints_of(name, &c)?;
             return Ok(ints.into_iter().map(|v| v.map(RawAction::Int)).collect());
         }
         if dtype.is_string() {
-            let strs = self.strings(name, false)?;
+            let strs = self.strings_of(name, &c)?;
             return Ok(strs.into_iter().map(|v| v.map(RawAction::Str)).collect());
         }
         Err(DataError::new(
