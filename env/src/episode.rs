@@ -1,16 +1,19 @@
 //! One episode's state and its transition function: the TRIM reward semantics live here.
 
 use std::fmt;
+use std::ops::ControlFlow;
 
 use crate::features::{AggObs, FeatureState, HistStep, TOKEN_SCALE};
-use crate::forest::{Action, Branch, Forest};
+use crate::forest::Action;
 use crate::policy::StepView;
+use crate::world::{Next, World};
 
 /// Why a step could not be taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepError {
-    /// The chosen action is masked at this node (its branch was never generated).
-    Masked { node: u32, action: Action },
+    /// The chosen action is masked at this node (its branch was never generated). `node` is
+    /// the world's [`node_id`](World::node_id).
+    Masked { node: u64, action: Action },
 }
 
 impl fmt::Display for StepError {
@@ -57,21 +60,24 @@ pub struct EpisodeOutcome {
     pub weak_tokens_discarded: u64,
 }
 
-/// One episode on one sample tree. `Copy` and small: the batched env keeps an array of these.
+/// One episode on one sample tree of a [`World`] whose nodes are `N` (a stored [`Forest`]'s
+/// `u32` by default). `Copy` and small: the batched env keeps an array of these.
+///
+/// [`Forest`]: crate::Forest
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Episode {
-    node: u32,
+pub struct Episode<N = u32> {
+    node: N,
     feat: FeatureState,
     done: bool,
     out: EpisodeOutcome,
 }
 
-impl Episode {
+impl<N: Copy> Episode<N> {
     /// Start at the root of global sample tree `tree`.
     #[inline]
-    pub fn start(forest: &Forest, tree: usize) -> Self {
+    pub fn start<W: World<Node = N>>(world: &W, tree: usize) -> Self {
         Episode {
-            node: forest.root(tree),
+            node: world.root(tree),
             feat: FeatureState::new(),
             done: false,
             out: EpisodeOutcome::default(),
@@ -86,7 +92,7 @@ impl Episode {
 
     /// The current node (meaningless once done).
     #[inline(always)]
-    pub fn node(&self) -> u32 {
+    pub fn node(&self) -> N {
         self.node
     }
 
@@ -98,107 +104,110 @@ impl Episode {
 
     /// The TRIM-Agg observation at the current node.
     #[inline(always)]
-    pub fn observe(&self, forest: &Forest) -> AggObs {
-        let c = forest.columns();
-        let n = self.node as usize;
-        debug_assert_eq!(self.feat.steps(), c.depth[n]);
-        self.feat.observe(c.weak_prm[n], c.weak_tokens[n])
+    pub fn observe<W: World<Node = N>>(&self, world: &W) -> AggObs {
+        let weak = world.weak(&self.node);
+        debug_assert_eq!(self.feat.steps(), world.depth(&self.node));
+        self.feat.observe(weak.prm, weak.tokens)
     }
 
     /// What a policy that needs no history sees at the current node.
     #[inline(always)]
-    pub fn view(&self, forest: &Forest) -> StepView<'static> {
-        self.view_with(forest, &[])
+    pub fn view<W: World<Node = N>>(&self, world: &W) -> StepView<'static> {
+        self.view_with(world, &[])
     }
 
     /// What a policy sees at the current node, with the episode's `history`.
     #[inline(always)]
-    pub fn view_with<'h>(&self, forest: &Forest, history: &'h [HistStep]) -> StepView<'h> {
+    pub fn view_with<'h, W: World<Node = N>>(
+        &self,
+        world: &W,
+        history: &'h [HistStep],
+    ) -> StepView<'h> {
         StepView {
             features: self.feat,
-            weak: forest.weak(self.node),
+            weak: world.weak(&self.node),
             history,
         }
     }
 
     /// Available actions at the current node: `[continue, regenerate]`.
     #[inline(always)]
-    pub fn mask(&self, forest: &Forest) -> [bool; 2] {
-        forest.mask(self.node)
+    pub fn mask<W: World<Node = N>>(&self, world: &W) -> [bool; 2] {
+        world.mask(&self.node)
     }
 
     /// The history entry this action would append (for sequence policies).
     #[inline(always)]
-    pub fn hist_entry(&self, forest: &Forest, action: Action) -> HistStep {
-        let c = forest.columns();
-        let n = self.node as usize;
-        let regen = action == Action::Regenerate;
+    pub fn hist_entry<W: World<Node = N>>(&self, world: &W, action: Action) -> HistStep {
+        let weak = world.weak(&self.node);
+        let strong = match action {
+            Action::Regenerate => world.strong(&self.node),
+            Action::Continue => None,
+        };
+        let chosen = strong.unwrap_or(weak);
         [
-            if regen {
-                c.strong_prm[n]
-            } else {
-                c.weak_prm[n]
-            },
-            c.weak_prm[n],
-            c.weak_tokens[n] as f32 / TOKEN_SCALE,
-            if regen { 1.0 } else { 0.0 },
-            if regen {
-                c.strong_tokens[n] as f32 / TOKEN_SCALE
-            } else {
-                0.0
-            },
+            chosen.prm,
+            weak.prm,
+            weak.tokens as f32 / TOKEN_SCALE,
+            if strong.is_some() { 1.0 } else { 0.0 },
+            strong.map_or(0.0, |s| s.tokens as f32 / TOKEN_SCALE),
         ]
     }
 
-    /// Apply `action`. `lambda` is the cost per strong token.
+    /// Apply `action`. `lambda` is the cost per strong token. A masked action is refused
+    /// before anything changes.
     #[inline(always)]
-    pub fn step(
+    pub fn step<W: World<Node = N>>(
         &mut self,
-        forest: &Forest,
+        world: &W,
         action: Action,
         lambda: f32,
     ) -> Result<Transition, StepError> {
         debug_assert!(!self.done, "step on a finished episode");
-        let c = forest.columns();
-        let n = self.node as usize;
+        let masked = StepError::Masked {
+            node: world.node_id(&self.node),
+            action,
+        };
+        // Where the step leads: the next node, or the end with the answer's correctness.
+        let to = match world.next(&self.node, action) {
+            Next::Absent => return Err(masked),
+            Next::Node(n) => ControlFlow::Continue(n),
+            Next::Outcome(correct) => ControlFlow::Break(correct),
+        };
+        let weak = world.weak(&self.node);
         let (chosen_prm, reward) = match action {
             Action::Continue => {
-                self.out.weak_tokens_kept += u64::from(c.weak_tokens[n]);
-                (c.weak_prm[n], 0.0)
+                self.out.weak_tokens_kept += u64::from(weak.tokens);
+                (weak.prm, 0.0)
             }
             Action::Regenerate => {
-                let tokens = c.strong_tokens[n];
-                self.out.strong_tokens += u64::from(tokens);
+                let Some(s) = world.strong(&self.node) else {
+                    return Err(masked);
+                };
+                self.out.strong_tokens += u64::from(s.tokens);
                 self.out.strong_calls += 1;
-                self.out.weak_tokens_discarded += u64::from(c.weak_tokens[n]);
-                (c.strong_prm[n], -lambda * tokens as f32)
+                self.out.weak_tokens_discarded += u64::from(weak.tokens);
+                (s.prm, -lambda * s.tokens as f32)
             }
         };
         self.out.steps += 1;
         self.feat.push(chosen_prm);
-        match c.branch(self.node, action) {
-            Branch::Node(next) => {
-                self.node = next;
-                Ok(Transition {
-                    reward,
-                    done: false,
-                    chosen_prm,
-                })
+        let (done, bonus) = match to {
+            ControlFlow::Continue(n) => {
+                self.node = n;
+                (false, 0.0)
             }
-            Branch::Outcome(correct) => {
+            ControlFlow::Break(correct) => {
                 self.done = true;
                 self.out.correct = correct;
-                Ok(Transition {
-                    reward: reward + if correct { 1.0 } else { 0.0 },
-                    done: true,
-                    chosen_prm,
-                })
+                (true, if correct { 1.0 } else { 0.0 })
             }
-            Branch::Absent => Err(StepError::Masked {
-                node: self.node,
-                action,
-            }),
-        }
+        };
+        Ok(Transition {
+            reward: reward + bonus,
+            done,
+            chosen_prm,
+        })
     }
 }
 

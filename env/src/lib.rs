@@ -21,6 +21,7 @@ pub mod reach;
 pub mod rng;
 pub mod rollout;
 pub mod vec_env;
+pub mod world;
 
 pub use episode::{Episode, EpisodeOutcome, StepError, Transition};
 pub use features::{
@@ -34,3 +35,4 @@ pub use rollout::{
     EvalOptions, ProblemOutcome, Summary, evaluate, run_episode, run_episode_with, summarize,
 };
 pub use vec_env::VecEnv;
+pub use world::{Next, World};

@@ -6,7 +6,8 @@
 use rayon::prelude::*;
 
 use crate::episode::Episode;
-use crate::forest::{Action, Forest};
+use crate::forest::Action;
+use crate::world::World;
 
 /// The strong-call budget of the probe policies (the "up to 4 strong calls").
 pub const PROBE_MAX_CALLS: u16 = 4;
@@ -15,7 +16,7 @@ pub const PROBE_MAX_CALLS: u16 = 4;
 /// calls: the fraction of episodes (one per sample tree of `problems`, averaged per problem
 /// and then over problems) in which it wanted to regenerate a step whose regenerate branch is
 /// absent. Where that happens the probe continues with the weak step and counts the episode.
-pub fn masked_regenerate_rate(forest: &Forest, problems: &[u32], k: f32, max_calls: u16) -> f64 {
+pub fn masked_regenerate_rate<W: World>(forest: &W, problems: &[u32], k: f32, max_calls: u16) -> f64 {
     if problems.is_empty() {
         return 0.0;
     }
@@ -33,12 +34,12 @@ pub fn masked_regenerate_rate(forest: &Forest, problems: &[u32], k: f32, max_cal
 }
 
 /// Play one episode of the budgeted threshold policy; true when it met a masked regenerate.
-fn meets_mask(forest: &Forest, tree: usize, k: f32, max_calls: u16) -> bool {
+fn meets_mask<W: World>(forest: &W, tree: usize, k: f32, max_calls: u16) -> bool {
     let mut ep = Episode::start(forest, tree);
     let mut met = false;
     while !ep.done() {
         let mask = ep.mask(forest);
-        let wants = forest.weak(ep.node()).prm < k && ep.outcome().strong_calls < max_calls;
+        let wants = forest.weak(&ep.node()).prm < k && ep.outcome().strong_calls < max_calls;
         let a = if wants && mask[1] {
             Action::Regenerate
         } else {

@@ -8,15 +8,15 @@ use rayon::prelude::*;
 
 use crate::episode::{Episode, EpisodeOutcome, StepError};
 use crate::features::HistStep;
-use crate::forest::Forest;
+use crate::world::World;
 use crate::policy::{Policy, resolve};
 use crate::rng::Rng;
 
 /// Play one episode on global tree `tree` to the end. Allocates only for policies that want
 /// the per-step history (see [`run_episode_with`] to reuse a buffer).
 #[inline]
-pub fn run_episode<P: Policy + ?Sized>(
-    forest: &Forest,
+pub fn run_episode<W: World, P: Policy + ?Sized>(
+    forest: &W,
     tree: usize,
     policy: &P,
     rng: &mut Rng,
@@ -27,8 +27,8 @@ pub fn run_episode<P: Policy + ?Sized>(
 /// [`run_episode`] with a caller-owned history buffer (cleared first; filled only when the
 /// policy wants history), so evaluation loops allocate once per thread, not per episode.
 #[inline]
-pub fn run_episode_with<P: Policy + ?Sized>(
-    forest: &Forest,
+pub fn run_episode_with<W: World, P: Policy + ?Sized>(
+    forest: &W,
     tree: usize,
     policy: &P,
     rng: &mut Rng,
@@ -83,8 +83,8 @@ impl Default for EvalOptions {
 }
 
 /// Evaluate `policy` on `problems` (indices into the forest), in parallel over problems.
-pub fn evaluate<P: Policy + ?Sized>(
-    forest: &Forest,
+pub fn evaluate<W: World, P: Policy + ?Sized>(
+    forest: &W,
     problems: &[u32],
     policy: &P,
     opts: EvalOptions,

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use crate::episode::{Episode, EpisodeOutcome, StepError};
 use crate::features::{AGG_DIM, HIST_DIM, HistStep};
 use crate::forest::{Action, Forest};
+use crate::world::World;
 use crate::policy::StepView;
 use crate::rng::Rng;
 
@@ -16,15 +17,16 @@ use crate::rng::Rng;
 const MIN_SLOTS_PER_TASK: usize = 512;
 
 /// One slot's mutable state as zipped by the parallel iterator: (episode, history, history length).
-type Slot<'a> = ((&'a mut Episode, &'a mut [HistStep]), &'a mut u16);
+type Slot<'a, N> = ((&'a mut Episode<N>, &'a mut [HistStep]), &'a mut u16);
 /// One slot's inputs and outputs: (action, reward out, done out).
 type SlotIo<'a> = ((&'a Action, &'a mut f32), &'a mut bool);
 
-/// A batch of episodes over one forest with a fixed cost per strong token.
-pub struct VecEnv<'f> {
-    forest: &'f Forest,
+/// A batch of episodes over one world (a stored [`Forest`] by default) with a fixed cost per
+/// strong token.
+pub struct VecEnv<'f, W: World = Forest> {
+    forest: &'f W,
     lambda: f32,
-    eps: Vec<Episode>,
+    eps: Vec<Episode<W::Node>>,
     /// Per-slot history, `hist_cap` entries per slot.
     hist: Vec<HistStep>,
     hist_len: Vec<u16>,
@@ -32,9 +34,9 @@ pub struct VecEnv<'f> {
     trees: Vec<u32>,
 }
 
-impl<'f> VecEnv<'f> {
+impl<'f, W: World> VecEnv<'f, W> {
     /// `n` episode slots; `lambda` is the cost per strong token.
-    pub fn new(forest: &'f Forest, n: usize, lambda: f32) -> Self {
+    pub fn new(forest: &'f W, n: usize, lambda: f32) -> Self {
         let hist_cap = forest.max_depth() as usize + 1;
         let placeholder = Episode::start(forest, 0);
         VecEnv {
@@ -58,8 +60,8 @@ impl<'f> VecEnv<'f> {
         self.eps.is_empty()
     }
 
-    /// The forest being replayed.
-    pub fn forest(&self) -> &'f Forest {
+    /// The world being replayed.
+    pub fn forest(&self) -> &'f W {
         self.forest
     }
 
@@ -85,7 +87,7 @@ impl<'f> VecEnv<'f> {
 
     /// For each problem in `problems`, pick one of its sample trees with `rng` and write the
     /// global tree index into `out` (the per-episode choice the paper's re-sampling mimics).
-    pub fn sample_trees(forest: &Forest, problems: &[u32], rng: &mut Rng, out: &mut [u32]) {
+    pub fn sample_trees(forest: &W, problems: &[u32], rng: &mut Rng, out: &mut [u32]) {
         for (o, &p) in out.iter_mut().zip(problems) {
             let r = forest.trees_of(p as usize);
             let k = r.len() as u64;
@@ -156,7 +158,7 @@ impl<'f> VecEnv<'f> {
         assert!(actions.len() == n && rewards.len() == n && dones.len() == n);
         let (forest, lambda, cap) = (self.forest, self.lambda, self.hist_cap);
         let step_one =
-            |(((ep, hist), hlen), ((&a, r), d)): (Slot<'_>, SlotIo<'_>)| -> Result<(), StepError> {
+            |(((ep, hist), hlen), ((&a, r), d)): (Slot<'_, W::Node>, SlotIo<'_>)| -> Result<(), StepError> {
                 if ep.done() {
                     *r = 0.0;
                     *d = true;

@@ -1,59 +1,36 @@
 //! Tree expansion: one sample tree of the latent model, every action history with at most `K`
 //! regenerations plus the complete all-strong path, optionally around a real all-weak path.
 
-use trim_env::{Action, Rng};
+use trim_env::Action;
 
 use crate::build::TreeWriter;
-use crate::schema::CandidateRec;
 
-use super::latent::{Difficulty, Draw, LatentModel, Prefix, RealStep, Role};
+use super::latent::{Difficulty, Draw, LatentModel, RealStep};
+use super::node::NodeAt;
 
 impl LatentModel {
     /// Write one sample tree into `w`: every action history with at most `max_regens`
     /// regenerations, plus the whole all-strong path. On the all-weak path the weak candidates
     /// are `real[t]` while `t < real.len()` (PRM scores drawn by their real states); everything
-    /// else is drawn from the model. Returns the nodes written.
+    /// else is drawn from the model. Every node is drawn from its own stream keyed by
+    /// `tree_key` and its action history ([`NodeAt`]), so the tree is the lazy world's tree
+    /// restricted to the cap. Returns the nodes written.
     pub fn expand_tree(
         &self,
         w: &mut TreeWriter<'_>,
         d: &Difficulty,
         max_regens: u32,
         real: &[RealStep],
-        rng: &mut Rng,
+        tree_key: u64,
     ) -> usize {
-        let mut cx = Expand {
+        let cx = Expand {
             model: self,
             d,
             k: max_regens,
             real,
         };
-        cx.node(w, At::root(), rng);
+        cx.node(w, None, NodeAt::root(tree_key));
         w.len()
-    }
-}
-
-/// Where a node sits: how it is reached and what the path to it holds.
-#[derive(Clone, Copy)]
-struct At {
-    /// The parent and the action leading here (None = root).
-    parent: Option<(u32, Action)>,
-    depth: u16,
-    prefix: Prefix,
-    /// Regenerations on the path.
-    ones: u32,
-    /// Every action on the path was a regeneration.
-    all_ones: bool,
-}
-
-impl At {
-    fn root() -> At {
-        At {
-            parent: None,
-            depth: 0,
-            prefix: Prefix::root(),
-            ones: 0,
-            all_ones: true,
-        }
     }
 }
 
@@ -65,73 +42,41 @@ struct Expand<'a> {
 }
 
 impl Expand<'_> {
-    /// Write the node at `at` and, depth first, its subtree (continue branch first).
-    fn node(&mut self, w: &mut TreeWriter<'_>, at: At, rng: &mut Rng) {
+    /// Write the node at `at` (reached from `parent` by an action) and, depth first, its
+    /// subtree (continue branch first).
+    fn node(&self, w: &mut TreeWriter<'_>, parent: Option<(u32, Action)>, at: NodeAt) {
         let m = self.model;
-        let weak = match self.real.get(usize::from(at.depth)) {
-            Some(r) if at.ones == 0 => Draw {
-                rec: CandidateRec {
-                    tokens: r.tokens.max(1),
-                    prm: m.prm(r.state, &at.prefix, rng),
-                    finished: r.finished,
-                    state: Some(r.state),
-                    text: r.text.clone(),
-                    hash: r.hash.clone(),
-                },
-                correct: r.correct.or(r.finished.then_some(false)),
-            },
-            _ => m.candidate(Role::Weak, self.d, &at.prefix, at.depth, rng),
-        };
-        let mut strong = (at.ones < self.k || at.all_ones)
-            .then(|| m.candidate(Role::Strong, self.d, &at.prefix, at.depth, rng));
-        let f = m.cfg.regen_tokens_factor;
-        if let Some(s) = strong.as_mut().filter(|_| !at.all_ones && f != 1.0) {
-            // A routed regeneration: a strong step after weak ones (deterministic, no draw).
-            s.rec.tokens = (f64::from(s.rec.tokens) * f).round().max(1.0) as u32;
-        }
+        let real = self.real.get(usize::from(at.depth)).filter(|_| at.regens == 0);
+        let weak = m.weak_at(self.d, &at, real);
+        let strong = (at.regens < self.k || at.all_strong).then(|| m.strong_at(self.d, &at));
         let (wrec, srec) = (weak.rec.clone(), strong.as_ref().map(|s| s.rec.clone()));
-        let id = match at.parent {
+        let id = match parent {
             None => w.root(wrec, srec),
             Some((p, a)) => w.child(p, a, wrec, srec),
         };
         // Beyond K regenerations (on the all-strong path) the weak branch is not expanded.
-        if weak.correct.is_some() || at.ones <= self.k {
-            self.branch(w, id, Action::Continue, &weak, at, rng);
+        if weak.correct.is_some() || at.regens <= self.k {
+            self.branch(w, id, Action::Continue, &weak, &at);
         }
         if let Some(s) = strong {
-            self.branch(w, id, Action::Regenerate, &s, at, rng);
+            self.branch(w, id, Action::Regenerate, &s, &at);
         }
     }
 
     /// Keep `draw` at node `id` by `action`: its outcome when it finishes, else the next node.
-    fn branch(
-        &mut self,
-        w: &mut TreeWriter<'_>,
-        id: u32,
-        action: Action,
-        draw: &Draw,
-        at: At,
-        rng: &mut Rng,
-    ) {
-        if let Some(c) = draw.correct {
-            w.set_outcome(id, action, c);
-            return;
+    fn branch(&self, w: &mut TreeWriter<'_>, id: u32, action: Action, draw: &Draw, at: &NodeAt) {
+        match draw.correct {
+            Some(c) => w.set_outcome(id, action, c),
+            None => self.node(w, Some((id, action)), at.child(action, &draw.rec)),
         }
-        let regen = action == Action::Regenerate;
-        let next = At {
-            parent: Some((id, action)),
-            depth: at.depth + 1,
-            prefix: at.prefix.then(&draw.rec),
-            ones: at.ones + u32::from(regen),
-            all_ones: at.all_ones && regen,
-        };
-        self.node(w, next, rng);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use trim_env::Rng;
 
     use super::*;
     use crate::build::DatasetBuilder;
@@ -164,7 +109,7 @@ mod tests {
             for _ in 0..20 {
                 let d = m.sample_difficulty(&mut rng);
                 let mut w = b.tree(p);
-                m.expand_tree(&mut w, &d, k, &[], &mut rng);
+                m.expand_tree(&mut w, &d, k, &[], rng.next_u64());
             }
             let ds = b.finish();
             let l = crate::validate(Path::new("<mem>"), ds).unwrap();
@@ -235,7 +180,7 @@ mod tests {
         let mut rng = Rng::new(1);
         let d = m.sample_difficulty(&mut rng);
         let mut w = b.tree(p);
-        m.expand_tree(&mut w, &d, 1, &real, &mut rng);
+        m.expand_tree(&mut w, &d, 1, &real, rng.next_u64());
         let ds = b.finish();
         // Follow continue from the root.
         let mut node = 0u32;
@@ -279,7 +224,7 @@ mod tests {
             let p = b.add_problem(test_info());
             let mut rng = Rng::new(11);
             let d = m.sample_difficulty(&mut rng);
-            m.expand_tree(&mut b.tree(p), &d, 2, &[], &mut rng);
+            m.expand_tree(&mut b.tree(p), &d, 2, &[], rng.next_u64());
             b.finish().rows
         };
         let (plain, scaled) = (tree(1.0), tree(2.0));

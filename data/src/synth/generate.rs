@@ -20,7 +20,7 @@ use crate::tokenizer::TOKENIZER_NAME;
 use super::calibrate::Calibration;
 use super::config::SynthConfig;
 use super::inputs::{accuracy_target_sources, load_model};
-use super::latent::LatentModel;
+use super::latent::{Difficulty, LatentModel};
 use super::parallel::{Built, build_problems, one_problem};
 use super::progress::{OnProgress, quiet};
 
@@ -70,23 +70,51 @@ pub fn generate_with_progress(
     Ok((Dataset::new(meta, problems, rows), report))
 }
 
-/// Problem `p`: its split, difficulty and sample trees, all from the RNG stream `(seed, p)`.
+/// What problem `p` draws from its RNG stream `(seed, p)`, in this order: its split, its
+/// difficulty, one key per sample tree. The materialised generator and the lazy world
+/// ([`LazyWorld`](super::lazy::LazyWorld)) both start here, so they hold the same problems.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProblemDraws {
+    pub test: bool,
+    pub difficulty: Difficulty,
+    pub tree_keys: Vec<u64>,
+}
+
+impl ProblemDraws {
+    /// Problem `p` of `cfg`.
+    pub fn new(cfg: &SynthConfig, model: &LatentModel, p: u32) -> Self {
+        let mut rng = Rng::stream(cfg.seed, u64::from(p));
+        let test = rng.bernoulli(cfg.test_fraction);
+        let difficulty = model.sample_difficulty(&mut rng);
+        let tree_keys = (0..cfg.trees).map(|_| rng.next_u64()).collect();
+        ProblemDraws {
+            test,
+            difficulty,
+            tree_keys,
+        }
+    }
+
+    /// The split name.
+    pub fn split(&self) -> &'static str {
+        if self.test { "test" } else { "train" }
+    }
+}
+
+/// Problem `p`: its split, difficulty and sample trees ([`ProblemDraws`]).
 fn synth_problem(cfg: &SynthConfig, model: &LatentModel, p: u32) -> Built {
-    let mut rng = Rng::stream(cfg.seed, u64::from(p));
-    let test = rng.bernoulli(cfg.test_fraction);
-    let d = model.sample_difficulty(&mut rng);
+    let draws = ProblemDraws::new(cfg, model, p);
     let info = ProblemInfo {
         problem_id: format!("synth-{p:06}"),
         dataset: cfg.dataset.clone(),
-        split: if test { "test" } else { "train" }.into(),
+        split: draws.split().into(),
         weak_model: cfg.models.weak.clone(),
         strong_model: cfg.models.strong.clone(),
         prm_model: cfg.models.prm.clone(),
     };
     one_problem(info, |b, pi| {
-        for _ in 0..cfg.trees {
+        for &key in &draws.tree_keys {
             let mut w = b.tree(pi);
-            model.expand_tree(&mut w, &d, cfg.max_regens, &[], &mut rng);
+            model.expand_tree(&mut w, &draws.difficulty, cfg.max_regens, &[], key);
         }
     })
 }

@@ -72,9 +72,15 @@ impl Prefix {
 
     /// The prefix after keeping candidate `c`.
     pub fn then(&self, c: &CandidateRec) -> Self {
+        self.after(c.state, c.prm)
+    }
+
+    /// The prefix after keeping a step in `state` with PRM score `prm`.
+    #[inline]
+    pub fn after(&self, state: Option<StepState>, prm: f32) -> Self {
         Prefix {
-            ok: self.ok && c.state == Some(StepState::S0),
-            running_min: self.running_min.min(c.prm),
+            ok: self.ok && state == Some(StepState::S0),
+            running_min: self.running_min.min(prm),
         }
     }
 }

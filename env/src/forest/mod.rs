@@ -385,19 +385,6 @@ impl Forest {
         self.depth.iter().copied().max().unwrap_or(0)
     }
 
-    /// Raw columns for the hot loop: `(weak_tokens, weak_prm, strong_tokens, strong_prm, next, depth)`.
-    #[inline(always)]
-    pub(crate) fn columns(&self) -> Columns<'_> {
-        Columns {
-            weak_tokens: &self.weak_tokens,
-            weak_prm: &self.weak_prm,
-            strong_tokens: &self.strong_tokens,
-            strong_prm: &self.strong_prm,
-            next: &self.next,
-            depth: &self.depth,
-        }
-    }
-
     /// Tree coverage: how much of the action space the data supports.
     pub fn coverage(&self) -> Coverage {
         let mut cov = Coverage {
@@ -458,23 +445,6 @@ fn check_candidate(node: u32, tokens: u32, prm: f32, who: &'static str) -> Resul
         });
     }
     Ok(())
-}
-
-/// Borrowed raw columns (crate-internal fast path).
-pub(crate) struct Columns<'a> {
-    pub weak_tokens: &'a [u32],
-    pub weak_prm: &'a [f32],
-    pub strong_tokens: &'a [u32],
-    pub strong_prm: &'a [f32],
-    pub next: &'a [[u32; 2]],
-    pub depth: &'a [u16],
-}
-
-impl Columns<'_> {
-    #[inline(always)]
-    pub fn branch(&self, node: u32, action: Action) -> Branch {
-        Branch::decode(self.next[node as usize][action as usize])
-    }
 }
 
 /// What fraction of the action space the trees cover (see [`Forest::coverage`]).

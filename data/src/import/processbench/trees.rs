@@ -252,7 +252,7 @@ fn build_group(
         for s in &g.solutions {
             let real = real_steps(s, &counter, opts.keep_text);
             let mut w = b.tree(pi);
-            model.expand_tree(&mut w, &d, opts.max_regens, &real, &mut rng);
+            model.expand_tree(&mut w, &d, opts.max_regens, &real, rng.next_u64());
         }
     })
 }
