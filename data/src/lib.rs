@@ -12,6 +12,7 @@ pub mod error;
 pub mod import;
 pub mod io;
 pub mod schema;
+pub mod source;
 pub mod stats;
 pub mod synth;
 pub mod tokenizer;
@@ -23,4 +24,5 @@ pub use io::{Integrity, LoadOptions};
 pub use schema::{
     CandidateRec, Dataset, Meta, NodeRow, NodeStates, NodeTable, ProblemInfo, SourceRef, StepState,
 };
+pub use source::{DataSource, LazySource, SynthSpec, is_synth_spec};
 pub use validate::{Loaded, LoadedForest, load, load_forest, load_with, validate};

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use trim_env::{Action, Candidate, Next, World};
 
 use crate::error::Result;
-use crate::schema::StepState;
+use crate::schema::{SourceRef, StepState};
 
 use super::config::SynthConfig;
 use super::generate::ProblemDraws;
@@ -77,6 +77,8 @@ pub struct LazyWorld {
     /// Key of each global sample tree.
     tree_keys: Vec<u64>,
     max_steps: u16,
+    /// The calibration inputs, with sha256 (provenance and the world's fingerprint).
+    sources: Vec<SourceRef>,
 }
 
 impl LazyWorld {
@@ -94,7 +96,7 @@ impl LazyWorld {
 
     fn build(cfg: &SynthConfig, cfg_path: &Path, cap: Option<u32>) -> Result<Self> {
         cfg.check(cfg_path)?;
-        let (model, _sources) = load_model(&cfg.latent, &cfg.inputs, cfg_path)?;
+        let (model, sources) = load_model(&cfg.latent, &cfg.inputs, cfg_path)?;
         let draws: Vec<ProblemDraws> = (0..cfg.problems)
             .into_par_iter()
             .map(|p| ProblemDraws::new(cfg, &model, p))
@@ -107,12 +109,18 @@ impl LazyWorld {
             tree_keys: draws.iter().flat_map(|d| d.tree_keys.clone()).collect(),
             max_steps: model.cfg.max_steps,
             model,
+            sources,
         })
     }
 
     /// The calibrated model the world draws from.
     pub fn model(&self) -> &LatentModel {
         &self.model
+    }
+
+    /// The calibration inputs the model was built from.
+    pub fn sources(&self) -> &[SourceRef] {
+        &self.sources
     }
 
     /// The regeneration cap, if any.

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use trim_env::{EvalOptions, Forest, RefPolicy, StepError, evaluate, summarize};
+use trim_env::{EvalOptions, RefPolicy, StepError, World, evaluate, summarize};
 
 use crate::error::{DataError, Loc, Result};
 
@@ -79,8 +79,8 @@ pub fn math500_curve() -> Result<Vec<ThrPoint>> {
 
 /// TRIM-Thr in a world at the given thresholds, on `problems`. Threshold 1 is strong-only, as
 /// in the release (which does not call the PRM there).
-pub fn world_curve(
-    forest: &Forest,
+pub fn world_curve<W: World>(
+    forest: &W,
     problems: &[u32],
     thresholds: &[f64],
 ) -> std::result::Result<Vec<ThrPoint>, StepError> {
@@ -130,9 +130,9 @@ pub struct CurveCheck {
 }
 
 /// Compare a world's TRIM-Thr curve with `real` at the same thresholds.
-pub fn check(
+pub fn check<W: World>(
     real: &[ThrPoint],
-    forest: &Forest,
+    forest: &W,
     problems: &[u32],
 ) -> std::result::Result<CurveCheck, StepError> {
     let ks: Vec<f64> = real.iter().map(|p| p.threshold).collect();

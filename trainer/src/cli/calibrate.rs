@@ -16,7 +16,7 @@ pub struct CalibrateArgs {
     /// print the side-by-side table (exit 0 either way; the verdict is printed).
     #[arg(long, required = true)]
     pub check: bool,
-    /// Dataset (.parquet or .jsonl).
+    /// Dataset (.parquet or .jsonl) or a synth spec (`synth:math500?problems=2000`).
     #[arg(default_value = DEFAULT_DATA)]
     pub file: PathBuf,
     /// Problems to replay: a split name, or `all`.
@@ -37,7 +37,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         Some(p) => parse_curve(p, &std::fs::read_to_string(p)?)?,
         None => math500_curve()?,
     };
-    let l = trim_data::load_forest(&a.file, &a.integrity.options())?;
+    let l = trim_data::DataSource::open(&a.file, &a.integrity.options())?;
     let problems = l.problems_in_split(&a.split);
     anyhow::ensure!(
         !problems.is_empty(),
@@ -46,7 +46,7 @@ pub fn run(a: CalibrateArgs) -> anyhow::Result<()> {
         a.file.display(),
         l.splits()
     );
-    let c = check(&real, &l.forest, &problems)?;
+    let c = trim_data::with_world!(&l, |w| check(&real, w, &problems))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c)?);
     } else {
