@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::forest::{Action, Branch, Forest};
 use crate::rollout::ProblemOutcome;
+use crate::world::{Next, World};
 
 /// The best achievable result below one node.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -116,8 +117,8 @@ pub struct PathResult {
     pub min_prm: f32,
 }
 
-/// Follow `action` at every node from the root of `tree`.
-pub fn fixed_path(forest: &Forest, tree: usize, action: Action) -> Option<PathResult> {
+/// Follow `action` at every node from the root of `tree` (any [`World`]: the path is finite).
+pub fn fixed_path<W: World>(forest: &W, tree: usize, action: Action) -> Option<PathResult> {
     let mut node = forest.root(tree);
     let mut r = PathResult {
         correct: false,
@@ -127,28 +128,28 @@ pub fn fixed_path(forest: &Forest, tree: usize, action: Action) -> Option<PathRe
     };
     loop {
         let prm = match action {
-            Action::Continue => forest.weak(node).prm,
+            Action::Continue => forest.weak(&node).prm,
             Action::Regenerate => {
-                let s = forest.strong(node)?;
+                let s = forest.strong(&node)?;
                 r.strong_tokens += u64::from(s.tokens);
                 s.prm
             }
         };
         r.min_prm = r.min_prm.min(prm);
         r.steps += 1;
-        match forest.branch(node, action) {
-            Branch::Node(n) => node = n,
-            Branch::Outcome(c) => {
+        match forest.next(&node, action) {
+            Next::Node(n) => node = n,
+            Next::Outcome(c) => {
                 r.correct = c;
                 return Some(r);
             }
-            Branch::Absent => return None,
+            Next::Absent => return None,
         }
     }
 }
 
 /// Both anchor paths of a tree, or `None` if either is incomplete.
-fn anchors(forest: &Forest, tree: usize) -> Option<(PathResult, PathResult)> {
+fn anchors<W: World>(forest: &W, tree: usize) -> Option<(PathResult, PathResult)> {
     Some((
         fixed_path(forest, tree, Action::Continue)?,
         fixed_path(forest, tree, Action::Regenerate)?,
@@ -158,8 +159,8 @@ fn anchors(forest: &Forest, tree: usize) -> Option<(PathResult, PathResult)> {
 /// Per problem, average `pick(weak path, strong path)` over its sample trees — the shape of every
 /// query-level policy: look at the two anchor paths, answer with one of them. Trees whose anchor
 /// paths are incomplete count as wrong with no cost.
-fn query_level(
-    forest: &Forest,
+fn query_level<W: World>(
+    forest: &W,
     problems: &[u32],
     pick: impl Fn(&PathResult, &PathResult) -> (bool, f64, f64, f64) + Sync,
 ) -> Vec<ProblemOutcome> {
@@ -184,7 +185,7 @@ fn weak_answer(w: &PathResult) -> (bool, f64, f64, f64) {
 }
 
 /// Query-level oracle: strong only where weak fails and strong succeeds.
-pub fn query_oracle(forest: &Forest, problems: &[u32]) -> Vec<ProblemOutcome> {
+pub fn query_oracle<W: World>(forest: &W, problems: &[u32]) -> Vec<ProblemOutcome> {
     query_level(forest, problems, |w, s| {
         if !w.correct && s.correct {
             let steps = f64::from(s.steps);
@@ -197,7 +198,7 @@ pub fn query_oracle(forest: &Forest, problems: &[u32]) -> Vec<ProblemOutcome> {
 
 /// Query-level cascade (AutoMix-PRM): escalate to the all-strong path when the all-weak path's
 /// minimum PRM score is below `tau` (both paths' steps were run; only strong tokens cost).
-pub fn query_cascade(forest: &Forest, problems: &[u32], tau: f32) -> Vec<ProblemOutcome> {
+pub fn query_cascade<W: World>(forest: &W, problems: &[u32], tau: f32) -> Vec<ProblemOutcome> {
     query_level(forest, problems, |w, s| {
         if w.min_prm < tau {
             (

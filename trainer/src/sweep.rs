@@ -133,12 +133,12 @@ impl SweepSpec {
             let text = toml::to_string(&table)?;
             let o = ConfigOverrides::from_toml_str(&text)
                 .map_err(|e| anyhow::anyhow!("sweep configuration: {e}"))?;
-            let mut cfg = TrainConfig::default();
+            let mut layers = vec![];
             if let Some(f) = config_file {
-                cfg.apply(&ConfigOverrides::from_toml_file(f)?);
+                layers.push(ConfigOverrides::from_toml_file(f)?);
             }
-            cfg.apply(&o);
-            cfg.validate()?;
+            layers.push(o);
+            let cfg = TrainConfig::from_layers(&layers)?;
             let name = if combo.is_empty() {
                 "base".to_string()
             } else {

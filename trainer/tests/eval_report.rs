@@ -57,6 +57,7 @@ fn hindsight_optimal_is_lagrangian_optimal_against_every_family() {
     let problems = l.problems_in_split("test");
     let s = run_suite(
         &l.forest,
+        Some(&l.forest),
         &data,
         "test",
         &problems,
@@ -108,7 +109,7 @@ fn report_files_hold_every_point_and_family() {
         repeats: 2,
         ..SuiteOptions::default()
     };
-    let s = run_suite(&l.forest, &data, "test", &problems, &[], &o).unwrap();
+    let s = run_suite(&l.forest, Some(&l.forest), &data, "test", &problems, &[], &o).unwrap();
     let n_points: usize = s.families.iter().map(|f| f.points.len()).sum();
     // weak + strong + random 3 + threshold 5 + cascade 3 + query oracle + hindsight 3
     assert_eq!(n_points, 1 + 1 + 3 + 5 + 3 + 1 + 3);

@@ -13,7 +13,7 @@ use trim::train::RunStatus;
 
 fn spec_text(data: &Path) -> String {
     format!(
-        "[base]\ndata = {:?}\npasses = 2\nbatch_episodes = 8\nminibatch_episodes = 8\n\
+        "[base]\ndata = {:?}\ntest_data = \"same\"\npasses = 2\nbatch_episodes = 8\nminibatch_episodes = 8\n\
          val_every = 4\ncheckpoint_every = 4\nlr = 3e-3\n[grid]\nlambda = [4e-4, 1.6e-3]\nseed = [1]\n",
         data.display().to_string()
     )

@@ -134,10 +134,10 @@ impl SynthConfig {
                 ),
             );
         }
-        if !(0.0..1.0).contains(&self.test_fraction) {
+        if !(0.0..=1.0).contains(&self.test_fraction) {
             return bad(
                 "test_fraction",
-                format!("{} outside [0, 1)", self.test_fraction),
+                format!("{} outside [0, 1]", self.test_fraction),
             );
         }
         self.latent.check(path, "latent.")

@@ -36,6 +36,9 @@ use super::obs_model::ObsModel;
 use super::params::LatentConfig;
 use super::step_tokens::StepTokensFile;
 
+/// Lower end of a confident pass's score (`sure_s0`, `sure_s1`).
+pub const SURE_MIN: f64 = 0.95;
+
 /// Which model writes a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -50,6 +53,8 @@ pub struct Difficulty {
     pub z: f64,
     pub p_weak: f64,
     pub p_strong: f64,
+    /// The strong model's per-step accuracy after weak steps (`routed_strong_shift`).
+    pub p_strong_routed: f64,
 }
 
 /// What the model needs to know about the chosen path so far.
@@ -155,10 +160,12 @@ impl LatentModel {
     /// Per-step accuracies of a problem of difficulty `z`.
     pub fn difficulty(&self, z: f64) -> Difficulty {
         let s = self.cfg.difficulty_sd;
+        let strong = self.calibration.strong.logit - s * z;
         Difficulty {
             z,
             p_weak: logistic(self.calibration.weak.logit - s * z),
-            p_strong: logistic(self.calibration.strong.logit - s * z),
+            p_strong: logistic(strong),
+            p_strong_routed: logistic(strong - self.cfg.routed_strong_shift),
         }
     }
 
@@ -211,9 +218,20 @@ impl LatentModel {
             StepState::S1 => c.flag_s1,
             StepState::S2 => c.flag_s2,
         };
-        // No draw at all when the rate is 0: worlds without flags keep their exact RNG streams.
+        let (sure, miss, noise) = match st {
+            StepState::S0 => (c.sure_s0, 0.0, c.noise_s0),
+            StepState::S1 => (c.sure_s1, 0.0, c.noise_s1),
+            StepState::S2 => (0.0, c.miss_s2, c.noise_s2),
+        };
+        // Every rate that is 0 draws nothing, so worlds without it keep their exact streams.
         let x = if flag > 0.0 && rng.bernoulli(flag) {
             (rng.f64() * c.flag_max) as f32
+        } else if sure > 0.0 && rng.bernoulli(sure) {
+            (SURE_MIN + rng.f64() * (1.0 - SURE_MIN)) as f32
+        } else if miss > 0.0 && rng.bernoulli(miss) {
+            self.obs.sample(StepState::S0, prefix.running_min, rng)
+        } else if noise > 0.0 && rng.bernoulli(noise) {
+            rng.f64() as f32
         } else {
             self.obs.sample(st, prefix.running_min, rng)
         };

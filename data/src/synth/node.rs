@@ -95,10 +95,16 @@ impl LatentModel {
         }
     }
 
-    /// The strong candidate at `at`. Off the all-strong path it is a routed regeneration, whose
-    /// length is scaled by `regen_tokens_factor` (deterministic, no draw).
+    /// The strong candidate at `at`. Off the all-strong path it is a routed regeneration: its
+    /// per-step accuracy is `p_strong_routed` and its length is scaled by
+    /// `regen_tokens_factor` (deterministic, no draw).
     pub fn strong_at(&self, d: &Difficulty, at: &NodeAt) -> Draw {
         let mut rng = Rng::stream(at.key, STRONG_STREAM);
+        let routed = Difficulty {
+            p_strong: d.p_strong_routed,
+            ..*d
+        };
+        let d = if at.all_strong { d } else { &routed };
         let mut s = self.candidate(Role::Strong, d, &at.prefix, at.depth, &mut rng);
         let f = self.cfg.regen_tokens_factor;
         if !at.all_strong && f != 1.0 {

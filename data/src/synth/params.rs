@@ -53,6 +53,39 @@ pub struct LatentConfig {
     /// 1 = the same lengths (no change to any draw).
     #[serde(skip_serializing_if = "is_one")]
     pub regen_tokens_factor: f64,
+    /// PRM misses of natural first errors: with this probability an S2 step that got no
+    /// confident flag is scored from the observation table's *correct-step* (S0) row, as a
+    /// real PRM scores an error it does not see. 0 = none (no draw).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub miss_s2: f64,
+    /// Confident passes of correct steps (S0): with this probability a step that got no flag
+    /// is scored uniformly in `[0.95, 1]` instead of from the table. The real PRM scores most
+    /// correct steps of the release's MATH-500 run above 0.95 (only 3.3 of ~8 weak steps per
+    /// problem fall below 0.95), far more than ProcessBench's curated set says. 0 = none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sure_s0: f64,
+    /// The same for steps after an uncorrected error (S1): locally sound steps of a derailed
+    /// solution that the PRM passes.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sure_s1: f64,
+    /// PRM noise on correct steps (S0): with this probability a step that got neither a flag
+    /// nor a confident pass is scored uniformly in `[0, 1]` — scores the ProcessBench-fitted
+    /// table does not explain (the real curve's strong calls grow almost linearly in the
+    /// threshold between 0.05 and 0.9). 0 = none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub noise_s0: f64,
+    /// The same for steps after an uncorrected error (S1).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub noise_s1: f64,
+    /// The same for natural first errors (S2): errors the PRM half-sees, scored anywhere.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub noise_s2: f64,
+    /// Logit penalty on the strong model's per-step accuracy when it writes a step after weak
+    /// ones (a routed regeneration): continuing someone else's partial solution is harder than
+    /// writing one's own. The all-strong path is unaffected, so the strong-only calibration
+    /// holds. 0 = none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub routed_strong_shift: f64,
 }
 
 fn is_one(x: &f64) -> bool {
@@ -89,6 +122,13 @@ impl Default for LatentConfig {
             flag_s0: 0.0,
             flag_max: DEFAULT_FLAG_MAX,
             regen_tokens_factor: 1.0,
+            miss_s2: 0.0,
+            sure_s0: 0.0,
+            sure_s1: 0.0,
+            noise_s0: 0.0,
+            noise_s1: 0.0,
+            noise_s2: 0.0,
+            routed_strong_shift: 0.0,
         }
     }
 }
@@ -117,6 +157,12 @@ impl LatentConfig {
             ("flag_s1", self.flag_s1),
             ("flag_s0", self.flag_s0),
             ("flag_max", self.flag_max),
+            ("miss_s2", self.miss_s2),
+            ("sure_s0", self.sure_s0),
+            ("sure_s1", self.sure_s1),
+            ("noise_s0", self.noise_s0),
+            ("noise_s1", self.noise_s1),
+            ("noise_s2", self.noise_s2),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return bad(name, format!("{v} outside [0, 1]"));
@@ -126,6 +172,12 @@ impl LatentConfig {
             return bad(
                 "difficulty_sd",
                 format!("{} outside [0, 5]", self.difficulty_sd),
+            );
+        }
+        if !(-5.0..=5.0).contains(&self.routed_strong_shift) {
+            return bad(
+                "routed_strong_shift",
+                format!("{} outside [-5, 5]", self.routed_strong_shift),
             );
         }
         if !(0.25..=4.0).contains(&self.regen_tokens_factor) {

@@ -12,7 +12,7 @@ use trim::backend::Backend;
 use trim::family::agg::Agg;
 use trim::{RunOptions, TrainConfig, Trainer};
 
-use super::data::DEFAULT_DATA;
+use trim::config::DEFAULT_DATA;
 
 /// Arguments of `trim bench-train`.
 #[derive(Args)]
@@ -45,7 +45,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
     };
     cfg.validate()?;
     // Passes needed to reach the requested number of updates on this dataset.
-    let l = trim_data::load_forest(&a.data, &trim_data::LoadOptions::from_env())?;
+    let l = trim_data::DataSource::open(&a.data, &trim_data::LoadOptions::from_env())?;
     let n_split = l.problems_in_split(&cfg.train_split).len();
     let per_pass = cfg.updates_per_pass(n_split - cfg.n_val(n_split)).max(1);
     cfg.passes = u32::try_from(a.updates.div_ceil(per_pass))?;

@@ -6,13 +6,13 @@ use clap::Args;
 use serde::Serialize;
 use trim_env::{EvalOptions, RefPolicy, evaluate, summarize};
 
-use super::data::DEFAULT_DATA;
+use trim::config::DEFAULT_TEST_DATA;
 
 /// Arguments of `trim eval`.
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Dataset file (.parquet or .jsonl).
-    #[arg(long, default_value = DEFAULT_DATA)]
+    /// Dataset file (.parquet or .jsonl) or synth spec (default: the MATH-500-like test world).
+    #[arg(long, default_value = DEFAULT_TEST_DATA)]
     pub data: PathBuf,
     /// Policies: weak, strong, threshold:K (regenerate when the step's PRM < K), random:P.
     /// Repeat the flag or separate with commas.
@@ -55,7 +55,7 @@ struct Row {
 
 /// Evaluate the requested policies and print one row each.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let l = trim_data::load_forest(&a.data, &trim_data::LoadOptions::from_env())?;
+    let l = trim_data::DataSource::open(&a.data, &trim_data::LoadOptions::from_env())?;
     let problems = split_problems(&l, &a)?;
     let mut policies: Vec<RefPolicy> = a
         .policy
@@ -66,12 +66,29 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         anyhow::ensure!(n >= 1, "--threshold-sweep needs at least 1 interval");
         policies.extend((0..=n).map(|i| RefPolicy::Threshold(i as f32 / n as f32)));
     }
-    let f = &l.forest;
     let opts = EvalOptions {
         repeats: a.repeats,
         seed: a.seed,
     };
-    let strong = evaluate(f, &problems, &RefPolicy::Strong, opts)?;
+    let rows = trim_data::with_world!(&l, |f| table(f, &a, &problems, &policies, opts))?;
+    if let Some(path) = &a.json {
+        trim_data::io::write_text_atomic(path, &serde_json::to_string_pretty(&rows)?)?;
+    }
+    if let Some(dir) = &a.report {
+        report(&l, &a, &problems, dir)?;
+    }
+    Ok(())
+}
+
+/// Evaluate `policies` on `problems` and print one row each.
+fn table<W: trim_env::World>(
+    f: &W,
+    a: &EvalArgs,
+    problems: &[u32],
+    policies: &[RefPolicy],
+    opts: EvalOptions,
+) -> anyhow::Result<Vec<Row>> {
+    let strong = evaluate(f, problems, &RefPolicy::Strong, opts)?;
     let strong_ref = summarize(&strong, 0.0, a.lambda).strong_tokens;
     println!(
         "{} problems (split `{}`) of {}; λ = {}; cost fraction = strong tokens ÷ always-strong's {:.1}",
@@ -86,8 +103,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         "policy", "accuracy", "strong tok/pb", "strong calls", "cost frac", "reward"
     );
     let mut rows = vec![];
-    for p in &policies {
-        let o = evaluate(f, &problems, p, opts)?;
+    for p in policies {
+        let o = evaluate(f, problems, p, opts)?;
         let s = summarize(&o, strong_ref, a.lambda);
         println!(
             "{:<16} {:>8.2}% {:>14.1} {:>13.2} {:>10.3} {:>9.4}",
@@ -107,17 +124,11 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             reward: s.reward,
         });
     }
-    if let Some(path) = &a.json {
-        trim_data::io::write_text_atomic(path, &serde_json::to_string_pretty(&rows)?)?;
-    }
-    if let Some(dir) = &a.report {
-        report(f, &a, &problems, dir)?;
-    }
-    Ok(())
+    Ok(rows)
 }
 
 /// The problems of `--split` (all problems when a dataset has no `test` split).
-fn split_problems(l: &trim_data::LoadedForest, a: &EvalArgs) -> anyhow::Result<Vec<u32>> {
+fn split_problems(l: &trim_data::DataSource, a: &EvalArgs) -> anyhow::Result<Vec<u32>> {
     let mut problems = l.problems_in_split(&a.split);
     if problems.is_empty() && a.split == "test" {
         // Datasets without a test split: evaluate everything, and say so.
@@ -139,7 +150,7 @@ fn split_problems(l: &trim_data::LoadedForest, a: &EvalArgs) -> anyhow::Result<V
 
 /// `--report DIR`: the whole baseline suite, written and summarised.
 fn report(
-    f: &trim_env::Forest,
+    l: &trim_data::DataSource,
     a: &EvalArgs,
     problems: &[u32],
     dir: &std::path::Path,
@@ -150,7 +161,7 @@ fn report(
         seed: a.seed,
         ..trim::eval::SuiteOptions::default()
     };
-    let suite = trim::eval::run_suite(f, &a.data, &a.split, problems, &[], &o)?;
+    let suite = trim::eval::run_suite_on(l, &a.data, &a.split, problems, &[], &o)?;
     let (w, m) = trim::eval::report::write_report(dir, &suite)?;
     println!("\n{}", trim::eval::report::summary_markdown(&suite, &m));
     println!(

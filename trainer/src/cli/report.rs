@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use clap::Args;
 use trim::eval::report::{FamilyMetrics, write_report};
-use trim::eval::{CheckpointSpec, SuiteOptions, run_suite};
+use trim::eval::{CheckpointSpec, SuiteOptions, run_suite_on};
 
-use super::data::DEFAULT_DATA;
+use trim::config::DEFAULT_TEST_DATA;
 
 /// Options of the evaluation suite shared by `trim report`, `trim sweep` and `trim eval --report`.
 #[derive(Args, Clone, Debug)]
@@ -55,8 +55,8 @@ impl SuiteArgs {
 /// Arguments of `trim report`.
 #[derive(Args)]
 pub struct ReportArgs {
-    /// Dataset file (.parquet or .jsonl).
-    #[arg(long, default_value = DEFAULT_DATA)]
+    /// Dataset file (.parquet or .jsonl) or synth spec (default: the MATH-500-like test world).
+    #[arg(long, default_value = DEFAULT_TEST_DATA)]
     pub data: PathBuf,
     /// Split evaluated (`all` for every problem).
     #[arg(long, default_value = "test")]
@@ -126,7 +126,7 @@ pub fn report(
     suite: &SuiteArgs,
 ) -> anyhow::Result<Vec<FamilyMetrics>> {
     let t0 = Instant::now();
-    let l = trim_data::load_forest(data, &trim_data::LoadOptions::from_env())?;
+    let l = trim_data::DataSource::open(data, &trim_data::LoadOptions::from_env())?;
     let problems = l.problems_in_split(split);
     anyhow::ensure!(
         !problems.is_empty(),
@@ -134,8 +134,8 @@ pub fn report(
         data.display(),
         l.splits()
     );
-    let s = run_suite(
-        &l.forest,
+    let s = run_suite_on(
+        &l,
         data,
         split,
         &problems,

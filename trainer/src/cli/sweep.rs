@@ -192,14 +192,16 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The report over every run of the sweep (one dataset and test split).
+/// The report over every run of the sweep (one test data and split): on the test data when it
+/// is separate, else on the training data's test split.
 fn sweep_report(a: &SweepArgs, runs: &[RunSpec], results: &[RunResult]) -> anyhow::Result<()> {
-    let data = &runs[0].config.data;
+    let test_data = |c: &trim::TrainConfig| c.test_data.path().unwrap_or(&c.data).to_path_buf();
+    let data = test_data(&runs[0].config);
     let split = &runs[0].config.test_split;
     anyhow::ensure!(
         runs.iter()
-            .all(|r| r.config.data == *data && r.config.test_split == *split),
-        "the report needs one dataset and test split for all runs; use --no-report and \
+            .all(|r| test_data(&r.config) == data && r.config.test_split == *split),
+        "the report needs one test data and split for all runs; use --no-report and \
          `trim report` per dataset"
     );
     let TestSplit::Split(split) = split else {
@@ -210,6 +212,6 @@ fn sweep_report(a: &SweepArgs, runs: &[RunSpec], results: &[RunResult]) -> anyho
     };
     let dirs: Vec<PathBuf> = results.iter().map(|r| r.run_dir.clone()).collect();
     let cks = discover(&dirs, "TRIM-Agg")?;
-    report(data, split, &cks, &a.out.join("report"), &a.suite)?;
+    report(&data, split, &cks, &a.out.join("report"), &a.suite)?;
     Ok(())
 }

@@ -21,11 +21,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 use crate::model::MAX_HIDDEN;
 
+mod test_data;
 mod test_split;
+pub use test_data::TestData;
 pub use test_split::TestSplit;
 
-/// Default dataset: the shipped synthetic MATH-like trees.
-pub const DEFAULT_DATA: &str = "data/sets/synth-math.parquet";
+/// Default training data: the paper's scale, 7500 MATH-train-like problems (a lazy synthetic
+/// world of the shipped MATH-train profile, no regeneration cap), all in the `train` split.
+pub const DEFAULT_DATA: &str = "synth:math-train?problems=7500&test_fraction=0";
+/// Default test data: a MATH-500-like world (the profile fitted on the release's real TRIM-Thr
+/// curve), 2000 problems — four MATH-500s, for confidence intervals half as wide.
+pub const DEFAULT_TEST_DATA: &str = "synth:math500?problems=2000&test_fraction=1";
 
 /// Largest λ accepted. At λ = 1 one strong token already costs as much as a correct answer,
 /// so every larger λ trains the same always-weak policy; far larger values overflow the f32
@@ -47,7 +53,7 @@ macro_rules! train_config {
     ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty = $default:expr ;)+) => {
         /// A resolved training configuration (every field has a value).
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[serde(deny_unknown_fields, default = "TrainConfig::recorded_default")]
         pub struct TrainConfig {
             $( $(#[doc = $doc])+ pub $name: $ty, )+
         }
@@ -90,13 +96,18 @@ macro_rules! train_config {
 }
 
 train_config! {
-    /// Dataset file (.parquet or .jsonl). [default: data/sets/synth-math.parquet]
+    /// Training data: a dataset file (.parquet or .jsonl) or a synth spec
+    /// (`synth:PROFILE?key=value&…`, a world generated on demand; see data/docs/synth.md).
+    /// [default: synth:math-train?problems=7500&test_fraction=0]
     data: PathBuf = PathBuf::from(DEFAULT_DATA);
     /// Split trained on; `val_fraction` of it is held out for validation. [default: train]
     train_split: String = "train".into();
     /// Split evaluated once at the end, for monitoring only; `none` skips it. A split the
     /// dataset does not have is refused. [default: test]
     test_split: TestSplit = TestSplit::Split("test".into());
+    /// Where the test split is read from: a dataset file or synth spec, or `same` for the
+    /// training data. [default: synth:math500?problems=2000&test_fraction=1]
+    test_data: TestData = TestData::Other(PathBuf::from(DEFAULT_TEST_DATA));
     /// Cost per strong token λ: reward = 1{correct} − λ·(strong tokens); in [0, 1].
     /// [default: 8e-4]
     lambda: f64 = 8e-4;
@@ -155,12 +166,30 @@ train_config! {
 
 impl TrainConfig {
     /// Defaults ← optional TOML file ← command-line overrides.
+    ///
+    /// The default test data belongs to the default training data: a configuration that names
+    /// its own `data` but no `test_data` tests on that data (`test_data = same`), never on a
+    /// synthetic world it did not ask for.
     pub fn resolve(file: Option<&Path>, cli: &ConfigOverrides) -> Result<TrainConfig> {
-        let mut cfg = TrainConfig::default();
+        let mut layers = vec![];
         if let Some(path) = file {
-            cfg.apply(&ConfigOverrides::from_toml_file(path)?);
+            layers.push(ConfigOverrides::from_toml_file(path)?);
         }
-        cfg.apply(cli);
+        layers.push(cli.clone());
+        Self::from_layers(&layers)
+    }
+
+    /// The defaults with `layers` applied in order (see [`TrainConfig::resolve`] for the
+    /// test-data rule), validated.
+    pub fn from_layers(layers: &[ConfigOverrides]) -> Result<TrainConfig> {
+        let mut cfg = TrainConfig::default();
+        for o in layers {
+            cfg.apply(o);
+        }
+        let names_data = layers.iter().any(|o| o.data.is_some());
+        if names_data && layers.iter().all(|o| o.test_data.is_none()) {
+            cfg.test_data = TestData::SameAsData;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -266,8 +295,9 @@ impl TrainConfig {
         n_train: usize,
         n_val: usize,
         splits: &[(String, usize)],
+        test_splits: &[(String, usize)],
     ) -> Result<()> {
-        let listed = || {
+        let listed = |splits: &[(String, usize)]| {
             splits
                 .iter()
                 .map(|(s, n)| format!("{s}: {n}"))
@@ -279,18 +309,19 @@ impl TrainConfig {
                 "train_split: no problems in split `{}` of {} (splits: {})",
                 self.train_split,
                 self.data.display(),
-                listed()
+                listed(splits)
             )));
         }
         if let Some(t) = self.test_split.name()
             && t != "all"
-            && !splits.iter().any(|(s, _)| s == t)
+            && !test_splits.iter().any(|(s, _)| s == t)
         {
+            let test_data = self.test_data.path().unwrap_or(&self.data);
             return Err(TrainError::Config(format!(
                 "test_split: {} has no split `{t}` (splits: {}); name one of them, or `{}` to \
                  skip the test evaluation",
-                self.data.display(),
-                listed(),
+                test_data.display(),
+                listed(test_splits),
                 TestSplit::NONE
             )));
         }
@@ -311,6 +342,16 @@ impl TrainConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The values of fields missing from a configuration recorded by an older version (a run's
+    /// `config.toml`, a checkpoint): today's defaults, except that such a run tested on its
+    /// training data (`test_data = same`), so resuming it changes nothing.
+    pub fn recorded_default() -> Self {
+        TrainConfig {
+            test_data: TestData::SameAsData,
+            ..TrainConfig::default()
+        }
     }
 
     /// Problems held out for validation out of `n` training-split problems.

@@ -94,7 +94,7 @@ fn invalid_values_are_rejected_with_the_field_name() {
     assert!(typed.contains("seed"), "{typed}");
     let c = TrainConfig::default();
     let splits = [("test".to_string(), 11), ("train".to_string(), 44)];
-    let e = c.validate_for_dataset(40, 4, &splits).unwrap_err();
+    let e = c.validate_for_dataset(40, 4, &splits, &splits).unwrap_err();
     assert!(
         e.to_string().contains("batch_episodes: 64 is larger"),
         "{e}"
@@ -214,7 +214,7 @@ fn unknown_test_split_is_refused_with_the_dataset_splits() {
         ..TrainConfig::default()
     };
     let e = cfg
-        .validate_for_dataset(43, 5, &splits)
+        .validate_for_dataset(43, 5, &splits, &splits)
         .unwrap_err()
         .to_string();
     assert!(
@@ -226,6 +226,30 @@ fn unknown_test_split_is_refused_with_the_dataset_splits() {
             test_split: ok,
             ..cfg.clone()
         };
-        assert!(c.validate_for_dataset(43, 5, &splits).is_ok());
+        assert!(c.validate_for_dataset(43, 5, &splits, &splits).is_ok());
     }
+}
+
+/// The default test world belongs to the default training world: naming other data without
+/// test data tests on that data; naming both keeps both.
+#[test]
+fn naming_data_without_test_data_tests_on_that_data() {
+    let d = TrainConfig::default();
+    assert_eq!(d.test_data.path(), Some(Path::new(super::DEFAULT_TEST_DATA)));
+    let own = ConfigOverrides::from_toml_str("data = \"mine.parquet\"\n").unwrap();
+    let c = TrainConfig::from_layers(&[own.clone()]).unwrap();
+    assert_eq!(c.test_data, TestData::SameAsData);
+    let both =
+        ConfigOverrides::from_toml_str("data = \"a.parquet\"\ntest_data = \"b.parquet\"\n").unwrap();
+    let c = TrainConfig::from_layers(&[both]).unwrap();
+    assert_eq!(c.test_data.path(), Some(Path::new("b.parquet")));
+    let lambda_only = ConfigOverrides::from_toml_str("lambda = 1e-3\n").unwrap();
+    assert_eq!(TrainConfig::from_layers(&[lambda_only]).unwrap().test_data, d.test_data);
+    // A recorded configuration from before `test_data` existed tested on its own data.
+    let mut old = toml::Table::try_from(&d).unwrap();
+    old.remove("test_data");
+    let back: TrainConfig = old.try_into().unwrap();
+    assert_eq!(back.test_data, TestData::SameAsData);
+    assert_eq!("same".parse::<TestData>().unwrap(), TestData::SameAsData);
+    assert!("".parse::<TestData>().is_err());
 }

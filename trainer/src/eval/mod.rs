@@ -16,10 +16,11 @@ pub mod report;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use trim_data::DataSource;
 use trim_env::metrics::{self, Anchors, Point};
 use trim_env::oracle::{hindsight_optimal, query_cascade, query_oracle};
 use trim_env::{
-    Action, EvalOptions, Forest, Policy, ProblemOutcome, RefPolicy, Rng, StepView, evaluate,
+    Action, EvalOptions, Forest, Policy, ProblemOutcome, RefPolicy, Rng, StepView, World, evaluate,
     summarize,
 };
 
@@ -246,9 +247,30 @@ fn grid(n: u32) -> impl Iterator<Item = f32> {
     (0..=n).map(move |i| i as f32 / n as f32)
 }
 
-/// Evaluate every baseline family and the given checkpoints on `problems`.
-pub fn run_suite(
-    forest: &Forest,
+/// [`run_suite`] on whatever `source` holds: a stored forest also gets the hindsight-optimal
+/// frontier, which needs every node of the tree; a lazy world (unbounded trees) does not.
+pub fn run_suite_on(
+    source: &DataSource,
+    dataset: &Path,
+    split: &str,
+    problems: &[u32],
+    checkpoints: &[CheckpointSpec],
+    o: &SuiteOptions,
+) -> anyhow::Result<Suite> {
+    match source {
+        DataSource::Stored(l) => {
+            let f = &l.forest;
+            run_suite(f, Some(f), dataset, split, problems, checkpoints, o)
+        }
+        DataSource::Lazy(z) => run_suite(&z.world, None, dataset, split, problems, checkpoints, o),
+    }
+}
+
+/// Evaluate every baseline family and the given checkpoints on `problems` of `forest`; the
+/// hindsight-optimal frontier when the whole tree is stored (`stored`, the same forest).
+pub fn run_suite<W: World>(
+    forest: &W,
+    stored: Option<&Forest>,
     dataset: &Path,
     split: &str,
     problems: &[u32],
@@ -287,7 +309,7 @@ pub fn run_suite(
         anchor(names::STRONG, "strong", &strong),
     ];
     families.extend(baseline_families(forest, problems, &sc, o)?);
-    families.extend(oracle_families(forest, problems, &sc, o));
+    families.extend(oracle_families(forest, stored, problems, &sc, o));
     families.extend(checkpoint_families(forest, problems, &sc, checkpoints, o)?);
     Ok(Suite {
         dataset: dataset.to_path_buf(),
@@ -304,8 +326,8 @@ pub fn run_suite(
 }
 
 /// Random routing, TRIM-Thr and the AutoMix-PRM cascade over their parameter grids.
-fn baseline_families(
-    forest: &Forest,
+fn baseline_families<W: World>(
+    forest: &W,
     problems: &[u32],
     sc: &Scorer,
     o: &SuiteOptions,
@@ -341,30 +363,33 @@ fn baseline_families(
     ])
 }
 
-/// The query-level oracle and the step-level hindsight-optimal policy over λ.
-fn oracle_families(
-    forest: &Forest,
+/// The query-level oracle and, on a stored forest, the step-level hindsight-optimal policy
+/// over λ (a dynamic programme over every node of each tree).
+fn oracle_families<W: World>(
+    forest: &W,
+    stored: Option<&Forest>,
     problems: &[u32],
     sc: &Scorer,
     o: &SuiteOptions,
 ) -> Vec<Family> {
     let out = query_oracle(forest, problems);
     let oracle = vec![sc.point(names::QUERY_ORACLE, "oracle".into(), &out)];
-    let hindsight = (o.oracle_lambdas.iter())
-        .map(|&l| {
-            let out = hindsight_optimal(forest, problems, l);
-            sc.point(names::HINDSIGHT, format!("lambda={l:.3e}"), &out)
-        })
-        .collect();
-    vec![
-        family(names::QUERY_ORACLE, Kind::Oracle, oracle),
-        family(names::HINDSIGHT, Kind::Oracle, hindsight),
-    ]
+    let mut families = vec![family(names::QUERY_ORACLE, Kind::Oracle, oracle)];
+    if let Some(f) = stored {
+        let hindsight = (o.oracle_lambdas.iter())
+            .map(|&l| {
+                let out = hindsight_optimal(f, problems, l);
+                sc.point(names::HINDSIGHT, format!("lambda={l:.3e}"), &out)
+            })
+            .collect();
+        families.push(family(names::HINDSIGHT, Kind::Oracle, hindsight));
+    }
+    families
 }
 
 /// Checkpoints: greedy points form `<family>`; probability-threshold points `<family> p>t`.
-fn checkpoint_families(
-    forest: &Forest,
+fn checkpoint_families<W: World>(
+    forest: &W,
     problems: &[u32],
     sc: &Scorer,
     checkpoints: &[CheckpointSpec],

@@ -5,7 +5,7 @@
 //! [`compute_gae`]. Each column `b` is exactly one episode starting at `t = 0`. Only the valid
 //! steps of a minibatch ever become tensors ([`RolloutBuffer::minibatch`]).
 
-use trim_env::{Action, EpisodeOutcome, Rng, VecEnv};
+use trim_env::{Action, EpisodeOutcome, Rng, VecEnv, World};
 
 use super::gae::{compute_gae, normalize_valid};
 use super::guard::check_output;
@@ -70,9 +70,9 @@ impl RolloutBuffer {
     /// deterministic function of (weights, trees, rng state). A policy output that is not a
     /// usable distribution (NaN, or a masked action with real probability) stops the batch
     /// with [`crate::TrainError::Diverged`] before the environment sees the action.
-    pub fn collect<F: Family>(
+    pub fn collect<F: Family, W: World>(
         &mut self,
-        env: &mut VecEnv<'_>,
+        env: &mut VecEnv<'_, W>,
         trees: &[u32],
         policy: &F::Acting,
         rng: &mut Rng,

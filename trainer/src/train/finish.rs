@@ -87,14 +87,13 @@ impl<F: Family> Trainer<F> {
         let Some(t) = &self.test else {
             return Ok(None);
         };
-        let (f, lambda) = (&self.data.forest, self.cfg.lambda);
-        let all = t.thresholds(f, lambda)?;
+        let all = self.thresholds(t)?;
         let Some(k) = val.and_then(best_of).or_else(|| best_of(&all)) else {
             return Ok(None);
         };
         let chosen = ThresholdScores {
             threshold: k.threshold,
-            scores: t.score(f, &RefPolicy::Threshold(k.threshold), lambda)?,
+            scores: self.score(t, &RefPolicy::Threshold(k.threshold))?,
         };
         Ok(Some(self.report(t, chosen, &all)?))
     }
@@ -105,21 +104,19 @@ impl<F: Family> Trainer<F> {
         chosen: ThresholdScores,
         all: &[ThresholdScores],
     ) -> Result<SplitReport> {
-        let f = &self.data.forest;
-        let lambda = self.cfg.lambda;
         let best_policy = match &self.best_weights {
-            Some(w) => Some(set.score(f, &GreedyOf::<F>(w), lambda)?),
+            Some(w) => Some(self.score(set, &GreedyOf::<F>(w))?),
             None => None,
         };
         Ok(SplitReport {
             split: set.name.clone(),
             problems: set.problems.len(),
-            always_weak: set.score(f, &RefPolicy::Weak, lambda)?,
-            always_strong: set.score(f, &RefPolicy::Strong, lambda)?,
+            always_weak: self.score(set, &RefPolicy::Weak)?,
+            always_strong: self.score(set, &RefPolicy::Strong)?,
             best_threshold: chosen,
             oracle_threshold: best_of(all).unwrap_or(chosen),
             best_policy,
-            final_policy: Some(set.score(f, &GreedyOf::<F>(&self.weights), lambda)?),
+            final_policy: Some(self.score(set, &GreedyOf::<F>(&self.weights))?),
         })
     }
 }

@@ -116,7 +116,9 @@ impl Default for RunOptions {
 pub struct Trainer<F: Family = Agg> {
     cfg: TrainConfig,
     opts: RunOptions,
-    data: trim_data::LoadedForest,
+    data: trim_data::DataSource,
+    /// The test split's data when it is not the training data.
+    test_data: Option<trim_data::DataSource>,
     train: Vec<u32>,
     val: Option<EvalSet>,
     test: Option<EvalSet>,

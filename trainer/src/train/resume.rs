@@ -160,7 +160,7 @@ impl<F: Family> Continuation<F> {
         let cfg = &loaded.state.config;
         cfg.validate()?;
         let prepared = prepare_data(cfg)?;
-        let sha = trim_data::io::sha256_file(&cfg.data)?;
+        let sha = prepared.data.fingerprint(&cfg.data)?;
         if sha != loaded.state.dataset_sha256 {
             return Err(TrainError::checkpoint(
                 &ckpt,

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use trim_data::{DataSource, with_world};
 use trim_env::Rng;
 
 use super::progress::{Setup, StartInfo};
-use super::validate::{EvalSet, VALIDATION};
+use super::validate::{EvalSet, SetData, VALIDATION};
 use super::{RunOptions, STREAM_INIT, STREAM_RUN, STREAM_VAL, Trainer};
 use crate::checkpoint::{self, TrainState};
 use crate::config::TrainConfig;
@@ -18,17 +19,31 @@ use crate::ppo::Learner;
 use crate::run_dir::{self, Provenance, RunDirState, RunLock};
 use crate::run_summary::RunStatus;
 
-/// The dataset with the run's training and validation problems.
+/// The data with the run's training and validation problems, and the test data when it is
+/// separate.
 pub(super) struct Prepared {
-    pub data: trim_data::LoadedForest,
+    pub data: DataSource,
+    pub test_data: Option<DataSource>,
     pub train: Vec<u32>,
     pub val: Vec<u32>,
 }
 
-/// Load the dataset, split it into training and validation problems and check the
-/// configuration against it.
+impl Prepared {
+    /// The data the test split is read from.
+    pub fn test_source(&self) -> &DataSource {
+        self.test_data.as_ref().unwrap_or(&self.data)
+    }
+}
+
+/// Load the data (and the separate test data, if any), split it into training and validation
+/// problems and check the configuration against it.
 pub(super) fn prepare_data(cfg: &TrainConfig) -> Result<Prepared> {
-    let data = trim_data::load_forest(&cfg.data, &trim_data::LoadOptions::from_env())?;
+    let opts = trim_data::LoadOptions::from_env();
+    let data = DataSource::open(&cfg.data, &opts)?;
+    let test_data = match (cfg.test_split.name(), cfg.test_data.path()) {
+        (Some(_), Some(p)) => Some(DataSource::open(p, &opts)?),
+        _ => None,
+    };
     let mut all = data.problems_in_split(&cfg.train_split);
     let mut rng = Rng::stream(cfg.seed, STREAM_VAL);
     rng.shuffle(&mut all);
@@ -37,8 +52,14 @@ pub(super) fn prepare_data(cfg: &TrainConfig) -> Result<Prepared> {
     let mut train = all[n_val..].to_vec();
     val.sort_unstable();
     train.sort_unstable();
-    cfg.validate_for_dataset(train.len(), val.len(), &data.splits())?;
-    Ok(Prepared { data, train, val })
+    let test_splits = test_data.as_ref().unwrap_or(&data).splits();
+    cfg.validate_for_dataset(train.len(), val.len(), &data.splits(), &test_splits)?;
+    Ok(Prepared {
+        data,
+        test_data,
+        train,
+        val,
+    })
 }
 
 /// The last component of a run directory's path: the run name.
@@ -181,7 +202,7 @@ impl<F: Family> Trainer<F> {
         let device = opts.backend.train_device()?;
         let run_name = dir_name(&dir.path)?;
         let started = unix_now();
-        let dataset_sha256 = trim_data::io::sha256_file(&cfg.data)?;
+        let dataset_sha256 = prepared.data.fingerprint(&cfg.data)?;
         let prov = Provenance {
             command_line: opts.command_line.clone(),
             crate_version: env!("CARGO_PKG_VERSION").into(),
@@ -233,14 +254,31 @@ impl<F: Family> Trainer<F> {
 
     /// Build the trainer: evaluation sets and the start record.
     pub(super) fn assemble(p: Parts<F>) -> Result<Trainer<F>> {
-        let Prepared { data, train, val } = p.prepared;
-        let f = &data.forest;
-        let n_val = val.len();
-        let val = EvalSet::new(f, VALIDATION, val)?;
+        let n_val = p.prepared.val.len();
+        let val = with_world!(&p.prepared.data, |w| EvalSet::new(
+            w,
+            VALIDATION,
+            p.prepared.val.clone(),
+            SetData::Training
+        ))?;
+        let on = match p.prepared.test_data {
+            Some(_) => SetData::Test,
+            None => SetData::Training,
+        };
         let test = match p.cfg.test_split.name() {
-            Some(name) => EvalSet::new(f, name, data.problems_in_split(name))?,
+            Some(name) => {
+                let src = p.prepared.test_source();
+                let problems = src.problems_in_split(name);
+                with_world!(src, |w| EvalSet::new(w, name, problems, on))?
+            }
             None => None,
         };
+        let Prepared {
+            data,
+            test_data,
+            train,
+            ..
+        } = p.prepared;
         let start = StartInfo {
             setup: p.setup,
             run_dir: p.dir.path.clone(),
@@ -262,6 +300,7 @@ impl<F: Family> Trainer<F> {
             cfg: p.cfg,
             opts: p.opts,
             data,
+            test_data,
             train,
             val,
             test,

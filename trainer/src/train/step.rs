@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use trim_data::with_world;
 use trim_env::VecEnv;
 
 use super::Trainer;
@@ -98,11 +99,12 @@ impl<F: Family> Trainer<F> {
         let hi = (lo + self.cfg.batch_episodes).min(self.state.pass_order.len());
         let batch = &self.state.pass_order[lo..hi];
         s.trees.resize(batch.len(), 0);
-        let forest = &self.data.forest;
-        VecEnv::sample_trees(forest, batch, &mut self.rng, &mut s.trees);
-        let mut env = VecEnv::new(forest, batch.len(), self.cfg.lambda as f32);
-        s.buf
-            .collect::<F>(&mut env, &s.trees, &self.weights, &mut self.rng)?;
+        let (lambda, weights, rng) = (self.cfg.lambda as f32, &self.weights, &mut self.rng);
+        with_world!(&self.data, |forest| {
+            VecEnv::sample_trees(forest, batch, rng, &mut s.trees);
+            let mut env = VecEnv::new(forest, batch.len(), lambda);
+            s.buf.collect::<F, _>(&mut env, &s.trees, weights, rng)
+        })?;
         Ok(hi)
     }
 

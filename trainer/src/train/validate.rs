@@ -1,7 +1,8 @@
 //! Greedy evaluation during and after training: the problems of an evaluation split
 //! ([`EvalSet`]), the TRIM-Thr threshold baselines and the periodic validation record.
 
-use trim_env::{EvalOptions, Forest, Policy, RefPolicy, evaluate, summarize};
+use trim_data::{DataSource, with_world};
+use trim_env::{EvalOptions, Policy, RefPolicy, World, evaluate, summarize};
 
 use super::Trainer;
 use crate::checkpoint::EvalRecord;
@@ -15,16 +16,31 @@ const THRESHOLD_STEPS: u32 = 100;
 /// Name of the validation hold-out in reports.
 pub const VALIDATION: &str = "validation";
 
+/// Which of the run's data an evaluation set's problems index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SetData {
+    /// The training data (validation hold-out, or a test split of the same data).
+    Training,
+    /// The separate test data (`test_data`).
+    Test,
+}
+
 /// Problems of one evaluation split with always-strong's token count (the cost-fraction unit).
 pub(super) struct EvalSet {
     pub name: String,
     pub problems: Vec<u32>,
+    pub on: SetData,
     strong_ref: f64,
 }
 
 impl EvalSet {
-    /// The split `name` over `problems`, or None when there are no problems.
-    pub fn new(forest: &Forest, name: &str, problems: Vec<u32>) -> Result<Option<Self>> {
+    /// The split `name` over `problems` of `forest`, or None when there are no problems.
+    pub fn new<W: World>(
+        forest: &W,
+        name: &str,
+        problems: Vec<u32>,
+        on: SetData,
+    ) -> Result<Option<Self>> {
         if problems.is_empty() {
             return Ok(None);
         }
@@ -36,18 +52,24 @@ impl EvalSet {
         )?;
         Ok(Some(EvalSet {
             name: name.into(),
+            on,
             strong_ref: summarize(&s, 0.0, 0.0).strong_tokens,
             problems,
         }))
     }
 
-    pub fn score<P: Policy + ?Sized>(&self, forest: &Forest, p: &P, lambda: f64) -> Result<Scores> {
+    pub fn score<W: World, P: Policy + ?Sized>(
+        &self,
+        forest: &W,
+        p: &P,
+        lambda: f64,
+    ) -> Result<Scores> {
         let o = evaluate(forest, &self.problems, p, EvalOptions::default())?;
         Ok(summarize(&o, self.strong_ref, lambda).into())
     }
 
     /// All thresholds 0, 0.01, …, 1 on this set.
-    pub fn thresholds(&self, forest: &Forest, lambda: f64) -> Result<Vec<ThresholdScores>> {
+    pub fn thresholds<W: World>(&self, forest: &W, lambda: f64) -> Result<Vec<ThresholdScores>> {
         (0..=THRESHOLD_STEPS)
             .map(|i| {
                 let k = i as f32 / THRESHOLD_STEPS as f32;
@@ -74,11 +96,7 @@ impl<F: Family> Trainer<F> {
         let Some(val) = &self.val else {
             return Ok(None);
         };
-        let s = val.score(
-            &self.data.forest,
-            &GreedyOf::<F>(&self.weights),
-            self.cfg.lambda,
-        )?;
+        let s = self.score(val, &GreedyOf::<F>(&self.weights))?;
         Ok(Some(EvalRecord {
             update: self.state.updates_done,
             reward: s.reward,
@@ -92,8 +110,30 @@ impl<F: Family> Trainer<F> {
     /// Every threshold on the validation problems (None without validation problems).
     pub(super) fn val_thresholds(&self) -> Result<Option<Vec<ThresholdScores>>> {
         match &self.val {
-            Some(v) => Ok(Some(v.thresholds(&self.data.forest, self.cfg.lambda)?)),
+            Some(v) => Ok(Some(self.thresholds(v)?)),
             None => Ok(None),
         }
+    }
+}
+
+impl<F: Family> Trainer<F> {
+    /// The data `set`'s problems index.
+    pub(super) fn source_of(&self, set: &EvalSet) -> &DataSource {
+        match (set.on, &self.test_data) {
+            (SetData::Test, Some(t)) => t,
+            _ => &self.data,
+        }
+    }
+
+    /// Score `policy` on `set`.
+    pub(super) fn score<P: Policy + ?Sized>(&self, set: &EvalSet, policy: &P) -> Result<Scores> {
+        let lambda = self.cfg.lambda;
+        with_world!(self.source_of(set), |w| set.score(w, policy, lambda))
+    }
+
+    /// Every threshold on `set`.
+    pub(super) fn thresholds(&self, set: &EvalSet) -> Result<Vec<ThresholdScores>> {
+        let lambda = self.cfg.lambda;
+        with_world!(self.source_of(set), |w| set.thresholds(w, lambda))
     }
 }

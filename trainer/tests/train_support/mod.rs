@@ -20,6 +20,7 @@ use trim_env::{Action, Rng};
 pub fn tiny_config(data: &Path) -> trim::TrainConfig {
     trim::TrainConfig {
         data: data.to_path_buf(),
+        test_data: trim::config::TestData::SameAsData,
         batch_episodes: 8,
         minibatch_episodes: 8,
         passes: 2,
