@@ -14,6 +14,7 @@ pub mod io;
 pub mod schema;
 pub mod source;
 pub mod stats;
+pub mod stats_world;
 pub mod synth;
 pub mod tokenizer;
 pub mod validate;

@@ -1,7 +1,7 @@
 //! Dataset statistics (`trim data stats`): size, coverage, anchors, tokens, PRM quality.
 
 use serde::Serialize;
-use trim_env::{Action, Branch, Coverage, Forest, resolve};
+use trim_env::{Action, Coverage, Next, World, resolve};
 
 use crate::schema::StepState;
 use crate::validate::LoadedForest;
@@ -82,7 +82,7 @@ pub struct PrmStats {
 /// [`trim_env::resolve`] does) and average per problem, then over problems — what
 /// `trim_env::evaluate` reports for always-weak / always-strong, but with 64-bit token sums so
 /// totals above 4.29e9 do not wrap.
-fn anchor(f: &Forest, preferred: Action) -> AnchorStats {
+pub(crate) fn anchor<W: World>(f: &W, preferred: Action) -> AnchorStats {
     let (mut acc, mut strong, mut calls, mut steps, mut weak) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for p in 0..f.n_problems() {
         let trees = f.trees_of(p);
@@ -118,27 +118,27 @@ struct PathTotals {
 }
 
 impl PathTotals {
-    fn add_walk(&mut self, f: &Forest, tree: usize, preferred: Action) {
+    fn add_walk<W: World>(&mut self, f: &W, tree: usize, preferred: Action) {
         let mut node = f.root(tree);
         loop {
-            let a = resolve(preferred, f.mask(node));
+            let a = resolve(preferred, f.mask(&node));
             self.steps += 1;
             match a {
-                Action::Continue => self.weak_tokens += u64::from(f.weak(node).tokens),
+                Action::Continue => self.weak_tokens += u64::from(f.weak(&node).tokens),
                 Action::Regenerate => {
-                    let tokens = f.strong(node).map_or(0, |c| c.tokens);
+                    let tokens = f.strong(&node).map_or(0, |c| c.tokens);
                     self.strong_tokens += u64::from(tokens);
                     self.strong_calls += 1;
                 }
             }
-            match f.branch(node, a) {
-                Branch::Node(next) => node = next,
-                Branch::Outcome(correct) => {
+            match f.next(&node, a) {
+                Next::Node(next) => node = next,
+                Next::Outcome(correct) => {
                     self.correct += u64::from(correct);
                     return;
                 }
                 // Validated forests offer every node an available action.
-                Branch::Absent => return,
+                Next::Absent => return,
             }
         }
     }
@@ -185,7 +185,7 @@ pub fn compute(l: &LoadedForest) -> DatasetStats {
 }
 
 /// [`MaskedRegenerate`] over every problem of `f`.
-fn masked_regenerate(f: &Forest) -> MaskedRegenerate {
+pub(crate) fn masked_regenerate<W: World>(f: &W) -> MaskedRegenerate {
     use trim_env::reach::{PROBE_MAX_CALLS, masked_regenerate_rate};
     let problems: Vec<u32> = (0..f.n_problems() as u32).collect();
     let by_threshold: Vec<(f32, f64)> = (0..=20)
@@ -230,7 +230,7 @@ fn labelled_in_file_order(l: &LoadedForest) -> [Vec<f64>; 3] {
     by_state
 }
 
-fn prm_stats(by_state: &[Vec<f64>; 3]) -> PrmStats {
+pub(crate) fn prm_stats(by_state: &[Vec<f64>; 3]) -> PrmStats {
     let labelled = by_state.iter().map(Vec::len).sum();
     let errors: Vec<f64> = by_state[StepState::S1 as usize]
         .iter()

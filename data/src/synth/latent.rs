@@ -133,6 +133,10 @@ impl LatentModel {
         obs: ObsModel,
         path: &Path,
     ) -> Result<Self> {
+        let strong_hazard = match cfg.strong_hazard_scale {
+            1.0 => strong_hazard,
+            f => strong_hazard.scaled(f),
+        };
         let calibration = calibrate(&cfg, &weak_hazard, &strong_hazard, path)?;
         Ok(LatentModel {
             cfg,

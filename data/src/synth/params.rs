@@ -86,6 +86,11 @@ pub struct LatentConfig {
     /// holds. 0 = none.
     #[serde(skip_serializing_if = "is_zero")]
     pub routed_strong_shift: f64,
+    /// Multiplier on the strong model's per-step termination hazard (1 = the vendored MATH-train
+    /// predictor): the release's MATH-500 strong-only solutions are 8.02 steps long, MATH-train's
+    /// 8.7. The accuracy calibration uses the scaled hazard.
+    #[serde(skip_serializing_if = "is_one")]
+    pub strong_hazard_scale: f64,
 }
 
 fn is_one(x: &f64) -> bool {
@@ -129,6 +134,7 @@ impl Default for LatentConfig {
             noise_s1: 0.0,
             noise_s2: 0.0,
             routed_strong_shift: 0.0,
+            strong_hazard_scale: 1.0,
         }
     }
 }
@@ -178,6 +184,12 @@ impl LatentConfig {
             return bad(
                 "routed_strong_shift",
                 format!("{} outside [-5, 5]", self.routed_strong_shift),
+            );
+        }
+        if !(0.25..=4.0).contains(&self.strong_hazard_scale) {
+            return bad(
+                "strong_hazard_scale",
+                format!("{} outside [0.25, 4]", self.strong_hazard_scale),
             );
         }
         if !(0.25..=4.0).contains(&self.regen_tokens_factor) {

@@ -46,7 +46,7 @@ pub struct ValidateArgs {
 /// Arguments of `trim data stats`.
 #[derive(Args)]
 pub struct StatsArgs {
-    /// Dataset file (.parquet or .jsonl).
+    /// Dataset file (.parquet or .jsonl) or synth spec (`synth:math500?problems=2000`).
     #[arg(default_value = DEFAULT_DATA)]
     pub file: PathBuf,
     /// Print JSON instead of a table.
@@ -151,6 +151,15 @@ fn print_bench(f: &Path, nodes: usize, secs: f64, mem: &MemProbe) {
 
 /// Print dataset statistics.
 pub fn stats(a: StatsArgs) -> anyhow::Result<()> {
+    if let Some(spec) = a.file.to_str().filter(|_| trim_data::is_synth_spec(&a.file)) {
+        let s = trim_data::stats_world::compute_world(&trim_data::LazySource::open(spec)?);
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        } else {
+            print_world_stats(&s);
+        }
+        return Ok(());
+    }
     let l = trim_data::load_forest(&a.file, &a.integrity.options())?;
     let s = trim_data::stats::compute(&l);
     if a.json {
@@ -230,6 +239,48 @@ fn print_stats(file: &str, s: &DatasetStats) {
     for r in &s.synthetic {
         println!("synthetic      {r}");
     }
+}
+
+fn print_anchor(name: &str, a: &trim_data::stats::AnchorStats) {
+    println!(
+        "{name:<14} accuracy {}, {:.2} steps, {:.1} weak tokens, {:.1} strong tokens, {:.2} strong calls per problem",
+        pct(a.accuracy),
+        a.steps_per_problem,
+        a.weak_tokens_per_problem,
+        a.strong_tokens_per_problem,
+        a.strong_calls_per_problem
+    );
+}
+
+fn print_world_stats(s: &trim_data::stats_world::WorldStats) {
+    println!("world          {} ({}), generated on demand", s.name, s.spec);
+    println!("fingerprint    {}", s.fingerprint);
+    let cap = s.cap.map_or("none: both actions at every node".into(), |k| {
+        format!("{k} regenerations per path (as a --max-regens {k} file)")
+    });
+    println!("size           {} problems, {} sample trees; cap {cap}", s.problems, s.trees);
+    let splits: Vec<String> = s.splits.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    println!("splits         {}", splits.join(", "));
+    print_anchor("always-weak", &s.always_weak);
+    print_anchor("always-strong", &s.always_strong);
+    let p = &s.prm;
+    let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    println!(
+        "PRM            {} candidates on the anchor paths; AUROC correct vs error {}, correct vs first error {}; mean by state S0 {} S1 {} S2 {}",
+        p.labelled,
+        fmt(p.auroc_correct_vs_error),
+        fmt(p.auroc_correct_vs_first_error),
+        fmt(p.mean_by_state[0]),
+        fmt(p.mean_by_state[1]),
+        fmt(p.mean_by_state[2])
+    );
+    let m = &s.masked_regenerate;
+    println!(
+        "masked regen   TRIM-Thr with at most {} strong calls meets a missing regeneration in {:.2}% of episodes at worst (threshold {:.2}; target < 1 %)",
+        m.max_calls,
+        100.0 * m.worst.1,
+        m.worst.0
+    );
 }
 
 /// Convert between formats (validating on the way: a bad input is never re-encoded). The
