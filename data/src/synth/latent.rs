@@ -36,9 +36,6 @@ use super::obs_model::ObsModel;
 use super::params::LatentConfig;
 use super::step_tokens::StepTokensFile;
 
-/// Lower end of a confident pass's score (`sure_s0`, `sure_s1`).
-pub const SURE_MIN: f64 = 0.95;
-
 /// Which model writes a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -231,11 +228,12 @@ impl LatentModel {
         let x = if flag > 0.0 && rng.bernoulli(flag) {
             (rng.f64() * c.flag_max) as f32
         } else if sure > 0.0 && rng.bernoulli(sure) {
-            (SURE_MIN + rng.f64() * (1.0 - SURE_MIN)) as f32
+            (c.sure_min + rng.f64() * (1.0 - c.sure_min)) as f32
         } else if miss > 0.0 && rng.bernoulli(miss) {
             self.obs.sample(StepState::S0, prefix.running_min, rng)
         } else if noise > 0.0 && rng.bernoulli(noise) {
-            rng.f64() as f32
+            let top = if st == StepState::S2 { c.noise_s2_max } else { 1.0 };
+            (rng.f64() * top) as f32
         } else {
             self.obs.sample(st, prefix.running_min, rng)
         };
@@ -378,5 +376,71 @@ mod tests {
             let y = plain.obs.sample(StepState::S0, root.running_min, &mut b);
             assert_eq!(x, ((f64::from(y) * 1024.0).round() / 1024.0) as f32);
         }
+    }
+
+    /// Each PRM knob moves the scores where it says, and draws nothing at rate 0.
+    #[test]
+    fn passes_misses_and_noise_shape_the_scores_they_name() {
+        let root = Prefix::root();
+        let scores = |cfg: LatentConfig, st: StepState| {
+            let m = model(cfg);
+            let mut rng = Rng::new(5);
+            (0..4000).map(|_| m.prm(st, &root, &mut rng)).collect::<Vec<f32>>()
+        };
+        let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+        let sure = scores(
+            LatentConfig {
+                sure_s0: 1.0,
+                sure_min: 0.9,
+                ..LatentConfig::default()
+            },
+            StepState::S0,
+        );
+        assert!(sure.iter().all(|&x| x >= 0.9));
+        let noisy = scores(
+            LatentConfig {
+                noise_s2: 1.0,
+                noise_s2_max: 0.3,
+                ..LatentConfig::default()
+            },
+            StepState::S2,
+        );
+        assert!(noisy.iter().all(|&x| x <= 0.3) && (mean(&noisy) - 0.15).abs() < 0.01);
+        let missed = scores(
+            LatentConfig {
+                miss_s2: 1.0,
+                ..LatentConfig::default()
+            },
+            StepState::S2,
+        );
+        let s0 = scores(LatentConfig::default(), StepState::S0);
+        let s2 = scores(LatentConfig::default(), StepState::S2);
+        assert!((mean(&missed) - mean(&s0)).abs() < 0.02 && mean(&s2) < mean(&s0) - 0.3);
+        // Rate 0 for every knob: exactly the table's stream (the knobs draw nothing).
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let plain = model(LatentConfig::default());
+        for st in StepState::ALL {
+            let x = plain.prm(st, &root, &mut a);
+            let y = plain.obs.sample(st, root.running_min, &mut b);
+            assert_eq!(x, ((f64::from(y) * 1024.0).round() / 1024.0) as f32);
+        }
+    }
+
+    /// The routed-strong penalty touches routed regenerations only, and the hazard scale
+    /// shortens strong solutions while the calibration keeps strong-only accuracy on target.
+    #[test]
+    fn routed_shift_and_hazard_scale_keep_the_strong_only_calibration() {
+        let shifted = model(LatentConfig {
+            routed_strong_shift: 1.0,
+            strong_hazard_scale: 1.2,
+            ..LatentConfig::default()
+        });
+        let plain = model(LatentConfig::default());
+        let d = shifted.difficulty(0.0);
+        assert!(d.p_strong_routed < d.p_strong);
+        assert_eq!(plain.difficulty(0.0).p_strong_routed, plain.difficulty(0.0).p_strong);
+        let (s, p) = (&shifted.calibration.strong, &plain.calibration.strong);
+        assert!((s.expected_accuracy - p.expected_accuracy).abs() < 1e-6);
+        assert!(s.expected_steps < p.expected_steps - 0.5, "{s:?} {p:?}");
     }
 }

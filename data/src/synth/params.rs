@@ -68,6 +68,9 @@ pub struct LatentConfig {
     /// solution that the PRM passes.
     #[serde(skip_serializing_if = "is_zero")]
     pub sure_s1: f64,
+    /// Lower end of a confident pass's score (passes are uniform in `[sure_min, 1]`).
+    #[serde(skip_serializing_if = "is_default_sure_min")]
+    pub sure_min: f64,
     /// PRM noise on correct steps (S0): with this probability a step that got neither a flag
     /// nor a confident pass is scored uniformly in `[0, 1]` — scores the ProcessBench-fitted
     /// table does not explain (the real curve's strong calls grow almost linearly in the
@@ -77,9 +80,13 @@ pub struct LatentConfig {
     /// The same for steps after an uncorrected error (S1).
     #[serde(skip_serializing_if = "is_zero")]
     pub noise_s1: f64,
-    /// The same for natural first errors (S2): errors the PRM half-sees, scored anywhere.
+    /// The same for natural first errors (S2): errors the PRM half-sees, scored uniformly in
+    /// `[0, noise_s2_max]`.
     #[serde(skip_serializing_if = "is_zero")]
     pub noise_s2: f64,
+    /// Upper end of an S2 noise score (1 = anywhere).
+    #[serde(skip_serializing_if = "is_one")]
+    pub noise_s2_max: f64,
     /// Logit penalty on the strong model's per-step accuracy when it writes a step after weak
     /// ones (a routed regeneration): continuing someone else's partial solution is harder than
     /// writing one's own. The all-strong path is unaffected, so the strong-only calibration
@@ -102,6 +109,13 @@ const DEFAULT_FLAG_MAX: f64 = 0.05;
 
 fn is_default_flag_max(x: &f64) -> bool {
     *x == DEFAULT_FLAG_MAX
+}
+
+/// The default `sure_min`, left out of recorded parameters.
+const DEFAULT_SURE_MIN: f64 = 0.95;
+
+fn is_default_sure_min(x: &f64) -> bool {
+    *x == DEFAULT_SURE_MIN
 }
 
 /// Zero-valued flag rates are left out of recorded parameters, so a dataset generated without
@@ -130,9 +144,11 @@ impl Default for LatentConfig {
             miss_s2: 0.0,
             sure_s0: 0.0,
             sure_s1: 0.0,
+            sure_min: DEFAULT_SURE_MIN,
             noise_s0: 0.0,
             noise_s1: 0.0,
             noise_s2: 0.0,
+            noise_s2_max: 1.0,
             routed_strong_shift: 0.0,
             strong_hazard_scale: 1.0,
         }
@@ -166,9 +182,11 @@ impl LatentConfig {
             ("miss_s2", self.miss_s2),
             ("sure_s0", self.sure_s0),
             ("sure_s1", self.sure_s1),
+            ("sure_min", self.sure_min),
             ("noise_s0", self.noise_s0),
             ("noise_s1", self.noise_s1),
             ("noise_s2", self.noise_s2),
+            ("noise_s2_max", self.noise_s2_max),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 return bad(name, format!("{v} outside [0, 1]"));

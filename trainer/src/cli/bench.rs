@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use rayon::prelude::*;
-use trim_env::{AGG_DIM, Action, Policy, RefPolicy, Rng, VecEnv, resolve, run_episode};
+use trim_env::{AGG_DIM, Action, Policy, RefPolicy, Rng, VecEnv, World, resolve, run_episode};
 
-use super::data::DEFAULT_DATA;
+use trim::config::DEFAULT_DATA;
 
 /// Arguments of `trim bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Dataset to replay.
+    /// Dataset file or synth spec to replay (default: the default training world, generated on
+    /// demand; pass a file for the stored-forest figures).
     #[arg(long, default_value = DEFAULT_DATA)]
     pub data: PathBuf,
     /// Policy to replay (weak, strong, threshold:K, random:P).
@@ -30,8 +31,8 @@ pub struct BenchArgs {
 }
 
 /// Play every tree once per pass until `budget` elapses; returns (steps, seconds).
-fn fused_loop(
-    forest: &trim_env::Forest,
+fn fused_loop<W: World>(
+    forest: &W,
     policy: &RefPolicy,
     budget: Duration,
     parallel: bool,
@@ -40,7 +41,7 @@ fn fused_loop(
     let mut steps = 0u64;
     let mut pass = 0u64;
     while start.elapsed() < budget {
-        let trees = 0..forest.n_trees();
+        let trees = 0..n_trees(forest);
         let one = |t: usize| {
             let mut rng = Rng::stream(pass, t as u64);
             u64::from(run_episode(forest, t, policy, &mut rng).map_or(0, |o| o.steps))
@@ -59,8 +60,15 @@ fn fused_loop(
     (steps, start.elapsed().as_secs_f64())
 }
 
-fn vec_env_loop(
-    forest: &trim_env::Forest,
+/// Sample trees over every problem of `w`.
+fn n_trees<W: World>(w: &W) -> usize {
+    w.n_problems()
+        .checked_sub(1)
+        .map_or(0, |last| w.trees_of(last).end)
+}
+
+fn vec_env_loop<W: World>(
+    forest: &W,
     policy: &RefPolicy,
     batch: usize,
     budget: Duration,
@@ -100,30 +108,36 @@ fn vec_env_loop(
 
 /// Run the three measurements and print steps per second.
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-    let l = trim_data::load_forest(&a.data, &trim_data::LoadOptions::from_env())?;
+    let l = trim_data::DataSource::open(&a.data, &trim_data::LoadOptions::from_env())?;
     let policy: RefPolicy = a.policy.parse().map_err(anyhow::Error::msg)?;
-    let f = &l.forest;
+    let what = match &l {
+        trim_data::DataSource::Stored(s) => format!("{} nodes stored", s.forest.n_nodes()),
+        trim_data::DataSource::Lazy(_) => "nodes generated on demand".into(),
+    };
+    trim_data::with_world!(&l, |f| measure(f, &a, &policy, &what))
+}
+
+fn measure<W: World>(f: &W, a: &BenchArgs, policy: &RefPolicy, what: &str) -> anyhow::Result<()> {
     let budget = Duration::from_secs_f64(a.seconds);
     let threads = rayon::current_num_threads();
     println!(
-        "replay benchmark: {} ({} problems, {} trees, {} nodes), policy {policy}, {threads} threads",
+        "replay benchmark: {} ({} problems, {} trees, {what}), policy {policy}, {threads} threads",
         a.data.display(),
         f.n_problems(),
-        f.n_trees(),
-        f.n_nodes()
+        n_trees(f),
     );
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let (s1, t1) = single.install(|| fused_loop(f, &policy, budget, false));
+    let (s1, t1) = single.install(|| fused_loop(f, policy, budget, false));
     println!(
         "fused episode loop, 1 core     {:>8.2} M steps/s",
         s1 as f64 / t1 / 1e6
     );
-    let (sn, tn) = fused_loop(f, &policy, budget, true);
+    let (sn, tn) = fused_loop(f, policy, budget, true);
     println!(
         "fused episode loop, {threads} cores    {:>8.2} M steps/s",
         sn as f64 / tn / 1e6
     );
-    let (sv, tv) = vec_env_loop(f, &policy, a.batch, budget)?;
+    let (sv, tv) = vec_env_loop(f, policy, a.batch, budget)?;
     println!(
         "VecEnv batch {:<6} {threads} cores   {:>8.2} M steps/s (observe + act + step)",
         a.batch,
