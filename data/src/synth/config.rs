@@ -67,28 +67,9 @@ pub struct SynthConfig {
 }
 
 impl Default for SynthConfig {
-    /// The shipped config's values (`data/synth/math-qwen2.5.toml`; a test keeps them equal).
+    /// The shipped config (`data/synth/math-qwen2.5.toml`, the MATH-train profile).
     fn default() -> Self {
-        SynthConfig {
-            name: "synth-math-qwen2.5".into(),
-            dataset: "synthetic/math-qwen2.5".into(),
-            problems: 2000,
-            seed: 20260110,
-            trees: 1,
-            max_regens: 2,
-            test_fraction: 0.1,
-            out: PathBuf::from("data/sets/synth-math.parquet"),
-            models: ModelNames {
-                weak: "synthetic: latent model calibrated to Qwen2.5-1.5B-Instruct (MATH-train)"
-                    .into(),
-                strong: "synthetic: latent model calibrated to Qwen2.5-7B-Instruct (MATH-train)"
-                    .into(),
-                prm: "synthetic: Qwen2.5-Math-PRM-7B via the TRIM observation model (by state)"
-                    .into(),
-            },
-            latent: LatentConfig::default(),
-            inputs: InputPaths::default(),
-        }
+        Self::shipped()
     }
 }
 
@@ -169,7 +150,16 @@ mod tests {
     fn shipped_config_parses_and_repeats_the_defaults() {
         let c = SynthConfig::shipped();
         assert_eq!(c, SynthConfig::default());
-        assert_eq!(c.latent, LatentConfig::default());
+        // Beyond the PRM knobs (shared with the MATH-500 profile, checked below) and σ, the
+        // MATH-train profile is the neutral model with MATH-train's targets and lengths.
+        let neutral = LatentConfig {
+            difficulty_sd: c.latent.difficulty_sd,
+            ..LatentConfig::default()
+        };
+        assert_eq!(c.latent.with_prm_knobs_of(&neutral), neutral);
+        let m500 = crate::source::SynthSpec::parse("synth:math500").unwrap().cfg.latent;
+        assert_eq!(c.latent.with_prm_knobs_of(&m500), c.latent);
+        assert_eq!(c.latent.difficulty_sd, m500.difficulty_sd);
         assert!(c.problems >= 2000);
         assert_eq!(c.inputs, InputPaths::default());
         // The accuracy targets are the official counts of final-correct solutions.

@@ -125,7 +125,8 @@ fn is_zero(x: &f64) -> bool {
 }
 
 impl Default for LatentConfig {
-    /// The shipped defaults (`data/synth/math-qwen2.5.toml` repeats them; a test keeps them equal).
+    /// The neutral model: MATH-train targets, σ = 1, and the ProcessBench-fitted observation
+    /// table alone (every PRM knob off). The shipped profiles set σ and the knobs.
     fn default() -> Self {
         LatentConfig {
             max_steps: 30,
@@ -156,6 +157,29 @@ impl Default for LatentConfig {
 }
 
 impl LatentConfig {
+    /// This config with the PRM-behaviour and routed-step knobs (flags, passes, misses, noise,
+    /// `routed_strong_shift`, `regen_tokens_factor`) of `other`: what two profiles of the same
+    /// model pair and PRM share.
+    pub fn with_prm_knobs_of(&self, other: &LatentConfig) -> LatentConfig {
+        LatentConfig {
+            flag_s2: other.flag_s2,
+            flag_s1: other.flag_s1,
+            flag_s0: other.flag_s0,
+            flag_max: other.flag_max,
+            miss_s2: other.miss_s2,
+            sure_s0: other.sure_s0,
+            sure_s1: other.sure_s1,
+            sure_min: other.sure_min,
+            noise_s0: other.noise_s0,
+            noise_s1: other.noise_s1,
+            noise_s2: other.noise_s2,
+            noise_s2_max: other.noise_s2_max,
+            routed_strong_shift: other.routed_strong_shift,
+            regen_tokens_factor: other.regen_tokens_factor,
+            ..self.clone()
+        }
+    }
+
     /// Range checks; `path` and `table` name where the values came from.
     pub fn check(&self, path: &Path, table: &str) -> Result<()> {
         let bad = |field: &str, reason: String| {
