@@ -144,3 +144,31 @@ fn report_files_hold_every_point_and_family() {
     assert!(svg.contains("accuracy") && svg.contains("cost fraction"));
     assert!(s.families.iter().all(|f| f.kind != Kind::Trained));
 }
+
+/// On a lazy world the suite runs every family but the hindsight-optimal one (unbounded trees),
+/// and the report says so instead of printing a number; the plot files are written.
+#[test]
+fn the_report_on_a_lazy_world_omits_only_the_hindsight_frontier() {
+    let dir = tmpdir("eval-lazy");
+    let spec = std::path::Path::new("synth:math500?problems=300");
+    let src = trim_data::DataSource::open(spec, &trim_data::LoadOptions::default()).unwrap();
+    let problems = src.problems_in_split("test");
+    assert_eq!(problems.len(), 300);
+    let o = SuiteOptions {
+        threshold_steps: 10,
+        random_steps: 4,
+        cascade_steps: 4,
+        ..SuiteOptions::default()
+    };
+    let s = trim::eval::run_suite_on(&src, spec, "test", &problems, &[], &o).unwrap();
+    assert!(s.family(names::HINDSIGHT).is_none());
+    for n in [names::THRESHOLD, names::CASCADE, names::QUERY_ORACLE, names::RANDOM] {
+        assert!(s.family(n).is_some(), "{n}");
+    }
+    let (w, m) = write_report(&dir.join("r"), &s).unwrap();
+    let md = std::fs::read_to_string(&w.markdown).unwrap();
+    assert!(md.contains("hindsight-optimal frontier is not computed"), "{md}");
+    assert!(!md.contains("| hindsight-optimal |"));
+    assert!(m.iter().all(|f| f.gap_to_hindsight.is_none()));
+    assert!(w.png.exists() && w.svg.exists());
+}

@@ -49,6 +49,55 @@ fn same_seed_gives_identical_metrics_and_weights() {
     assert_ne!(metrics_without_time(&d.join("c")), ma);
 }
 
+/// Lazy synthetic worlds train deterministically too, with the separate test world; the run
+/// records the world's fingerprint, and a run whose world changed is refused on resume.
+#[test]
+fn lazy_worlds_train_deterministically_and_resume_only_on_the_same_world() {
+    let d = tmpdir("lazy-determinism");
+    let toml = d.join("world.toml");
+    std::fs::write(&toml, trim_data::synth::SHIPPED_CONFIG_TOML).unwrap();
+    let spec = format!("synth:{}?problems=60&test_fraction=0", toml.display());
+    let cfg = TrainConfig {
+        data: spec.clone().into(),
+        test_data: trim::config::TestData::Other(
+            "synth:math500?problems=40&test_fraction=1".into(),
+        ),
+        ..tiny_config(Path::new(&spec))
+    };
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            Trainer::<Agg>::new(cfg.clone(), run_opts(&d, n))
+                .unwrap()
+                .run()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(runs[0].status, RunStatus::Finished);
+    assert_eq!(
+        metrics_without_time(&d.join("a")),
+        metrics_without_time(&d.join("b"))
+    );
+    assert_eq!(
+        weights_of(&d.join("a/final")),
+        weights_of(&d.join("b/final"))
+    );
+    let test = runs[0].test.as_ref().expect("test report on the separate world");
+    assert_eq!(test.problems, 40);
+    let ck = d.join("a/checkpoints/update_000004");
+    let state = checkpoint::load_state(&ck).unwrap();
+    let world = trim_data::LazySource::open(&spec).unwrap();
+    assert_eq!(state.dataset_sha256, world.fingerprint);
+    // Edit the world's config: resuming (here: forking) the run is refused, naming the data.
+    let edited = trim_data::synth::SHIPPED_CONFIG_TOML.replace("seed = 20260110", "seed = 7");
+    std::fs::write(&toml, edited).unwrap();
+    let e = Trainer::<Agg>::resume(resume_opts(&ck, Some("fork"), None))
+        .err()
+        .expect("a changed world is refused")
+        .to_string();
+    assert!(e.contains("changed since this checkpoint"), "{e}");
+}
+
 #[test]
 fn stopped_and_resumed_run_equals_uninterrupted_run() {
     let d = tmpdir("resume");
