@@ -235,8 +235,8 @@ mod tests {
 
     #[test]
     fn specs_resolve_profiles_and_overrides() {
-        let s = SynthSpec::parse("synth:math500?problems=30&seed=5&latent.flag_s2=0.6&cap=3")
-            .unwrap();
+        let s =
+            SynthSpec::parse("synth:math500?problems=30&seed=5&latent.flag_s2=0.6&cap=3").unwrap();
         assert_eq!(s.cfg.problems, 30);
         assert_eq!(s.cfg.seed, 5);
         assert_eq!(s.cfg.latent.flag_s2, 0.6);
@@ -256,7 +256,10 @@ mod tests {
             ("synth:math500?problems=0", "problems"),
             ("synth:math500?latent.bogus=1", "bogus"),
             ("synth:math500?latent.flag_s2=2", "flag_s2"),
-            ("synth:missing.toml", "cannot read synth config missing.toml"),
+            (
+                "synth:missing.toml",
+                "cannot read synth config missing.toml",
+            ),
             ("synth:math500?name.x=1", "not a table"),
         ] {
             let e = SynthSpec::parse(spec).unwrap_err().to_string();

@@ -16,7 +16,12 @@ pub const PROBE_MAX_CALLS: u16 = 4;
 /// calls: the fraction of episodes (one per sample tree of `problems`, averaged per problem
 /// and then over problems) in which it wanted to regenerate a step whose regenerate branch is
 /// absent. Where that happens the probe continues with the weak step and counts the episode.
-pub fn masked_regenerate_rate<W: World>(forest: &W, problems: &[u32], k: f32, max_calls: u16) -> f64 {
+pub fn masked_regenerate_rate<W: World>(
+    forest: &W,
+    problems: &[u32],
+    k: f32,
+    max_calls: u16,
+) -> f64 {
     if problems.is_empty() {
         return 0.0;
     }

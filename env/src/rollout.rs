@@ -8,9 +8,9 @@ use rayon::prelude::*;
 
 use crate::episode::{Episode, EpisodeOutcome, StepError};
 use crate::features::HistStep;
-use crate::world::World;
 use crate::policy::{Policy, resolve};
 use crate::rng::Rng;
+use crate::world::World;
 
 /// Play one episode on global tree `tree` to the end. Allocates only for policies that want
 /// the per-step history (see [`run_episode_with`] to reuse a buffer).

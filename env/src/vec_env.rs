@@ -9,9 +9,9 @@ use rayon::prelude::*;
 use crate::episode::{Episode, EpisodeOutcome, StepError};
 use crate::features::{AGG_DIM, HIST_DIM, HistStep};
 use crate::forest::{Action, Forest};
-use crate::world::World;
 use crate::policy::StepView;
 use crate::rng::Rng;
+use crate::world::World;
 
 /// Below this many slots per rayon task, stepping runs on one thread.
 const MIN_SLOTS_PER_TASK: usize = 512;

@@ -109,7 +109,16 @@ fn report_files_hold_every_point_and_family() {
         repeats: 2,
         ..SuiteOptions::default()
     };
-    let s = run_suite(&l.forest, Some(&l.forest), &data, "test", &problems, &[], &o).unwrap();
+    let s = run_suite(
+        &l.forest,
+        Some(&l.forest),
+        &data,
+        "test",
+        &problems,
+        &[],
+        &o,
+    )
+    .unwrap();
     let n_points: usize = s.families.iter().map(|f| f.points.len()).sum();
     // weak + strong + random 3 + threshold 5 + cascade 3 + query oracle + hindsight 3
     assert_eq!(n_points, 1 + 1 + 3 + 5 + 3 + 1 + 3);
@@ -162,12 +171,20 @@ fn the_report_on_a_lazy_world_omits_only_the_hindsight_frontier() {
     };
     let s = trim::eval::run_suite_on(&src, spec, "test", &problems, &[], &o).unwrap();
     assert!(s.family(names::HINDSIGHT).is_none());
-    for n in [names::THRESHOLD, names::CASCADE, names::QUERY_ORACLE, names::RANDOM] {
+    for n in [
+        names::THRESHOLD,
+        names::CASCADE,
+        names::QUERY_ORACLE,
+        names::RANDOM,
+    ] {
         assert!(s.family(n).is_some(), "{n}");
     }
     let (w, m) = write_report(&dir.join("r"), &s).unwrap();
     let md = std::fs::read_to_string(&w.markdown).unwrap();
-    assert!(md.contains("hindsight-optimal frontier is not computed"), "{md}");
+    assert!(
+        md.contains("hindsight-optimal frontier is not computed"),
+        "{md}"
+    );
     assert!(!md.contains("| hindsight-optimal |"));
     assert!(m.iter().all(|f| f.gap_to_hindsight.is_none()));
     assert!(w.png.exists() && w.svg.exists());

@@ -82,7 +82,10 @@ fn lazy_worlds_train_deterministically_and_resume_only_on_the_same_world() {
         weights_of(&d.join("a/final")),
         weights_of(&d.join("b/final"))
     );
-    let test = runs[0].test.as_ref().expect("test report on the separate world");
+    let test = runs[0]
+        .test
+        .as_ref()
+        .expect("test report on the separate world");
     assert_eq!(test.problems, 40);
     let ck = d.join("a/checkpoints/update_000004");
     let state = checkpoint::load_state(&ck).unwrap();

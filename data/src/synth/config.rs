@@ -157,7 +157,10 @@ mod tests {
             ..LatentConfig::default()
         };
         assert_eq!(c.latent.with_prm_knobs_of(&neutral), neutral);
-        let m500 = crate::source::SynthSpec::parse("synth:math500").unwrap().cfg.latent;
+        let m500 = crate::source::SynthSpec::parse("synth:math500")
+            .unwrap()
+            .cfg
+            .latent;
         assert_eq!(c.latent.with_prm_knobs_of(&m500), c.latent);
         assert_eq!(c.latent.difficulty_sd, m500.difficulty_sd);
         assert!(c.problems >= 2000);

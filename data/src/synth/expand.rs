@@ -46,7 +46,10 @@ impl Expand<'_> {
     /// subtree (continue branch first).
     fn node(&self, w: &mut TreeWriter<'_>, parent: Option<(u32, Action)>, at: NodeAt) {
         let m = self.model;
-        let real = self.real.get(usize::from(at.depth)).filter(|_| at.regens == 0);
+        let real = self
+            .real
+            .get(usize::from(at.depth))
+            .filter(|_| at.regens == 0);
         let weak = m.weak_at(self.d, &at, real);
         let strong = (at.regens < self.k || at.all_strong).then(|| m.strong_at(self.d, &at));
         let (wrec, srec) = (weak.rec.clone(), strong.as_ref().map(|s| s.rec.clone()));

@@ -232,7 +232,11 @@ impl LatentModel {
         } else if miss > 0.0 && rng.bernoulli(miss) {
             self.obs.sample(StepState::S0, prefix.running_min, rng)
         } else if noise > 0.0 && rng.bernoulli(noise) {
-            let top = if st == StepState::S2 { c.noise_s2_max } else { 1.0 };
+            let top = if st == StepState::S2 {
+                c.noise_s2_max
+            } else {
+                1.0
+            };
             (rng.f64() * top) as f32
         } else {
             self.obs.sample(st, prefix.running_min, rng)
@@ -385,7 +389,9 @@ mod tests {
         let scores = |cfg: LatentConfig, st: StepState| {
             let m = model(cfg);
             let mut rng = Rng::new(5);
-            (0..4000).map(|_| m.prm(st, &root, &mut rng)).collect::<Vec<f32>>()
+            (0..4000)
+                .map(|_| m.prm(st, &root, &mut rng))
+                .collect::<Vec<f32>>()
         };
         let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
         let sure = scores(
@@ -438,7 +444,10 @@ mod tests {
         let plain = model(LatentConfig::default());
         let d = shifted.difficulty(0.0);
         assert!(d.p_strong_routed < d.p_strong);
-        assert_eq!(plain.difficulty(0.0).p_strong_routed, plain.difficulty(0.0).p_strong);
+        assert_eq!(
+            plain.difficulty(0.0).p_strong_routed,
+            plain.difficulty(0.0).p_strong
+        );
         let (s, p) = (&shifted.calibration.strong, &plain.calibration.strong);
         assert!((s.expected_accuracy - p.expected_accuracy).abs() < 1e-6);
         assert!(s.expected_steps < p.expected_steps - 0.5, "{s:?} {p:?}");

@@ -287,7 +287,12 @@ mod tests {
             }
             assert_eq!(nodes, f.n_nodes(), "k={k}");
             let splits: Vec<_> = (0..f.n_problems()).map(|p| capped.split(p)).collect();
-            let stored: Vec<_> = loaded.ds.problems.iter().map(|p| p.split.as_str()).collect();
+            let stored: Vec<_> = loaded
+                .ds
+                .problems
+                .iter()
+                .map(|p| p.split.as_str())
+                .collect();
             assert_eq!(splits, stored);
         }
     }

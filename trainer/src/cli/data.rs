@@ -151,7 +151,11 @@ fn print_bench(f: &Path, nodes: usize, secs: f64, mem: &MemProbe) {
 
 /// Print dataset statistics.
 pub fn stats(a: StatsArgs) -> anyhow::Result<()> {
-    if let Some(spec) = a.file.to_str().filter(|_| trim_data::is_synth_spec(&a.file)) {
+    if let Some(spec) = a
+        .file
+        .to_str()
+        .filter(|_| trim_data::is_synth_spec(&a.file))
+    {
         let s = trim_data::stats_world::compute_world(&trim_data::LazySource::open(spec)?);
         if a.json {
             println!("{}", serde_json::to_string_pretty(&s)?);
@@ -253,12 +257,20 @@ fn print_anchor(name: &str, a: &trim_data::stats::AnchorStats) {
 }
 
 fn print_world_stats(s: &trim_data::stats_world::WorldStats) {
-    println!("world          {} ({}), generated on demand", s.name, s.spec);
+    println!(
+        "world          {} ({}), generated on demand",
+        s.name, s.spec
+    );
     println!("fingerprint    {}", s.fingerprint);
-    let cap = s.cap.map_or("none: both actions at every node".into(), |k| {
-        format!("{k} regenerations per path (as a --max-regens {k} file)")
-    });
-    println!("size           {} problems, {} sample trees; cap {cap}", s.problems, s.trees);
+    let cap = s
+        .cap
+        .map_or("none: both actions at every node".into(), |k| {
+            format!("{k} regenerations per path (as a --max-regens {k} file)")
+        });
+    println!(
+        "size           {} problems, {} sample trees; cap {cap}",
+        s.problems, s.trees
+    );
     let splits: Vec<String> = s.splits.iter().map(|(k, n)| format!("{k}={n}")).collect();
     println!("splits         {}", splits.join(", "));
     print_anchor("always-weak", &s.always_weak);

@@ -134,14 +134,7 @@ pub fn report(
         data.display(),
         l.splits()
     );
-    let s = run_suite_on(
-        &l,
-        data,
-        split,
-        &problems,
-        checkpoints,
-        &suite.options(),
-    )?;
+    let s = run_suite_on(&l, data, split, &problems, checkpoints, &suite.options())?;
     let (w, m) = write_report(out, &s)?;
     println!("{}", trim::eval::report::summary_markdown(&s, &m));
     println!(

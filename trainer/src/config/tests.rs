@@ -235,16 +235,22 @@ fn unknown_test_split_is_refused_with_the_dataset_splits() {
 #[test]
 fn naming_data_without_test_data_tests_on_that_data() {
     let d = TrainConfig::default();
-    assert_eq!(d.test_data.path(), Some(Path::new(super::DEFAULT_TEST_DATA)));
+    assert_eq!(
+        d.test_data.path(),
+        Some(Path::new(super::DEFAULT_TEST_DATA))
+    );
     let own = ConfigOverrides::from_toml_str("data = \"mine.parquet\"\n").unwrap();
-    let c = TrainConfig::from_layers(&[own.clone()]).unwrap();
+    let c = TrainConfig::from_layers(&[own]).unwrap();
     assert_eq!(c.test_data, TestData::SameAsData);
-    let both =
-        ConfigOverrides::from_toml_str("data = \"a.parquet\"\ntest_data = \"b.parquet\"\n").unwrap();
+    let both = ConfigOverrides::from_toml_str("data = \"a.parquet\"\ntest_data = \"b.parquet\"\n")
+        .unwrap();
     let c = TrainConfig::from_layers(&[both]).unwrap();
     assert_eq!(c.test_data.path(), Some(Path::new("b.parquet")));
     let lambda_only = ConfigOverrides::from_toml_str("lambda = 1e-3\n").unwrap();
-    assert_eq!(TrainConfig::from_layers(&[lambda_only]).unwrap().test_data, d.test_data);
+    assert_eq!(
+        TrainConfig::from_layers(&[lambda_only]).unwrap().test_data,
+        d.test_data
+    );
     // A recorded configuration from before `test_data` existed tested on its own data.
     let mut old = toml::Table::try_from(&d).unwrap();
     old.remove("test_data");
