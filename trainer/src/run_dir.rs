@@ -28,13 +28,36 @@ use crate::run_summary::{RunStatus, RunSummary};
 /// The lock file of a run directory.
 pub const LOCK_FILE: &str = "run.lock";
 
-/// `<dataset stem>__lam<λ>__s<seed>__<unix time>`, CleanRL's naming with the routing knobs.
+/// `<dataset stem>__lam<λ>__s<seed>__<unix time>`, CleanRL's naming with the routing knobs. For
+/// a synth spec the stem is the profile's (`synth:math-train?problems=7500` → `math-train`), so
+/// the name stays a plain, portable directory name (no `:`, `?`, `&`, `=`).
 pub fn default_run_name(cfg: &TrainConfig, unix_time: u64) -> String {
-    let stem = cfg
-        .data
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("data");
+    let text = cfg.data.to_string_lossy();
+    let profile = text
+        .strip_prefix(trim_data::source::SYNTH_SCHEME)
+        .map(|body| {
+            let profile = body.split('?').next().unwrap_or(body);
+            Path::new(profile)
+                .file_stem()
+                .map_or(profile.to_string(), |s| s.to_string_lossy().into_owned())
+        });
+    let stem = profile.unwrap_or_else(|| {
+        cfg.data
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("data")
+            .to_string()
+    });
+    let stem: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("{stem}__lam{:e}__s{}__{unix_time}", cfg.lambda, cfg.seed)
 }
 
@@ -304,6 +327,26 @@ pub fn clean_stale_temps(run_dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_run_names_are_plain_directory_names() {
+        let name = |data: &str| {
+            let cfg = TrainConfig {
+                data: data.into(),
+                ..TrainConfig::default()
+            };
+            default_run_name(&cfg, 7)
+        };
+        assert_eq!(name("data/sets/x.parquet"), "x__lam8e-4__s10__7");
+        assert_eq!(
+            name("synth:math-train?problems=7500&test_fraction=0"),
+            "math-train__lam8e-4__s10__7"
+        );
+        assert_eq!(
+            name("synth:dir/my world.toml?cap=2"),
+            "my_world__lam8e-4__s10__7"
+        );
+    }
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("trim-rundir-{name}-{}", std::process::id()));
