@@ -7,7 +7,10 @@ use trim_data::synth::real_curve::{
     math500_curve, parse_curve,
 };
 
-use super::data::{DEFAULT_DATA, IntegrityArgs};
+use super::data::IntegrityArgs;
+
+/// The world checked when none is given: the shipped MATH-500 profile (10000 problems).
+pub const DEFAULT_CHECKED: &str = "synth:math500";
 
 /// Arguments of `trim data calibrate`.
 #[derive(clap::Args)]
@@ -16,8 +19,8 @@ pub struct CalibrateArgs {
     /// print the side-by-side table (exit 0 either way; the verdict is printed).
     #[arg(long, required = true)]
     pub check: bool,
-    /// Dataset (.parquet or .jsonl) or a synth spec (`synth:math500?problems=2000`).
-    #[arg(default_value = DEFAULT_DATA)]
+    /// Dataset (.parquet or .jsonl) or a synth spec (default: the shipped MATH-500 profile).
+    #[arg(default_value = DEFAULT_CHECKED)]
     pub file: PathBuf,
     /// Problems to replay: a split name, or `all`.
     #[arg(long, default_value = "test")]

@@ -8,7 +8,8 @@ use clap::Args;
 use trim_data::stats::DatasetStats;
 use trim_data::{Integrity, LoadOptions};
 
-/// The dataset `trim` uses when none is given.
+/// The file `trim data stats` reads when none is given: the shipped
+/// materialised sample (training and evaluation default to lazy worlds, see `trim::config`).
 pub const DEFAULT_DATA: &str = "data/sets/synth-math.parquet";
 
 /// The integrity switch every data command shares.
