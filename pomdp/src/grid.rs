@@ -120,9 +120,16 @@ mod tests {
             let mut rng = trim_env::Rng::new(n as u64);
             for _ in 0..500 {
                 let (u, v) = (rng.f64(), rng.f64());
-                let (a, b) = if u + v > 1.0 { (1.0 - u, 1.0 - v) } else { (u, v) };
+                let (a, b) = if u + v > 1.0 {
+                    (1.0 - u, 1.0 - v)
+                } else {
+                    (u, v)
+                };
                 let bel = [a, b, 1.0 - a - b];
-                assert!((g.interpolate(&values, &bel) - lin(&bel)).abs() < 1e-9, "{n} {bel:?}");
+                assert!(
+                    (g.interpolate(&values, &bel) - lin(&bel)).abs() < 1e-9,
+                    "{n} {bel:?}"
+                );
             }
         }
     }
@@ -137,10 +144,17 @@ mod tests {
             let mut rng = trim_env::Rng::new(3);
             for _ in 0..2000 {
                 let (u, v) = (rng.f64(), rng.f64());
-                let (a, b) = if u + v > 1.0 { (1.0 - u, 1.0 - v) } else { (u, v) };
+                let (a, b) = if u + v > 1.0 {
+                    (1.0 - u, 1.0 - v)
+                } else {
+                    (u, v)
+                };
                 let bel = [a, b, 1.0 - a - b];
                 let err = g.interpolate(&values, &bel) - f(&bel);
-                assert!(err >= -1e-12, "linear interpolation of a convex function is above it");
+                assert!(
+                    err >= -1e-12,
+                    "linear interpolation of a convex function is above it"
+                );
                 w = w.max(err);
             }
             w

@@ -74,10 +74,24 @@ impl PomdpModel {
         for (s, table) in self.obs.iter().enumerate() {
             let field = format!("obs[S{s}]");
             if table.len() != self.bins * self.bins {
-                return bad(field, format!("{} entries, expected bins² = {}", table.len(), self.bins * self.bins));
+                return bad(
+                    field,
+                    format!(
+                        "{} entries, expected bins² = {}",
+                        table.len(),
+                        self.bins * self.bins
+                    ),
+                );
             }
-            if let Some((i, p)) = table.iter().enumerate().find(|(_, p)| !(p.is_finite() && **p >= 0.0)) {
-                return bad(field, format!("entry {i} is {p}: probabilities must be finite and ≥ 0"));
+            if let Some((i, p)) = table
+                .iter()
+                .enumerate()
+                .find(|(_, p)| !(p.is_finite() && **p >= 0.0))
+            {
+                return bad(
+                    field,
+                    format!("entry {i} is {p}: probabilities must be finite and ≥ 0"),
+                );
             }
             let total: f64 = table.iter().sum();
             if (total - 1.0).abs() > SUM_TOL {
@@ -90,16 +104,30 @@ impl PomdpModel {
             }
         }
         if self.hazard.len() < 3 {
-            return bad("hazard", "needs entries for steps 1..=max_steps (max_steps ≥ 2)");
+            return bad(
+                "hazard",
+                "needs entries for steps 1..=max_steps (max_steps ≥ 2)",
+            );
         }
-        if let Some((k, h)) = self.hazard.iter().enumerate().find(|(_, h)| !(0.0..=1.0).contains(*h)) {
+        if let Some((k, h)) = self
+            .hazard
+            .iter()
+            .enumerate()
+            .find(|(_, h)| !(0.0..=1.0).contains(*h))
+        {
             return bad("hazard", format!("h({k}) = {h} outside [0, 1]"));
         }
         if self.hazard[self.max_steps() as usize] != 1.0 {
-            return bad("hazard", "the last step must end the solution (h(max_steps) = 1)");
+            return bad(
+                "hazard",
+                "the last step must end the solution (h(max_steps) = 1)",
+            );
         }
         if !(self.future_tokens.is_finite() && self.future_tokens >= 0.0) {
-            return bad("future_tokens", format!("{} must be finite and ≥ 0", self.future_tokens));
+            return bad(
+                "future_tokens",
+                format!("{} must be finite and ≥ 0", self.future_tokens),
+            );
         }
         Ok(())
     }
@@ -112,7 +140,9 @@ impl PomdpModel {
     /// The observation bin of a PRM pair (scores clamped to [0, 1]).
     #[inline]
     pub fn obs_bin(&self, min_prev: f32, current: f32) -> usize {
-        let bin = |x: f32| ((f64::from(x.clamp(0.0, 1.0)) * self.bins as f64) as usize).min(self.bins - 1);
+        let bin = |x: f32| {
+            ((f64::from(x.clamp(0.0, 1.0)) * self.bins as f64) as usize).min(self.bins - 1)
+        };
         bin(min_prev) * self.bins + bin(current)
     }
 
@@ -175,7 +205,8 @@ pub(crate) mod tests {
     #[test]
     fn bad_models_are_refused_naming_the_field() {
         assert!(tiny().validate().is_ok());
-        let cases: Vec<(Box<dyn Fn(&mut PomdpModel)>, &str)> = vec![
+        type Break = Box<dyn Fn(&mut PomdpModel)>;
+        let cases: Vec<(Break, &str)> = vec![
             (Box::new(|m| m.obs[1][0] = -0.1), "obs[S1]"),
             (Box::new(|m| m.obs[2][3] = 0.5), "sums to"),
             (Box::new(|m| m.obs[0][0] = f64::NAN), "obs[S0]"),
@@ -183,7 +214,10 @@ pub(crate) mod tests {
             (Box::new(|m| m.p_w = 1.5), "p_w"),
             (Box::new(|m| m.hazard[2] = -0.2), "hazard"),
             (Box::new(|m| m.hazard[4] = 0.9), "last step"),
-            (Box::new(|m| m.future_tokens = f64::INFINITY), "future_tokens"),
+            (
+                Box::new(|m| m.future_tokens = f64::INFINITY),
+                "future_tokens",
+            ),
             (Box::new(|m| m.bins = 0), "bins"),
         ];
         for (break_it, needle) in cases {

@@ -93,7 +93,10 @@ fn solve_one(m: &PomdpModel, grid: &SimplexGrid, obs: &Observations, lambda: f64
     let s = m.max_steps() as usize;
     let points = grid.points();
     let regen_cost = lambda * m.future_tokens;
-    let v_final = |b: &Belief| m.final_reward(b, false).max(m.final_reward(b, true) - regen_cost);
+    let v_final = |b: &Belief| {
+        m.final_reward(b, false)
+            .max(m.final_reward(b, true) - regen_cost)
+    };
     let mut cont = vec![[0.0; 2]; (s - 1) * points.len()];
     // V_{k+1} on the grid; unused for k = S − 1, where the next step is always the last.
     let mut next_v = vec![0.0; points.len()];

@@ -38,6 +38,16 @@ enum Cmd {
     /// Train a grid of runs (λ × seed × any field) in parallel, skip finished runs, resume
     /// interrupted ones, then write the report.
     Sweep(Box<cli::sweep::SweepArgs>),
+    /// TRIM-POMDP: solve the three-state POMDP exactly on a belief grid.
+    #[command(subcommand)]
+    Pomdp(PomdpCmd),
+}
+
+#[derive(Subcommand)]
+enum PomdpCmd {
+    /// Solve for a list of λ (timed); with --data, evaluate every solution under both belief
+    /// rules.
+    Solve(cli::pomdp::SolveArgs),
 }
 
 #[derive(Subcommand)]
@@ -103,6 +113,7 @@ fn main() {
         Cmd::Export(a) => cli::export::run(a),
         Cmd::Route(a) => cli::route::run(a),
         Cmd::BenchRoute(a) => cli::route::bench(a),
+        Cmd::Pomdp(PomdpCmd::Solve(a)) => cli::pomdp::solve_cmd(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -94,6 +94,11 @@ impl Hazard {
             .expect("embedded strong hazard is valid")
     }
 
+    /// The table: `h(k)` at index `k` (index 0 unused), up to the predictor's `max_steps`.
+    pub fn values(&self) -> &[f64] {
+        &self.h
+    }
+
     /// `h(k)` for 1-based step `k` (0 beyond the table; the cap is applied by the caller).
     pub fn at(&self, k: u32) -> f64 {
         self.h.get(k as usize).copied().unwrap_or(0.0)

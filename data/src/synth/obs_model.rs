@@ -131,6 +131,18 @@ impl ObsModel {
         y.clamp(0.0, 1.0) as f32
     }
 
+    /// Bins per axis (20 for 0.05 bins).
+    pub fn bins(&self) -> usize {
+        self.n
+    }
+
+    /// The table's probability mass of `state`: `[row (min-prev bin) * bins + col (current)]`.
+    pub fn joint(&self, state: StepState) -> &[f64] {
+        let n = self.n;
+        let s = state.index();
+        &self.joint[s * n * n..(s + 1) * n * n]
+    }
+
     /// Mean current score of a state under the table (for calibration reports and tests).
     pub fn mean_current(&self, state: StepState) -> f64 {
         let n = self.n;

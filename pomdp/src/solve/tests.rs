@@ -42,7 +42,11 @@ fn beliefs() -> Vec<Belief> {
     let mut rng = trim_env::Rng::new(17);
     for _ in 0..60 {
         let (u, w) = (rng.f64(), rng.f64());
-        let (a, b) = if u + w > 1.0 { (1.0 - u, 1.0 - w) } else { (u, w) };
+        let (a, b) = if u + w > 1.0 {
+            (1.0 - u, 1.0 - w)
+        } else {
+            (u, w)
+        };
         v.push([a, b, 1.0 - a - b]);
     }
     v
@@ -99,7 +103,10 @@ fn values_fall_with_lambda_and_the_extremes_act_as_they_must() {
     }
     // λ = 0 and a step that is surely the first error: regenerating it is strictly better.
     for k in 1..=3 {
-        assert_eq!(sols[0].action(k, &[0.0, 0.0, 1.0], 100.0), Action::Regenerate);
+        assert_eq!(
+            sols[0].action(k, &[0.0, 0.0, 1.0], 100.0),
+            Action::Regenerate
+        );
         // A surely correct step is kept.
         assert_eq!(sols[0].action(k, &[1.0, 0.0, 0.0], 100.0), Action::Continue);
     }
@@ -115,7 +122,12 @@ fn bad_solver_inputs_are_errors() {
     assert!(solve(&m, 0, &[0.0]).is_err());
     let mut broken = m.clone();
     broken.p_s = f64::NAN;
-    assert!(solve(&broken, 10, &[0.0]).unwrap_err().to_string().contains("p_s"));
+    assert!(
+        solve(&broken, 10, &[0.0])
+            .unwrap_err()
+            .to_string()
+            .contains("p_s")
+    );
     assert_eq!(divisions_for_step(0.025).unwrap(), 40);
     assert_eq!(divisions_for_step(0.05).unwrap(), 20);
     for bad in [0.03, 0.0, -0.1, 1.5, f64::NAN] {

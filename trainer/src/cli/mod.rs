@@ -9,6 +9,7 @@ pub mod export;
 pub mod import_gsm8k;
 pub mod import_paths;
 pub mod import_processbench;
+pub mod pomdp;
 pub mod progress;
 pub mod report;
 pub mod route;
