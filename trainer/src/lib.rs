@@ -24,6 +24,7 @@ pub mod export;
 pub mod family;
 pub mod metrics;
 pub mod model;
+pub mod pomdp_fit;
 pub mod pomdp_models;
 pub mod ppo;
 pub mod run_dir;

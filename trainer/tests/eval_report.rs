@@ -6,7 +6,7 @@ mod train_support;
 use train_support::{make_dataset, tmpdir};
 use trim::backend::Backend;
 use trim::eval::report::{family_metrics, points_csv, write_report};
-use trim::eval::{Kind, RegenAbove, SuiteOptions, names, run_suite};
+use trim::eval::{Extras, Kind, RegenAbove, SuiteOptions, names, run_suite};
 use trim::family::{GreedyOf, agg::Agg};
 use trim::model::ActorCritic;
 use trim_env::{EvalOptions, RefPolicy, Rng, evaluate};
@@ -57,7 +57,10 @@ fn hindsight_optimal_is_lagrangian_optimal_against_every_family() {
     let problems = l.problems_in_split("test");
     let s = run_suite(
         &l.forest,
-        Some(&l.forest),
+        Extras {
+            stored: Some(&l.forest),
+            reference: None,
+        },
         &data,
         "test",
         &problems,
@@ -91,7 +94,7 @@ fn hindsight_optimal_is_lagrangian_optimal_against_every_family() {
     let m = family_metrics(&s);
     let hm = m.iter().find(|f| f.family == names::HINDSIGHT).unwrap();
     assert!(hm.cpt95.is_some_and(|c| c <= 1.0));
-    assert!(hm.gap_to_hindsight.unwrap().1.abs() < 1e-12);
+    assert!(hm.gap_to_frontier.unwrap().1.abs() < 1e-12);
     // Always-weak never recovers any of the gap.
     let wm = m.iter().find(|f| f.family == names::WEAK).unwrap();
     assert_eq!(wm.cpt50, None);
@@ -111,7 +114,10 @@ fn report_files_hold_every_point_and_family() {
     };
     let s = run_suite(
         &l.forest,
-        Some(&l.forest),
+        Extras {
+            stored: Some(&l.forest),
+            reference: None,
+        },
         &data,
         "test",
         &problems,
@@ -120,8 +126,14 @@ fn report_files_hold_every_point_and_family() {
     )
     .unwrap();
     let n_points: usize = s.families.iter().map(|f| f.points.len()).sum();
-    // weak + strong + random 3 + threshold 5 + cascade 3 + query oracle + hindsight 3
-    assert_eq!(n_points, 1 + 1 + 3 + 5 + 3 + 1 + 3);
+    // weak + strong + random 3 + threshold 5 + cascade 3 + query oracle + hindsight 3 +
+    // TRIM-POMDP (official) at the 7 default λ
+    assert_eq!(n_points, 1 + 1 + 3 + 5 + 3 + 1 + 3 + 7);
+    assert_eq!(s.family(names::POMDP).unwrap().points.len(), 7);
+    assert!(
+        s.family(names::REFERENCE).is_none(),
+        "no generator to fit on a stored file"
+    );
     let out = tmpdir("eval-report-files");
     let (w, m) = write_report(&out, &s).unwrap();
     let csv = std::fs::read_to_string(&w.points_csv).unwrap();
@@ -155,7 +167,8 @@ fn report_files_hold_every_point_and_family() {
 }
 
 /// On a lazy world the suite runs every family but the hindsight-optimal one (unbounded trees),
-/// and the report says so instead of printing a number; the plot files are written.
+/// says so, adds TRIM-POMDP and the world's Bayes reference and measures gaps to the latter; the
+/// plot files are written.
 #[test]
 fn the_report_on_a_lazy_world_omits_only_the_hindsight_frontier() {
     let dir = tmpdir("eval-lazy");
@@ -167,6 +180,7 @@ fn the_report_on_a_lazy_world_omits_only_the_hindsight_frontier() {
         threshold_steps: 10,
         random_steps: 4,
         cascade_steps: 4,
+        pomdp_lambdas: vec![4e-4, 3.2e-3],
         ..SuiteOptions::default()
     };
     let s = trim::eval::run_suite_on(&src, spec, "test", &problems, &[], &o).unwrap();
@@ -186,6 +200,10 @@ fn the_report_on_a_lazy_world_omits_only_the_hindsight_frontier() {
         "{md}"
     );
     assert!(!md.contains("| hindsight-optimal |"));
-    assert!(m.iter().all(|f| f.gap_to_hindsight.is_none()));
+    // Gaps are measured to the Bayes reference instead.
+    assert!(s.family(names::REFERENCE).is_some() && s.family(names::POMDP).is_some());
+    let thr = m.iter().find(|f| f.family == names::THRESHOLD).unwrap();
+    assert!(thr.gap_to_frontier.is_some());
+    assert!(md.contains("Bayes reference"));
     assert!(w.png.exists() && w.svg.exists());
 }

@@ -12,7 +12,8 @@ use trim_pomdp::{BeliefRule, CLOSENESS_DEFAULT, PomdpModel, PomdpPolicy, Solutio
 /// Arguments of `trim pomdp solve`.
 #[derive(Args)]
 pub struct SolveArgs {
-    /// Model source: `official` (the release's math-train artifacts).
+    /// Model source: `official` (the release's math-train artifacts) or `reference` (fitted on
+    /// the generator of the `--data` synth world: its Bayes reference).
     #[arg(long, default_value = "official")]
     pub model: String,
     /// Costs per strong token, comma-separated (the release's cost_per_token c is λ = c / 100).
@@ -31,12 +32,30 @@ pub struct SolveArgs {
 
 /// Solve, time, and optionally evaluate.
 pub fn solve_cmd(a: SolveArgs) -> anyhow::Result<()> {
-    let (model, source) = match a.model.as_str() {
-        "official" => trim::pomdp_models::official_math_train()?,
-        other => anyhow::bail!("unknown --model `{other}` (available: official)"),
+    let src = match &a.data {
+        Some(d) => Some(trim_data::DataSource::open(
+            d,
+            &trim_data::LoadOptions::from_env(),
+        )?),
+        None => None,
+    };
+    let (model, name) = match (a.model.as_str(), &src) {
+        ("official", _) => {
+            let (m, s) = trim::pomdp_models::official_math_train()?;
+            (m, format!("{} — {}", s.name, s.description))
+        }
+        ("reference", Some(trim_data::DataSource::Lazy(z))) => (
+            trim::pomdp_fit::reference_model(z)?,
+            format!("reference — fitted on the generator of {}", z.spec.spec),
+        ),
+        ("reference", _) => anyhow::bail!("--model reference needs --data synth:…"),
+        (other, _) => anyhow::bail!("unknown --model `{other}` (available: official, reference)"),
     };
     let divisions = divisions_for_step(a.grid_step)?;
-    println!("model: {} — {}", source.name, source.description);
+    println!(
+        "model: {name}; p_w {:.4}, p_s {:.4}, {:.1} tokens per future regeneration",
+        model.p_w, model.p_s, model.future_tokens
+    );
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let t0 = Instant::now();
     let sols = single.install(|| solve(&model, divisions, &a.lambda))?;
@@ -51,8 +70,7 @@ pub fn solve_cmd(a: SolveArgs) -> anyhow::Result<()> {
         model.bins * model.bins,
         secs / sols.len() as f64
     );
-    if let Some(data) = &a.data {
-        let src = trim_data::DataSource::open(data, &trim_data::LoadOptions::from_env())?;
+    if let (Some(data), Some(src)) = (&a.data, &src) {
         let problems = src.problems_in_split(&a.split);
         anyhow::ensure!(!problems.is_empty(), "no problems in split `{}`", a.split);
         println!(
@@ -61,7 +79,7 @@ pub fn solve_cmd(a: SolveArgs) -> anyhow::Result<()> {
             a.split,
             data.display()
         );
-        trim_data::with_world!(&src, |w| evaluate_all(w, &problems, &model, &sols))?;
+        trim_data::with_world!(src, |w| evaluate_all(w, &problems, &model, &sols))?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! and the reported reward uses one λ for every point, so rows are comparable across families.
 
 pub mod plot;
+mod pomdp;
 pub mod report;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use trim_env::{
     Action, EvalOptions, Forest, Policy, ProblemOutcome, RefPolicy, Rng, StepView, World, evaluate,
     summarize,
 };
+use trim_pomdp::PomdpModel;
 
 use crate::backend::Backend;
 use crate::checkpoint;
@@ -129,6 +131,8 @@ pub struct SuiteOptions {
     /// Episodes per tree for the random policy.
     pub repeats: u32,
     pub seed: u64,
+    /// λ values of the TRIM-POMDP families (empty: no POMDP families).
+    pub pomdp_lambdas: Vec<f64>,
 }
 
 impl Default for SuiteOptions {
@@ -145,6 +149,8 @@ impl Default for SuiteOptions {
             checkpoint_thresholds: (1..20).map(|i| i as f32 / 20.0).collect(),
             repeats: 16,
             seed: 0,
+            // 1e-4 … 6.4e-3 in factors of 2: from "regenerate most steps" to almost never.
+            pomdp_lambdas: (0..7).map(|i| 1e-4 * 2f64.powi(i)).collect(),
         }
     }
 }
@@ -204,6 +210,8 @@ pub mod names {
     pub const CASCADE: &str = "cascade (AutoMix-PRM)";
     pub const QUERY_ORACLE: &str = "query oracle";
     pub const HINDSIGHT: &str = "hindsight-optimal";
+    pub const POMDP: &str = "TRIM-POMDP (official)";
+    pub const REFERENCE: &str = "Bayes reference";
     /// Suffix of a checkpoint family's regenerate-probability threshold sweep.
     pub const SWEPT_SUFFIX: &str = " p>t";
 }
@@ -247,8 +255,18 @@ fn grid(n: u32) -> impl Iterator<Item = f32> {
     (0..=n).map(move |i| i as f32 / n as f32)
 }
 
+/// What a source adds to the suite beyond the families every world gets.
+#[derive(Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// The stored forest (the same world): the hindsight-optimal frontier needs every node.
+    pub stored: Option<&'a Forest>,
+    /// The world's Bayes reference model (a lazy synthetic world's generator, fitted).
+    pub reference: Option<&'a PomdpModel>,
+}
+
 /// [`run_suite`] on whatever `source` holds: a stored forest also gets the hindsight-optimal
-/// frontier, which needs every node of the tree; a lazy world (unbounded trees) does not.
+/// frontier, which needs every node of the tree; a lazy synthetic world (unbounded trees) gets the
+/// Bayes reference fitted on its generator instead.
 pub fn run_suite_on(
     source: &DataSource,
     dataset: &Path,
@@ -260,17 +278,31 @@ pub fn run_suite_on(
     match source {
         DataSource::Stored(l) => {
             let f = &l.forest;
-            run_suite(f, Some(f), dataset, split, problems, checkpoints, o)
+            let x = Extras {
+                stored: Some(f),
+                reference: None,
+            };
+            run_suite(f, x, dataset, split, problems, checkpoints, o)
         }
-        DataSource::Lazy(z) => run_suite(&z.world, None, dataset, split, problems, checkpoints, o),
+        DataSource::Lazy(z) => {
+            let reference = match o.pomdp_lambdas.is_empty() {
+                true => None,
+                false => Some(crate::pomdp_fit::reference_model(z)?),
+            };
+            let x = Extras {
+                stored: None,
+                reference: reference.as_ref(),
+            };
+            run_suite(&z.world, x, dataset, split, problems, checkpoints, o)
+        }
     }
 }
 
-/// Evaluate every baseline family and the given checkpoints on `problems` of `forest`; the
-/// hindsight-optimal frontier when the whole tree is stored (`stored`, the same forest).
+/// Evaluate every baseline family and the given checkpoints on `problems` of `forest`, plus what
+/// `extras` makes possible (hindsight-optimal frontier, Bayes reference).
 pub fn run_suite<W: World>(
     forest: &W,
-    stored: Option<&Forest>,
+    extras: Extras<'_>,
     dataset: &Path,
     split: &str,
     problems: &[u32],
@@ -309,7 +341,14 @@ pub fn run_suite<W: World>(
         anchor(names::STRONG, "strong", &strong),
     ];
     families.extend(baseline_families(forest, problems, &sc, o)?);
-    families.extend(oracle_families(forest, stored, problems, &sc, o));
+    families.extend(oracle_families(forest, extras.stored, problems, &sc, o));
+    families.extend(pomdp::pomdp_families(
+        forest,
+        extras.reference,
+        problems,
+        &sc,
+        o,
+    )?);
     families.extend(checkpoint_families(forest, problems, &sc, checkpoints, o)?);
     Ok(Suite {
         dataset: dataset.to_path_buf(),
