@@ -37,6 +37,9 @@ struct Counts {
     routed_tokens: [f64; 2],
 }
 
+/// The latent states of a node's weak and strong candidates (None: not labelled / absent).
+pub type StatesOf<'a, N> = &'a (dyn Fn(&N) -> [Option<StepState>; 2] + Sync);
+
 /// Problems simulated to fit a reference.
 pub const REFERENCE_PROBLEMS: u32 = 5000;
 
@@ -51,8 +54,38 @@ pub fn reference_model(z: &trim_data::LazySource) -> anyhow::Result<PomdpModel> 
     fit_lazy(&world, &all, 1)
 }
 
-/// Fit the TRIM-POMDP model of `world` on `problems` (deterministic in `seed`).
+/// Fit the TRIM-POMDP model of a lazy world on `problems` (deterministic in `seed`).
 pub fn fit_lazy(world: &LazyWorld, problems: &[u32], seed: u64) -> anyhow::Result<PomdpModel> {
+    let states = |n: &LazyNode| [Some(n.weak.state), n.strong.map(|s| s.state)];
+    fit(world, &states, problems, seed)
+}
+
+/// Fit from a stored dataset whose nodes carry `weak_state` / `strong_state` labels
+/// (`trim data synth` files, the ProcessBench import): source (b) of issue 10.
+pub fn fit_stored(l: &trim_data::LoadedForest, seed: u64) -> anyhow::Result<PomdpModel> {
+    let labelled = l.states.iter().filter(|s| s.weak.is_some()).count();
+    anyhow::ensure!(
+        labelled * 2 >= l.states.len().max(1),
+        "{}: only {labelled} of {} nodes carry a weak_state label; fitting needs labelled trees",
+        l.meta.name,
+        l.states.len()
+    );
+    let state = |v: Option<u8>| v.and_then(StepState::from_u8);
+    let states = |n: &u32| {
+        let s = &l.states[*n as usize];
+        [state(s.weak), state(s.strong)]
+    };
+    let all = l.problems_in_split("all");
+    fit(&l.forest, &states, &all, seed)
+}
+
+/// Simulate random-router episodes on `problems` of any labelled world and fit the model.
+pub fn fit<W: World>(
+    world: &W,
+    states: StatesOf<'_, W::Node>,
+    problems: &[u32],
+    seed: u64,
+) -> anyhow::Result<PomdpModel> {
     let max_steps = usize::from(world.max_depth()) + 1;
     let mut c = Counts {
         obs: std::array::from_fn(|_| vec![0.5; FIT_BINS * FIT_BINS]),
@@ -65,7 +98,7 @@ pub fn fit_lazy(world: &LazyWorld, problems: &[u32], seed: u64) -> anyhow::Resul
         for tree in world.trees_of(p as usize) {
             for e in 0..EPISODES_PER_TREE {
                 let mut rng = Rng::stream(seed, ((tree as u64) << 8) ^ e);
-                simulate(world, world.root(tree), &mut rng, &mut c);
+                simulate(world, states, tree, &mut rng, &mut c);
             }
         }
     }
@@ -91,40 +124,65 @@ pub fn fit_lazy(world: &LazyWorld, problems: &[u32], seed: u64) -> anyhow::Resul
     Ok(model)
 }
 
-/// One random-router episode from `node`, recording every weak candidate it meets.
-fn simulate(world: &LazyWorld, mut node: LazyNode, rng: &mut Rng, c: &mut Counts) {
-    let bin =
-        |x: f32| ((f64::from(x.clamp(0.0, 1.0)) * FIT_BINS as f64) as usize).min(FIT_BINS - 1);
+/// The observation bin of one PRM score on one axis.
+fn bin(x: f32) -> usize {
+    ((f64::from(x.clamp(0.0, 1.0)) * FIT_BINS as f64) as usize).min(FIT_BINS - 1)
+}
+
+/// One random-router episode on `tree`, recording every labelled weak candidate it meets. The
+/// path's running minimum, all-correct flag and all-strong flag are tracked here, so any world
+/// with state labels can be fitted.
+fn simulate<W: World>(
+    world: &W,
+    states: StatesOf<'_, W::Node>,
+    tree: usize,
+    rng: &mut Rng,
+    c: &mut Counts,
+) {
+    let mut node = world.root(tree);
+    let (mut min_prev, mut ok, mut all_strong) = (1.0f32, true, true);
     loop {
-        let w = node.weak;
-        let o = bin(node.at.prefix.running_min) * FIT_BINS + bin(w.prm);
-        c.obs[w.state.index()][o] += 1.0;
-        let k = usize::from(node.at.depth) + 1;
-        if k < c.ends.len() {
-            c.ends[k][1] += 1.0;
-            c.ends[k][0] += f64::from(u8::from(w.outcome.is_some()));
-        }
-        if node.at.prefix.ok {
-            c.weak_ok[1] += 1.0;
-            c.weak_ok[0] += f64::from(u8::from(w.state == StepState::S0));
-            if let Some(s) = node.strong.filter(|_| !node.at.all_strong) {
-                c.strong_ok[1] += 1.0;
-                c.strong_ok[0] += f64::from(u8::from(s.state == StepState::S0));
+        let [ws, ss] = states(&node);
+        let w = world.weak(&node);
+        let strong = world.strong(&node);
+        let k = usize::from(world.depth(&node)) + 1;
+        if let Some(st) = ws {
+            c.obs[st.index()][bin(min_prev) * FIT_BINS + bin(w.prm)] += 1.0;
+            if ok {
+                c.weak_ok[1] += 1.0;
+                c.weak_ok[0] += f64::from(u8::from(st == StepState::S0));
             }
         }
-        if let Some(s) = node.strong.filter(|_| !node.at.all_strong) {
+        if let (Some(st), false, true) = (ss, all_strong, ok) {
+            c.strong_ok[1] += 1.0;
+            c.strong_ok[0] += f64::from(u8::from(st == StepState::S0));
+        }
+        if let (Some(s), false) = (strong, all_strong) {
             c.routed_tokens[0] += f64::from(s.tokens);
             c.routed_tokens[1] += 1.0;
         }
-        let a = if node.strong.is_some() && rng.bernoulli(EXPLORE) {
+        let regen = world.mask(&node)[1] && rng.bernoulli(EXPLORE);
+        let a = if regen || !world.mask(&node)[0] {
             Action::Regenerate
         } else {
             Action::Continue
         };
-        match world.next(&node, a) {
+        let (kept_prm, kept_state) = match a {
+            Action::Regenerate => (strong.map_or(w.prm, |s| s.prm), ss),
+            Action::Continue => (w.prm, ws),
+        };
+        let next = world.next(&node, a);
+        if k < c.ends.len() && a == Action::Continue {
+            c.ends[k][1] += 1.0;
+            c.ends[k][0] += f64::from(u8::from(matches!(next, Next::Outcome(_))));
+        }
+        match next {
             Next::Node(n) => node = n,
             _ => return,
         }
+        min_prev = min_prev.min(kept_prm);
+        ok = ok && kept_state == Some(StepState::S0);
+        all_strong = all_strong && a == Action::Regenerate;
     }
 }
 
@@ -157,5 +215,36 @@ mod tests {
         );
         // Routed strong steps are longer than the release's 60-token assumption here.
         assert!(m.future_tokens > 70.0, "{}", m.future_tokens);
+    }
+
+    /// A stored file of the same generator gives nearly the same model as its lazy world
+    /// (source (b) against source (c)); unlabelled data is refused.
+    #[test]
+    fn stored_labelled_trees_fit_the_same_model_as_their_world() {
+        let cfg = trim_data::synth::SynthConfig {
+            problems: 600,
+            max_regens: 2,
+            ..trim_data::synth::SynthConfig::shipped()
+        };
+        let (ds, _) = trim_data::synth::generate(&cfg, std::path::Path::new("<t>"), "t").unwrap();
+        let dir = std::env::temp_dir().join(format!("trim-fit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.parquet");
+        trim_data::io::write_dataset(&path, &ds).unwrap();
+        let mut forest = trim_data::load_forest(&path, &trim_data::LoadOptions::default()).unwrap();
+        let stored = fit_stored(&forest, 1).unwrap();
+        let lazy = LazyWorld::with_cap(&cfg, std::path::Path::new("<t>"), 2).unwrap();
+        let from_world = fit_lazy(&lazy, &lazy.problems_in_split("all"), 1).unwrap();
+        assert!(
+            (stored.p_w - from_world.p_w).abs() < 1e-9,
+            "{stored:?} {from_world:?}"
+        );
+        assert!((stored.p_s - from_world.p_s).abs() < 1e-9);
+        assert_eq!(stored.obs, from_world.obs);
+        for s in &mut forest.states {
+            s.weak = None;
+        }
+        let e = fit_stored(&forest, 1).unwrap_err().to_string();
+        assert!(e.contains("weak_state"), "{e}");
     }
 }

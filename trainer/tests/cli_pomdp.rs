@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 fn trim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trim"))
         .args(args)
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .output()
         .expect("run trim")
 }
@@ -47,6 +48,7 @@ fn bad_lambdas_grid_steps_and_models_are_clear_errors() {
         (vec!["--lambda", "1e-4,-2e-4"], "λ must be finite and ≥ 0"),
         (vec!["--grid-step", "0.03"], "does not divide 1"),
         (vec!["--model", "nope"], "unknown --model `nope`"),
+        (vec!["--model", "reference"], "needs --data synth:"),
     ] {
         let mut all = vec!["pomdp", "solve"];
         all.extend(args);

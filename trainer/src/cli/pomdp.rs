@@ -12,8 +12,9 @@ use trim_pomdp::{BeliefRule, CLOSENESS_DEFAULT, PomdpModel, PomdpPolicy, Solutio
 /// Arguments of `trim pomdp solve`.
 #[derive(Args)]
 pub struct SolveArgs {
-    /// Model source: `official` (the release's math-train artifacts) or `reference` (fitted on
-    /// the generator of the `--data` synth world: its Bayes reference).
+    /// Model source: `official` (the release's math-train artifacts), `fit` (fitted on the
+    /// `--data` trees' state labels) or `reference` (fitted on the generator of the `--data`
+    /// synth world, on fresh problems: its Bayes reference).
     #[arg(long, default_value = "official")]
     pub model: String,
     /// Costs per strong token, comma-separated (the release's cost_per_token c is λ = c / 100).
@@ -49,7 +50,18 @@ pub fn solve_cmd(a: SolveArgs) -> anyhow::Result<()> {
             format!("reference — fitted on the generator of {}", z.spec.spec),
         ),
         ("reference", _) => anyhow::bail!("--model reference needs --data synth:…"),
-        (other, _) => anyhow::bail!("unknown --model `{other}` (available: official, reference)"),
+        ("fit", Some(trim_data::DataSource::Stored(l))) => (
+            trim::pomdp_fit::fit_stored(l, 1)?,
+            format!("fitted on the state labels of {}", l.meta.name),
+        ),
+        ("fit", Some(trim_data::DataSource::Lazy(z))) => (
+            trim::pomdp_fit::fit_lazy(&z.world, &z.world.problems_in_split("all"), 1)?,
+            format!("fitted on {}", z.spec.spec),
+        ),
+        ("fit", None) => anyhow::bail!("--model fit needs --data"),
+        (other, _) => {
+            anyhow::bail!("unknown --model `{other}` (available: official, fit, reference)")
+        }
     };
     let divisions = divisions_for_step(a.grid_step)?;
     println!(
