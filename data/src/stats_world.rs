@@ -56,7 +56,7 @@ fn anchor_scores(w: &LazyWorld) -> [Vec<f64>; 3] {
             loop {
                 let c = match a {
                     Action::Continue => Some(node.weak),
-                    Action::Regenerate => node.strong,
+                    Action::Regenerate => w.strong_candidate(&node),
                 };
                 let Some(c) = c else { break };
                 by_state[c.state.index()].push(f64::from(c.prm));

@@ -56,7 +56,12 @@ pub fn reference_model(z: &trim_data::LazySource) -> anyhow::Result<PomdpModel> 
 
 /// Fit the TRIM-POMDP model of a lazy world on `problems` (deterministic in `seed`).
 pub fn fit_lazy(world: &LazyWorld, problems: &[u32], seed: u64) -> anyhow::Result<PomdpModel> {
-    let states = |n: &LazyNode| [Some(n.weak.state), n.strong.map(|s| s.state)];
+    let states = |n: &LazyNode| {
+        [
+            Some(n.weak.state),
+            world.strong_candidate(n).map(|s| s.state),
+        ]
+    };
     fit(world, &states, problems, seed)
 }
 

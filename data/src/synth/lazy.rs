@@ -55,15 +55,17 @@ impl LazyCandidate {
     }
 }
 
-/// A decision node of the lazy world: where it sits and its two candidates.
+/// A decision node of the lazy world: where it sits and its weak candidate. The strong candidate
+/// is drawn only when asked for ([`LazyWorld::strong_candidate`]): it is a pure function of the
+/// node's key and prefix, and most steps are never regenerated.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LazyNode {
     pub at: NodeAt,
     /// Global sample-tree index.
     pub tree: u32,
     pub weak: LazyCandidate,
-    /// `None` only in a capped world, where the cap masks regenerate.
-    pub strong: Option<LazyCandidate>,
+    /// Whether the world offers a strong candidate here (false only where a cap masks it).
+    pub has_strong: bool,
 }
 
 /// A synthetic world generated on demand (see the module docs).
@@ -153,17 +155,20 @@ impl LazyWorld {
     /// The node at `at` in global tree `tree`.
     fn node(&self, tree: u32, at: NodeAt) -> LazyNode {
         let d = &self.difficulty[tree as usize / self.trees_per_problem];
-        let weak = LazyCandidate::of(&self.model.weak_at(d, &at, None));
-        let strong = self
-            .cap
-            .is_none_or(|k| at.regens < k || at.all_strong)
-            .then(|| LazyCandidate::of(&self.model.strong_at(d, &at)));
         LazyNode {
             at,
             tree,
-            weak,
-            strong,
+            weak: LazyCandidate::of(&self.model.weak_at(d, &at, None)),
+            has_strong: self.cap.is_none_or(|k| at.regens < k || at.all_strong),
         }
+    }
+
+    /// The strong candidate at `node` (drawn from its keyed stream; None where a cap masks it).
+    pub fn strong_candidate(&self, node: &LazyNode) -> Option<LazyCandidate> {
+        node.has_strong.then(|| {
+            let d = &self.difficulty[node.tree as usize / self.trees_per_problem];
+            LazyCandidate::of(&self.model.strong_at(d, &node.at))
+        })
     }
 }
 
@@ -195,7 +200,7 @@ impl World for LazyWorld {
 
     #[inline]
     fn strong(&self, node: &LazyNode) -> Option<Candidate> {
-        node.strong.map(|s| s.replay())
+        self.strong_candidate(node).map(|s| s.replay())
     }
 
     #[inline]
@@ -205,7 +210,7 @@ impl World for LazyWorld {
             Some(k) => node.weak.outcome.is_some() || node.at.regens <= k,
             None => true,
         };
-        [cont, node.strong.is_some()]
+        [cont, node.has_strong]
     }
 
     fn next(&self, node: &LazyNode, action: Action) -> Next<LazyNode> {
@@ -214,7 +219,7 @@ impl World for LazyWorld {
         }
         let kept = match action {
             Action::Continue => node.weak,
-            Action::Regenerate => match node.strong {
+            Action::Regenerate => match self.strong_candidate(node) {
                 Some(s) => s,
                 None => return Next::Absent,
             },
