@@ -1,9 +1,10 @@
 //! `trim-env`: the offline replay world of TRIM step-level routing.
 //!
-//! Data flows `data` (files → validated trees) → **`env`** (replay) → `trainer`. This crate has no
-//! file I/O and no tensors: it owns the [`Forest`] of rollout trees, the episode semantics
-//! ([`Episode`]), the TRIM-Agg features, batched stepping ([`VecEnv`]), reference policies and
-//! their evaluation.
+//! Data flows `data` (files → validated trees, or synthetic worlds generated on demand) →
+//! **`env`** (replay) → `trainer`. This crate has no file I/O and no tensors: it owns the
+//! [`World`] seam (what an episode needs from a source of trees), the stored [`Forest`] of
+//! rollout trees, the episode semantics ([`Episode`]), the TRIM-Agg features, batched stepping
+//! ([`VecEnv`]), reference policies and their evaluation.
 //!
 //! Episode semantics, exactly as TRIM: at step `t` the router observes the weak candidate;
 //! `continue` keeps it, `regenerate` replaces it by the strong candidate written from the same
