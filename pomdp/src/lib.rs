@@ -14,12 +14,14 @@
 //! [`PomdpPolicy`] (a belief rule + the solution, acting in the replay environment).
 
 pub mod belief;
+pub mod file;
 pub mod grid;
 pub mod model;
 pub mod policy;
 pub mod solve;
 
 pub use belief::{BeliefRule, CLOSENESS_DEFAULT};
+pub use file::{FileError, SOLUTION_FORMAT};
 pub use grid::SimplexGrid;
 pub use model::{Belief, ModelError, PomdpModel};
 pub use policy::PomdpPolicy;

@@ -33,7 +33,8 @@ fn bad<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, Mode
 }
 
 /// The POMDP's parameters (see the module docs for the conventions).
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PomdpModel {
     /// Bins per observation axis (20 for the release's 0.05 bins).
     pub bins: usize,

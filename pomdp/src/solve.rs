@@ -137,6 +137,29 @@ fn solve_one(m: &PomdpModel, grid: &SimplexGrid, obs: &Observations, lambda: f64
 }
 
 impl Solution {
+    /// Reassemble a solution from its tables (the file reader checks them first).
+    pub(crate) fn from_parts(
+        lambda: f64,
+        grid: SimplexGrid,
+        cont: Vec<[f64; 2]>,
+        first_values: Vec<f64>,
+        model: &PomdpModel,
+    ) -> Self {
+        Solution {
+            lambda,
+            grid,
+            cont,
+            first_values,
+            p_s: model.p_s,
+            future_tokens: model.future_tokens,
+        }
+    }
+
+    /// The continuation table (step-major) and the first-step values.
+    pub(crate) fn tables(&self) -> (&[[f64; 2]], &[f64]) {
+        (&self.cont, &self.first_values)
+    }
+
     /// The grid the solution lives on.
     pub fn grid(&self) -> &SimplexGrid {
         &self.grid

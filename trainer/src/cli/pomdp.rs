@@ -29,6 +29,10 @@ pub struct SolveArgs {
     /// Split evaluated with --data.
     #[arg(long, default_value = "test")]
     pub split: String,
+    /// Write each solution to `OUT/lambda=<λ>/solution.json` (model, grid, table, checksum);
+    /// an existing file is never overwritten.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Solve, time, and optionally evaluate.
@@ -82,6 +86,24 @@ pub fn solve_cmd(a: SolveArgs) -> anyhow::Result<()> {
         model.bins * model.bins,
         secs / sols.len() as f64
     );
+    if let Some(out) = &a.out {
+        for sol in &sols {
+            let path = out
+                .join(format!("lambda={:e}", sol.lambda))
+                .join("solution.json");
+            anyhow::ensure!(
+                std::fs::symlink_metadata(&path).is_err(),
+                "{} exists; pick another --out (solutions are never overwritten)",
+                path.display()
+            );
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            }
+            trim_data::io::write_text_atomic(&path, &sol.to_json(&model))?;
+            println!("wrote {}", path.display());
+        }
+    }
     if let (Some(data), Some(src)) = (&a.data, &src) {
         let problems = src.problems_in_split(&a.split);
         anyhow::ensure!(!problems.is_empty(), "no problems in split `{}`", a.split);
