@@ -267,6 +267,36 @@ mod tests {
         }
     }
 
+    /// Fuzz-style: random edits of valid specs are either valid specs or clean errors naming
+    /// the spec, never panics.
+    #[test]
+    fn mangled_specs_never_panic() {
+        let base = "synth:math500?problems=40&seed=3&latent.flag_s2=0.4&cap=2";
+        let alphabet = b"synth:?&=.-_0123456789abcdefgmpz~\"' ";
+        let mut rng = trim_env::Rng::new(99);
+        for _ in 0..400 {
+            let mut b = base.as_bytes().to_vec();
+            for _ in 0..1 + rng.below(3) {
+                let i = rng.below(b.len() as u64) as usize;
+                match rng.below(3) {
+                    0 => b[i] = alphabet[rng.below(alphabet.len() as u64) as usize],
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, alphabet[rng.below(alphabet.len() as u64) as usize]),
+                }
+            }
+            let spec = String::from_utf8_lossy(&b).into_owned();
+            let outcome =
+                std::panic::catch_unwind(|| SynthSpec::parse(&spec).map(|s| s.cfg.problems));
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => assert!(!e.to_string().is_empty()),
+                Err(_) => panic!("`{spec}` panicked"),
+            }
+        }
+    }
+
     #[test]
     fn a_source_opens_lazily_with_a_stable_fingerprint() {
         let opts = LoadOptions::default();

@@ -203,4 +203,40 @@ mod tests {
         let e = Solution::from_json(&bad).unwrap_err().to_string();
         assert!(e.contains("p_w"), "{e}");
     }
+
+    /// Fuzz-style: any single changed, removed or inserted byte is refused cleanly (never a
+    /// panic, never a silently different solution).
+    #[test]
+    fn random_byte_damage_is_always_refused() {
+        let m = tiny();
+        let sol = &solve(&m, 6, &[2e-3]).unwrap()[0];
+        let text = sol.to_json(&m).into_bytes();
+        let mut rng = trim_env::Rng::new(8);
+        for _ in 0..300 {
+            let mut b = text.clone();
+            let i = rng.below(b.len() as u64) as usize;
+            match rng.below(3) {
+                0 => b[i] = b[i].wrapping_add(1 + rng.below(200) as u8),
+                1 => {
+                    b.remove(i);
+                }
+                _ => b.insert(i, b"0x{\"\n"[rng.below(5) as usize]),
+            }
+            let s = String::from_utf8_lossy(&b).into_owned();
+            let r = std::panic::catch_unwind(|| Solution::from_json(&s).map(|_| ()));
+            match r {
+                Err(_) => panic!("damaged byte {i} panicked"),
+                // Only damage that leaves the body bytes intact can load (e.g. the trailing
+                // newline); then the solution is the original.
+                Ok(Ok(())) => {
+                    let (back, _) = Solution::from_json(&s).unwrap();
+                    assert_eq!(
+                        back.q(1, &[0.3, 0.3, 0.4], 5.0),
+                        sol.q(1, &[0.3, 0.3, 0.4], 5.0)
+                    );
+                }
+                Ok(Err(_)) => {}
+            }
+        }
+    }
 }
