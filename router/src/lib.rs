@@ -19,7 +19,8 @@
 //!
 //! Modules: [`mlp`] (dense/LayerNorm/tanh arithmetic), [`agg`] (the TRIM-Agg network),
 //! [`manifest`] (`policy.json`), [`parity`] (`parity.json`), [`safetensors`] and [`onnx`] (the
-//! weight formats), `load` (verification), [`router`] (decisions).
+//! weight formats), `load` (verification), [`router`] (decisions), [`pomdp`] (TRIM-POMDP
+//! solutions: the same per-step inputs, decided through the release's belief rule).
 
 pub mod agg;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod manifest;
 pub mod mlp;
 pub mod onnx;
 pub mod parity;
+pub mod pomdp;
 pub mod router;
 pub mod safetensors;
 
@@ -35,4 +37,5 @@ pub use agg::{AggNet, MAX_HIDDEN, N_ACTIONS, sample_action};
 pub use error::RouterError;
 pub use load::weights_from_safetensors;
 pub use manifest::Manifest;
+pub use pomdp::{PomdpDecision, PomdpRouter};
 pub use router::{Decision, EpisodeFeatures, Router, StepObservation};

@@ -8,14 +8,19 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use trim_env::{AGG_DIM, AggObs, Rng};
-use trim_router::{Router, StepObservation};
+use trim_router::{PomdpRouter, Router, StepObservation};
 
 /// Arguments of `trim route`.
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("policy").required(true).args(["export", "pomdp"])))]
 pub struct RouteArgs {
-    /// Export directory written by `trim export`.
+    /// Export directory written by `trim export` (TRIM-Agg).
     #[arg(long)]
-    pub export: PathBuf,
+    pub export: Option<PathBuf>,
+    /// A TRIM-POMDP solution file written by `trim pomdp solve --out` (decided through the
+    /// release's belief rule).
+    #[arg(long)]
+    pub pomdp: Option<PathBuf>,
     /// JSON-lines input, one step per line:
     /// {"id": …, "prev_prm": [kept PRM scores of earlier steps], "prm": 0.42, "tokens": 120}.
     /// Default: stdin.
@@ -38,8 +43,49 @@ fn load(export: &std::path::Path, threshold: Option<f32>) -> Result<Router> {
     })
 }
 
+/// The policy answering the steps.
+enum Decider {
+    Agg(Box<Router>),
+    Pomdp(Box<PomdpRouter>),
+}
+
+impl Decider {
+    /// The answer object for one valid step, or the reason it cannot be decided.
+    fn decide(&self, step: &StepObservation) -> std::result::Result<serde_json::Value, String> {
+        let action = |r: bool| if r { "regenerate" } else { "continue" };
+        Ok(match self {
+            Decider::Agg(r) => {
+                let d = r.decide_step(step)?;
+                serde_json::json!({
+                    "action": action(d.regenerate),
+                    "p_regenerate": d.p_regenerate,
+                    "logits": d.logits,
+                })
+            }
+            Decider::Pomdp(r) => {
+                let d = r.decide_step(step)?;
+                serde_json::json!({
+                    "action": action(d.regenerate),
+                    "belief": d.belief,
+                    "shortcut": d.shortcut,
+                })
+            }
+        })
+    }
+}
+
 pub fn run(a: RouteArgs) -> Result<()> {
-    let router = load(&a.export, a.threshold)?;
+    let router = match (&a.export, &a.pomdp) {
+        (Some(e), _) => Decider::Agg(Box::new(load(e, a.threshold)?)),
+        (None, Some(p)) => {
+            anyhow::ensure!(
+                a.threshold.is_none(),
+                "--threshold applies to TRIM-Agg exports only"
+            );
+            Decider::Pomdp(Box::new(PomdpRouter::load(p)?))
+        }
+        (None, None) => anyhow::bail!("name a policy: --export DIR or --pomdp FILE"),
+    };
     let input: Box<dyn BufRead> = match &a.input {
         Some(p) => Box::new(std::io::BufReader::new(
             std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
@@ -75,7 +121,7 @@ pub fn run(a: RouteArgs) -> Result<()> {
 /// the end of the stream.
 #[allow(clippy::type_complexity)]
 fn answer(
-    router: &Router,
+    router: &Decider,
     line: &[u8],
 ) -> Option<Result<serde_json::Value, (serde_json::Value, String)>> {
     let text = match std::str::from_utf8(line) {
@@ -97,13 +143,8 @@ fn answer(
         }
     };
     let id = step.id.clone().unwrap_or(serde_json::Value::Null);
-    Some(match router.decide_step(&step) {
-        Ok(d) => {
-            let mut o = serde_json::json!({
-                "action": if d.regenerate { "regenerate" } else { "continue" },
-                "p_regenerate": d.p_regenerate,
-                "logits": d.logits,
-            });
+    Some(match router.decide(&step) {
+        Ok(mut o) => {
             if let Some(id) = step.id {
                 o["id"] = id;
             }

@@ -1,0 +1,88 @@
+//! Serving a solved TRIM-POMDP (`trim pomdp solve --out`): the same per-step inputs as TRIM-Agg
+//! ([`StepObservation`]: kept PRM scores so far, the current weak step's PRM and tokens), decided
+//! through the release's belief rule (uniform prior on the current PRM pair, closeness shortcut)
+//! and the solution's action values. The decision goes through `trim_pomdp::PomdpPolicy`, the
+//! very code that acts in the replay environment.
+
+use std::path::Path;
+
+use serde::Serialize;
+use trim_env::features::FeatureState;
+use trim_env::{Action, Candidate, Policy, Rng, StepView};
+use trim_pomdp::{BeliefRule, CLOSENESS_DEFAULT, PomdpModel, PomdpPolicy, Solution};
+
+use crate::error::RouterError;
+use crate::router::{EpisodeFeatures, StepObservation};
+
+/// A verified TRIM-POMDP solution ready to decide.
+#[derive(Clone, Debug)]
+pub struct PomdpRouter {
+    model: PomdpModel,
+    solution: Solution,
+    rule: BeliefRule,
+}
+
+/// One POMDP routing decision.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PomdpDecision {
+    /// True: regenerate this step with the strong model.
+    pub regenerate: bool,
+    /// The belief `[P(S0), P(S1), P(S2)]` over the current step's state.
+    pub belief: [f64; 3],
+    /// The closeness shortcut kept the step without consulting the solution.
+    pub shortcut: bool,
+}
+
+impl PomdpRouter {
+    /// Load and verify a solution file (format, sha256 of its content, model, table shape).
+    pub fn load(path: &Path) -> Result<Self, RouterError> {
+        let text = std::fs::read_to_string(path).map_err(|e| RouterError::io(path, e))?;
+        let (solution, model) =
+            Solution::from_json(&text).map_err(|e| RouterError::invalid(path, e))?;
+        Ok(PomdpRouter {
+            model,
+            solution,
+            rule: BeliefRule::Release {
+                closeness: Some(CLOSENESS_DEFAULT),
+            },
+        })
+    }
+
+    /// The cost per strong token the solution was solved for.
+    pub fn lambda(&self) -> f64 {
+        self.solution.lambda
+    }
+
+    /// Decide on the current weak step from the raw per-step inputs.
+    pub fn decide_step(&self, step: &StepObservation) -> Result<PomdpDecision, String> {
+        // The same input checks as TRIM-Agg serving.
+        EpisodeFeatures::from_history(&step.prev_prm)?.observe(step.prm, step.tokens)?;
+        let mut features = FeatureState::new();
+        for &p in &step.prev_prm {
+            features.push(p);
+        }
+        let view = StepView {
+            features,
+            weak: Candidate {
+                tokens: step.tokens,
+                prm: step.prm,
+            },
+            history: &[],
+        };
+        let policy = PomdpPolicy {
+            model: &self.model,
+            solution: &self.solution,
+            rule: self.rule,
+        };
+        let belief = policy.belief(&view);
+        let action = policy.act(&view, [true, true], &mut Rng::new(0));
+        Ok(PomdpDecision {
+            regenerate: action == Action::Regenerate,
+            belief: belief.unwrap_or(trim_pomdp::belief::release_belief(
+                &self.model,
+                self.model.obs_bin(features.min_prev(), step.prm),
+            )),
+            shortcut: belief.is_none(),
+        })
+    }
+}
