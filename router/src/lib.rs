@@ -1,7 +1,7 @@
 //! `trim-router`: serve a routing policy exported by `trim export`.
 //!
-//! This is what a serving stack links: it depends on `trim-env` (the one feature definition)
-//! and serde only — no tensors, no dataframes, no CLI. Training uses the same network code
+//! This is what a serving stack links: it depends on `trim-env` (the one feature definition),
+//! `trim-pomdp` (TRIM-POMDP solutions) and serde — no tensors, no dataframes, no CLI. Training uses the same network code
 //! ([`agg::AggNet`]) for its rollouts, so the forward pass that was validated is the one that
 //! serves.
 //!
