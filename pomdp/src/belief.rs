@@ -44,9 +44,13 @@ pub fn release_belief(m: &PomdpModel, o: usize) -> Belief {
 
 /// The filtered belief after a history of `(observation bin, action)` pairs and the current
 /// observation: prior at the first step, then predict through each action and update.
-pub fn filtered_belief(m: &PomdpModel, past: &[(usize, bool)], current: usize) -> Belief {
+pub fn filtered_belief(
+    m: &PomdpModel,
+    past: impl IntoIterator<Item = (usize, bool)>,
+    current: usize,
+) -> Belief {
     let mut b = m.prior();
-    for &(o, regenerated) in past {
+    for (o, regenerated) in past {
         b = update(&b, &m.likelihood(o));
         b = m.predict(&b, regenerated);
     }
@@ -64,14 +68,14 @@ mod tests {
         for o in 0..4 {
             let r = release_belief(&m, o);
             assert!((r.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-            let f = filtered_belief(&m, &[], o);
+            let f = filtered_belief(&m, [], o);
             assert_eq!(f[1], 0.0, "the first step cannot be derailed");
             // With the uniform prior the filter would give the release's belief.
             assert_eq!(update(&[1.0 / 3.0; 3], &m.likelihood(o)), r);
         }
         // After a kept first error every later step is S1 under the filter.
         let s2_obs = 2; // (high min-prev, low current): S2's most likely bin
-        let b = filtered_belief(&m, &[(s2_obs, false), (s2_obs, false)], 0);
+        let b = filtered_belief(&m, [(s2_obs, false), (s2_obs, false)], 0);
         assert!(b[1] > 0.5, "{b:?}");
         // An impossible observation leaves the prior.
         assert_eq!(update(&[0.2, 0.3, 0.5], &[0.0; 3]), [0.2, 0.3, 0.5]);

@@ -16,47 +16,46 @@ pub struct PomdpPolicy<'a> {
 }
 
 impl PomdpPolicy<'_> {
-    /// The belief at the current step (None: the release's closeness shortcut keeps the step).
-    pub fn belief(&self, view: &StepView<'_>) -> Option<Belief> {
+    /// The belief at the current step, and whether the release's closeness shortcut keeps the
+    /// step without consulting the solution.
+    pub fn belief(&self, view: &StepView<'_>) -> (Belief, bool) {
         let m = self.model;
         let current = m.obs_bin(view.features.min_prev(), view.weak.prm);
         match self.rule {
             BeliefRule::Release { closeness } => {
                 let b = release_belief(m, current);
                 let max = b.iter().copied().fold(0.0, f64::max);
-                match closeness {
-                    Some(c) if max - b[2] >= c => None,
-                    _ => Some(b),
-                }
+                (b, closeness.is_some_and(|c| max - b[2] >= c))
             }
             BeliefRule::Bayes => {
                 // Past observations: (min PRM of the steps kept before, weak PRM), and whether
                 // the step was regenerated.
                 let mut min_prev = 1.0f32;
-                let past: Vec<(usize, bool)> = view
-                    .history
-                    .iter()
-                    .map(|h| {
-                        let o = m.obs_bin(min_prev, h[1]);
-                        min_prev = min_prev.min(h[0]);
-                        (o, h[3] > 0.5)
-                    })
-                    .collect();
-                Some(filtered_belief(m, &past, current))
+                let past = view.history.iter().map(|h| {
+                    let o = m.obs_bin(min_prev, h[1]);
+                    min_prev = min_prev.min(h[0]);
+                    (o, h[3] > 0.5)
+                });
+                (filtered_belief(m, past, current), false)
             }
         }
+    }
+
+    /// The decision with the belief behind it (and whether the shortcut made it).
+    pub fn decide(&self, view: &StepView<'_>) -> (Action, Belief, bool) {
+        let (b, shortcut) = self.belief(view);
+        if shortcut {
+            return (Action::Continue, b, true);
+        }
+        let k = usize::from(view.features.steps()) + 1;
+        let action = self.solution.action(k, &b, f64::from(view.weak.tokens));
+        (action, b, false)
     }
 }
 
 impl Policy for PomdpPolicy<'_> {
     fn act(&self, view: &StepView<'_>, _mask: [bool; 2], _rng: &mut Rng) -> Action {
-        match self.belief(view) {
-            None => Action::Continue,
-            Some(b) => {
-                let k = usize::from(view.features.steps()) + 1;
-                self.solution.action(k, &b, f64::from(view.weak.tokens))
-            }
-        }
+        self.decide(view).0
     }
 
     fn wants_history(&self) -> bool {

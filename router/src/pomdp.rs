@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 use trim_env::features::FeatureState;
-use trim_env::{Action, Candidate, Policy, Rng, StepView};
+use trim_env::{Action, Candidate, StepView};
 use trim_pomdp::{BeliefRule, CLOSENESS_DEFAULT, PomdpModel, PomdpPolicy, Solution};
 
 use crate::error::RouterError;
@@ -74,15 +74,11 @@ impl PomdpRouter {
             solution: &self.solution,
             rule: self.rule,
         };
-        let belief = policy.belief(&view);
-        let action = policy.act(&view, [true, true], &mut Rng::new(0));
+        let (action, belief, shortcut) = policy.decide(&view);
         Ok(PomdpDecision {
             regenerate: action == Action::Regenerate,
-            belief: belief.unwrap_or(trim_pomdp::belief::release_belief(
-                &self.model,
-                self.model.obs_bin(features.min_prev(), step.prm),
-            )),
-            shortcut: belief.is_none(),
+            belief,
+            shortcut,
         })
     }
 }
