@@ -132,6 +132,7 @@ impl Solution {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grid::tests::random_belief;
     use crate::model::tests::tiny;
     use crate::solve::solve;
 
@@ -144,13 +145,7 @@ mod tests {
         assert!(model == m);
         let mut rng = trim_env::Rng::new(5);
         for _ in 0..200 {
-            let (u, v) = (rng.f64(), rng.f64());
-            let (a, b) = if u + v > 1.0 {
-                (1.0 - u, 1.0 - v)
-            } else {
-                (u, v)
-            };
-            let bel = [a, b, 1.0 - a - b];
+            let bel = random_belief(&mut rng);
             for k in 1..4 {
                 assert_eq!(sol.q(k, &bel, 30.0), back.q(k, &bel, 30.0));
             }

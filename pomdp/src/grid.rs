@@ -102,8 +102,19 @@ impl SimplexGrid {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A belief drawn uniformly from the simplex (tests only).
+    pub(crate) fn random_belief(rng: &mut trim_env::Rng) -> Belief {
+        let (u, v) = (rng.f64(), rng.f64());
+        let (a, b) = if u + v > 1.0 {
+            (1.0 - u, 1.0 - v)
+        } else {
+            (u, v)
+        };
+        [a, b, 1.0 - a - b]
+    }
 
     #[test]
     fn interpolation_is_exact_at_points_and_for_linear_functions() {
@@ -119,13 +130,7 @@ mod tests {
             }
             let mut rng = trim_env::Rng::new(n as u64);
             for _ in 0..500 {
-                let (u, v) = (rng.f64(), rng.f64());
-                let (a, b) = if u + v > 1.0 {
-                    (1.0 - u, 1.0 - v)
-                } else {
-                    (u, v)
-                };
-                let bel = [a, b, 1.0 - a - b];
+                let bel = random_belief(&mut rng);
                 assert!(
                     (g.interpolate(&values, &bel) - lin(&bel)).abs() < 1e-9,
                     "{n} {bel:?}"
@@ -143,13 +148,7 @@ mod tests {
             let mut w: f64 = 0.0;
             let mut rng = trim_env::Rng::new(3);
             for _ in 0..2000 {
-                let (u, v) = (rng.f64(), rng.f64());
-                let (a, b) = if u + v > 1.0 {
-                    (1.0 - u, 1.0 - v)
-                } else {
-                    (u, v)
-                };
-                let bel = [a, b, 1.0 - a - b];
+                let bel = random_belief(&mut rng);
                 let err = g.interpolate(&values, &bel) - f(&bel);
                 assert!(
                     err >= -1e-12,

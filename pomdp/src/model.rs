@@ -63,6 +63,14 @@ impl fmt::Debug for PomdpModel {
     }
 }
 
+/// The observation bin of a PRM pair on a `bins` × `bins` grid: row = min-prev bin, column =
+/// current bin (scores clamped to [0, 1]). Models and the fitter that builds them share it.
+#[inline]
+pub fn obs_bin(bins: usize, min_prev: f32, current: f32) -> usize {
+    let bin = |x: f32| ((f64::from(x.clamp(0.0, 1.0)) * bins as f64) as usize).min(bins - 1);
+    bin(min_prev) * bins + bin(current)
+}
+
 /// Tolerance on "sums to 1".
 const SUM_TOL: f64 = 1e-6;
 
@@ -141,10 +149,7 @@ impl PomdpModel {
     /// The observation bin of a PRM pair (scores clamped to [0, 1]).
     #[inline]
     pub fn obs_bin(&self, min_prev: f32, current: f32) -> usize {
-        let bin = |x: f32| {
-            ((f64::from(x.clamp(0.0, 1.0)) * self.bins as f64) as usize).min(self.bins - 1)
-        };
-        bin(min_prev) * self.bins + bin(current)
+        obs_bin(self.bins, min_prev, current)
     }
 
     /// Likelihood of observation bin `o` under each state.

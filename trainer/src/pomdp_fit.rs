@@ -19,6 +19,7 @@ use trim_data::StepState;
 use trim_data::synth::lazy::{LazyNode, LazyWorld};
 use trim_env::{Action, Next, Rng, World};
 use trim_pomdp::PomdpModel;
+use trim_pomdp::model::obs_bin;
 
 /// Observation bins per axis (the release's 0.05).
 pub const FIT_BINS: usize = 20;
@@ -129,11 +130,6 @@ pub fn fit<W: World>(
     Ok(model)
 }
 
-/// The observation bin of one PRM score on one axis.
-fn bin(x: f32) -> usize {
-    ((f64::from(x.clamp(0.0, 1.0)) * FIT_BINS as f64) as usize).min(FIT_BINS - 1)
-}
-
 /// One random-router episode on `tree`, recording every labelled weak candidate it meets. The
 /// path's running minimum, all-correct flag and all-strong flag are tracked here, so any world
 /// with state labels can be fitted.
@@ -152,7 +148,7 @@ fn simulate<W: World>(
         let strong = world.strong(&node);
         let k = usize::from(world.depth(&node)) + 1;
         if let Some(st) = ws {
-            c.obs[st.index()][bin(min_prev) * FIT_BINS + bin(w.prm)] += 1.0;
+            c.obs[st.index()][obs_bin(FIT_BINS, min_prev, w.prm)] += 1.0;
             if ok {
                 c.weak_ok[1] += 1.0;
                 c.weak_ok[0] += f64::from(u8::from(st == StepState::S0));

@@ -1,4 +1,5 @@
 use super::*;
+use crate::grid::tests::random_belief;
 use crate::model::tests::tiny;
 
 /// The exact POMDP value by recursion over every observation history, with exact Bayes
@@ -41,13 +42,7 @@ fn beliefs() -> Vec<Belief> {
     let mut v = vec![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     let mut rng = trim_env::Rng::new(17);
     for _ in 0..60 {
-        let (u, w) = (rng.f64(), rng.f64());
-        let (a, b) = if u + w > 1.0 {
-            (1.0 - u, 1.0 - w)
-        } else {
-            (u, w)
-        };
-        v.push([a, b, 1.0 - a - b]);
+        v.push(random_belief(&mut rng));
     }
     v
 }

@@ -200,41 +200,14 @@ fn print_stats(file: &str, s: &DatasetStats) {
         pct(c.trees_with_all_weak_path),
         pct(c.trees_with_all_strong_path)
     );
-    for (name, a) in [
-        ("always-weak", &s.always_weak),
-        ("always-strong", &s.always_strong),
-    ] {
-        println!(
-            "{name:<14} accuracy {}, {:.2} steps, {:.1} weak tokens, {:.1} strong tokens, {:.2} strong calls per problem",
-            pct(a.accuracy),
-            a.steps_per_problem,
-            a.weak_tokens_per_problem,
-            a.strong_tokens_per_problem,
-            a.strong_calls_per_problem
-        );
-    }
+    print_anchor("always-weak", &s.always_weak);
+    print_anchor("always-strong", &s.always_strong);
     println!(
         "step tokens    weak candidate {:.1}, strong candidate {:.1} (mean)",
         s.mean_weak_step_tokens, s.mean_strong_step_tokens
     );
-    let p = &s.prm;
-    let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.3}"));
-    println!(
-        "PRM            {} labelled candidates; AUROC correct vs error {}, correct vs first error {}; mean by state S0 {} S1 {} S2 {}",
-        p.labelled,
-        fmt(p.auroc_correct_vs_error),
-        fmt(p.auroc_correct_vs_first_error),
-        fmt(p.mean_by_state[0]),
-        fmt(p.mean_by_state[1]),
-        fmt(p.mean_by_state[2])
-    );
-    let m = &s.masked_regenerate;
-    println!(
-        "masked regen   TRIM-Thr with at most {} strong calls meets a missing regeneration in {:.2}% of episodes at worst (threshold {:.2}; target < 1 %)",
-        m.max_calls,
-        100.0 * m.worst.1,
-        m.worst.0
-    );
+    print_prm(&s.prm, "labelled candidates");
+    print_masked(&s.masked_regenerate);
     if !s.tokenizer.is_empty() {
         println!("tokenizer      {}", s.tokenizer);
     }
@@ -276,10 +249,15 @@ fn print_world_stats(s: &trim_data::stats_world::WorldStats) {
     println!("splits         {}", splits.join(", "));
     print_anchor("always-weak", &s.always_weak);
     print_anchor("always-strong", &s.always_strong);
-    let p = &s.prm;
+    print_prm(&s.prm, "candidates on the anchor paths");
+    print_masked(&s.masked_regenerate);
+}
+
+/// The PRM-quality line; `what` says which candidates were scored.
+fn print_prm(p: &trim_data::stats::PrmStats, what: &str) {
     let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.3}"));
     println!(
-        "PRM            {} candidates on the anchor paths; AUROC correct vs error {}, correct vs first error {}; mean by state S0 {} S1 {} S2 {}",
+        "PRM            {} {what}; AUROC correct vs error {}, correct vs first error {}; mean by state S0 {} S1 {} S2 {}",
         p.labelled,
         fmt(p.auroc_correct_vs_error),
         fmt(p.auroc_correct_vs_first_error),
@@ -287,7 +265,10 @@ fn print_world_stats(s: &trim_data::stats_world::WorldStats) {
         fmt(p.mean_by_state[1]),
         fmt(p.mean_by_state[2])
     );
-    let m = &s.masked_regenerate;
+}
+
+/// The masked-regenerate probe's line.
+fn print_masked(m: &trim_data::stats::MaskedRegenerate) {
     println!(
         "masked regen   TRIM-Thr with at most {} strong calls meets a missing regeneration in {:.2}% of episodes at worst (threshold {:.2}; target < 1 %)",
         m.max_calls,
