@@ -15,15 +15,15 @@ use crate::solve::Solution;
 /// The `format` field of a solution file.
 pub const SOLUTION_FORMAT: &str = "trim-pomdp-solution/1";
 
-/// Why a solution file was refused (the caller names the file).
+/// Why a solution or model file was refused (the caller names the file).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum FileError {
     /// Not JSON of the expected shape.
-    #[error("not a TRIM-POMDP solution file: {0}")]
+    #[error("not a TRIM-POMDP file of the expected shape: {0}")]
     Parse(String),
-    /// Another format or version.
-    #[error("format `{0}` is not {SOLUTION_FORMAT}")]
-    Format(String),
+    /// Another format or version: `(found, expected)`.
+    #[error("format `{0}` is not {1}")]
+    Format(String, &'static str),
     /// The content does not match its checksum.
     #[error("content sha256 {actual} does not match the recorded {recorded}: the file is damaged")]
     Checksum { recorded: String, actual: String },
@@ -50,6 +50,38 @@ struct Trailer {
     content_sha256: String,
 }
 
+/// `body` (one line of JSON) followed by the line `{"content_sha256": …}` of its exact bytes.
+pub(crate) fn with_checksum(body: String) -> String {
+    let trailer = Trailer {
+        content_sha256: sha256_hex(body.as_bytes()),
+    };
+    format!(
+        "{body}\n{}\n",
+        serde_json::to_string(&trailer).unwrap_or_default()
+    )
+}
+
+/// The first line of `text` once its checksum line matches it (`what` names the content in
+/// the error).
+pub(crate) fn verified_body<'a>(text: &'a str, what: &str) -> Result<&'a str, FileError> {
+    let mut lines = text.lines();
+    let (Some(body), Some(trailer), None) = (lines.next(), lines.next(), lines.next()) else {
+        return Err(FileError::Parse(format!(
+            "expected two lines: {what} and its checksum"
+        )));
+    };
+    let trailer: Trailer = serde_json::from_str(trailer)
+        .map_err(|e| FileError::Parse(format!("checksum line: {e}")))?;
+    let actual = sha256_hex(body.as_bytes());
+    if actual != trailer.content_sha256 {
+        return Err(FileError::Checksum {
+            recorded: trailer.content_sha256,
+            actual,
+        });
+    }
+    Ok(body)
+}
+
 impl Solution {
     /// The solution and its model as checksummed JSON text.
     pub fn to_json(&self, model: &PomdpModel) -> String {
@@ -62,38 +94,17 @@ impl Solution {
             continuation: continuation.to_vec(),
             first_values: first_values.to_vec(),
         };
-        let body = serde_json::to_string(&f).unwrap_or_default();
-        let trailer = Trailer {
-            content_sha256: sha256_hex(body.as_bytes()),
-        };
-        format!(
-            "{body}\n{}\n",
-            serde_json::to_string(&trailer).unwrap_or_default()
-        )
+        with_checksum(serde_json::to_string(&f).unwrap_or_default())
     }
 
     /// Read a solution written by [`Solution::to_json`]: format, checksum, model and table shape
     /// are verified before anything is returned.
     pub fn from_json(text: &str) -> Result<(Solution, PomdpModel), FileError> {
-        let mut lines = text.lines();
-        let (Some(body), Some(trailer), None) = (lines.next(), lines.next(), lines.next()) else {
-            return Err(FileError::Parse(
-                "expected two lines: the solution and its checksum".into(),
-            ));
-        };
-        let trailer: Trailer = serde_json::from_str(trailer)
-            .map_err(|e| FileError::Parse(format!("checksum line: {e}")))?;
-        let actual = sha256_hex(body.as_bytes());
-        if actual != trailer.content_sha256 {
-            return Err(FileError::Checksum {
-                recorded: trailer.content_sha256,
-                actual,
-            });
-        }
+        let body = verified_body(text, "the solution")?;
         let f: SolutionFile =
             serde_json::from_str(body).map_err(|e| FileError::Parse(e.to_string()))?;
         if f.format != SOLUTION_FORMAT {
-            return Err(FileError::Format(f.format));
+            return Err(FileError::Format(f.format, SOLUTION_FORMAT));
         }
         f.model
             .validate()
@@ -183,7 +194,7 @@ mod tests {
         );
         assert!(matches!(
             Solution::from_json(&other),
-            Err(FileError::Format(_))
+            Err(FileError::Format(..))
         ));
         // A valid checksum over an invalid model: refused by validation.
         let body = text

@@ -17,6 +17,7 @@ pub mod belief;
 pub mod file;
 pub mod grid;
 pub mod model;
+pub mod model_file;
 pub mod policy;
 pub mod solve;
 
@@ -24,5 +25,6 @@ pub use belief::{BeliefRule, CLOSENESS_DEFAULT};
 pub use file::{FileError, SOLUTION_FORMAT};
 pub use grid::SimplexGrid;
 pub use model::{Belief, ModelError, PomdpModel};
+pub use model_file::{MODEL_FORMAT, ModelSource};
 pub use policy::PomdpPolicy;
 pub use solve::{Solution, solve};

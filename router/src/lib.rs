@@ -20,7 +20,8 @@
 //! Modules: [`mlp`] (dense/LayerNorm/tanh arithmetic), [`agg`] (the TRIM-Agg network),
 //! [`manifest`] (`policy.json`), [`parity`] (`parity.json`), [`safetensors`] and [`onnx`] (the
 //! weight formats), `load` (verification), [`router`] (decisions), [`pomdp`] (TRIM-POMDP
-//! solutions: the same per-step inputs, decided through the release's belief rule).
+//! solutions: the same per-step inputs, decided through the release's belief rule),
+//! [`pomdp_export`] (their export format) and [`policy`] (either kind behind one `load`).
 
 pub mod agg;
 pub mod error;
@@ -29,7 +30,9 @@ pub mod manifest;
 pub mod mlp;
 pub mod onnx;
 pub mod parity;
+pub mod policy;
 pub mod pomdp;
+pub mod pomdp_export;
 pub mod router;
 pub mod safetensors;
 
@@ -37,5 +40,7 @@ pub use agg::{AggNet, MAX_HIDDEN, N_ACTIONS, sample_action};
 pub use error::RouterError;
 pub use load::weights_from_safetensors;
 pub use manifest::Manifest;
+pub use policy::{Policy, PolicyDecision};
 pub use pomdp::{PomdpDecision, PomdpRouter};
+pub use pomdp_export::PomdpManifest;
 pub use router::{Decision, EpisodeFeatures, Router, StepObservation};

@@ -51,7 +51,18 @@ pub fn weights_from_safetensors(bytes: &[u8], hidden: usize) -> Result<AggNet, S
 /// Read and verify the export in `dir`.
 pub(crate) fn load_dir(dir: &Path) -> Result<Verified, RouterError> {
     let mpath = dir.join(MANIFEST);
-    let manifest = read_manifest(&mpath)?;
+    let (text, kind) = read_manifest_head(&mpath)?;
+    if let Some(kind) = kind {
+        return Err(RouterError::invalid(
+            &mpath,
+            format!(
+                "this is a `{kind}` export, not TRIM-Agg: load it with trim_router::Policy::load \
+                 (or PomdpRouter::load_export)"
+            ),
+        ));
+    }
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|e| RouterError::invalid(&mpath, e))?;
     manifest
         .check()
         .map_err(|e| RouterError::invalid(&mpath, e))?;
@@ -95,9 +106,10 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Verified, RouterError> {
     Ok(Verified { manifest, net })
 }
 
-/// Parse `policy.json`, checking format and version before the strict parse so that a newer
-/// export gets a version error rather than a schema error.
-fn read_manifest(mpath: &Path) -> Result<Manifest, RouterError> {
+/// Read `policy.json` and check its format and version before any strict parse, so that a
+/// newer export gets a version error rather than a schema error. Returns the text and the
+/// export's `kind` (absent for TRIM-Agg exports, `trim-pomdp` for TRIM-POMDP ones).
+pub(crate) fn read_manifest_head(mpath: &Path) -> Result<(String, Option<String>), RouterError> {
     let text = std::fs::read_to_string(mpath).map_err(|e| {
         RouterError::io(
             mpath,
@@ -121,13 +133,32 @@ fn read_manifest(mpath: &Path) -> Result<Manifest, RouterError> {
             ),
         ));
     }
-    serde_json::from_str(&text).map_err(|e| RouterError::invalid(mpath, e))
+    let kind = match head.get("kind") {
+        None => None,
+        Some(serde_json::Value::String(k)) => Some(k.clone()),
+        Some(k) => {
+            return Err(RouterError::invalid(
+                mpath,
+                format!("kind {k} is not a string"),
+            ));
+        }
+    };
+    Ok((text, kind))
 }
 
 /// The bytes of a listed file whose sha256 matches the manifest.
 fn read_checked(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>, RouterError> {
+    read_listed(dir, &manifest.files, name)
+}
+
+/// The bytes of the file `name` of `dir` whose sha256 matches its entry in `files`.
+pub(crate) fn read_listed(
+    dir: &Path,
+    files: &std::collections::BTreeMap<String, String>,
+    name: &str,
+) -> Result<Vec<u8>, RouterError> {
     let p = dir.join(name);
-    let want = manifest.files.get(name).ok_or_else(|| {
+    let want = files.get(name).ok_or_else(|| {
         RouterError::invalid(dir.join(MANIFEST), format!("{name} is not listed in files"))
     })?;
     let bytes = std::fs::read(&p).map_err(|e| RouterError::io(&p, e))?;

@@ -12,6 +12,7 @@ use trim_env::{Action, Candidate, StepView};
 use trim_pomdp::{BeliefRule, CLOSENESS_DEFAULT, PomdpModel, PomdpPolicy, Solution};
 
 use crate::error::RouterError;
+use crate::pomdp_export::PomdpManifest;
 use crate::router::{EpisodeFeatures, StepObservation};
 
 /// A verified TRIM-POMDP solution ready to decide.
@@ -34,18 +35,37 @@ pub struct PomdpDecision {
 }
 
 impl PomdpRouter {
-    /// Load and verify a solution file (format, sha256 of its content, model, table shape).
+    /// A router over a solution and its model, through the release's belief rule with this
+    /// closeness shortcut (None: no shortcut).
+    pub fn new(model: PomdpModel, solution: Solution, closeness: Option<f64>) -> Self {
+        PomdpRouter {
+            model,
+            solution,
+            rule: BeliefRule::Release { closeness },
+        }
+    }
+
+    /// Load and verify a solution file (format, sha256 of its content, model, table shape);
+    /// decide with the release's closeness shortcut (0.4).
     pub fn load(path: &Path) -> Result<Self, RouterError> {
         let text = std::fs::read_to_string(path).map_err(|e| RouterError::io(path, e))?;
         let (solution, model) =
             Solution::from_json(&text).map_err(|e| RouterError::invalid(path, e))?;
-        Ok(PomdpRouter {
-            model,
-            solution,
-            rule: BeliefRule::Release {
-                closeness: Some(CLOSENESS_DEFAULT),
-            },
-        })
+        Ok(Self::new(model, solution, Some(CLOSENESS_DEFAULT)))
+    }
+
+    /// Load and verify a `trim export --pomdp` directory (manifest, checksums, solution,
+    /// parity fixture); see [`crate::pomdp_export`].
+    pub fn load_export(dir: &Path) -> Result<(Self, PomdpManifest), RouterError> {
+        crate::pomdp_export::load_pomdp_dir(dir)
+    }
+
+    /// The closeness of the belief rule's shortcut (None: no shortcut).
+    pub fn closeness(&self) -> Option<f64> {
+        match self.rule {
+            BeliefRule::Release { closeness } => closeness,
+            BeliefRule::Bayes => None,
+        }
     }
 
     /// The cost per strong token the solution was solved for.

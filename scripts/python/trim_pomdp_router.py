@@ -1,17 +1,23 @@
-"""Reference router for a TRIM-POMDP solution file (`trim pomdp solve --out DIR`), pure Python.
+"""Reference router for a TRIM-POMDP export (`trim export --pomdp RUN_DIR --out DIR`) or a bare
+solution file (`trim pomdp solve --out DIR` → DIR/lambda=<λ>/solution.json), pure Python.
 
-The same decision as `trim route --pomdp FILE` (and as the policy in the replay environment):
+The same decision as `trim route --export DIR` / `--pomdp FILE` (and as the policy in the replay
+environment):
 the release's belief rule — a uniform prior times the likelihood of the current (min PRM of the
 kept steps, current PRM) bin, normalised; keep the step when max(b) - b[S2] >= 0.4 — then the
 solution's action values at the step, interpolated on the belief grid, with the current step's
 real token cost. Floating-point operations follow the Rust code step by step, so decisions agree
 exactly (tested by `trainer/tests/cli_pomdp.rs`).
 
-    router = PomdpRouter("solutions/lambda=8e-4/solution.json")
+    router = PomdpRouter("exports/pomdp")          # or a solution.json
     d = router.decide(prev_prm=[0.9, 0.7], prm=0.2, tokens=80)   # {"action": ..., "belief": ...}
 
 Command line: JSON lines of steps on stdin ({"id", "prev_prm", "prm", "tokens"}), one decision
-per line on stdout:  python3 trim_pomdp_router.py SOLUTION.json < steps.jsonl
+per line on stdout:  python3 trim_pomdp_router.py EXPORT_DIR_OR_SOLUTION < steps.jsonl
+
+An export is verified before it decides anything: format, version and kind of policy.json, the
+sha256 of every listed file, the solution's own checksum, and every decision of parity.json
+reproduced.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ import math
 import struct
 import sys
 
+import os
+
 FORMAT = "trim-pomdp-solution/1"
+EXPORT_FORMAT, EXPORT_VERSION, EXPORT_KIND = "trim-policy", 1, "trim-pomdp"
 CLOSENESS = 0.4
 
 
@@ -37,6 +46,39 @@ def f32(x: float) -> float:
 
 class PomdpRouter:
     def __init__(self, path: str):
+        self.closeness = CLOSENESS
+        if os.path.isdir(path):
+            self._load_export(path)
+        else:
+            self._load_solution(path)
+
+    def _load_export(self, d: str) -> None:
+        mpath = os.path.join(d, "policy.json")
+        with open(mpath, "rb") as f:
+            m = json.loads(f.read())
+        got = (m.get("format"), m.get("format_version"), m.get("kind"))
+        if got != (EXPORT_FORMAT, EXPORT_VERSION, EXPORT_KIND):
+            raise SolutionError(f"{mpath}: {got} is not a {EXPORT_KIND} export v{EXPORT_VERSION}")
+        for name, want in m["files"].items():
+            with open(os.path.join(d, name), "rb") as f:
+                actual = hashlib.sha256(f.read()).hexdigest()
+            if actual != want:
+                raise SolutionError(f"{d}/{name}: sha256 {actual} does not match policy.json: damaged")
+        rule = m["belief_rule"]
+        if rule.get("name") != "release":
+            raise SolutionError(f"{mpath}: belief rule {rule.get('name')!r} is not served here")
+        self.closeness = rule.get("closeness")
+        self._load_solution(os.path.join(d, "pomdp_solution.json"))
+        if self.lam != m["lambda"]:
+            raise SolutionError(f"{mpath}: lambda differs from the solution's")
+        with open(os.path.join(d, "parity.json"), "rb") as f:
+            parity = json.loads(f.read())
+        for i, (step, want) in enumerate(zip(parity["steps"], parity["regenerate"])):
+            d_ = self.decide(step.get("prev_prm", []), step["prm"], step["tokens"])
+            if (d_["action"] == "regenerate") != want:
+                raise SolutionError(f"{d}/parity.json: step {i} decided differently: damaged")
+
+    def _load_solution(self, path: str) -> None:
         with open(path, "rb") as f:
             lines = f.read().split(b"\n")
         if len(lines) < 2:
@@ -101,7 +143,7 @@ class PomdpRouter:
         best = 0.0
         for x in b:
             best = max(best, x)
-        if best - b[2] >= CLOSENESS:
+        if self.closeness is not None and best - b[2] >= self.closeness:
             return {"action": "continue", "belief": b, "shortcut": True}
         k = len(prev) + 1
         cost = self.lam * float(tokens)

@@ -26,6 +26,8 @@ pub mod metrics;
 pub mod model;
 pub mod pomdp_fit;
 pub mod pomdp_models;
+pub mod pomdp_run;
+pub mod pomdp_source;
 pub mod ppo;
 pub mod run_dir;
 pub mod run_summary;

@@ -45,6 +45,9 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum PomdpCmd {
+    /// Build a model file with its provenance: the official artifacts, a fit on a dataset's
+    /// state labels, or a synth world's Bayes reference.
+    Fit(cli::pomdp::FitArgs),
     /// Solve for a list of λ (timed); with --data, evaluate every solution under both belief
     /// rules.
     Solve(cli::pomdp::SolveArgs),
@@ -114,6 +117,7 @@ fn main() {
         Cmd::Route(a) => cli::route::run(a),
         Cmd::BenchRoute(a) => cli::route::bench(a),
         Cmd::Pomdp(PomdpCmd::Solve(a)) => cli::pomdp::solve_cmd(a),
+        Cmd::Pomdp(PomdpCmd::Fit(a)) => cli::pomdp::fit_cmd(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

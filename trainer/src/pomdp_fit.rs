@@ -21,8 +21,11 @@ use trim_env::{Action, Next, Rng, World};
 use trim_pomdp::PomdpModel;
 use trim_pomdp::model::obs_bin;
 
-/// Observation bins per axis (the release's 0.05).
+/// Observation bins per axis by default (the release's 0.05; 50 gives bins of 0.02).
 pub const FIT_BINS: usize = 20;
+/// Pseudo-count mass spread evenly over each state's observation table (add-constant
+/// smoothing: 0.5 per cell at 20 × 20 bins, the same total mass at any bin size).
+const SMOOTHING_MASS: f64 = 200.0;
 /// Probability that the simulating router regenerates a step.
 const EXPLORE: f64 = 0.3;
 /// Episodes simulated per sample tree.
@@ -30,6 +33,7 @@ const EPISODES_PER_TREE: u64 = 4;
 
 /// Counts gathered from simulated episodes.
 struct Counts {
+    bins: usize,
     obs: [Vec<f64>; 3],
     weak_ok: [f64; 2],
     strong_ok: [f64; 2],
@@ -52,23 +56,35 @@ pub fn reference_model(z: &trim_data::LazySource) -> anyhow::Result<PomdpModel> 
     cfg.problems = REFERENCE_PROBLEMS;
     let world = LazyWorld::new(&cfg, std::path::Path::new(&z.spec.spec))?;
     let all = world.problems_in_split("all");
-    fit_lazy(&world, &all, 1)
+    fit_lazy(&world, &all, FIT_BINS, 1)
 }
 
-/// Fit the TRIM-POMDP model of a lazy world on `problems` (deterministic in `seed`).
-pub fn fit_lazy(world: &LazyWorld, problems: &[u32], seed: u64) -> anyhow::Result<PomdpModel> {
+/// Fit the TRIM-POMDP model of a lazy world on `problems` with `bins` × `bins` observation
+/// bins (deterministic in `seed`).
+pub fn fit_lazy(
+    world: &LazyWorld,
+    problems: &[u32],
+    bins: usize,
+    seed: u64,
+) -> anyhow::Result<PomdpModel> {
     let states = |n: &LazyNode| {
         [
             Some(n.weak.state),
             world.strong_candidate(n).map(|s| s.state),
         ]
     };
-    fit(world, &states, problems, seed)
+    fit(world, &states, problems, bins, seed)
 }
 
 /// Fit from a stored dataset whose nodes carry `weak_state` / `strong_state` labels
-/// (`trim data synth` files, the ProcessBench import): source (b) of issue 10.
-pub fn fit_stored(l: &trim_data::LoadedForest, seed: u64) -> anyhow::Result<PomdpModel> {
+/// (`trim data synth` files, the ProcessBench import), on the problems of `split`: source (b)
+/// of issue 10.
+pub fn fit_stored(
+    l: &trim_data::LoadedForest,
+    split: &str,
+    bins: usize,
+    seed: u64,
+) -> anyhow::Result<PomdpModel> {
     let labelled = l.states.iter().filter(|s| s.weak.is_some()).count();
     anyhow::ensure!(
         labelled * 2 >= l.states.len().max(1),
@@ -81,8 +97,13 @@ pub fn fit_stored(l: &trim_data::LoadedForest, seed: u64) -> anyhow::Result<Pomd
         let s = &l.states[*n as usize];
         [state(s.weak), state(s.strong)]
     };
-    let all = l.problems_in_split("all");
-    fit(&l.forest, &states, &all, seed)
+    let problems = l.problems_in_split(split);
+    anyhow::ensure!(
+        !problems.is_empty(),
+        "{}: no problems in split `{split}` to fit on",
+        l.meta.name
+    );
+    fit(&l.forest, &states, &problems, bins, seed)
 }
 
 /// Simulate random-router episodes on `problems` of any labelled world and fit the model.
@@ -90,11 +111,17 @@ pub fn fit<W: World>(
     world: &W,
     states: StatesOf<'_, W::Node>,
     problems: &[u32],
+    bins: usize,
     seed: u64,
 ) -> anyhow::Result<PomdpModel> {
+    anyhow::ensure!(
+        (2..=200).contains(&bins),
+        "{bins} observation bins per axis: use 2..=200 (20 for bins of 0.05, 50 for 0.02)"
+    );
     let max_steps = usize::from(world.max_depth()) + 1;
     let mut c = Counts {
-        obs: std::array::from_fn(|_| vec![0.5; FIT_BINS * FIT_BINS]),
+        bins,
+        obs: std::array::from_fn(|_| vec![SMOOTHING_MASS / (bins * bins) as f64; bins * bins]),
         weak_ok: [0.0; 2],
         strong_ok: [0.0; 2],
         ends: vec![[0.0; 2]; max_steps + 1],
@@ -117,7 +144,7 @@ pub fn fit<W: World>(
         t.into_iter().map(|x| x / total).collect()
     });
     let model = PomdpModel {
-        bins: FIT_BINS,
+        bins,
         obs,
         p_w: ratio(c.weak_ok),
         p_s: ratio(c.strong_ok),
@@ -148,7 +175,7 @@ fn simulate<W: World>(
         let strong = world.strong(&node);
         let k = usize::from(world.depth(&node)) + 1;
         if let Some(st) = ws {
-            c.obs[st.index()][obs_bin(FIT_BINS, min_prev, w.prm)] += 1.0;
+            c.obs[st.index()][obs_bin(c.bins, min_prev, w.prm)] += 1.0;
             if ok {
                 c.weak_ok[1] += 1.0;
                 c.weak_ok[0] += f64::from(u8::from(st == StepState::S0));
@@ -195,8 +222,8 @@ mod tests {
     fn a_fitted_model_recovers_the_world_it_was_fitted_on() {
         let z = trim_data::LazySource::open("synth:math500?problems=1500").unwrap();
         let all = z.world.problems_in_split("all");
-        let m = fit_lazy(&z.world, &all, 1).unwrap();
-        let again = fit_lazy(&z.world, &all, 1).unwrap();
+        let m = fit_lazy(&z.world, &all, FIT_BINS, 1).unwrap();
+        let again = fit_lazy(&z.world, &all, FIT_BINS, 1).unwrap();
         assert!(m == again, "deterministic in the seed");
         // The world's calibrated per-step accuracies (mean over problems): weak ≈ 0.80, strong
         // ≈ 0.94 at MATH-500 targets with σ = 1.85; the fit measures them along random paths.
@@ -233,9 +260,9 @@ mod tests {
         let path = dir.join("w.parquet");
         trim_data::io::write_dataset(&path, &ds).unwrap();
         let mut forest = trim_data::load_forest(&path, &trim_data::LoadOptions::default()).unwrap();
-        let stored = fit_stored(&forest, 1).unwrap();
+        let stored = fit_stored(&forest, "all", FIT_BINS, 1).unwrap();
         let lazy = LazyWorld::with_cap(&cfg, std::path::Path::new("<t>"), 2).unwrap();
-        let from_world = fit_lazy(&lazy, &lazy.problems_in_split("all"), 1).unwrap();
+        let from_world = fit_lazy(&lazy, &lazy.problems_in_split("all"), FIT_BINS, 1).unwrap();
         assert!(
             (stored.p_w - from_world.p_w).abs() < 1e-9,
             "{stored:?} {from_world:?}"
@@ -245,7 +272,9 @@ mod tests {
         for s in &mut forest.states {
             s.weak = None;
         }
-        let e = fit_stored(&forest, 1).unwrap_err().to_string();
+        let e = fit_stored(&forest, "all", FIT_BINS, 1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("weak_state"), "{e}");
     }
 }

@@ -9,6 +9,7 @@ use trim_data::synth::hazard::Hazard;
 use trim_data::synth::inputs::{STRONG_TRANSITIONS_JSON, WEAK_TRANSITIONS_JSON};
 use trim_data::synth::obs_model::ObsModel;
 use trim_pomdp::PomdpModel;
+use trim_pomdp::model_file::ModelSource;
 
 /// Tokens the release charges per future regeneration.
 pub const RELEASE_FUTURE_TOKENS: f64 = 60.0;
@@ -16,13 +17,6 @@ pub const RELEASE_FUTURE_TOKENS: f64 = 60.0;
 #[derive(Deserialize)]
 struct Transitions {
     accuracy: f64,
-}
-
-/// Where a model came from (recorded beside every solution).
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ModelSource {
-    pub name: String,
-    pub description: String,
 }
 
 /// The release's math-train model: the Qwen2.5-Math-PRM-7B observation distributions fitted on
@@ -68,6 +62,9 @@ pub fn official_math_train() -> anyhow::Result<(PomdpModel, ModelSource)> {
              weak terminal predictor, {RELEASE_FUTURE_TOKENS} future tokens",
             model.p_w, model.p_s
         ),
+        data: None,
+        data_fingerprint: None,
+        split: None,
     };
     Ok((model, source))
 }

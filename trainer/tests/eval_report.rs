@@ -60,6 +60,7 @@ fn hindsight_optimal_is_lagrangian_optimal_against_every_family() {
         Extras {
             stored: Some(&l.forest),
             reference: None,
+            fitted: None,
         },
         &data,
         "test",
@@ -117,6 +118,7 @@ fn report_files_hold_every_point_and_family() {
         Extras {
             stored: Some(&l.forest),
             reference: None,
+            fitted: None,
         },
         &data,
         "test",
@@ -167,8 +169,8 @@ fn report_files_hold_every_point_and_family() {
 }
 
 /// On a lazy world the suite runs every family but the hindsight-optimal one (unbounded trees),
-/// says so, adds TRIM-POMDP and the world's Bayes reference and measures gaps to the latter; the
-/// plot files are written.
+/// says so, adds TRIM-POMDP (official, fitted on training data, and solved run directories) and
+/// the world's Bayes reference and measures gaps to the latter; the plot files are written.
 #[test]
 fn the_report_on_a_lazy_world_omits_only_the_hindsight_frontier() {
     let dir = tmpdir("eval-lazy");
@@ -181,9 +183,40 @@ fn the_report_on_a_lazy_world_omits_only_the_hindsight_frontier() {
         random_steps: 4,
         cascade_steps: 4,
         pomdp_lambdas: vec![4e-4, 3.2e-3],
+        pomdp_fit_data: Some("synth:math-train?problems=200&test_fraction=0".into()),
         ..SuiteOptions::default()
     };
-    let s = trim::eval::run_suite_on(&src, spec, "test", &problems, &[], &o).unwrap();
+    // A solved run directory, as `trim pomdp solve --out` writes it.
+    let (model, source) = trim::pomdp_models::official_math_train().unwrap();
+    let sol = &trim_pomdp::solve(&model, 10, &[8e-4]).unwrap()[0];
+    let config = trim::pomdp_run::SolveConfig {
+        command: "test".into(),
+        model: "official".into(),
+        lambda: 8e-4,
+        grid_step: 0.1,
+        grid_divisions: 10,
+        trim_version: "test".into(),
+        git_revision: "test".into(),
+        solve_seconds_per_lambda: 0.0,
+    };
+    let contents = trim::pomdp_run::RunContents {
+        solution: sol,
+        model: &model,
+        source: &source,
+        config: &config,
+        summary: None,
+    };
+    let run = trim::pomdp_run::write_run(&dir.join("sols"), &contents).unwrap();
+    assert!(trim::pomdp_run::write_run(&dir.join("sols"), &contents).is_err());
+    let spec_run = trim::eval::CheckpointSpec {
+        family: "ignored".into(),
+        label: "lambda=8e-4".into(),
+        dir: run,
+    };
+    let s = trim::eval::run_suite_on(&src, spec, "test", &problems, &[spec_run], &o).unwrap();
+    assert!(s.family(names::POMDP_FITTED).is_some());
+    let runs = s.family("TRIM-POMDP (official) runs").unwrap();
+    assert_eq!(runs.points.len(), 1);
     assert!(s.family(names::HINDSIGHT).is_none());
     for n in [
         names::THRESHOLD,

@@ -34,10 +34,17 @@ pub struct SuiteArgs {
     /// Seed of the random policy and of the bootstrap.
     #[arg(long = "eval-seed", default_value_t = 0)]
     pub eval_seed: u64,
+    /// Training data whose `train` split the "TRIM-POMDP (fitted)" family is fitted on
+    /// (`none`: no fitted family). Default: the training data of the reported runs, else the
+    /// default training world; left out with a warning when it carries no state labels.
+    #[arg(long)]
+    pub pomdp_fit_data: Option<String>,
 }
 
 impl SuiteArgs {
-    pub fn options(&self) -> SuiteOptions {
+    /// The options, fitting the "TRIM-POMDP (fitted)" family on `--pomdp-fit-data` or else on
+    /// `train_data`.
+    pub fn options(&self, train_data: &Path) -> SuiteOptions {
         let n = self.checkpoint_steps.max(2);
         SuiteOptions {
             lambda: self.report_lambda,
@@ -47,6 +54,12 @@ impl SuiteArgs {
             checkpoint_thresholds: (1..n).map(|i| i as f32 / n as f32).collect(),
             repeats: self.repeats,
             seed: self.eval_seed,
+            pomdp_fit_data: match self.pomdp_fit_data.as_deref() {
+                Some("none") => None,
+                Some(d) => Some(d.into()),
+                None => Some(train_data.to_path_buf()),
+            },
+            pomdp_fit_optional: self.pomdp_fit_data.is_none(),
             ..SuiteOptions::default()
         }
     }
@@ -61,7 +74,8 @@ pub struct ReportArgs {
     /// Split evaluated (`all` for every problem).
     #[arg(long, default_value = "test")]
     pub split: String,
-    /// Run directories (their `best/` checkpoint is evaluated) or directories of run
+    /// Run directories (their `best/` checkpoint is evaluated; TRIM-POMDP run directories of
+    /// `trim pomdp solve --out` are evaluated as their own family) or directories of run
     /// directories (e.g. a sweep's `runs/`). Repeatable.
     #[arg(long)]
     pub runs: Vec<PathBuf>,
@@ -83,14 +97,14 @@ pub struct ReportArgs {
 pub fn discover(paths: &[PathBuf], family: &str) -> anyhow::Result<Vec<CheckpointSpec>> {
     let mut out = vec![];
     for p in paths {
-        if p.join("config.toml").is_file() {
+        if is_run(p) {
             out.push(run_checkpoint(p, family)?);
             continue;
         }
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(p)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|d| d.join("config.toml").is_file())
+            .filter(|d| is_run(d))
             .collect();
         dirs.sort();
         anyhow::ensure!(!dirs.is_empty(), "{} holds no run directories", p.display());
@@ -101,15 +115,27 @@ pub fn discover(paths: &[PathBuf], family: &str) -> anyhow::Result<Vec<Checkpoin
     Ok(out)
 }
 
+/// A training run directory or a TRIM-POMDP run directory (`trim pomdp solve --out`).
+fn is_run(dir: &Path) -> bool {
+    dir.join("config.toml").is_file() || trim::pomdp_run::is_pomdp_run(dir)
+}
+
 fn run_checkpoint(run: &Path, family: &str) -> anyhow::Result<CheckpointSpec> {
+    let label = run
+        .file_name()
+        .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
+    if trim::pomdp_run::is_pomdp_run(run) {
+        return Ok(CheckpointSpec {
+            family: family.into(),
+            label,
+            dir: run.to_path_buf(),
+        });
+    }
     let dir = ["best", "final"]
         .iter()
         .map(|c| run.join(c))
         .find(|d| d.is_dir())
         .ok_or_else(|| anyhow::anyhow!("{} has no best/ or final/ checkpoint", run.display()))?;
-    let label = run
-        .file_name()
-        .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
     Ok(CheckpointSpec {
         family: family.into(),
         label,
@@ -119,7 +145,7 @@ fn run_checkpoint(run: &Path, family: &str) -> anyhow::Result<CheckpointSpec> {
 
 /// Evaluate everything, write the report into `out` and print the summary table.
 pub fn report(
-    data: &Path,
+    (data, train_data): (&Path, &Path),
     split: &str,
     checkpoints: &[CheckpointSpec],
     out: &Path,
@@ -134,7 +160,14 @@ pub fn report(
         data.display(),
         l.splits()
     );
-    let s = run_suite_on(&l, data, split, &problems, checkpoints, &suite.options())?;
+    let s = run_suite_on(
+        &l,
+        data,
+        split,
+        &problems,
+        checkpoints,
+        &suite.options(train_data),
+    )?;
     let (w, m) = write_report(out, &s)?;
     println!("{}", trim::eval::report::summary_markdown(&s, &m));
     println!(
@@ -150,6 +183,15 @@ pub fn report(
     Ok(m)
 }
 
+/// The training data recorded by the first trained run among `cks` (what `trim sweep` fits the
+/// "TRIM-POMDP (fitted)" family on, so both commands report the same families).
+fn training_data(cks: &[CheckpointSpec]) -> Option<PathBuf> {
+    cks.iter()
+        .filter_map(|c| trim::run_dir::run_dir_of_checkpoint(&c.dir))
+        .find_map(|run| trim::run_dir::recorded_config(&run).ok())
+        .map(|cfg| cfg.data)
+}
+
 /// `trim report`.
 pub fn run(a: ReportArgs) -> anyhow::Result<()> {
     let mut cks = discover(&a.runs, &a.family)?;
@@ -160,6 +202,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<()> {
             dir: c.clone(),
         });
     }
-    report(&a.data, &a.split, &cks, &a.out, &a.suite)?;
+    let train = training_data(&cks).unwrap_or_else(|| trim::config::DEFAULT_DATA.into());
+    report((&a.data, &train), &a.split, &cks, &a.out, &a.suite)?;
     Ok(())
 }

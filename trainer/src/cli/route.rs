@@ -8,13 +8,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use trim_env::{AGG_DIM, AggObs, Rng};
-use trim_router::{PomdpRouter, Router, StepObservation};
+use trim_router::{Policy, PomdpRouter, Router, StepObservation};
 
 /// Arguments of `trim route`.
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("policy").required(true).args(["export", "pomdp"])))]
 pub struct RouteArgs {
-    /// Export directory written by `trim export` (TRIM-Agg).
+    /// Export directory written by `trim export` (TRIM-Agg or TRIM-POMDP).
     #[arg(long)]
     pub export: Option<PathBuf>,
     /// A TRIM-POMDP solution file written by `trim pomdp solve --out` (decided through the
@@ -35,11 +35,20 @@ pub struct RouteArgs {
     pub strict: bool,
 }
 
-fn load(export: &std::path::Path, threshold: Option<f32>) -> Result<Router> {
-    let r = Router::load(export)?;
-    Ok(match threshold {
-        Some(t) => r.with_threshold(t).map_err(anyhow::Error::msg)?,
-        None => r,
+/// Load any export (`trim_router::Policy`); `--threshold` applies to TRIM-Agg only.
+fn load(export: &std::path::Path, threshold: Option<f32>) -> Result<Decider> {
+    Ok(match (Policy::load(export)?, threshold) {
+        (Policy::Agg(r), Some(t)) => {
+            Decider::Agg(Box::new(r.with_threshold(t).map_err(anyhow::Error::msg)?))
+        }
+        (Policy::Agg(r), None) => Decider::Agg(r),
+        (Policy::Pomdp(..), Some(_)) => {
+            anyhow::bail!(
+                "--threshold applies to TRIM-Agg exports only ({} is TRIM-POMDP)",
+                export.display()
+            )
+        }
+        (Policy::Pomdp(r, _), None) => Decider::Pomdp(r),
     })
 }
 
@@ -76,7 +85,7 @@ impl Decider {
 
 pub fn run(a: RouteArgs) -> Result<()> {
     let router = match (&a.export, &a.pomdp) {
-        (Some(e), _) => Decider::Agg(Box::new(load(e, a.threshold)?)),
+        (Some(e), _) => load(e, a.threshold)?,
         (None, Some(p)) => {
             anyhow::ensure!(
                 a.threshold.is_none(),
@@ -157,7 +166,7 @@ fn answer(
 /// Arguments of `trim bench-route`.
 #[derive(Args)]
 pub struct BenchRouteArgs {
-    /// Export directory written by `trim export`.
+    /// TRIM-Agg export directory written by `trim export`.
     #[arg(long)]
     pub export: PathBuf,
     /// Single decisions to time.
@@ -169,7 +178,7 @@ pub struct BenchRouteArgs {
 }
 
 pub fn bench(a: BenchRouteArgs) -> Result<()> {
-    let router = load(&a.export, None)?;
+    let router = Router::load(&a.export)?;
     let mut rng = Rng::new(1);
     let obs: Vec<AggObs> = (0..4096)
         .map(|_| std::array::from_fn(|i| if i < AGG_DIM { rng.f32() } else { 0.0 }))

@@ -133,6 +133,12 @@ pub struct SuiteOptions {
     pub seed: u64,
     /// λ values of the TRIM-POMDP families (empty: no POMDP families).
     pub pomdp_lambdas: Vec<f64>,
+    /// Dataset or synth spec whose `train` split the "TRIM-POMDP (fitted)" family is fitted on
+    /// (none: no fitted family).
+    pub pomdp_fit_data: Option<PathBuf>,
+    /// The fit data was not named by the user (e.g. a sweep's own training data): when it cannot
+    /// be fitted (no state labels), the family is left out with a warning instead of failing.
+    pub pomdp_fit_optional: bool,
 }
 
 impl Default for SuiteOptions {
@@ -151,6 +157,8 @@ impl Default for SuiteOptions {
             seed: 0,
             // 1e-4 … 6.4e-3 in factors of 2: from "regenerate most steps" to almost never.
             pomdp_lambdas: (0..7).map(|i| 1e-4 * 2f64.powi(i)).collect(),
+            pomdp_fit_data: None,
+            pomdp_fit_optional: false,
         }
     }
 }
@@ -163,7 +171,8 @@ pub struct CheckpointSpec {
     pub family: String,
     /// Point label, e.g. the run name.
     pub label: String,
-    /// A checkpoint directory (`<run>/best`).
+    /// A checkpoint directory (`<run>/best`), or a TRIM-POMDP run directory
+    /// (`trim pomdp solve --out`).
     pub dir: PathBuf,
 }
 
@@ -212,6 +221,7 @@ pub mod names {
     pub const HINDSIGHT: &str = "hindsight-optimal";
     pub const POMDP: &str = "TRIM-POMDP (official)";
     pub const REFERENCE: &str = "Bayes reference";
+    pub const POMDP_FITTED: &str = "TRIM-POMDP (fitted)";
     /// Suffix of a checkpoint family's regenerate-probability threshold sweep.
     pub const SWEPT_SUFFIX: &str = " p>t";
 }
@@ -262,6 +272,8 @@ pub struct Extras<'a> {
     pub stored: Option<&'a Forest>,
     /// The world's Bayes reference model (a lazy synthetic world's generator, fitted).
     pub reference: Option<&'a PomdpModel>,
+    /// The model fitted on `SuiteOptions::pomdp_fit_data`.
+    pub fitted: Option<&'a PomdpModel>,
 }
 
 /// [`run_suite`] on whatever `source` holds: a stored forest also gets the hindsight-optimal
@@ -275,12 +287,15 @@ pub fn run_suite_on(
     checkpoints: &[CheckpointSpec],
     o: &SuiteOptions,
 ) -> anyhow::Result<Suite> {
+    let fitted = pomdp::fitted_model(o)?;
+    let fitted = fitted.as_ref();
     match source {
         DataSource::Stored(l) => {
             let f = &l.forest;
             let x = Extras {
                 stored: Some(f),
                 reference: None,
+                fitted,
             };
             run_suite(f, x, dataset, split, problems, checkpoints, o)
         }
@@ -292,6 +307,7 @@ pub fn run_suite_on(
             let x = Extras {
                 stored: None,
                 reference: reference.as_ref(),
+                fitted,
             };
             run_suite(&z.world, x, dataset, split, problems, checkpoints, o)
         }
@@ -342,14 +358,11 @@ pub fn run_suite<W: World>(
     ];
     families.extend(baseline_families(forest, problems, &sc, o)?);
     families.extend(oracle_families(forest, extras.stored, problems, &sc, o));
-    families.extend(pomdp::pomdp_families(
-        forest,
-        extras.reference,
-        problems,
-        &sc,
-        o,
-    )?);
-    families.extend(checkpoint_families(forest, problems, &sc, checkpoints, o)?);
+    families.extend(pomdp::pomdp_families(forest, extras, problems, &sc, o)?);
+    let (pomdp_runs, checkpoints): (Vec<_>, Vec<_>) =
+        (checkpoints.iter().cloned()).partition(|c| crate::pomdp_run::is_pomdp_run(&c.dir));
+    families.extend(pomdp::run_families(forest, problems, &sc, &pomdp_runs)?);
+    families.extend(checkpoint_families(forest, problems, &sc, &checkpoints, o)?);
     Ok(Suite {
         dataset: dataset.to_path_buf(),
         split: split.into(),

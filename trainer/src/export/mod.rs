@@ -14,6 +14,7 @@
 //! (the serving crate, which owns the manifest schema) loads and verifies it.
 
 pub mod onnx;
+pub mod pomdp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
