@@ -243,6 +243,11 @@ mod tests {
         );
         // Routed strong steps are longer than the release's 60-token assumption here.
         assert!(m.future_tokens > 70.0, "{}", m.future_tokens);
+        // Bins of 0.02: the same accuracies, a valid 50 × 50 table; bad bin counts refused.
+        let fine = fit_lazy(&z.world, &all, 50, 1).unwrap();
+        assert_eq!((fine.bins, fine.obs[0].len()), (50, 2500));
+        assert!(fine.p_w == m.p_w && fine.p_s == m.p_s);
+        assert!(fit_lazy(&z.world, &all, 1, 1).is_err());
     }
 
     /// A stored file of the same generator gives nearly the same model as its lazy world

@@ -56,8 +56,9 @@ fn marker(shape: usize, r: i32) -> Vec<(i32, i32)> {
 }
 
 /// Family colours in suite order (random, TRIM-Thr, cascade, query oracle, hindsight — drawn in
-/// black —, then trained families), chosen so that neighbours on the plot differ clearly.
-const COLOURS: [RGBColor; 8] = [
+/// black —, then the POMDP families and trained families), chosen so that neighbours on the plot
+/// differ clearly; twelve so that a full report (ten or eleven families) never repeats one.
+const COLOURS: [RGBColor; 12] = [
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
@@ -66,6 +67,10 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(214, 39, 40),
     RGBColor(23, 190, 207),
     RGBColor(227, 119, 194),
+    RGBColor(31, 119, 180),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
+    RGBColor(0, 100, 0),
 ];
 
 /// Largest cost shown in the zoomed panel, where the cheap operating points (and the

@@ -197,6 +197,14 @@ pub fn summary_markdown(suite: &Suite, m: &[FamilyMetrics]) -> String {
              for the world itself (at large λ it can lose to simpler policies).\n\n",
         );
     }
+    if suite.family(names::POMDP).is_some() {
+        s.push_str(
+            "TRIM-POMDP families act as the release does (uniform prior on the current PRM pair, \
+             closeness shortcut 0.4): `(official)` with the release's math-train artifacts, \
+             `(fitted)` with the model fitted on the training data's state labels (`trim pomdp \
+             fit`).\n\n",
+        );
+    }
     s.push_str(
         "| policy | points | CPT(50%) | CPT(80%) | CPT(95%) | ΔIBC @CPT(95%) | ΔIBC mean | APGR \
          | AUC | acc @c≤0.1 | acc @c≤0.2 | acc @c≤0.5 | gap to frontier (mean / max) |\n",
