@@ -37,7 +37,7 @@ pub const POMDP_FILES: [&str; 2] = [POMDP_SOLUTION, PARITY];
 pub struct BeliefRuleSpec {
     /// `release`: the only rule that needs no more than the per-step inputs.
     pub name: String,
-    /// Keep the step without consulting the table when max(b) − b[S2] ≥ closeness (null: never).
+    /// Keep the step without consulting the table when `max(b) − b[S2] ≥ closeness` (null: never).
     pub closeness: Option<f64>,
     pub description: String,
 }
