@@ -35,6 +35,8 @@ pub mod pomdp;
 pub mod pomdp_export;
 pub mod router;
 pub mod safetensors;
+pub mod seq;
+mod seq_params;
 
 pub use agg::{AggNet, MAX_HIDDEN, N_ACTIONS, sample_action};
 pub use error::RouterError;
@@ -44,3 +46,4 @@ pub use policy::{Policy, PolicyDecision};
 pub use pomdp::{PomdpDecision, PomdpRouter};
 pub use pomdp_export::PomdpManifest;
 pub use router::{Decision, EpisodeFeatures, Router, StepObservation};
+pub use seq::{SEQ_OBS_DIM, SeqNet, SeqShape};

@@ -86,6 +86,18 @@ impl Norm {
         Ok(Norm { gamma, beta })
     }
 
+    /// LayerNorm (biased variance, ε inside the root, like burn and PyTorch), in place.
+    #[inline]
+    pub fn forward(&self, x: &mut [f32]) {
+        let n = x.len() as f32;
+        let mean = x.iter().sum::<f32>() / n;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+        let denom = (var + LN_EPS as f32).sqrt();
+        for ((v, g), b) in x.iter_mut().zip(&self.gamma).zip(&self.beta) {
+            *v = (*v - mean) / denom * g + b;
+        }
+    }
+
     /// LayerNorm (biased variance, ε inside the root, like burn and PyTorch) then [`tanh_f32`],
     /// in place.
     #[inline]

@@ -320,7 +320,8 @@ fn load_model_bytes<F: Family>(
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| TrainError::checkpoint(dir, format!("model.bpk: {e}")))?;
     // The fresh weights are overwritten (values and parameter ids) by the record.
-    F::init(state.config.hidden, &mut Rng::new(0), device)
+    F::init(&state.config, &mut Rng::new(0), device)
+        .map_err(|e| TrainError::checkpoint(dir, e))?
         .try_load_record(record)
         .map_err(|e| TrainError::checkpoint(dir, format!("model.bpk: {e}")))
 }

@@ -31,6 +31,7 @@ pub mod pomdp_source;
 pub mod ppo;
 pub mod run_dir;
 pub mod run_summary;
+pub mod seq_model;
 pub mod sweep;
 pub mod train;
 

@@ -91,8 +91,26 @@ fn restore_default_sigpipe() {
     }
 }
 
+/// glibc's malloc hands freed heap back to the kernel above 128 KiB and serves large blocks
+/// with fresh mmaps, so burn's per-op tensor buffers (megabytes for TRIM-Seq's `[n, l, d]`
+/// activations) cost a page fault per page on every op: measured, 40 % of TRIM-Seq's training
+/// time was kernel time (8.9 s instead of 15.0 s for 40 updates with these settings; TRIM-Agg
+/// 4 % faster). Keep up to 512 MiB of freed heap, pad the heap by 64 MiB, and mmap only above
+/// 64 MiB.
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing in `main`, before any thread exists; mallopt only sets
+    // allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 fn main() {
     restore_default_sigpipe();
+    tune_malloc();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Data(d) => match d {

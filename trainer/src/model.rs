@@ -127,7 +127,13 @@ pub fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut Rng) -> Vec<f64
 
 /// A burn `Linear` with orthogonal weight and zero bias. burn stores `[in, out]`, PyTorch
 /// `[out, in]`: the orthogonal matrix is drawn in PyTorch's shape and transposed.
-fn linear(d_in: usize, d_out: usize, gain: f64, rng: &mut Rng, device: &Device) -> Linear {
+pub(crate) fn linear(
+    d_in: usize,
+    d_out: usize,
+    gain: f64,
+    rng: &mut Rng,
+    device: &Device,
+) -> Linear {
     let w = orthogonal(d_out, d_in, gain, rng);
     let mut wt = vec![0.0f32; d_in * d_out];
     for o in 0..d_out {

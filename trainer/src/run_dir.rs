@@ -28,7 +28,8 @@ use crate::run_summary::{RunStatus, RunSummary};
 /// The lock file of a run directory.
 pub const LOCK_FILE: &str = "run.lock";
 
-/// `<dataset stem>__lam<λ>__s<seed>__<unix time>`, CleanRL's naming with the routing knobs. For
+/// `<dataset stem>__lam<λ>__s<seed>__<unix time>` (`…__seq__lam…` for TRIM-Seq), CleanRL's
+/// naming with the routing knobs. For
 /// a synth spec the stem is the profile's (`synth:math-train?problems=7500` → `math-train`), so
 /// the name stays a plain, portable directory name (no `:`, `?`, `&`, `=`).
 pub fn default_run_name(cfg: &TrainConfig, unix_time: u64) -> String {
@@ -58,7 +59,14 @@ pub fn default_run_name(cfg: &TrainConfig, unix_time: u64) -> String {
             }
         })
         .collect();
-    format!("{stem}__lam{:e}__s{}__{unix_time}", cfg.lambda, cfg.seed)
+    let policy = match cfg.policy {
+        crate::config::PolicyKind::Agg => String::new(),
+        p => format!("{p}__"),
+    };
+    format!(
+        "{stem}__{policy}lam{:e}__s{}__{unix_time}",
+        cfg.lambda, cfg.seed
+    )
 }
 
 /// `git rev-parse HEAD` of the working directory, or "unknown".

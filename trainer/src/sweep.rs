@@ -21,9 +21,8 @@ use serde::Deserialize;
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::config::{ConfigOverrides, TrainConfig};
-use crate::family::agg::Agg;
 use crate::run_dir::recorded_config;
-use crate::train::{RunOptions, RunStatus, RunSummary, Trainer};
+use crate::train::{AnyTrainer, RunOptions, RunStatus, RunSummary};
 
 /// A sweep: base configuration values and the grid, as in a sweep TOML file:
 ///
@@ -256,12 +255,12 @@ fn run_one(r: &RunSpec, plan: &Plan, o: &SweepOptions) -> Result<RunSummary, Str
         Plan::Skip => return RunSummary::read(&run_dir).map_err(|e| e.to_string()),
         Plan::Resume => {
             opts.resume = Some(run_dir);
-            Trainer::<Agg>::resume(opts)
+            AnyTrainer::resume(opts)
         }
         // A restart reuses the directory in place (Trainer::new checks it has no checkpoint).
-        Plan::Restart | Plan::New => Trainer::<Agg>::new(r.config.clone(), opts),
+        Plan::Restart | Plan::New => AnyTrainer::new(r.config.clone(), opts),
     };
-    trainer.and_then(Trainer::run).map_err(|e| e.to_string())
+    trainer.and_then(AnyTrainer::run).map_err(|e| e.to_string())
 }
 
 /// Plan every run, then train the ones that need it on `threads` worker threads.

@@ -27,7 +27,7 @@ fn probability_threshold_policy_spans_weak_greedy_and_strong() {
     let w = ActorCritic::new(16, &mut Rng::new(3), &device).weights();
     let opts = EvalOptions::default();
     let at = |t: f32| {
-        let p = RegenAbove {
+        let p = RegenAbove::<Agg> {
             weights: &w,
             threshold: t,
         };

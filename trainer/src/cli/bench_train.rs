@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use trim::backend::Backend;
-use trim::family::agg::Agg;
-use trim::{RunOptions, TrainConfig, Trainer};
+use trim::train::AnyTrainer;
+use trim::{RunOptions, TrainConfig};
 
 use trim::config::DEFAULT_DATA;
 
@@ -26,6 +26,9 @@ pub struct BenchTrainArgs {
     /// Episodes per update.
     #[arg(long, default_value_t = 64)]
     pub batch_episodes: usize,
+    /// Policy family timed: agg (TRIM-Agg) or seq (TRIM-Seq).
+    #[arg(long, default_value_t = trim::config::PolicyKind::Agg)]
+    pub policy: trim::config::PolicyKind,
     /// Backend (flex, tch, tch-cuda:N); default $TRIM_BACKEND, else flex.
     #[arg(long)]
     pub backend: Option<Backend>,
@@ -41,6 +44,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
     let mut cfg = TrainConfig {
         data: a.data.clone(),
         batch_episodes: a.batch_episodes,
+        policy: a.policy,
         ..TrainConfig::default()
     };
     cfg.validate()?;
@@ -60,7 +64,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
         command_line: super::command_line(),
         ..RunOptions::default()
     };
-    let result = Trainer::<Agg>::new(cfg.clone(), opts).and_then(Trainer::run);
+    let result = AnyTrainer::new(cfg.clone(), opts).and_then(AnyTrainer::run);
     let _ = std::fs::remove_dir_all(&out);
     let s = result?;
     let t = &s.timing;
@@ -69,6 +73,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({
                 "data": a.data,
+                "policy": a.policy.name(),
                 "backend": backend.to_string(),
                 "threads": rayon::current_num_threads(),
                 "updates": s.updates_done,
@@ -86,7 +91,8 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "PPO training benchmark: {} updates × {} episodes on {} ({} backend, {} threads)",
+        "PPO training benchmark ({}): {} updates × {} episodes on {} ({} backend, {} threads)",
+        a.policy.display_name(),
         s.updates_done,
         cfg.batch_episodes,
         a.data.display(),

@@ -82,9 +82,10 @@ pub struct ReportArgs {
     /// Checkpoint directories evaluated as they are. Repeatable.
     #[arg(long)]
     pub checkpoint: Vec<PathBuf>,
-    /// Family name of the checkpoints' points.
-    #[arg(long, default_value = "TRIM-Agg")]
-    pub family: String,
+    /// Family name of the checkpoints' points (default: the trained family, TRIM-Agg or
+    /// TRIM-Seq, as each run recorded it).
+    #[arg(long)]
+    pub family: Option<String>,
     /// Output directory of the report files.
     #[arg(long, default_value = "reports/latest")]
     pub out: PathBuf,
@@ -94,7 +95,7 @@ pub struct ReportArgs {
 
 /// The checkpoints of `paths`: a run directory gives its `best/` (or `final/`), a directory of
 /// run directories gives each of theirs (sorted by name).
-pub fn discover(paths: &[PathBuf], family: &str) -> anyhow::Result<Vec<CheckpointSpec>> {
+pub fn discover(paths: &[PathBuf], family: Option<&str>) -> anyhow::Result<Vec<CheckpointSpec>> {
     let mut out = vec![];
     for p in paths {
         if is_run(p) {
@@ -120,13 +121,21 @@ fn is_run(dir: &Path) -> bool {
     dir.join("config.toml").is_file() || trim::pomdp_run::is_pomdp_run(dir)
 }
 
-fn run_checkpoint(run: &Path, family: &str) -> anyhow::Result<CheckpointSpec> {
+fn run_checkpoint(run: &Path, family: Option<&str>) -> anyhow::Result<CheckpointSpec> {
+    let family = match family {
+        Some(f) => f.to_string(),
+        None if trim::pomdp_run::is_pomdp_run(run) => String::new(),
+        None => trim::run_dir::recorded_config(run)?
+            .policy
+            .display_name()
+            .to_string(),
+    };
     let label = run
         .file_name()
         .map_or_else(|| run.display().to_string(), |n| n.to_string_lossy().into());
     if trim::pomdp_run::is_pomdp_run(run) {
         return Ok(CheckpointSpec {
-            family: family.into(),
+            family,
             label,
             dir: run.to_path_buf(),
         });
@@ -136,11 +145,7 @@ fn run_checkpoint(run: &Path, family: &str) -> anyhow::Result<CheckpointSpec> {
         .map(|c| run.join(c))
         .find(|d| d.is_dir())
         .ok_or_else(|| anyhow::anyhow!("{} has no best/ or final/ checkpoint", run.display()))?;
-    Ok(CheckpointSpec {
-        family: family.into(),
-        label,
-        dir,
-    })
+    Ok(CheckpointSpec { family, label, dir })
 }
 
 /// Evaluate everything, write the report into `out` and print the summary table.
@@ -183,6 +188,15 @@ pub fn report(
     Ok(m)
 }
 
+/// The report name of the family a checkpoint directory records.
+fn checkpoint_family(dir: &Path) -> anyhow::Result<String> {
+    let recorded = trim::checkpoint::load_state(dir)?.family;
+    let kind: trim::config::PolicyKind = recorded
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    Ok(kind.display_name().into())
+}
+
 /// The training data recorded by the first trained run among `cks` (what `trim sweep` fits the
 /// "TRIM-POMDP (fitted)" family on, so both commands report the same families).
 fn training_data(cks: &[CheckpointSpec]) -> Option<PathBuf> {
@@ -194,10 +208,14 @@ fn training_data(cks: &[CheckpointSpec]) -> Option<PathBuf> {
 
 /// `trim report`.
 pub fn run(a: ReportArgs) -> anyhow::Result<()> {
-    let mut cks = discover(&a.runs, &a.family)?;
+    let mut cks = discover(&a.runs, a.family.as_deref())?;
     for c in &a.checkpoint {
+        let family = match &a.family {
+            Some(f) => f.clone(),
+            None => checkpoint_family(c)?,
+        };
         cks.push(CheckpointSpec {
-            family: a.family.clone(),
+            family,
             label: c.display().to_string(),
             dir: c.clone(),
         });

@@ -211,7 +211,7 @@ fn sweep_report(a: &SweepArgs, runs: &[RunSpec], results: &[RunResult]) -> anyho
         );
     };
     let dirs: Vec<PathBuf> = results.iter().map(|r| r.run_dir.clone()).collect();
-    let cks = discover(&dirs, "TRIM-Agg")?;
+    let cks = discover(&dirs, None)?;
     let train = &runs[0].config.data;
     report((&data, train), split, &cks, &a.out.join("report"), &a.suite)?;
     Ok(())

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use trim::backend::Backend;
-use trim::family::agg::Agg;
+use trim::train::AnyTrainer;
 use trim::train::{RunSummary, Scores, Setup, StartInfo, TrainEvent};
-use trim::{ConfigOverrides, RunOptions, TrainConfig, Trainer};
+use trim::{ConfigOverrides, RunOptions, TrainConfig};
 
 /// Arguments of `trim train`.
 #[derive(Args)]
@@ -250,10 +250,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
              configuration flags ({}) — run options like --stop-after-updates are fine",
             set.join(", ")
         );
-        Trainer::<Agg>::resume(opts)?
+        AnyTrainer::resume(opts)?
     } else {
         let cfg = TrainConfig::resolve(a.config.as_deref(), &a.cfg)?;
-        Trainer::<Agg>::new(cfg, opts)?
+        AnyTrainer::new(cfg, opts)?
     };
     let mut progress = Progress::new(a.quiet);
     let result = trainer.run_with(&mut |e| progress.event(e));

@@ -21,8 +21,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 use crate::model::MAX_HIDDEN;
 
+mod policy_kind;
 mod test_data;
 mod test_split;
+pub use policy_kind::PolicyKind;
 pub use test_data::TestData;
 pub use test_split::TestSplit;
 
@@ -96,6 +98,9 @@ macro_rules! train_config {
 }
 
 train_config! {
+    /// Policy family: `agg` (TRIM-Agg, the MLP over 5 aggregated features) or `seq` (TRIM-Seq,
+    /// a causal transformer over the per-step history). [default: agg]
+    policy: PolicyKind = PolicyKind::Agg;
     /// Training data: a dataset file (.parquet or .jsonl) or a synth spec
     /// (`synth:PROFILE?key=value&…`, a world generated on demand; see data/docs/synth.md).
     /// [default: synth:math-train?problems=7500&test_fraction=0]
@@ -150,8 +155,16 @@ train_config! {
     max_grad_norm: f64 = 0.5;
     /// Normalise advantages over the valid steps of each batch. [default: true]
     norm_adv: bool = true;
-    /// Width of every hidden layer, at most 1024. [default: 64]
+    /// Width of every hidden layer of TRIM-Agg, at most 1024. [default: 64]
     hidden: usize = 64;
+    /// TRIM-Seq model width (at most 128; `seq_heads` divides it). [default: 32]
+    seq_dim: usize = 32;
+    /// TRIM-Seq attention heads. [default: 2]
+    seq_heads: usize = 2;
+    /// TRIM-Seq transformer blocks, at most 8. [default: 2]
+    seq_layers: usize = 2;
+    /// TRIM-Seq feed-forward width, at most 512. [default: 64]
+    seq_ff: usize = 64;
     /// Dropout after each hidden block during PPO updates. The release uses 0.1 but computes
     /// the rollout log-probs without dropout and the update's with it, so the PPO ratio is off
     /// even at the first epoch; 0 removes that mismatch. [default: 0.0]
@@ -200,10 +213,34 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.validate_sizes()?;
         self.validate_numbers()?;
+        if self.policy == PolicyKind::Seq {
+            if let Err(e) = self.seq_shape().check() {
+                return bad("seq_dim/seq_heads/seq_layers/seq_ff", e);
+            }
+            if self.dropout > 0.0 {
+                return bad(
+                    "dropout",
+                    format!(
+                        "{} with policy = seq: TRIM-Seq has no dropout; set 0",
+                        self.dropout
+                    ),
+                );
+            }
+        }
         if self.train_split.trim().is_empty() {
             return bad("train_split", "must name a split".into());
         }
         Ok(())
+    }
+
+    /// The TRIM-Seq network's sizes.
+    pub fn seq_shape(&self) -> trim_router::SeqShape {
+        trim_router::SeqShape {
+            dim: self.seq_dim,
+            heads: self.seq_heads,
+            layers: self.seq_layers,
+            ff: self.seq_ff,
+        }
     }
 
     fn validate_sizes(&self) -> Result<()> {

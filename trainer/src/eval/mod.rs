@@ -10,7 +10,9 @@
 //! Cost is always the strong-token fraction `c` against always-strong **on the same problems**,
 //! and the reported reward uses one λ for every point, so rows are comparable across families.
 
+mod checkpoints;
 pub mod plot;
+pub use checkpoints::RegenAbove;
 mod pomdp;
 pub mod report;
 
@@ -20,40 +22,11 @@ use serde::Serialize;
 use trim_data::DataSource;
 use trim_env::metrics::{self, Anchors, Point};
 use trim_env::oracle::{hindsight_optimal, query_cascade, query_oracle};
-use trim_env::{
-    Action, EvalOptions, Forest, Policy, ProblemOutcome, RefPolicy, Rng, StepView, World, evaluate,
-    summarize,
-};
+use trim_env::{EvalOptions, Forest, ProblemOutcome, RefPolicy, World, evaluate, summarize};
 use trim_pomdp::PomdpModel;
-
-use crate::backend::Backend;
-use crate::checkpoint;
-use crate::family::{GreedyOf, agg::Agg};
-use crate::model::PolicyWeights;
 
 /// Bootstrap resamples behind every confidence interval.
 pub const BOOTSTRAP_RESAMPLES: u32 = 1000;
-
-/// A trained policy that regenerates when its probability of `regenerate` exceeds `threshold`.
-///
-/// Greedy acting is the `threshold = 0.5` member (up to ties); sweeping the threshold trades
-/// accuracy for cost along the policy's own confidence, which densifies the curve of a single
-/// checkpoint the way TRIM-Thr's threshold does for the PRM score.
-pub struct RegenAbove<'a> {
-    pub weights: &'a PolicyWeights,
-    pub threshold: f32,
-}
-
-impl Policy for RegenAbove<'_> {
-    fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> Action {
-        let (lp, _) = self.weights.log_probs(&view.agg(), mask);
-        if lp[1].exp() > self.threshold {
-            Action::Regenerate
-        } else {
-            Action::Continue
-        }
-    }
-}
 
 /// What kind of policy a family is; the plot and the tables style them by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -362,7 +335,13 @@ pub fn run_suite<W: World>(
     let (pomdp_runs, checkpoints): (Vec<_>, Vec<_>) =
         (checkpoints.iter().cloned()).partition(|c| crate::pomdp_run::is_pomdp_run(&c.dir));
     families.extend(pomdp::run_families(forest, problems, &sc, &pomdp_runs)?);
-    families.extend(checkpoint_families(forest, problems, &sc, &checkpoints, o)?);
+    families.extend(checkpoints::checkpoint_families(
+        forest,
+        problems,
+        &sc,
+        &checkpoints,
+        o,
+    )?);
     Ok(Suite {
         dataset: dataset.to_path_buf(),
         split: split.into(),
@@ -437,50 +416,6 @@ fn oracle_families<W: World>(
         families.push(family(names::HINDSIGHT, Kind::Oracle, hindsight));
     }
     families
-}
-
-/// Checkpoints: greedy points form `<family>`; probability-threshold points `<family> p>t`.
-fn checkpoint_families<W: World>(
-    forest: &W,
-    problems: &[u32],
-    sc: &Scorer,
-    checkpoints: &[CheckpointSpec],
-    o: &SuiteOptions,
-) -> anyhow::Result<Vec<Family>> {
-    if checkpoints.is_empty() {
-        return Ok(vec![]);
-    }
-    let det = EvalOptions {
-        repeats: 1,
-        seed: o.seed,
-    };
-    let device = Backend::Flex.device()?;
-    let mut greedy: Vec<(String, Vec<OperatingPoint>)> = vec![];
-    let mut swept: Vec<(String, Vec<OperatingPoint>)> = vec![];
-    for c in checkpoints {
-        let (model, _) = checkpoint::load_model(&c.dir, &device)?;
-        let w = model.try_weights().map_err(anyhow::Error::msg)?;
-        let out = evaluate(forest, problems, &GreedyOf::<Agg>(&w), det)?;
-        push_to(
-            &mut greedy,
-            &c.family,
-            sc.point(&c.family, c.label.clone(), &out),
-        );
-        let swept_name = format!("{}{}", c.family, names::SWEPT_SUFFIX);
-        for &t in &o.checkpoint_thresholds {
-            let pol = RegenAbove {
-                weights: &w,
-                threshold: t,
-            };
-            let out = evaluate(forest, problems, &pol, det)?;
-            let p = sc.point(&swept_name, format!("{} t={t:.2}", c.label), &out);
-            push_to(&mut swept, &swept_name, p);
-        }
-    }
-    let trained = greedy.into_iter().chain(swept);
-    Ok(trained
-        .map(|(name, pts)| family(&name, Kind::Trained, pts))
-        .collect())
 }
 
 fn family(name: &str, kind: Kind, points: Vec<OperatingPoint>) -> Family {

@@ -7,6 +7,7 @@ use trim_env::{AGG_DIM, Rng, StepView};
 use trim_router::AggNet;
 
 use super::{ActingNet, Family, TrainNet};
+use crate::config::TrainConfig;
 use crate::model::{ActorCritic, DropoutMasks};
 
 /// The TRIM-Agg family.
@@ -47,8 +48,8 @@ impl Family for Agg {
         out.copy_from_slice(&view.agg());
     }
 
-    fn init(hidden: usize, rng: &mut Rng, device: &Device) -> ActorCritic {
-        ActorCritic::new(hidden, rng, device)
+    fn init(cfg: &TrainConfig, rng: &mut Rng, device: &Device) -> Result<ActorCritic, String> {
+        Ok(ActorCritic::new(cfg.hidden, rng, device))
     }
 
     fn acting(net: &ActorCritic) -> Result<AggNet, String> {
@@ -65,7 +66,11 @@ mod tests {
     #[test]
     fn generic_greedy_is_the_argmax_of_the_masked_policy() {
         let dev = crate::backend::Backend::Flex.device().unwrap();
-        let net = Agg::init(16, &mut Rng::new(2), &dev);
+        let cfg = TrainConfig {
+            hidden: 16,
+            ..TrainConfig::default()
+        };
+        let net = Agg::init(&cfg, &mut Rng::new(2), &dev).unwrap();
         let acting = Agg::acting(&net).unwrap();
         let mut rng = Rng::new(3);
         for i in 0..200 {

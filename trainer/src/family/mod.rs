@@ -10,6 +10,7 @@
 //! | family | observes | network | module |
 //! |---|---|---|---|
 //! | TRIM-Agg | the 5 aggregated features ([`trim_env::StepView::agg`]) | MLP actor-critic | [`agg`] |
+//! | TRIM-Seq | the kept steps and the candidate as tokens ([`trim_router::seq::write_row`]) | causal transformer actor-critic | [`seq`] |
 //!
 //! The rest of a family's life goes through the same name: checkpoints record
 //! [`Family::NAME`] and refuse to load as another family ([`crate::checkpoint::load_as`]);
@@ -18,10 +19,13 @@
 //! `trim_router::agg::KIND`), refusing kinds it does not know.
 
 pub mod agg;
+pub mod seq;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use trim_env::{Policy, Rng, StepView};
+
+use crate::config::TrainConfig;
 
 /// A burn actor-critic network trained by PPO: logits over `[continue, regenerate]` and a
 /// state value for each observation row.
@@ -73,9 +77,10 @@ pub trait Family: Send + Sync + 'static {
         false
     }
 
-    /// A freshly initialised network of width `hidden`, weights drawn from `rng` (never from
-    /// burn's device RNG, so initial weights are the same on every backend).
-    fn init(hidden: usize, rng: &mut Rng, device: &Device) -> Self::Net;
+    /// A freshly initialised network shaped by `cfg` (`hidden`, or the `seq_*` sizes), weights
+    /// drawn from `rng` (never from burn's device RNG, so initial weights are the same on every
+    /// backend). Fails only for sizes the acting network cannot run.
+    fn init(cfg: &TrainConfig, rng: &mut Rng, device: &Device) -> Result<Self::Net, String>;
 
     /// Copy the network into its acting form.
     fn acting(net: &Self::Net) -> Result<Self::Acting, String>;

@@ -49,6 +49,7 @@
 //! [`RunLock`]: crate::run_dir::RunLock
 //! [`run_dir::clean_stale_temps`]: crate::run_dir::clean_stale_temps
 
+mod any;
 mod finish;
 pub mod progress;
 mod resume;
@@ -62,6 +63,7 @@ use std::time::Instant;
 use trim_env::Rng;
 
 pub use crate::run_summary::{RunStatus, RunSummary, Scores, SplitReport, ThresholdScores, Timing};
+pub use any::{AnyTrainer, recorded_policy};
 pub use progress::{Setup, StartInfo, TrainEvent};
 
 use crate::backend::Backend;

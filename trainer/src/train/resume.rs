@@ -221,7 +221,7 @@ impl<F: Family> Continuation<F> {
 
 /// The run directory of `path` and the checkpoint it names: a checkpoint directory
 /// (`SHA256SUMS`) inside a run, or a run directory (`config.toml`; checkpoint None).
-fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+pub(super) fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
     if path.join(SUMS).exists() {
         let run = run_dir::run_dir_of_checkpoint(path).ok_or_else(|| {
             TrainError::checkpoint(path, "no run directory (config.toml) above it")

@@ -215,7 +215,8 @@ impl<F: Family> Trainer<F> {
         };
         run_dir::write_config(&dir.path, &cfg, &prov)?;
         let metrics = MetricsWriter::start(&dir.path, &format!("{}\n", MetricsRow::header()))?;
-        let model = F::init(cfg.hidden, &mut Rng::stream(cfg.seed, STREAM_INIT), &device);
+        let model = F::init(&cfg, &mut Rng::stream(cfg.seed, STREAM_INIT), &device)
+            .map_err(TrainError::Config)?;
         let learner = Learner::new(model, &cfg, device);
         let state = TrainState {
             format: checkpoint::FORMAT.into(),

@@ -199,6 +199,11 @@ pub fn metrics_without_time(run_dir: &Path) -> String {
 
 /// All parameter values of a checkpoint's network, in module order.
 pub fn weights_of(ckpt: &Path) -> Vec<f32> {
+    weights_of_as::<trim::family::agg::Agg>(ckpt)
+}
+
+/// Every parameter of a checkpoint of family `F`, flattened.
+pub fn weights_of_as<F: trim::family::Family>(ckpt: &Path) -> Vec<f32> {
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::tensor::Tensor;
     struct Collect(Vec<f32>);
@@ -214,7 +219,7 @@ pub fn weights_of(ckpt: &Path) -> Vec<f32> {
         }
     }
     let device = trim::backend::Backend::Flex.device().unwrap();
-    let (model, _) = trim::checkpoint::load_model(ckpt, &device).unwrap();
+    let (model, _) = trim::checkpoint::load_model_as::<F>(ckpt, &device).unwrap();
     let mut c = Collect(vec![]);
     model.visit(&mut c);
     c.0

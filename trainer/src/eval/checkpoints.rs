@@ -1,0 +1,105 @@
+//! Trained checkpoints in the evaluation suite, of whichever family each checkpoint records:
+//! the greedy policy (one point per checkpoint, family `<family>`) and the policy's own
+//! regenerate-probability thresholds (family `<family> p>t`).
+
+use trim_env::{Action, EvalOptions, Policy, Rng, StepView, World, evaluate};
+
+use super::push_to;
+use super::{CheckpointSpec, Family, Kind, OperatingPoint, Scorer, SuiteOptions, family, names};
+use crate::backend::Backend;
+use crate::checkpoint;
+use crate::family::{self, ActingNet, GreedyOf, MAX_OBS_DIM, agg::Agg, seq::Seq};
+
+/// A trained policy that regenerates when its probability of `regenerate` exceeds `threshold`.
+///
+/// Greedy acting is the `threshold = 0.5` member (up to ties); sweeping the threshold trades
+/// accuracy for cost along the policy's own confidence, which densifies the curve of a single
+/// checkpoint the way TRIM-Thr's threshold does for the PRM score.
+pub struct RegenAbove<'a, F: family::Family> {
+    pub weights: &'a F::Acting,
+    pub threshold: f32,
+}
+
+impl<F: family::Family> Policy for RegenAbove<'_, F> {
+    fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> Action {
+        let mut obs = [0.0f32; MAX_OBS_DIM];
+        let row = &mut obs[..F::OBS_DIM];
+        F::observe(view, row);
+        let (lp, _) = self.weights.log_probs(row, mask);
+        if lp[1].exp() > self.threshold {
+            Action::Regenerate
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn wants_history(&self) -> bool {
+        F::needs_history()
+    }
+}
+
+type Points = Vec<(String, Vec<OperatingPoint>)>;
+
+/// Checkpoints: greedy points form `<family>`; probability-threshold points `<family> p>t`.
+pub(super) fn checkpoint_families<W: World>(
+    forest: &W,
+    problems: &[u32],
+    sc: &Scorer,
+    checkpoints: &[CheckpointSpec],
+    o: &SuiteOptions,
+) -> anyhow::Result<Vec<Family>> {
+    let (mut greedy, mut swept): (Points, Points) = (vec![], vec![]);
+    for c in checkpoints {
+        let recorded = checkpoint::load_state(&c.dir)?.family;
+        let out = (&mut greedy, &mut swept);
+        if recorded == <Agg as family::Family>::NAME {
+            points::<Agg, W>(forest, problems, sc, c, o, out)?;
+        } else if recorded == <Seq as family::Family>::NAME {
+            points::<Seq, W>(forest, problems, sc, c, o, out)?;
+        } else {
+            anyhow::bail!(
+                "{}: policy family `{recorded}` cannot be evaluated by this build",
+                c.dir.display()
+            );
+        }
+    }
+    let trained = greedy.into_iter().chain(swept);
+    Ok(trained
+        .map(|(name, pts)| family(&name, Kind::Trained, pts))
+        .collect())
+}
+
+/// The greedy point and the threshold points of one checkpoint of family `F`.
+fn points<F: family::Family, W: World>(
+    forest: &W,
+    problems: &[u32],
+    sc: &Scorer,
+    c: &CheckpointSpec,
+    o: &SuiteOptions,
+    (greedy, swept): (&mut Points, &mut Points),
+) -> anyhow::Result<()> {
+    let det = EvalOptions {
+        repeats: 1,
+        seed: o.seed,
+    };
+    let device = Backend::Flex.device()?;
+    let (model, _) = checkpoint::load_model_as::<F>(&c.dir, &device)?;
+    let w = F::acting(&model).map_err(anyhow::Error::msg)?;
+    let out = evaluate(forest, problems, &GreedyOf::<F>(&w), det)?;
+    push_to(
+        greedy,
+        &c.family,
+        sc.point(&c.family, c.label.clone(), &out),
+    );
+    let swept_name = format!("{}{}", c.family, names::SWEPT_SUFFIX);
+    for &t in &o.checkpoint_thresholds {
+        let pol = RegenAbove::<F> {
+            weights: &w,
+            threshold: t,
+        };
+        let out = evaluate(forest, problems, &pol, det)?;
+        let p = sc.point(&swept_name, format!("{} t={t:.2}", c.label), &out);
+        push_to(swept, &swept_name, p);
+    }
+    Ok(())
+}
