@@ -36,7 +36,11 @@ pub mod pomdp_export;
 pub mod router;
 pub mod safetensors;
 pub mod seq;
+pub mod seq_cache;
+pub mod seq_export;
 mod seq_params;
+pub mod seq_router;
+pub mod session;
 
 pub use agg::{AggNet, MAX_HIDDEN, N_ACTIONS, sample_action};
 pub use error::RouterError;
@@ -47,3 +51,5 @@ pub use pomdp::{PomdpDecision, PomdpRouter};
 pub use pomdp_export::PomdpManifest;
 pub use router::{Decision, EpisodeFeatures, Router, StepObservation};
 pub use seq::{SEQ_OBS_DIM, SeqNet, SeqShape};
+pub use seq_router::SeqRouter;
+pub use session::{KeptStep, Session};

@@ -1,6 +1,7 @@
 //! Any exported policy behind one interface: `Policy::load(dir)` reads the export's manifest
-//! kind and loads a TRIM-Agg network or a TRIM-POMDP table, each verified; both decide from the
-//! same per-step inputs ([`StepObservation`]).
+//! kind and loads a TRIM-Agg network, a TRIM-POMDP table or a TRIM-Seq network, each verified;
+//! all decide from the per-step inputs ([`StepObservation`]; TRIM-Seq also reads the kept
+//! steps' token counts and regenerated flags).
 
 use std::path::Path;
 
@@ -12,6 +13,8 @@ use crate::manifest::MANIFEST;
 use crate::pomdp::{PomdpDecision, PomdpRouter};
 use crate::pomdp_export::{POMDP_KIND, PomdpManifest};
 use crate::router::{Decision, Router, StepObservation};
+use crate::seq_export::{SEQ_EXPORT_KIND, SeqManifest, load_seq_dir};
+use crate::seq_router::SeqRouter;
 
 /// A loaded, verified export of either family.
 #[derive(Clone, Debug)]
@@ -20,12 +23,15 @@ pub enum Policy {
     Agg(Box<Router>),
     /// A TRIM-POMDP table (`trim export --pomdp`).
     Pomdp(Box<PomdpRouter>, Box<PomdpManifest>),
+    /// A TRIM-Seq network (`trim export --checkpoint` of a `policy = seq` run).
+    Seq(Box<SeqRouter>, Box<SeqManifest>),
 }
 
-/// One decision of either family, with what each can say about it.
+/// One decision of any family, with what each can say about it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum PolicyDecision {
+    /// A network's decision (TRIM-Agg or TRIM-Seq): probability and logits.
     Agg(Decision),
     Pomdp(PomdpDecision),
 }
@@ -50,9 +56,16 @@ impl Policy {
                 let (r, m) = PomdpRouter::load_export(dir)?;
                 Ok(Policy::Pomdp(Box::new(r), Box::new(m)))
             }
+            Some(SEQ_EXPORT_KIND) => {
+                let (r, m) = load_seq_dir(dir)?;
+                Ok(Policy::Seq(Box::new(r), Box::new(m)))
+            }
             Some(other) => Err(RouterError::invalid(
                 dir.join(MANIFEST),
-                format!("kind {other:?} is not one this router serves (TRIM-Agg, {POMDP_KIND})"),
+                format!(
+                    "kind {other:?} is not one this router serves (TRIM-Agg, {POMDP_KIND}, \
+                     {SEQ_EXPORT_KIND})"
+                ),
             )),
         }
     }
@@ -62,6 +75,7 @@ impl Policy {
         match self {
             Policy::Agg(r) => r.manifest().map(|m| m.lambda),
             Policy::Pomdp(r, _) => Some(r.lambda()),
+            Policy::Seq(_, m) => Some(m.lambda),
         }
     }
 
@@ -70,6 +84,7 @@ impl Policy {
         Ok(match self {
             Policy::Agg(r) => PolicyDecision::Agg(r.decide_step(step)?),
             Policy::Pomdp(r, _) => PolicyDecision::Pomdp(r.decide_step(step)?),
+            Policy::Seq(r, _) => PolicyDecision::Agg(r.decide_step(step)?),
         })
     }
 }

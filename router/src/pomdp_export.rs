@@ -94,6 +94,8 @@ pub fn parity_steps(n: usize, seed: u64) -> Vec<StepObservation> {
                 prev_prm,
                 prm: score(&mut rng),
                 tokens: 1 + rng.below(300) as u32,
+                prev_tokens: vec![],
+                prev_regenerated: vec![],
             }
         })
         .collect()

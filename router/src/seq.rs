@@ -79,6 +79,37 @@ impl SeqShape {
     }
 }
 
+/// The token of a kept step `i` (0-based): its PRM score, tokens, whether it was regenerated.
+#[inline]
+pub fn kept_token(prm: f32, tokens: u32, regenerated: bool, i: usize) -> [f32; TOKEN_DIM] {
+    // The same expression as the environment's history record, so the values are identical.
+    kept_token_scaled(prm, tokens as f32 / TOKEN_SCALE, regenerated, i)
+}
+
+/// [`kept_token`] from a token count already divided by `TOKEN_SCALE`.
+#[inline]
+fn kept_token_scaled(prm: f32, scaled: f32, regenerated: bool, i: usize) -> [f32; TOKEN_DIM] {
+    [
+        prm,
+        scaled,
+        f32::from(u8::from(regenerated)),
+        i as f32 / STEP_SCALE,
+        0.0,
+    ]
+}
+
+/// The token of the current weak candidate at step `t` (the number of kept steps).
+#[inline]
+pub fn candidate_token(prm: f32, tokens: u32, t: usize) -> [f32; TOKEN_DIM] {
+    [
+        prm,
+        tokens as f32 / TOKEN_SCALE,
+        0.0,
+        t as f32 / STEP_SCALE,
+        1.0,
+    ]
+}
+
 /// Write the observation row of one decision: the kept steps of `history` (the env's per-step
 /// records), then the current weak `candidate`.
 pub fn write_row(history: &[HistStep], candidate: Candidate, out: &mut [f32]) {
@@ -87,25 +118,15 @@ pub fn write_row(history: &[HistStep], candidate: Candidate, out: &mut [f32]) {
     let t = history.len();
     let first = t.saturating_sub(SEQ_LEN - 1);
     for (k, h) in history[first..].iter().enumerate() {
+        // History records token counts already divided by TOKEN_SCALE.
         let regenerated = h[3] > 0.5;
-        let tokens = if regenerated { h[4] } else { h[2] };
-        let tok = &mut out[k * TOKEN_DIM..(k + 1) * TOKEN_DIM];
-        tok.copy_from_slice(&[
-            h[0],
-            tokens,
-            f32::from(u8::from(regenerated)),
-            (first + k) as f32 / STEP_SCALE,
-            0.0,
-        ]);
+        let scaled = if regenerated { h[4] } else { h[2] };
+        let tok = kept_token_scaled(h[0], scaled, regenerated, first + k);
+        out[k * TOKEN_DIM..(k + 1) * TOKEN_DIM].copy_from_slice(&tok);
     }
     let k = t - first;
-    out[k * TOKEN_DIM..(k + 1) * TOKEN_DIM].copy_from_slice(&[
-        candidate.prm,
-        candidate.tokens as f32 / TOKEN_SCALE,
-        0.0,
-        t as f32 / STEP_SCALE,
-        1.0,
-    ]);
+    let tok = candidate_token(candidate.prm, candidate.tokens, t);
+    out[k * TOKEN_DIM..(k + 1) * TOKEN_DIM].copy_from_slice(&tok);
     out[SEQ_OBS_DIM - 1] = (k + 1) as f32;
 }
 
@@ -170,7 +191,7 @@ impl SeqNet {
         let z = &mut a[0][..d];
         z.copy_from_slice(&h[n - 1][..d]);
         self.ln_f.forward(z);
-        self.heads(z)
+        self.heads_of(z)
     }
 
     /// One block over positions `0..n`, updating the outputs of positions `from..n`.
@@ -191,7 +212,6 @@ impl SeqNet {
         let mut q = [0.0f32; MAX_SEQ_DIM];
         let mut att = [0.0f32; MAX_SEQ_DIM];
         let mut o = [0.0f32; MAX_SEQ_DIM];
-        let mut f = [0.0f32; 4 * MAX_SEQ_DIM];
         for i in from..n {
             b.q.forward(&a[i][..d], &mut q[..d]);
             self.attend(&q[..d], &k[..=i], &v[..=i], &mut att[..d]);
@@ -199,19 +219,25 @@ impl SeqNet {
             for (x, y) in h[i][..d].iter_mut().zip(&o[..d]) {
                 *x += y;
             }
-            // Feed-forward on LN2 of the updated residual.
-            let mut c = [0.0f32; MAX_SEQ_DIM];
-            c[..d].copy_from_slice(&h[i][..d]);
-            b.ln2.forward(&mut c[..d]);
-            let ff = self.shape.ff;
-            b.ff1.forward(&c[..d], &mut f[..ff]);
-            for x in &mut f[..ff] {
-                *x = x.max(0.0);
-            }
-            b.ff2.forward(&f[..ff], &mut o[..d]);
-            for (x, y) in h[i][..d].iter_mut().zip(&o[..d]) {
-                *x += y;
-            }
+            self.feed_forward(b, &mut h[i][..d]);
+        }
+    }
+
+    /// `h += W2·relu(W1·LN2(h) + b1) + b2`, in place (one position).
+    pub(crate) fn feed_forward(&self, b: &SeqBlock, h: &mut [f32]) {
+        let (d, ff) = (self.shape.dim, self.shape.ff);
+        let mut c = [0.0f32; MAX_SEQ_DIM];
+        c[..d].copy_from_slice(h);
+        b.ln2.forward(&mut c[..d]);
+        let mut f = [0.0f32; 4 * MAX_SEQ_DIM];
+        b.ff1.forward(&c[..d], &mut f[..ff]);
+        for x in &mut f[..ff] {
+            *x = x.max(0.0);
+        }
+        let mut o = [0.0f32; MAX_SEQ_DIM];
+        b.ff2.forward(&f[..ff], &mut o[..d]);
+        for (x, y) in h.iter_mut().zip(&o[..d]) {
+            *x += y;
         }
     }
 
@@ -250,7 +276,7 @@ impl SeqNet {
     }
 
     /// Actor and critic heads on the final representation `z`.
-    fn heads(&self, z: &[f32]) -> ([f32; 2], f32) {
+    pub(crate) fn heads_of(&self, z: &[f32]) -> ([f32; 2], f32) {
         let d = self.shape.dim;
         let mut t = [0.0f32; MAX_SEQ_DIM];
         self.actor1.forward(z, &mut t[..d]);

@@ -31,7 +31,7 @@ enum Cmd {
     /// Route steps: JSON lines of step observations in, continue/regenerate decisions out.
     Route(cli::route::RouteArgs),
     /// Benchmark: latency of one routing decision and batched decision throughput.
-    BenchRoute(cli::route::BenchRouteArgs),
+    BenchRoute(cli::bench_route::BenchRouteArgs),
     /// Evaluate every baseline, the oracles and trained checkpoints on the same problems; write
     /// CSV, JSON, a Markdown summary and a cost-vs-accuracy plot.
     Report(Box<cli::report::ReportArgs>),
@@ -133,7 +133,7 @@ fn main() {
         Cmd::Sweep(a) => cli::sweep::run(*a),
         Cmd::Export(a) => cli::export::run(a),
         Cmd::Route(a) => cli::route::run(a),
-        Cmd::BenchRoute(a) => cli::route::bench(a),
+        Cmd::BenchRoute(a) => cli::bench_route::run(a),
         Cmd::Pomdp(PomdpCmd::Solve(a)) => cli::pomdp::solve_cmd(a),
         Cmd::Pomdp(PomdpCmd::Fit(a)) => cli::pomdp::fit_cmd(a),
     };

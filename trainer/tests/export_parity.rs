@@ -10,7 +10,7 @@
 mod train_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use train_support::{make_dataset, ok, tmpdir, trim};
 use trim::export::{self, ParityFixture};
@@ -72,20 +72,7 @@ fn load_err(dir: &Path) -> String {
 }
 
 fn python() -> Option<PathBuf> {
-    let mut cands: Vec<PathBuf> = Vec::new();
-    if let Ok(p) = std::env::var("TRIM_PYTHON") {
-        cands.push(p.into());
-    }
-    cands.push("/root/.cache/trim-venv/bin/python".into());
-    cands.push("python3".into());
-    cands.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import numpy, safetensors, onnxruntime"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
+    train_support::python_with("numpy, safetensors, onnxruntime")
 }
 
 #[test]
@@ -148,6 +135,8 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
         prev_prm: vec![0.9, 0.4],
         prm: 0.6,
         tokens: 90,
+        prev_tokens: vec![],
+        prev_regenerated: vec![],
     };
     let manual = router.decide(&[0.4, 0.36, 0.6, 0.3, 2.0 / 30.0]);
     let built = router.decide_step(&step).unwrap();

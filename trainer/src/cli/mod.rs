@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns parsed arguments into library calls and prints results.
 
 pub mod bench;
+pub mod bench_route;
 pub mod bench_train;
 pub mod calibrate;
 pub mod data;

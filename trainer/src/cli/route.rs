@@ -1,20 +1,17 @@
-//! `trim route`: decisions for JSON lines of step observations, and `trim bench-route`: the
-//! decision latency of the Rust router.
+//! `trim route`: decisions for JSON lines of step observations.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use trim_env::{AGG_DIM, AggObs, Rng};
-use trim_router::{Policy, PomdpRouter, Router, StepObservation};
+use trim_router::{Policy, PomdpRouter, Router, SeqRouter, StepObservation};
 
 /// Arguments of `trim route`.
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("policy").required(true).args(["export", "pomdp"])))]
 pub struct RouteArgs {
-    /// Export directory written by `trim export` (TRIM-Agg or TRIM-POMDP).
+    /// Export directory written by `trim export` (TRIM-Agg, TRIM-Seq or TRIM-POMDP).
     #[arg(long)]
     pub export: Option<PathBuf>,
     /// A TRIM-POMDP solution file written by `trim pomdp solve --out` (decided through the
@@ -26,7 +23,7 @@ pub struct RouteArgs {
     /// Default: stdin.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Threshold on p(regenerate) (default: the export's, 0.5).
+    /// Threshold on p(regenerate) of a TRIM-Agg or TRIM-Seq export (default: the export's, 0.5).
     #[arg(long)]
     pub threshold: Option<f32>,
     /// Stop at the first malformed line with an error (exit 1), for batch use. Default (serving):
@@ -49,6 +46,10 @@ fn load(export: &std::path::Path, threshold: Option<f32>) -> Result<Decider> {
             )
         }
         (Policy::Pomdp(r, _), None) => Decider::Pomdp(r),
+        (Policy::Seq(r, _), Some(t)) => {
+            Decider::Seq(Box::new(r.with_threshold(t).map_err(anyhow::Error::msg)?))
+        }
+        (Policy::Seq(r, _), None) => Decider::Seq(r),
     })
 }
 
@@ -56,21 +57,23 @@ fn load(export: &std::path::Path, threshold: Option<f32>) -> Result<Decider> {
 enum Decider {
     Agg(Box<Router>),
     Pomdp(Box<PomdpRouter>),
+    Seq(Box<SeqRouter>),
 }
 
 impl Decider {
     /// The answer object for one valid step, or the reason it cannot be decided.
     fn decide(&self, step: &StepObservation) -> std::result::Result<serde_json::Value, String> {
         let action = |r: bool| if r { "regenerate" } else { "continue" };
+        let net = |d: trim_router::Decision| {
+            serde_json::json!({
+                "action": action(d.regenerate),
+                "p_regenerate": d.p_regenerate,
+                "logits": d.logits,
+            })
+        };
         Ok(match self {
-            Decider::Agg(r) => {
-                let d = r.decide_step(step)?;
-                serde_json::json!({
-                    "action": action(d.regenerate),
-                    "p_regenerate": d.p_regenerate,
-                    "logits": d.logits,
-                })
-            }
+            Decider::Agg(r) => net(r.decide_step(step)?),
+            Decider::Seq(r) => net(r.decide_step(step)?),
             Decider::Pomdp(r) => {
                 let d = r.decide_step(step)?;
                 serde_json::json!({
@@ -161,65 +164,4 @@ fn answer(
         }
         Err(e) => Err((id, e)),
     })
-}
-
-/// Arguments of `trim bench-route`.
-#[derive(Args)]
-pub struct BenchRouteArgs {
-    /// TRIM-Agg export directory written by `trim export`.
-    #[arg(long)]
-    pub export: PathBuf,
-    /// Single decisions to time.
-    #[arg(long, default_value_t = 200_000)]
-    pub iters: usize,
-    /// Batch size for the throughput measurement.
-    #[arg(long, default_value_t = 65_536)]
-    pub batch: usize,
-}
-
-pub fn bench(a: BenchRouteArgs) -> Result<()> {
-    let router = Router::load(&a.export)?;
-    let mut rng = Rng::new(1);
-    let obs: Vec<AggObs> = (0..4096)
-        .map(|_| std::array::from_fn(|i| if i < AGG_DIM { rng.f32() } else { 0.0 }))
-        .collect();
-    // Warm-up, then single decisions one after another (what a serving loop does per step).
-    let mut sink = 0.0f32;
-    for o in &obs {
-        sink += router.decide(o).p_regenerate;
-    }
-    let n = a.iters.max(1);
-    let t = Instant::now();
-    for i in 0..n {
-        sink += router
-            .decide(std::hint::black_box(&obs[i % obs.len()]))
-            .p_regenerate;
-    }
-    let single = t.elapsed().as_secs_f64() / n as f64;
-    // Batched throughput.
-    let batch: Vec<AggObs> = (0..a.batch.max(1)).map(|i| obs[i % obs.len()]).collect();
-    let _ = router.decide_batch(&batch);
-    let reps = 5;
-    let t = Instant::now();
-    for _ in 0..reps {
-        let d = router.decide_batch(std::hint::black_box(&batch));
-        sink += d[0].p_regenerate;
-    }
-    let secs = t.elapsed().as_secs_f64();
-    let per_s = (reps * batch.len()) as f64 / secs;
-    std::hint::black_box(sink);
-    println!(
-        "single decision: {:.3} µs ({} decisions, hidden {})",
-        single * 1e6,
-        n,
-        router.net().hidden()
-    );
-    println!(
-        "batched: {:.0} decisions/s ({:.3} µs each; batch {}, {} threads)",
-        per_s,
-        1e6 / per_s,
-        batch.len(),
-        rayon::current_num_threads()
-    );
-    Ok(())
 }

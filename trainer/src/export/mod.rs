@@ -15,6 +15,7 @@
 
 pub mod onnx;
 pub mod pomdp;
+mod seq;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -179,6 +180,7 @@ pub fn export(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportRep
     let state = checkpoint::load_state(checkpoint)?;
     match state.family.as_str() {
         Agg::NAME => export_agg(checkpoint, format, out),
+        <crate::family::seq::Seq as Family>::NAME => seq::export_seq(checkpoint, format, out),
         other => Err(ExportError::invalid(
             checkpoint,
             format!("policy family `{other}` has no exporter in this build"),
@@ -381,21 +383,30 @@ fn manifest(
             default_threshold: DEFAULT_THRESHOLD,
         },
         lambda: state.config.lambda,
-        training: Training {
-            run_name: state.run_name.clone(),
-            checkpoint: checkpoint.display().to_string(),
-            updates_done: state.updates_done,
-            trim_version: state.crate_version.clone(),
-            backend: state.backend.to_string(),
-            dataset: state.config.data.display().to_string(),
-            dataset_sha256: state.dataset_sha256.clone(),
-            weak_models,
-            strong_models,
-            prm_models,
-            config: serde_json::to_value(&state.config)
-                .map_err(|e| ExportError::invalid(checkpoint, e))?,
-        },
+        training: training(checkpoint, state, [weak_models, strong_models, prm_models])?,
         evaluation,
         files,
+    })
+}
+
+/// Where the policy came from (`training` of every manifest).
+fn training(
+    checkpoint: &Path,
+    state: &TrainState,
+    [weak_models, strong_models, prm_models]: [Vec<String>; 3],
+) -> Result<Training, ExportError> {
+    Ok(Training {
+        run_name: state.run_name.clone(),
+        checkpoint: checkpoint.display().to_string(),
+        updates_done: state.updates_done,
+        trim_version: state.crate_version.clone(),
+        backend: state.backend.to_string(),
+        dataset: state.config.data.display().to_string(),
+        dataset_sha256: state.dataset_sha256.clone(),
+        weak_models,
+        strong_models,
+        prm_models,
+        config: serde_json::to_value(&state.config)
+            .map_err(|e| ExportError::invalid(checkpoint, e))?,
     })
 }

@@ -224,3 +224,22 @@ pub fn weights_of_as<F: trim::family::Family>(ckpt: &Path) -> Vec<f32> {
     model.visit(&mut c);
     c.0
 }
+
+/// A Python interpreter that can import `modules` (comma-separated): `$TRIM_PYTHON`, else
+/// `/root/.cache/trim-venv/bin/python`, else `python3`.
+pub fn python_with(modules: &str) -> Option<PathBuf> {
+    let mut cands: Vec<PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("TRIM_PYTHON") {
+        cands.push(p.into());
+    }
+    cands.push("/root/.cache/trim-venv/bin/python".into());
+    cands.push("python3".into());
+    cands.into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", &format!("import {modules}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}

@@ -1,0 +1,183 @@
+//! Export a TRIM-Seq checkpoint: `policy.safetensors`, `parity.json` and `policy.json`
+//! ([`SeqManifest`], `"kind": "trim-seq"`), verified before anything is written: the network
+//! rebuilt from the serialised bytes must reproduce the burn model's logits on the parity
+//! histories (1 to 40 tokens) within 1e-5. No ONNX graph yet (issue 11): `--format onnx` is
+//! refused and `--format all` writes the rest with a warning.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::{Tensor, TensorData};
+use trim_router::manifest::{ActionSpec, DecisionSpec, ParamSpec};
+use trim_router::parity::TOLERANCE;
+use trim_router::seq::{SEQ_KIND, SEQ_LEN, SEQ_OBS_DIM, TOKEN_DIM};
+use trim_router::seq_export::{
+    SEQ_EXPORT_KIND, SeqArchitecture, SeqManifest, SeqParity, parity_steps,
+    seq_net_from_safetensors, seq_parity_diff, token_specs,
+};
+use trim_router::seq_router::step_row;
+use trim_router::{SeqNet, SeqRouter, safetensors};
+
+use super::{
+    DEFAULT_THRESHOLD, ExportError, ExportReport, FORMAT, FORMAT_VERSION, Format, MANIFEST, PARITY,
+    SAFETENSORS, Written, model_names, run_evaluation, write,
+};
+use crate::checkpoint::{self, TrainState};
+use crate::family::seq::Seq;
+use crate::seq_model::SeqActorCritic;
+
+/// Export the TRIM-Seq checkpoint at `checkpoint` into `out`.
+pub(super) fn export_seq(
+    checkpoint: &Path,
+    format: Format,
+    out: &Path,
+) -> Result<ExportReport, ExportError> {
+    let mut warnings = Vec::new();
+    match format {
+        Format::Onnx => {
+            return Err(ExportError::invalid(
+                checkpoint,
+                "TRIM-Seq has no ONNX export in this build; use --format safetensors",
+            ));
+        }
+        Format::All => {
+            warnings.push("TRIM-Seq: no ONNX graph in this build; wrote safetensors".into())
+        }
+        Format::Safetensors => {}
+    }
+    let device = crate::backend::Backend::Flex.device()?;
+    let (model, state) = checkpoint::load_model_as::<Seq>(checkpoint, &device)?;
+    let net = model
+        .try_acting()
+        .map_err(|e| ExportError::invalid(checkpoint, e))?;
+    let evaluation = run_evaluation(checkpoint, &mut warnings)?;
+    let fixture = fixture(&model, checkpoint)?;
+    let meta: BTreeMap<String, String> = [
+        ("format", FORMAT.to_string()),
+        ("kind", SEQ_EXPORT_KIND.to_string()),
+        ("run_name", state.run_name.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let st_path = out.join(SAFETENSORS);
+    let bytes = safetensors::serialize(&net.named_params(), &meta)
+        .map_err(|e| ExportError::invalid(&st_path, e))?;
+    let rebuilt = seq_net_from_safetensors(&bytes, net.shape())
+        .map_err(|e| ExportError::invalid(&st_path, e))?;
+    let diff = seq_parity_diff(&SeqRouter::from_net(rebuilt), &fixture)
+        .map_err(|e| ExportError::invalid(&st_path, e))?;
+    if diff.is_nan() || diff > fixture.tolerance {
+        return Err(ExportError::invalid(
+            &st_path,
+            format!("rebuilt network differs from the burn model by {diff} (> 1e-5)"),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| ExportError::io(out, e))?;
+    let mut w = Written::default();
+    w.put(out, SAFETENSORS, &bytes)?;
+    let parity = serde_json::to_string_pretty(&fixture)
+        .map_err(|e| ExportError::invalid(out.join(PARITY), e))?;
+    w.put(out, PARITY, parity.as_bytes())?;
+    let stale = out.join(super::ONNX);
+    if stale.exists() {
+        std::fs::remove_file(&stale).map_err(|e| ExportError::io(&stale, e))?;
+    }
+    let files = std::mem::take(&mut w.files);
+    let manifest = manifest(checkpoint, &state, &net, evaluation, files, &mut warnings)?;
+    let text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| ExportError::invalid(out.join(MANIFEST), e))?;
+    write(&out.join(MANIFEST), text.as_bytes())?;
+    w.paths.push(out.join(MANIFEST));
+    trim_router::Policy::load(out)?;
+    Ok(ExportReport {
+        files: w.paths,
+        safetensors_max_abs_diff: Some(diff),
+        onnx_max_abs_diff: None,
+        warnings,
+    })
+}
+
+/// The parity histories and the burn model's logits on them.
+///
+/// # Shapes
+/// rows `[n, SEQ_OBS_DIM]` → logits `[n, 2]`
+fn fixture(model: &SeqActorCritic, checkpoint: &Path) -> Result<SeqParity, ExportError> {
+    let steps = parity_steps();
+    let mut rows = vec![0.0f32; steps.len() * SEQ_OBS_DIM];
+    for (s, row) in steps.iter().zip(rows.chunks_exact_mut(SEQ_OBS_DIM)) {
+        step_row(s, row).map_err(|e| ExportError::invalid(checkpoint, e))?;
+    }
+    let device = crate::backend::Backend::Flex.device()?;
+    let n = steps.len();
+    let x = Tensor::<2>::from_data(TensorData::new(rows, [n, SEQ_OBS_DIM]), &device);
+    let (logits, _) = model.forward(x);
+    let v = (logits.into_data().convert::<f32>().try_into_vec::<f32>())
+        .map_err(|e| ExportError::invalid(checkpoint, format!("burn forward failed: {e:?}")))?;
+    Ok(SeqParity {
+        tolerance: TOLERANCE,
+        steps,
+        logits: v.chunks_exact(2).map(|c| [c[0], c[1]]).collect(),
+    })
+}
+
+fn manifest(
+    checkpoint: &Path,
+    state: &TrainState,
+    net: &SeqNet,
+    evaluation: serde_json::Value,
+    files: BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<SeqManifest, ExportError> {
+    let [weak_models, strong_models, prm_models] = model_names(state, warnings);
+    let params = (net.named_params().into_iter())
+        .map(|(name, shape, _)| ParamSpec { name, shape })
+        .collect();
+    Ok(SeqManifest {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        kind: SEQ_EXPORT_KIND.into(),
+        architecture: SeqArchitecture {
+            kind: SEQ_KIND.into(),
+            shape: net.shape(),
+            seq_len: SEQ_LEN,
+            token_dim: TOKEN_DIM,
+            forward: vec![
+                "tokens: the last seq_len−1 kept steps, then the candidate (no padding at inference)".into(),
+                "h = embed(tokens)".into(),
+                "per block i: h = h + blocks.i.o(causal_attention(blocks.i.q/k/v(LayerNorm_blocks.i.ln1(h)), heads)); h = h + blocks.i.ff2(relu(blocks.i.ff1(LayerNorm_blocks.i.ln2(h))))".into(),
+                "attention: softmax(q·kᵀ/√(d/heads)) over positions ≤ the query's, per head; heads concatenated".into(),
+                "z = LayerNorm_ln_f(h at the last token)".into(),
+                "logits = actor_out(tanh(actor1(z))); value = critic_out(tanh(critic1(z)))".into(),
+            ],
+            weight_layout: "PyTorch: Linear weight [out, in], y = x @ W.T + b; LayerNorm weight = gamma, bias = beta, biased variance, eps 1e-5 inside the sqrt".into(),
+            params,
+        },
+        tokens: token_specs(),
+        inputs: vec![
+            "prev_prm, prev_tokens, prev_regenerated: every kept step's PRM score, token count and regenerated flag, in order".into(),
+            "prm, tokens: the current weak candidate step".into(),
+        ],
+        actions: vec![
+            ActionSpec {
+                index: 0,
+                name: "continue".into(),
+                meaning: "keep the weak model's candidate step".into(),
+            },
+            ActionSpec {
+                index: 1,
+                name: "regenerate".into(),
+                meaning: "discard it and regenerate this step with the strong model".into(),
+            },
+        ],
+        decision: DecisionSpec {
+            score: "p_regenerate = softmax(logits)[1]".into(),
+            rule: "regenerate iff p_regenerate > threshold (0.5 = the greedy policy that was validated)".into(),
+            default_threshold: DEFAULT_THRESHOLD,
+        },
+        lambda: state.config.lambda,
+        training: super::training(checkpoint, state, [weak_models, strong_models, prm_models])?,
+        evaluation,
+        files,
+    })
+}
