@@ -15,7 +15,7 @@ use trim_env::Rng;
 use crate::error::RouterError;
 use crate::load::{read_listed, read_manifest_head};
 use crate::manifest::{
-    ActionSpec, DecisionSpec, MANIFEST, PARITY, ParamSpec, SAFETENSORS, Training,
+    ActionSpec, DecisionSpec, MANIFEST, ONNX, PARITY, ParamSpec, SAFETENSORS, Training,
 };
 use crate::router::StepObservation;
 use crate::seq::{SEQ_KIND, SEQ_LEN, SeqNet, SeqShape, TOKEN_DIM};
@@ -24,7 +24,7 @@ use crate::seq_router::SeqRouter;
 /// `kind` of a TRIM-Seq export.
 pub const SEQ_EXPORT_KIND: &str = "trim-seq";
 /// Every file a TRIM-Seq export lists besides the manifest.
-pub const SEQ_FILES: [&str; 2] = [SAFETENSORS, PARITY];
+pub const SEQ_FILES: [&str; 3] = [SAFETENSORS, ONNX, PARITY];
 
 /// The network: sizes, forward pass in words, every parameter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,6 +202,10 @@ pub(crate) fn load_seq_dir(dir: &Path) -> Result<(SeqRouter, SeqManifest), Route
         serde_json::from_str(&text).map_err(|e| RouterError::invalid(&mpath, e))?;
     m.check().map_err(|e| RouterError::invalid(&mpath, e))?;
     let st = read_listed(dir, &m.files, SAFETENSORS)?;
+    if m.files.contains_key(ONNX) {
+        // Served by onnxruntime, not here; its checksum is verified all the same.
+        read_listed(dir, &m.files, ONNX)?;
+    }
     let net = seq_net_from_safetensors(&st, m.architecture.shape)
         .map_err(|e| RouterError::invalid(dir.join(SAFETENSORS), e))?;
     let listed: Vec<_> = (m.architecture.params.iter())

@@ -11,7 +11,8 @@ forward pass; this file implements it from `policy.safetensors` and checks itsel
                       prm=0.2, tokens=80)        # {"action", "p_regenerate", "logits"}
 
 Command line: JSON lines of steps on stdin (the `trim route` schema with prev_tokens and
-prev_regenerated), one decision per line on stdout:  python3 trim_seq_router.py EXPORT_DIR
+prev_regenerated), one decision per line on stdout:
+    python3 trim_seq_router.py EXPORT_DIR [numpy|onnx]
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def _ln(x, g, b):
 
 
 class SeqRouter:
-    def __init__(self, export_dir: str | Path):
+    def __init__(self, export_dir: str | Path, backend: str = "numpy"):
+        """backend: "numpy" (policy.safetensors) or "onnx" (policy.onnx through onnxruntime)."""
         d = Path(export_dir)
         m = load_manifest(d)
         if m.get("kind") != KIND:
@@ -51,6 +53,15 @@ class SeqRouter:
         s = arch["shape"]
         self.dim, self.heads, self.layers = s["dim"], s["heads"], s["layers"]
         self.p = {k: v.astype(np.float64) for k, v in load_file(str(d / "policy.safetensors")).items()}
+        self.backend = backend
+        if backend == "onnx":
+            if "policy.onnx" not in m["files"]:
+                raise ExportError(f"{d}: no policy.onnx in this export")
+            import onnxruntime as ort
+
+            self.sess = ort.InferenceSession(str(d / "policy.onnx"), providers=["CPUExecutionProvider"])
+        elif backend != "numpy":
+            raise ValueError(f"backend {backend!r} is not numpy or onnx")
         self.threshold = m["decision"]["default_threshold"]
         fx = json.loads((d / "parity.json").read_text())
         worst = 0.0
@@ -78,9 +89,13 @@ class SeqRouter:
         return np.asarray(rows, dtype=np.float32).astype(np.float64)
 
     def logits(self, prev_prm, prev_tokens, prev_regenerated, prm, tokens) -> np.ndarray:
+        x = self.tokens(prev_prm, prev_tokens, prev_regenerated, prm, tokens)
+        if self.backend == "onnx":
+            feed = {"tokens": x[None].astype(np.float32)}
+            return self.sess.run(["logits"], feed)[0][0].astype(np.float64)
         p = self.p
         lin = lambda x, name: x @ p[f"{name}.weight"].T + p[f"{name}.bias"]  # noqa: E731
-        h = lin(self.tokens(prev_prm, prev_tokens, prev_regenerated, prm, tokens), "embed")
+        h = lin(x, "embed")
         n, dh = h.shape[0], self.dim // self.heads
         future = np.triu(np.ones((n, n), dtype=bool), k=1)
         for i in range(self.layers):
@@ -121,7 +136,8 @@ def _args(step: dict) -> dict:
 
 
 def main() -> None:
-    router = SeqRouter(sys.argv[1])
+    backend = sys.argv[2] if len(sys.argv) > 2 else "numpy"
+    router = SeqRouter(sys.argv[1], backend=backend)
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -1,8 +1,9 @@
 //! TRIM-Seq from training to a decision: a tiny `policy = seq` run, `trim export`, `trim route
-//! --export` and the numpy reference router (`scripts/python/trim_seq_router.py`) agree within
-//! 1e-5 on histories of 1, 5 and 30 tokens (and beyond the 32-token window); damaged exports
-//! are refused by both. The Python half runs when numpy and safetensors are importable
-//! (`TRIM_REQUIRE_PYTHON=1`, as in CI, makes their absence a failure).
+//! --export`, the numpy reference router and onnxruntime on `policy.onnx`
+//! (`scripts/python/trim_seq_router.py`) agree within 1e-5 on histories of 1, 5 and 30 tokens
+//! (and beyond the 32-token window); damaged exports are refused. The Python half runs when
+//! numpy, safetensors and onnxruntime are importable (`TRIM_REQUIRE_PYTHON=1`, as in CI, makes
+//! their absence a failure).
 
 mod train_support;
 
@@ -68,7 +69,7 @@ fn seq_exports_route_identically_in_rust_and_python_and_refuse_damage() {
         serde_json::from_slice(&std::fs::read(exp.join("policy.json")).unwrap()).unwrap();
     assert_eq!(m["kind"], "trim-seq");
     assert_eq!(m["architecture"]["shape"]["dim"], 16);
-    assert!(!exp.join("policy.onnx").exists());
+    assert!(exp.join("policy.onnx").is_file());
     std::fs::write(work.join("steps.jsonl"), steps()).unwrap();
     let rust = trim(
         &work,
@@ -109,7 +110,12 @@ fn seq_exports_route_identically_in_rust_and_python_and_refuse_damage() {
     // (parity).
     let bad = work.join("bad");
     std::fs::create_dir_all(&bad).unwrap();
-    for f in ["policy.json", "policy.safetensors", "parity.json"] {
+    for f in [
+        "policy.json",
+        "policy.safetensors",
+        "policy.onnx",
+        "parity.json",
+    ] {
         std::fs::copy(exp.join(f), bad.join(f)).unwrap();
     }
     let mut st = std::fs::read(bad.join("policy.safetensors")).unwrap();

@@ -14,6 +14,7 @@
 //! (the serving crate, which owns the manifest schema) loads and verifies it.
 
 pub mod onnx;
+mod onnx_seq;
 pub mod pomdp;
 mod seq;
 

@@ -18,10 +18,10 @@ use trim_router::{AggNet as PolicyWeights, N_ACTIONS};
 
 /// Protobuf wire encoding helpers (varint, length-delimited, fixed32).
 #[derive(Default)]
-struct Msg(Vec<u8>);
+pub(super) struct Msg(pub(super) Vec<u8>);
 
 impl Msg {
-    fn varint(&mut self, mut v: u64) {
+    pub(super) fn varint(&mut self, mut v: u64) {
         loop {
             let b = (v & 0x7f) as u8;
             v >>= 7;
@@ -32,27 +32,27 @@ impl Msg {
             self.0.push(b | 0x80);
         }
     }
-    fn key(&mut self, field: u64, wire: u64) {
+    pub(super) fn key(&mut self, field: u64, wire: u64) {
         self.varint((field << 3) | wire);
     }
-    fn int(&mut self, field: u64, v: i64) -> &mut Self {
+    pub(super) fn int(&mut self, field: u64, v: i64) -> &mut Self {
         self.key(field, 0);
         self.varint(v as u64);
         self
     }
-    fn bytes(&mut self, field: u64, b: &[u8]) -> &mut Self {
+    pub(super) fn bytes(&mut self, field: u64, b: &[u8]) -> &mut Self {
         self.key(field, 2);
         self.varint(b.len() as u64);
         self.0.extend_from_slice(b);
         self
     }
-    fn str(&mut self, field: u64, s: &str) -> &mut Self {
+    pub(super) fn str(&mut self, field: u64, s: &str) -> &mut Self {
         self.bytes(field, s.as_bytes())
     }
-    fn msg(&mut self, field: u64, m: Msg) -> &mut Self {
+    pub(super) fn msg(&mut self, field: u64, m: Msg) -> &mut Self {
         self.bytes(field, &m.0)
     }
-    fn f32(&mut self, field: u64, v: f32) -> &mut Self {
+    pub(super) fn f32(&mut self, field: u64, v: f32) -> &mut Self {
         self.key(field, 5);
         self.0.extend_from_slice(&v.to_le_bytes());
         self
@@ -60,7 +60,7 @@ impl Msg {
 }
 
 /// `TensorProto`: an f32 initializer.
-fn tensor(name: &str, shape: &[usize], data: &[f32]) -> Msg {
+pub(super) fn tensor(name: &str, shape: &[usize], data: &[f32]) -> Msg {
     let mut t = Msg::default();
     for &d in shape {
         t.int(1, d as i64);
@@ -71,11 +71,26 @@ fn tensor(name: &str, shape: &[usize], data: &[f32]) -> Msg {
     t
 }
 
+/// `TensorProto`: an int64 initializer (shapes, indices).
+pub(super) fn tensor_i64(name: &str, shape: &[usize], data: &[i64]) -> Msg {
+    let mut t = Msg::default();
+    for &d in shape {
+        t.int(1, d as i64);
+    }
+    t.int(2, INT64).str(8, name);
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    t.bytes(9, &raw);
+    t
+}
+
+/// ONNX `TensorProto.DataType.INT64`.
+const INT64: i64 = 7;
+
 /// A dimension: `Ok(n)` fixed, `Err(name)` symbolic.
-type Dim<'a> = Result<usize, &'a str>;
+pub(super) type Dim<'a> = Result<usize, &'a str>;
 
 /// `ValueInfoProto` of an f32 tensor.
-fn value_info(name: &str, dims: &[Dim]) -> Msg {
+pub(super) fn value_info(name: &str, dims: &[Dim]) -> Msg {
     let mut shape = Msg::default();
     for d in dims {
         let mut dim = Msg::default();
@@ -94,13 +109,14 @@ fn value_info(name: &str, dims: &[Dim]) -> Msg {
     vi
 }
 
-enum Attr<'a> {
+pub(super) enum Attr<'a> {
     Int(&'a str, i64),
     Float(&'a str, f32),
+    Ints(&'a str, &'a [i64]),
 }
 
 /// `NodeProto`.
-fn node(op: &str, name: &str, inputs: &[&str], output: &str, attrs: &[Attr]) -> Msg {
+pub(super) fn node(op: &str, name: &str, inputs: &[&str], output: &str, attrs: &[Attr]) -> Msg {
     let mut n = Msg::default();
     for i in inputs {
         n.str(1, i);
@@ -112,6 +128,14 @@ fn node(op: &str, name: &str, inputs: &[&str], output: &str, attrs: &[Attr]) -> 
             // AttributeProto: name = 1, f = 2, i = 3, type = 20 (FLOAT = 1, INT = 2).
             Attr::Int(k, v) => m.str(1, k).int(3, *v).int(20, 2),
             Attr::Float(k, v) => m.str(1, k).f32(2, *v).int(20, 1),
+            // ints = 8 (repeated, unpacked), type INTS = 7.
+            Attr::Ints(k, vs) => {
+                m.str(1, k);
+                for v in vs.iter() {
+                    m.int(8, *v);
+                }
+                m.int(20, 7)
+            }
         };
         n.msg(5, m);
     }
@@ -136,6 +160,11 @@ pub fn encode(w: &PolicyWeights, doc: &str, metadata: &[(&str, String)]) -> Vec<
     graph.msg(12, value_info("probs", &[batch, Ok(N_ACTIONS)]));
     graph.msg(12, value_info("value", &[batch, Ok(1)]));
 
+    model_bytes(graph, doc, metadata)
+}
+
+/// `ModelProto` around a graph: IR version, producer, opset, doc string and metadata.
+pub(super) fn model_bytes(graph: Msg, doc: &str, metadata: &[(&str, String)]) -> Vec<u8> {
     let mut model = Msg::default();
     model
         .int(1, IR_VERSION as i64)

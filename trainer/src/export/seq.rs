@@ -1,8 +1,10 @@
 //! Export a TRIM-Seq checkpoint: `policy.safetensors`, `parity.json` and `policy.json`
 //! ([`SeqManifest`], `"kind": "trim-seq"`), verified before anything is written: the network
 //! rebuilt from the serialised bytes must reproduce the burn model's logits on the parity
-//! histories (1 to 40 tokens) within 1e-5. No ONNX graph yet (issue 11): `--format onnx` is
-//! refused and `--format all` writes the rest with a warning.
+//! histories (1 to 40 tokens) within 1e-5. `policy.onnx` ([`super::onnx_seq`], symbolic
+//! sequence axis) is checked by onnxruntime against the same fixture
+//! (`scripts/python/trim_seq_router.py --backend onnx`, run by the tests and CI): this crate
+//! has no evaluator for attention graphs, so it is not re-evaluated here.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,9 +81,22 @@ pub(super) fn export_seq(
     let parity = serde_json::to_string_pretty(&fixture)
         .map_err(|e| ExportError::invalid(out.join(PARITY), e))?;
     w.put(out, PARITY, parity.as_bytes())?;
-    let stale = out.join(super::ONNX);
-    if stale.exists() {
-        std::fs::remove_file(&stale).map_err(|e| ExportError::io(&stale, e))?;
+    let onnx_path = out.join(super::ONNX);
+    if format == Format::All {
+        let doc = format!(
+            "trim routing policy {} (TRIM-Seq); input tokens [batch, seq, 5] = the kept steps \
+             then the candidate (see policy.json); logits/probs index 0 = continue, 1 = regenerate",
+            state.run_name
+        );
+        let meta_kv: Vec<(&str, String)> =
+            meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        w.put(
+            out,
+            super::ONNX,
+            &super::onnx_seq::encode_seq(&net, &doc, &meta_kv),
+        )?;
+    } else if onnx_path.exists() {
+        std::fs::remove_file(&onnx_path).map_err(|e| ExportError::io(&onnx_path, e))?;
     }
     let files = std::mem::take(&mut w.files);
     let manifest = manifest(checkpoint, &state, &net, evaluation, files, &mut warnings)?;
