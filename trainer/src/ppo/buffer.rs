@@ -218,3 +218,73 @@ impl RolloutBuffer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{PolicyKind, TrainConfig};
+    use crate::family::seq::Seq;
+    use trim_router::seq::{SEQ_OBS_DIM, TOKEN_DIM};
+
+    /// TRIM-Seq rollouts in the padded, time-major buffer: each live step's row holds one more
+    /// token than the step before (the candidate last, flagged), padding steps are invalid, and
+    /// GAE over episodes of different lengths equals a per-episode reference computed from the
+    /// valid steps alone (γ = 1, λ = 0.95, terminal episodes).
+    #[test]
+    fn sequence_rollouts_grow_a_token_per_step_and_gae_ignores_padding() {
+        let z = trim_data::LazySource::open("synth:math500?problems=16&test_fraction=0").unwrap();
+        let w = &z.world;
+        let problems = w.problems_in_split("all");
+        let mut rng = Rng::new(4);
+        let mut trees = vec![0; problems.len()];
+        VecEnv::sample_trees(w, &problems, &mut rng, &mut trees);
+        let cfg = TrainConfig {
+            policy: PolicyKind::Seq,
+            seq_dim: 16,
+            seq_ff: 32,
+            ..TrainConfig::default()
+        };
+        let dev = crate::backend::Backend::Flex.device().unwrap();
+        let net = <Seq as Family>::init(&cfg, &mut Rng::new(1), &dev).unwrap();
+        let acting = Seq::acting(&net).unwrap();
+        let mut env = VecEnv::new(w, problems.len(), 8e-4);
+        let mut buf = RolloutBuffer::default();
+        buf.collect::<Seq, _>(&mut env, &trees, &acting, &mut rng)
+            .unwrap();
+        buf.finish(1.0, 0.95, false);
+        let (n, d) = (buf.n, buf.obs_dim);
+        assert_eq!(d, SEQ_OBS_DIM);
+        let mut lengths = vec![];
+        for b in 0..n {
+            let steps: Vec<usize> = (0..buf.t_len).filter(|&t| buf.valid[t * n + b]).collect();
+            // Valid steps are a prefix of the column, each row one token longer.
+            assert_eq!(steps, (0..steps.len()).collect::<Vec<_>>());
+            for &t in &steps {
+                let row = &buf.obs[(t * n + b) * d..(t * n + b + 1) * d];
+                assert_eq!(row[d - 1] as usize, t + 1, "column {b} step {t}");
+                assert_eq!(row[t * TOKEN_DIM + 4], 1.0, "the candidate is last");
+                assert!(row[(t + 1) * TOKEN_DIM..d - 1].iter().all(|&x| x == 0.0));
+            }
+            // Reference GAE on the valid steps only.
+            let (mut adv, mut next_v, mut last) = (vec![0.0f32; steps.len()], 0.0f32, 0.0f32);
+            for (k, &t) in steps.iter().enumerate().rev() {
+                let i = t * n + b;
+                let delta = buf.rewards[i] + next_v - buf.values[i];
+                last = delta + 0.95 * last;
+                adv[k] = last;
+                next_v = buf.values[i];
+            }
+            for (k, &t) in steps.iter().enumerate() {
+                assert!(
+                    (buf.advantages[t * n + b] - adv[k]).abs() < 1e-5,
+                    "column {b}"
+                );
+            }
+            lengths.push(steps.len());
+        }
+        assert!(
+            lengths.iter().min() < lengths.iter().max(),
+            "{lengths:?}: padding occurs"
+        );
+    }
+}
