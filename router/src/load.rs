@@ -56,8 +56,7 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Verified, RouterError> {
         return Err(RouterError::invalid(
             &mpath,
             format!(
-                "this is a `{kind}` export, not TRIM-Agg: load it with trim_router::Policy::load \
-                 (or PomdpRouter::load_export)"
+                "this is a `{kind}` export, not TRIM-Agg: load it with trim_router::Policy::load"
             ),
         ));
     }

@@ -21,6 +21,13 @@ impl SeqRouter {
         }
     }
 
+    /// Load and verify a TRIM-Seq export directory (see [`crate::seq_export`]).
+    pub fn load_export(
+        dir: &std::path::Path,
+    ) -> Result<(Self, crate::seq_export::SeqManifest), crate::RouterError> {
+        crate::seq_export::load_seq_dir(dir)
+    }
+
     /// Use another threshold on p(regenerate).
     pub fn with_threshold(mut self, threshold: f32) -> Result<Self, String> {
         if !(0.0..=1.0).contains(&threshold) {
