@@ -31,6 +31,8 @@ pub struct VecEnv<'f, W: World = Forest> {
     hist: Vec<HistStep>,
     hist_len: Vec<u16>,
     hist_cap: usize,
+    /// Record the per-step history (only sequence policies read it).
+    record: bool,
     trees: Vec<u32>,
 }
 
@@ -46,8 +48,16 @@ impl<'f, W: World> VecEnv<'f, W> {
             hist: vec![[0.0; HIST_DIM]; n * hist_cap],
             hist_len: vec![0; n],
             hist_cap,
+            record: true,
             trees: vec![0; n],
         }
+    }
+
+    /// Record the per-step history or not (default: record). Policies that never read it
+    /// (TRIM-Agg, the baselines) turn it off and pay nothing for it; [`history`](Self::history)
+    /// is then empty.
+    pub fn record_history(&mut self, on: bool) {
+        self.record = on;
     }
 
     /// Number of slots.
@@ -156,7 +166,7 @@ impl<'f, W: World> VecEnv<'f, W> {
     ) -> Result<(), StepError> {
         let n = self.eps.len();
         assert!(actions.len() == n && rewards.len() == n && dones.len() == n);
-        let (forest, lambda, cap) = (self.forest, self.lambda, self.hist_cap);
+        let (forest, lambda, cap, record) = (self.forest, self.lambda, self.hist_cap, self.record);
         let step_one =
             |(((ep, hist), hlen), ((&a, r), d)): (Slot<'_, W::Node>, SlotIo<'_>)| -> Result<(), StepError> {
                 if ep.done() {
@@ -164,10 +174,11 @@ impl<'f, W: World> VecEnv<'f, W> {
                     *d = true;
                     return Ok(());
                 }
-                let entry = ep.hist_entry(forest, a);
+                if record {
+                    hist[*hlen as usize] = ep.hist_entry(forest, a);
+                    *hlen += 1;
+                }
                 let t = ep.step(forest, a, lambda)?;
-                hist[*hlen as usize] = entry;
-                *hlen += 1;
                 *r = t.reward;
                 *d = t.done;
                 Ok(())

@@ -91,6 +91,7 @@ impl RolloutBuffer {
         self.actions.clear();
         self.dones.clear();
         self.valid.clear();
+        env.record_history(F::needs_history());
         env.reset(trees);
         let mut obs = vec![0.0f32; n * d];
         let mut mask = vec![false; n * 2];
