@@ -149,3 +149,48 @@ fn a_checkpoint_of_one_family_is_refused_as_the_other() {
     .to_string();
     assert!(e.contains("heads"), "{e}");
 }
+
+/// `trim sweep` takes `policy` as a grid axis: both families train side by side and the report
+/// names each family as its runs recorded it.
+#[test]
+fn a_sweep_grid_over_policies_reports_both_families() {
+    let d = tmpdir("seq-sweep");
+    let data = make_dataset(&d, "tiny", 60, 2, 6);
+    let spec = d.join("sweep.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[base]\ndata = {:?}\ntest_data = \"same\"\npasses = 1\nbatch_episodes = 8\n\
+             minibatch_episodes = 8\nseq_dim = 16\nseq_ff = 32\n[grid]\npolicy = [\"agg\", \"seq\"]\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = train_support::ok(
+        &d,
+        &[
+            "sweep",
+            "sweep.toml",
+            "--threads",
+            "2",
+            "--threshold-steps",
+            "4",
+            "--cascade-steps",
+            "2",
+            "--checkpoint-steps",
+            "2",
+            "--pomdp-fit-data",
+            "none",
+            "--out",
+            "sw",
+        ],
+    );
+    assert!(
+        out.contains("| TRIM-Agg |") && out.contains("| TRIM-Seq |"),
+        "{out}"
+    );
+    for (run, family) in [("policy=agg", "agg"), ("policy=seq", "seq")] {
+        let s = checkpoint::load_state(&d.join("sw/runs").join(run).join("final")).unwrap();
+        assert_eq!(s.family, family);
+    }
+}
