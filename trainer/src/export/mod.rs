@@ -138,6 +138,30 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 fn model_names(state: &TrainState, warnings: &mut Vec<String>) -> [Vec<String>; 3] {
     let path = Path::new(&state.config.data);
     let empty = || [Vec::new(), Vec::new(), Vec::new()];
+    if trim_data::is_synth_spec(path) {
+        // A synthetic world names the models it imitates in its configuration.
+        return match trim_data::LazySource::open(&path.to_string_lossy()) {
+            Ok(z) if z.fingerprint == state.dataset_sha256 => {
+                let m = &z.spec.cfg.models;
+                [
+                    vec![m.weak.clone()],
+                    vec![m.strong.clone()],
+                    vec![m.prm.clone()],
+                ]
+            }
+            Ok(_) => {
+                warnings.push(format!(
+                    "world {} changed since training (fingerprint differs): model names not recorded",
+                    path.display()
+                ));
+                empty()
+            }
+            Err(e) => {
+                warnings.push(format!("model names not recorded: {e}"));
+                empty()
+            }
+        };
+    }
     match trim_data::io::sha256_file(path) {
         Ok(h) if h == state.dataset_sha256 => {}
         Ok(_) => {

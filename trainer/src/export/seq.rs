@@ -3,7 +3,7 @@
 //! rebuilt from the serialised bytes must reproduce the burn model's logits on the parity
 //! histories (1 to 40 tokens) within 1e-5. `policy.onnx` ([`super::onnx_seq`], symbolic
 //! sequence axis) is checked by onnxruntime against the same fixture
-//! (`scripts/python/trim_seq_router.py --backend onnx`, run by the tests and CI): this crate
+//! (`scripts/python/trim_seq_router.py DIR onnx`, run by the tests and CI): this crate
 //! has no evaluator for attention graphs, so it is not re-evaluated here.
 
 use std::collections::BTreeMap;
@@ -35,17 +35,12 @@ pub(super) fn export_seq(
     out: &Path,
 ) -> Result<ExportReport, ExportError> {
     let mut warnings = Vec::new();
-    match format {
-        Format::Onnx => {
-            return Err(ExportError::invalid(
-                checkpoint,
-                "TRIM-Seq has no ONNX export in this build; use --format safetensors",
-            ));
-        }
-        Format::All => {
-            warnings.push("TRIM-Seq: no ONNX graph in this build; wrote safetensors".into())
-        }
-        Format::Safetensors => {}
+    if format == Format::Onnx {
+        return Err(ExportError::invalid(
+            checkpoint,
+            "a TRIM-Seq export always holds policy.safetensors (the Rust router and the parity \
+             check read it): use --format all (with ONNX) or safetensors",
+        ));
     }
     let device = crate::backend::Backend::Flex.device()?;
     let (model, state) = checkpoint::load_model_as::<Seq>(checkpoint, &device)?;
