@@ -155,3 +155,66 @@ pub fn read_run(dir: &Path) -> anyhow::Result<PomdpRun> {
         summary,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run directory reads back as written; a damaged or mixed-up file is refused naming it,
+    /// and an existing run directory is never overwritten.
+    #[test]
+    fn run_directories_round_trip_and_damage_is_named() {
+        let dir = std::env::temp_dir().join(format!("trim-pomdp-run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (model, source) = crate::pomdp_models::official_math_train().unwrap();
+        let sols = trim_pomdp::solve(&model, 8, &[4e-4, 2e-3]).unwrap();
+        let config = |l: f64| SolveConfig {
+            command: "test".into(),
+            model: "official".into(),
+            lambda: l,
+            grid_step: 0.125,
+            grid_divisions: 8,
+            trim_version: "test".into(),
+            git_revision: "test".into(),
+            solve_seconds_per_lambda: 0.0,
+        };
+        let mut dirs = vec![];
+        for sol in &sols {
+            let c = config(sol.lambda);
+            let contents = RunContents {
+                solution: sol,
+                model: &model,
+                source: &source,
+                config: &c,
+                summary: None,
+            };
+            dirs.push(write_run(&dir, &contents).unwrap());
+            let e = write_run(&dir, &contents).unwrap_err().to_string();
+            assert!(e.contains("never overwritten"), "{e}");
+        }
+        let run = read_run(&dirs[0]).unwrap();
+        assert_eq!(run.solution.lambda, 4e-4);
+        assert!(run.model == model && run.source == source && run.summary.is_none());
+        // A solution of the same model at another λ is consistent with model.json.
+        std::fs::copy(dirs[1].join(SOLUTION), dirs[0].join(SOLUTION)).unwrap();
+        assert!(read_run(&dirs[0]).is_ok());
+        for (file, text) in [
+            (MODEL, "{\"format\": \"trim-pomdp-model/1\"}\n"),
+            (SOLUTION, "truncated"),
+            (CONFIG, "{"),
+            (SUMMARY, "[{\"belief_rule\": 3}]"),
+        ] {
+            let d = dir.join(format!("copy-{file}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for f in [SOLUTION, MODEL, CONFIG] {
+                std::fs::copy(dirs[1].join(f), d.join(f)).unwrap();
+            }
+            std::fs::write(d.join(file), text).unwrap();
+            let e = read_run(&d).err().expect("refused").to_string();
+            assert!(
+                e.contains(file) || file == MODEL && e.contains("model"),
+                "{file}: {e}"
+            );
+        }
+    }
+}

@@ -176,3 +176,57 @@ fn seq_exports_route_identically_in_rust_and_python_and_refuse_damage() {
     let o = Command::new(&py).arg(&script).arg(&bad).output().unwrap();
     assert!(!o.status.success(), "python accepted a damaged export");
 }
+
+/// Fuzz-style: any single changed, removed or inserted byte in any file of a TRIM-Seq export
+/// is refused cleanly (never a panic), or — when it cannot matter (whitespace in JSON) — the
+/// export loads and decides exactly as the original.
+#[test]
+fn random_byte_damage_to_a_seq_export_never_panics_or_changes_decisions() {
+    let work = tmpdir("export-seq-fuzz");
+    let exp = export(&work);
+    let original = trim_router::Policy::load(&exp).unwrap();
+    let steps = trim_router::seq_export::parity_steps();
+    let decide = |p: &trim_router::Policy| -> Vec<trim_router::PolicyDecision> {
+        steps.iter().map(|s| p.decide_step(s).unwrap()).collect()
+    };
+    let want = decide(&original);
+    let files = [
+        "policy.json",
+        "policy.safetensors",
+        "policy.onnx",
+        "parity.json",
+    ];
+    let bytes: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(exp.join(f)).unwrap())
+        .collect();
+    let bad = work.join("fuzz");
+    std::fs::create_dir_all(&bad).unwrap();
+    let mut rng = trim_env::Rng::new(21);
+    let (mut refused, mut loaded) = (0, 0);
+    for round in 0..240 {
+        let k = round % files.len();
+        for (f, b) in files.iter().zip(&bytes) {
+            std::fs::write(bad.join(f), b).unwrap();
+        }
+        let mut b = bytes[k].clone();
+        let i = rng.below(b.len() as u64) as usize;
+        match rng.below(3) {
+            0 => b[i] = b[i].wrapping_add(1 + rng.below(255) as u8),
+            1 => {
+                b.remove(i);
+            }
+            _ => b.insert(i, b"0 {\"\n"[rng.below(5) as usize]),
+        }
+        std::fs::write(bad.join(files[k]), &b).unwrap();
+        match std::panic::catch_unwind(|| trim_router::Policy::load(&bad)) {
+            Err(_) => panic!("{} byte {i} panicked", files[k]),
+            Ok(Err(_)) => refused += 1,
+            Ok(Ok(p)) => {
+                loaded += 1;
+                assert_eq!(decide(&p), want, "{} byte {i} changed decisions", files[k]);
+            }
+        }
+    }
+    assert!(refused > 200, "{refused} refused, {loaded} loaded");
+}

@@ -219,4 +219,53 @@ mod tests {
             "mine"
         );
     }
+
+    /// Fuzz-style: a changed, removed or inserted byte in any file of a POMDP export is refused
+    /// (never a panic) or, where it cannot matter, decides exactly as the original.
+    #[test]
+    fn random_byte_damage_to_a_pomdp_export_never_panics_or_changes_decisions() {
+        let dir = std::env::temp_dir().join(format!("trim-pomdp-fuzz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.join("export");
+        export_pomdp(&run_dir(&dir.join("sols")), &out).unwrap();
+        let steps = parity_steps(60, 9);
+        let decide = |p: &Policy| -> Vec<bool> {
+            steps
+                .iter()
+                .map(|s| p.decide_step(s).unwrap().regenerate())
+                .collect()
+        };
+        let want = decide(&Policy::load(&out).unwrap());
+        let files = [MANIFEST, POMDP_SOLUTION, PARITY];
+        let bytes: Vec<Vec<u8>> = files
+            .iter()
+            .map(|f| std::fs::read(out.join(f)).unwrap())
+            .collect();
+        let bad = dir.join("fuzz");
+        std::fs::create_dir_all(&bad).unwrap();
+        let mut rng = trim_env::Rng::new(13);
+        let mut refused = 0;
+        for round in 0..150 {
+            let k = round % files.len();
+            for (f, b) in files.iter().zip(&bytes) {
+                std::fs::write(bad.join(f), b).unwrap();
+            }
+            let mut b = bytes[k].clone();
+            let i = rng.below(b.len() as u64) as usize;
+            match rng.below(3) {
+                0 => b[i] = b[i].wrapping_add(1 + rng.below(255) as u8),
+                1 => {
+                    b.remove(i);
+                }
+                _ => b.insert(i, b"0 {\"\n"[rng.below(5) as usize]),
+            }
+            std::fs::write(bad.join(files[k]), &b).unwrap();
+            match std::panic::catch_unwind(|| Policy::load(&bad)) {
+                Err(_) => panic!("{} byte {i} panicked", files[k]),
+                Ok(Err(_)) => refused += 1,
+                Ok(Ok(p)) => assert_eq!(decide(&p), want, "{} byte {i}", files[k]),
+            }
+        }
+        assert!(refused > 120, "{refused} refused");
+    }
 }
