@@ -13,12 +13,15 @@ use crate::seq::{MAX_SEQ_DIM, SEQ_LEN, SeqBlock, SeqNet, TOKEN_DIM};
 /// Most kept steps inside the window (the candidate takes the last slot).
 const WINDOW: usize = SEQ_LEN - 1;
 
-/// Per-layer keys and values of the kept steps in the window, and their raw tokens.
+/// Per-layer keys and values of the kept steps in the window, and their raw tokens: about
+/// `2 · layers · 31 · d` floats per episode (16 KB at the default sizes).
 #[derive(Clone, Debug)]
 pub struct SeqCache {
-    /// `keys[layer][position]`, `values[layer][position]`.
-    keys: Vec<[[f32; MAX_SEQ_DIM]; WINDOW]>,
-    values: Vec<[[f32; MAX_SEQ_DIM]; WINDOW]>,
+    /// Model width d (the stride of a position).
+    dim: usize,
+    /// `keys[(layer · WINDOW + position) · d + i]`, likewise `values`.
+    keys: Vec<f32>,
+    values: Vec<f32>,
     /// Raw tokens of the kept steps in the window, oldest first.
     tokens: [[f32; TOKEN_DIM]; WINDOW],
     /// Kept steps in the window.
@@ -28,10 +31,11 @@ pub struct SeqCache {
 impl SeqCache {
     /// An empty cache for `net`.
     pub fn new(net: &SeqNet) -> Self {
-        let layers = net.blocks.len();
+        let (layers, dim) = (net.blocks.len(), net.shape.dim);
         SeqCache {
-            keys: vec![[[0.0; MAX_SEQ_DIM]; WINDOW]; layers],
-            values: vec![[[0.0; MAX_SEQ_DIM]; WINDOW]; layers],
+            dim,
+            keys: vec![0.0; layers * WINDOW * dim],
+            values: vec![0.0; layers * WINDOW * dim],
             tokens: [[0.0; TOKEN_DIM]; WINDOW],
             len: 0,
         }
@@ -81,8 +85,9 @@ impl SeqCache {
         let last = net.blocks.len() - 1;
         for (l, b) in net.blocks.iter().enumerate() {
             self.step(net, b, l, &mut h, (&mut k, &mut v));
-            self.keys[l][self.len] = k;
-            self.values[l][self.len] = v;
+            let at = (l * WINDOW + self.len) * d;
+            self.keys[at..at + d].copy_from_slice(&k[..d]);
+            self.values[at..at + d].copy_from_slice(&v[..d]);
             // The last block's output of a kept step is never read again.
             if l == last {
                 break;
@@ -134,13 +139,16 @@ impl SeqCache {
         let dh = net.shape.dim / heads;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut s = [0.0f32; SEQ_LEN];
-        let (keys, values) = (&self.keys[layer], &self.values[layer]);
+        let d = self.dim;
+        let base = layer * WINDOW * d;
+        let key = |j: usize| &self.keys[base + j * d..base + (j + 1) * d];
+        let value = |j: usize| &self.values[base + j * d..base + (j + 1) * d];
         for hd in 0..heads {
             let r = hd * dh..(hd + 1) * dh;
             let mut max = f32::NEG_INFINITY;
             for j in 0..=n {
                 let kj = if j < n {
-                    &keys[j][r.clone()]
+                    &key(j)[r.clone()]
                 } else {
                     &k_new[r.clone()]
                 };
@@ -156,7 +164,7 @@ impl SeqCache {
             out_h.fill(0.0);
             for j in 0..=n {
                 let vj = if j < n {
-                    &values[j][r.clone()]
+                    &value(j)[r.clone()]
                 } else {
                     &v_new[r.clone()]
                 };
