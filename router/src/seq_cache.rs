@@ -146,14 +146,14 @@ impl SeqCache {
         for hd in 0..heads {
             let r = hd * dh..(hd + 1) * dh;
             let mut max = f32::NEG_INFINITY;
-            for j in 0..=n {
+            for (j, sj) in s[..=n].iter_mut().enumerate() {
                 let kj = if j < n {
                     &key(j)[r.clone()]
                 } else {
                     &k_new[r.clone()]
                 };
-                s[j] = dot(&q[r.clone()], kj) * scale;
-                max = max.max(s[j]);
+                *sj = dot(&q[r.clone()], kj) * scale;
+                max = max.max(*sj);
             }
             let mut sum = 0.0f32;
             for x in &mut s[..=n] {
@@ -162,13 +162,13 @@ impl SeqCache {
             }
             let out_h = &mut out[r.clone()];
             out_h.fill(0.0);
-            for j in 0..=n {
+            for (j, &sj) in s[..=n].iter().enumerate() {
                 let vj = if j < n {
                     &value(j)[r.clone()]
                 } else {
                     &v_new[r.clone()]
                 };
-                let p = s[j] / sum;
+                let p = sj / sum;
                 for (o, x) in out_h.iter_mut().zip(vj) {
                     *o += p * x;
                 }
