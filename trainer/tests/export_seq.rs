@@ -230,3 +230,124 @@ fn random_byte_damage_to_a_seq_export_never_panics_or_changes_decisions() {
     }
     assert!(refused > 200, "{refused} refused, {loaded} loaded");
 }
+
+/// `trim route --sessions`: three interleaved episodes sending only their new numbers get
+/// exactly the decisions of the stateless whole-history call; bad lines get error answers
+/// naming the session, and the open-session limit holds.
+#[test]
+fn route_sessions_decide_as_the_whole_history_does() {
+    let work = tmpdir("route-sessions");
+    export(&work);
+    let mut rng = trim_env::Rng::new(17);
+    let (mut session_lines, mut whole_lines) = (String::new(), String::new());
+    let mut hist: Vec<(Vec<f32>, Vec<u32>, Vec<bool>)> = vec![Default::default(); 3];
+    for _ in 0..35 {
+        for (e, h) in hist.iter_mut().enumerate() {
+            let (prm, tokens) = (rng.f32(), 1 + rng.below(300));
+            session_lines.push_str(&format!(
+                "{}\n",
+                serde_json::json!({"session": format!("e{e}"), "prm": prm, "tokens": tokens})
+            ));
+            whole_lines.push_str(&format!(
+                "{}\n",
+                serde_json::json!({"id": format!("e{e}"), "prev_prm": h.0, "prev_tokens": h.1,
+                    "prev_regenerated": h.2, "prm": prm, "tokens": tokens})
+            ));
+            let r = rng.f32() < 0.3;
+            let kept = (
+                if r { rng.f32() } else { prm },
+                if r {
+                    1 + rng.below(300) as u32
+                } else {
+                    tokens as u32
+                },
+            );
+            session_lines.push_str(&format!(
+                "{}\n",
+                serde_json::json!({"session": format!("e{e}"),
+                    "kept": {"prm": kept.0, "tokens": kept.1, "regenerated": r}})
+            ));
+            h.0.push(kept.0);
+            h.1.push(kept.1);
+            h.2.push(r);
+        }
+    }
+    std::fs::write(work.join("sessions.jsonl"), &session_lines).unwrap();
+    std::fs::write(work.join("whole.jsonl"), &whole_lines).unwrap();
+    let s = trim(
+        &work,
+        &[
+            "route",
+            "--export",
+            "export",
+            "--sessions",
+            "--strict",
+            "--input",
+            "sessions.jsonl",
+        ],
+    );
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let w = trim(
+        &work,
+        &[
+            "route",
+            "--export",
+            "export",
+            "--strict",
+            "--input",
+            "whole.jsonl",
+        ],
+    );
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let decisions: Vec<serde_json::Value> = lines(&s.stdout)
+        .into_iter()
+        .filter(|v| v.get("action").is_some())
+        .collect();
+    let whole = lines(&w.stdout);
+    assert_eq!(decisions.len(), 105);
+    for (a, b) in decisions.iter().zip(&whole) {
+        assert_eq!(a["session"], b["id"]);
+        assert_eq!(a["logits"], b["logits"], "{a} vs {b}");
+    }
+    // Bad lines: each answered with an error naming the session.
+    let bad = [
+        "{\"session\":\"x\",\"kept\":{\"prm\":0.5,\"tokens\":3,\"regenerated\":false}}",
+        "{\"session\":\"x\",\"prm\":1.5,\"tokens\":3}",
+        "{\"session\":\"x\",\"prm\":0.5}",
+        "{\"session\":\"x\",\"prm\":0.5,\"tokens\":3,\"extra\":1}",
+        "{\"session\":\"x\",\"end\":true}",
+        "{\"session\":\"y\",\"prm\":0.5,\"tokens\":3}",
+        "{\"session\":\"z\",\"prm\":0.5,\"tokens\":3}",
+    ]
+    .join("\n");
+    std::fs::write(work.join("bad.jsonl"), bad).unwrap();
+    let o = trim(
+        &work,
+        &[
+            "route",
+            "--export",
+            "export",
+            "--sessions",
+            "--max-sessions",
+            "1",
+            "--input",
+            "bad.jsonl",
+        ],
+    );
+    assert!(o.status.success());
+    let out = lines(&o.stdout);
+    assert_eq!(out.len(), 7);
+    for (i, v) in out.iter().enumerate() {
+        assert_eq!(v.get("error").is_none(), i == 5, "line {}: {v}", i + 1);
+    }
+    assert!(
+        out[4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no open session"),
+        "{}",
+        out[4]
+    );
+    assert!(out[6]["error"].as_str().unwrap().contains("max-sessions"));
+    assert_eq!(out[0]["id"], "x");
+}

@@ -14,6 +14,7 @@ pub mod pomdp;
 pub mod progress;
 pub mod report;
 pub mod route;
+mod route_sessions;
 pub mod sweep;
 pub mod synth;
 pub mod train;

@@ -30,6 +30,14 @@ pub struct RouteArgs {
     /// answer a malformed line with `{"id": …, "error": "…", "line": N}` and go on.
     #[arg(long)]
     pub strict: bool,
+    /// Stateful mode (TRIM-Agg and TRIM-Seq exports): lines name an episode and carry only the
+    /// new numbers — `{"session": S, "prm": p, "tokens": n}` to decide, `{"session": S, "kept":
+    /// {"prm": p, "tokens": n, "regenerated": b}}` after acting, `{"session": S, "end": true}`.
+    #[arg(long, requires = "export")]
+    pub sessions: bool,
+    /// Most episodes open at once in --sessions mode.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_sessions: usize,
 }
 
 /// Load any export (`trim_router::Policy`); `--threshold` applies to TRIM-Agg only.
@@ -105,13 +113,48 @@ pub fn run(a: RouteArgs) -> Result<()> {
         None => Box::new(std::io::stdin().lock()),
     };
     let name = (a.input.as_ref()).map_or("stdin".to_string(), |p| p.display().to_string());
+    if a.sessions {
+        let mut sessions = super::route_sessions::Sessions::new(a.max_sessions, maker(&router)?);
+        serve_lines(input, &name, a.strict, &mut |line| sessions.answer(line))?;
+        if sessions.len() > 0 {
+            eprintln!(
+                "trim route: {} session(s) still open at the end of input",
+                sessions.len()
+            );
+        }
+        return Ok(());
+    }
+    serve_lines(input, &name, a.strict, &mut |line| answer(&router, line))
+}
+
+/// New episodes of a network export (TRIM-POMDP needs no per-episode state).
+fn maker<'r>(router: &'r Decider) -> Result<Box<dyn Fn() -> trim_router::Session<'r> + 'r>> {
+    Ok(match router {
+        Decider::Agg(r) => Box::new(|| r.session()),
+        Decider::Seq(r) => Box::new(|| r.session()),
+        Decider::Pomdp(_) => anyhow::bail!(
+            "--sessions serves TRIM-Agg and TRIM-Seq exports; a TRIM-POMDP decision needs only \
+             the kept PRM scores: send whole steps without --sessions"
+        ),
+    })
+}
+
+/// Answer every line of `input` with `handle`, flushing each answer (one decision per step in a
+/// serving loop); a malformed line gets an error object (`{"id", "error", "line"}`) unless
+/// `strict`, which stops at it.
+fn serve_lines(
+    input: Box<dyn BufRead + '_>,
+    name: &str,
+    strict: bool,
+    handle: &mut dyn FnMut(&[u8]) -> super::route_sessions::Answer,
+) -> Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut bad = 0u64;
     for (i, line) in input.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("{name}: cannot read line {}", i + 1))?;
-        let answer = match answer(&router, &line) {
+        let answer = match handle(&line) {
             Some(Ok(o)) => o,
-            Some(Err((id, e))) if !a.strict => {
+            Some(Err((id, e))) if !strict => {
                 bad += 1;
                 serde_json::json!({"id": id, "error": e, "line": i + 1})
             }
@@ -119,7 +162,6 @@ pub fn run(a: RouteArgs) -> Result<()> {
             None => continue,
         };
         writeln!(out, "{answer}")?;
-        // One decision per step in a serving loop: do not hold answers in the buffer.
         out.flush()?;
     }
     if bad > 0 {
@@ -131,11 +173,7 @@ pub fn run(a: RouteArgs) -> Result<()> {
 /// The answer to one input line: a decision object, an error with the request id when one could
 /// be read, or `None` for a blank line. Lines are bytes: invalid UTF-8 is an error answer, not
 /// the end of the stream.
-#[allow(clippy::type_complexity)]
-fn answer(
-    router: &Decider,
-    line: &[u8],
-) -> Option<Result<serde_json::Value, (serde_json::Value, String)>> {
+fn answer(router: &Decider, line: &[u8]) -> super::route_sessions::Answer {
     let text = match std::str::from_utf8(line) {
         Ok(t) => t.trim(),
         Err(e) => return Some(Err((serde_json::Value::Null, format!("not UTF-8: {e}")))),

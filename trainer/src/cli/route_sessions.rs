@@ -1,0 +1,140 @@
+//! `trim route --sessions`: a stateful serving sidecar. Each JSON line names an episode
+//! (`session`) and carries only the new numbers — the weak step to decide on, the step that was
+//! kept, or the end of the episode — and the router keeps each episode's state
+//! (`trim_router::Session`: TRIM-Agg's aggregates, TRIM-Seq's attention cache). Decisions equal
+//! the stateless whole-history call exactly.
+//!
+//! ```text
+//! {"session": "req-7", "prm": 0.42, "tokens": 120}                      → {"session", "action", "p_regenerate", "logits", "step"}
+//! {"session": "req-7", "kept": {"prm": 0.91, "tokens": 95, "regenerated": true}}  → {"session", "steps"}
+//! {"session": "req-7", "end": true}                                    → {"session", "ended": true}
+//! ```
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use trim_router::{KeptStep, Session};
+
+/// One input line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    session: String,
+    #[serde(default)]
+    prm: Option<f32>,
+    #[serde(default)]
+    tokens: Option<u32>,
+    #[serde(default)]
+    kept: Option<Kept>,
+    #[serde(default)]
+    end: bool,
+}
+
+/// The step that was kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kept {
+    prm: f32,
+    tokens: u32,
+    regenerated: bool,
+}
+
+/// The open episodes.
+pub(super) struct Sessions<'r> {
+    open: HashMap<String, Session<'r>>,
+    max: usize,
+    new_session: Box<dyn Fn() -> Session<'r> + 'r>,
+}
+
+/// An answer, or an error with the session id when one could be read.
+pub(super) type Answer = Option<Result<Value, (Value, String)>>;
+
+impl<'r> Sessions<'r> {
+    pub(super) fn new(max: usize, new_session: Box<dyn Fn() -> Session<'r> + 'r>) -> Self {
+        Sessions {
+            open: HashMap::new(),
+            max,
+            new_session,
+        }
+    }
+
+    /// Episodes open now.
+    pub(super) fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// The answer to one input line (`None` for a blank line).
+    pub(super) fn answer(&mut self, line: &[u8]) -> Answer {
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => t.trim(),
+            Err(e) => return Some(Err((Value::Null, format!("not UTF-8: {e}")))),
+        };
+        if text.is_empty() {
+            return None;
+        }
+        let l: Line = match serde_json::from_str(text) {
+            Ok(l) => l,
+            Err(e) => {
+                let id = serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("session").cloned())
+                    .unwrap_or(Value::Null);
+                return Some(Err((id, format!("not a session line: {e}"))));
+            }
+        };
+        let id = json!(l.session);
+        Some(self.apply(l).map_err(|e| (id, e)))
+    }
+
+    fn apply(&mut self, l: Line) -> Result<Value, String> {
+        match (l.prm, l.tokens, l.kept, l.end) {
+            (Some(prm), Some(tokens), None, false) => {
+                if !self.open.contains_key(&l.session) && self.open.len() >= self.max {
+                    return Err(format!(
+                        "{} sessions are open (--max-sessions): end some before starting another",
+                        self.max
+                    ));
+                }
+                // A session opens with its first valid decision, never with a refused one.
+                let d = match self.open.get(&l.session) {
+                    Some(s) => s.decide(prm, tokens)?,
+                    None => {
+                        let s = (self.new_session)();
+                        let d = s.decide(prm, tokens)?;
+                        self.open.insert(l.session.clone(), s);
+                        d
+                    }
+                };
+                let s = &self.open[&l.session];
+                Ok(json!({
+                    "session": l.session,
+                    "action": if d.regenerate { "regenerate" } else { "continue" },
+                    "p_regenerate": d.p_regenerate,
+                    "logits": d.logits,
+                    "step": s.steps(),
+                }))
+            }
+            (None, None, Some(k), false) => {
+                let s = (self.open.get_mut(&l.session)).ok_or_else(|| {
+                    format!("no open session `{}`: decide a step first", l.session)
+                })?;
+                s.push(KeptStep {
+                    prm: k.prm,
+                    tokens: k.tokens,
+                    regenerated: k.regenerated,
+                })?;
+                Ok(json!({"session": l.session, "steps": s.steps()}))
+            }
+            (None, None, None, true) => match self.open.remove(&l.session) {
+                Some(_) => Ok(json!({"session": l.session, "ended": true})),
+                None => Err(format!("no open session `{}`", l.session)),
+            },
+            _ => Err(
+                "a session line holds exactly one of: `prm` and `tokens` (decide), `kept` \
+                 (record the kept step), `end: true`"
+                    .into(),
+            ),
+        }
+    }
+}
