@@ -271,8 +271,9 @@ impl ActorCritic {
 }
 
 /// tanh as `2·σ(2x) − 1`: mathematically tanh, but one `exp` per element where burn-flex calls
-/// libm `tanhf` (which dominated the profile: half of all training time). Same arithmetic as
-/// `trim_router::mlp::tanh_f32`, so acting and training agree.
+/// libm `tanhf` (which dominated the profile: half of all training time). The acting copy's
+/// blocks use `trim_router::mlp::tanh_lanes` (a polynomial, within 2e-7 of tanh), so acting
+/// and training agree to float rounding (checked by the forward-pass agreement test).
 ///
 /// # Shapes
 /// any `[n, d]` → `[n, d]`
