@@ -1,7 +1,7 @@
 //! `trim-collect`: building rollout trees from live models (`trim collect`, issue 12).
 //!
 //! Today this crate holds the part every collection needs first and that can be checked without
-//! a model: [`grade`] — extracting a solution's final `\boxed{…}` answer and comparing it with
+//! a model: [`mod@grade`] — extracting a solution's final `\boxed{…}` answer and comparing it with
 //! the reference. The asynchronous clients for OpenAI-compatible generators and PRM scoring
 //! endpoints, the tree expansion strategies and the resumable sharded writer come next; until
 //! then nothing in the binary depends on this crate.
