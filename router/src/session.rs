@@ -203,7 +203,18 @@ pub(crate) mod tests {
             hi - lo > 0.05,
             "p(regenerate) in [{lo}, {hi}]: the history matters"
         );
-        // Bad inputs: named, never a panic.
+    }
+
+    /// Bad inputs are errors, never a panic.
+    #[test]
+    fn bad_session_inputs_are_errors() {
+        let shape = SeqShape {
+            dim: 16,
+            heads: 2,
+            layers: 1,
+            ff: 32,
+        };
+        let router = SeqRouter::from_net(random_seq_net(shape, 4));
         let s = router.session();
         assert!(s.decide(f32::NAN, 3).is_err());
         let bad = StepObservation {

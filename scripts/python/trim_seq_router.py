@@ -63,11 +63,16 @@ class SeqRouter:
         elif backend != "numpy":
             raise ValueError(f"backend {backend!r} is not numpy or onnx")
         self.threshold = m["decision"]["default_threshold"]
+        # The whole export must be consistent: the weights (numpy) always, and the graph too
+        # when it serves.
         fx = json.loads((d / "parity.json").read_text())
-        worst = 0.0
-        for step, want in zip(fx["steps"], fx["logits"]):
-            got = self.logits(**_args(step))
-            worst = max(worst, float(np.max(np.abs(got - np.asarray(want)))))
+        serving, worst = self.backend, 0.0
+        for b in ["numpy"] + (["onnx"] if serving == "onnx" else []):
+            self.backend = b
+            for step, want in zip(fx["steps"], fx["logits"]):
+                got = self.logits(**_args(step))
+                worst = max(worst, float(np.max(np.abs(got - np.asarray(want)))))
+        self.backend = serving
         if not worst <= fx["tolerance"]:
             raise ExportError(f"{d}: reproduces parity.json only within {worst}: damaged")
         self.parity_max_abs_diff = worst

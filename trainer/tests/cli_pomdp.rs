@@ -1,6 +1,7 @@
 //! `trim pomdp solve` end to end: the official model solved and evaluated on a small lazy world,
 //! and bad inputs refused with clear errors.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn trim(args: &[&str]) -> Output {
@@ -117,18 +118,9 @@ fn run_python(py: &str, target: &std::path::Path, input: &std::path::Path) -> Ou
         .unwrap()
 }
 
-/// fit → solve → export → `trim route --export` and the Python reference router decide
-/// identically on a fixed set of step histories (and so does the bare solution file); a damaged
-/// export is refused by both.
-#[test]
-fn exported_pomdp_decides_identically_in_rust_and_python_and_damage_is_refused() {
-    let Some(py) = python() else {
-        eprintln!("no python3: skipping the POMDP router parity check");
-        return;
-    };
-    let dir = std::env::temp_dir().join(format!("trim-pomdp-parity-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// `trim pomdp fit` (refusing to overwrite) → `trim pomdp solve --out` → `trim export --pomdp`,
+/// with the model's provenance in the export. Returns the run and export directories.
+fn fit_solve_export(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let p = |x: &std::path::Path| x.to_string_lossy().into_owned();
     let (model, sols, exp) = (dir.join("fit.json"), dir.join("sols"), dir.join("export"));
     let world = "synth:math-train?problems=400&test_fraction=0";
@@ -155,6 +147,23 @@ fn exported_pomdp_decides_identically_in_rust_and_python_and_damage_is_refused()
     assert_eq!(manifest["kind"], "trim-pomdp");
     assert_eq!(manifest["model_source"]["name"], "fit");
     assert_eq!(manifest["model_source"]["data"], world);
+    (run, exp)
+}
+
+/// fit → solve → export → `trim route --export` and the Python reference router decide
+/// identically on a fixed set of step histories (and so does the bare solution file); a damaged
+/// export is refused by both.
+#[test]
+fn exported_pomdp_decides_identically_in_rust_and_python_and_damage_is_refused() {
+    let Some(py) = python() else {
+        eprintln!("no python3: skipping the POMDP router parity check");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("trim-pomdp-parity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |x: &std::path::Path| x.to_string_lossy().into_owned();
+    let (run, exp) = fit_solve_export(&dir);
     let input = histories(&dir);
     let rust = trim(&[
         "route",
@@ -203,7 +212,13 @@ fn exported_pomdp_decides_identically_in_rust_and_python_and_damage_is_refused()
         (20..380).contains(&regenerations),
         "{regenerations}: a non-trivial mix"
     );
-    // Damage: one digit of the table, the parity fixture, or a missing file.
+    damaged_exports_are_refused(&dir, &exp, &input, &py);
+}
+
+/// One digit of the table, the parity fixture, or an emptied file: refused by `trim route`
+/// (naming the checksum and the file) and by the Python router.
+fn damaged_exports_are_refused(dir: &Path, exp: &Path, input: &Path, py: &str) {
+    let p = |x: &Path| x.to_string_lossy().into_owned();
     type Damage = fn(&mut Vec<u8>);
     let damage: [(&str, Damage); 3] = [
         ("pomdp_solution.json", |b| {
@@ -223,18 +238,18 @@ fn exported_pomdp_decides_identically_in_rust_and_python_and_damage_is_refused()
     for (k, (file, f)) in damage.into_iter().enumerate() {
         let bad = dir.join(format!("bad{k}"));
         std::fs::create_dir_all(&bad).unwrap();
-        for e in std::fs::read_dir(&exp).unwrap() {
+        for e in std::fs::read_dir(exp).unwrap() {
             let e = e.unwrap();
             std::fs::copy(e.path(), bad.join(e.file_name())).unwrap();
         }
         let mut bytes = std::fs::read(bad.join(file)).unwrap();
         f(&mut bytes);
         std::fs::write(bad.join(file), bytes).unwrap();
-        let o = trim(&["route", "--export", &p(&bad), "--input", &p(&input)]);
+        let o = trim(&["route", "--export", &p(&bad), "--input", &p(input)]);
         assert_eq!(o.status.code(), Some(1), "damage {k} must be refused");
         let e = String::from_utf8_lossy(&o.stderr);
         assert!(e.contains("sha256") && e.contains(file), "{e}");
-        let o = run_python(&py, &bad, &input);
+        let o = run_python(py, &bad, input);
         assert!(!o.status.success(), "python accepted damage {k}");
         assert!(String::from_utf8_lossy(&o.stderr).contains("damaged"));
     }

@@ -61,6 +61,12 @@ fn lines(out: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+fn route(work: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["route"];
+    all.extend(args);
+    trim(work, &all)
+}
+
 #[test]
 fn seq_exports_route_identically_in_rust_and_python_and_refuse_damage() {
     let work = tmpdir("export-seq");
@@ -71,16 +77,9 @@ fn seq_exports_route_identically_in_rust_and_python_and_refuse_damage() {
     assert_eq!(m["architecture"]["shape"]["dim"], 16);
     assert!(exp.join("policy.onnx").is_file());
     std::fs::write(work.join("steps.jsonl"), steps()).unwrap();
-    let rust = trim(
+    let rust = route(
         &work,
-        &[
-            "route",
-            "--export",
-            "export",
-            "--strict",
-            "--input",
-            "steps.jsonl",
-        ],
+        &["--export", "export", "--strict", "--input", "steps.jsonl"],
     );
     assert!(
         rust.status.success(),
@@ -89,25 +88,22 @@ fn seq_exports_route_identically_in_rust_and_python_and_refuse_damage() {
     );
     let r = lines(&rust.stdout);
     assert_eq!(r.len(), 6);
-    // The stateless call agrees with a session fed step by step (checked in trim-router) and a
-    // TRIM-Agg-style step without the Seq fields is an error answer, not a guess.
-    let o = trim(
-        &work,
-        &["route", "--export", "export", "--input", "missing.jsonl"],
-    );
-    assert!(!o.status.success());
-    std::fs::write(
-        work.join("agg-style.jsonl"),
-        "{\"prev_prm\":[0.5],\"prm\":0.5,\"tokens\":9}\n",
-    )
-    .unwrap();
-    let o = trim(
-        &work,
-        &["route", "--export", "export", "--input", "agg-style.jsonl"],
-    );
+    // A TRIM-Agg-style step without the Seq fields is an error answer, not a guess.
+    let agg_style = "{\"prev_prm\":[0.5],\"prm\":0.5,\"tokens\":9}\n";
+    std::fs::write(work.join("agg-style.jsonl"), agg_style).unwrap();
+    let o = route(&work, &["--export", "export", "--input", "agg-style.jsonl"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("prev_tokens"));
-    // A changed weight byte: refused (checksum). A fixture re-signed after a change: refused
-    // (parity).
+    let bad = damaged_copies_are_refused(&work, &exp, &m);
+    python_agrees(&work, &exp, &bad, &r);
+}
+
+/// A changed weight byte is refused by its checksum; re-signed in the manifest, by the parity
+/// fixture. Returns the damaged directory.
+fn damaged_copies_are_refused(
+    work: &Path,
+    exp: &Path,
+    m: &serde_json::Value,
+) -> std::path::PathBuf {
     let bad = work.join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     for f in [
@@ -123,58 +119,71 @@ fn seq_exports_route_identically_in_rust_and_python_and_refuse_damage() {
     let header = u64::from_le_bytes(st[..8].try_into().unwrap()) as usize;
     st[8 + header + 3] ^= 0x20;
     std::fs::write(bad.join("policy.safetensors"), &st).unwrap();
-    let o = trim(
-        &work,
-        &["route", "--export", "bad", "--input", "steps.jsonl"],
-    );
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("sha256"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = route(work, &["--export", "bad", "--input", "steps.jsonl"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("sha256"), "{e}");
     let mut m2 = m.clone();
     m2["files"]["policy.safetensors"] = serde_json::json!(sha256_hex(&st));
     std::fs::write(bad.join("policy.json"), serde_json::to_vec(&m2).unwrap()).unwrap();
-    let o = trim(
-        &work,
-        &["route", "--export", "bad", "--input", "steps.jsonl"],
-    );
+    let o = route(work, &["--export", "bad", "--input", "steps.jsonl"]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
         e.contains("reproduce the exported logits") || e.contains("non-finite"),
         "{e}"
     );
+    bad
+}
 
-    let Some(py) = train_support::python_with("numpy, safetensors") else {
+/// The numpy and onnxruntime backends of the Python router give the Rust router's logits
+/// within 1e-5 on every step, and refuse the damaged export.
+fn python_agrees(work: &Path, exp: &Path, bad: &Path, rust: &[serde_json::Value]) {
+    let Some(py) = train_support::python_with("numpy, safetensors, onnxruntime") else {
         assert!(
             std::env::var("TRIM_REQUIRE_PYTHON").is_err(),
-            "TRIM_REQUIRE_PYTHON is set but no Python with numpy and safetensors was found"
+            "TRIM_REQUIRE_PYTHON is set but no Python with numpy, safetensors, onnxruntime"
         );
-        eprintln!("no Python with numpy + safetensors: skipping the Python half");
+        eprintln!("no Python with numpy + safetensors + onnxruntime: skipping the Python half");
         return;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/python/trim_seq_router.py");
-    let o = Command::new(&py)
-        .arg(&script)
-        .arg(&exp)
-        .stdin(std::fs::File::open(work.join("steps.jsonl")).unwrap())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let p = lines(&o.stdout);
-    for (a, b) in r.iter().zip(&p) {
-        assert_eq!(a["id"], b["id"]);
-        assert_eq!(a["action"], b["action"]);
-        for k in 0..2 {
-            let (x, y) = (
-                a["logits"][k].as_f64().unwrap(),
-                b["logits"][k].as_f64().unwrap(),
-            );
-            assert!((x - y).abs() <= 1e-5, "step {}: {x} vs {y}", a["id"]);
+    for backend in ["numpy", "onnx"] {
+        let o = Command::new(&py)
+            .arg(&script)
+            .arg(exp)
+            .arg(backend)
+            .stdin(std::fs::File::open(work.join("steps.jsonl")).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let p = lines(&o.stdout);
+        assert_eq!(p.len(), rust.len(), "{backend}");
+        for (a, b) in rust.iter().zip(&p) {
+            assert_eq!(a["id"], b["id"]);
+            assert_eq!(a["action"], b["action"]);
+            for k in 0..2 {
+                let (x, y) = (
+                    a["logits"][k].as_f64().unwrap(),
+                    b["logits"][k].as_f64().unwrap(),
+                );
+                assert!(
+                    (x - y).abs() <= 1e-5,
+                    "{backend} step {}: {x} vs {y}",
+                    a["id"]
+                );
+            }
         }
+        let o = Command::new(&py)
+            .arg(&script)
+            .arg(bad)
+            .arg(backend)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{backend} accepted a damaged export");
     }
-    let o = Command::new(&py).arg(&script).arg(&bad).output().unwrap();
-    assert!(!o.status.success(), "python accepted a damaged export");
 }
 
 /// Fuzz-style: any single changed, removed or inserted byte in any file of a TRIM-Seq export
@@ -231,13 +240,9 @@ fn random_byte_damage_to_a_seq_export_never_panics_or_changes_decisions() {
     assert!(refused > 200, "{refused} refused, {loaded} loaded");
 }
 
-/// `trim route --sessions`: three interleaved episodes sending only their new numbers get
-/// exactly the decisions of the stateless whole-history call; bad lines get error answers
-/// naming the session, and the open-session limit holds.
-#[test]
-fn route_sessions_decide_as_the_whole_history_does() {
-    let work = tmpdir("route-sessions");
-    export(&work);
+/// Three interleaved 35-step episodes as `--sessions` lines (new numbers only) and as
+/// whole-history lines for the same decisions.
+fn interleaved_episodes() -> (String, String) {
     let mut rng = trim_env::Rng::new(17);
     let (mut session_lines, mut whole_lines) = (String::new(), String::new());
     let mut hist: Vec<(Vec<f32>, Vec<u32>, Vec<bool>)> = vec![Default::default(); 3];
@@ -272,6 +277,16 @@ fn route_sessions_decide_as_the_whole_history_does() {
             h.2.push(r);
         }
     }
+    (session_lines, whole_lines)
+}
+
+/// `trim route --sessions`: three interleaved episodes sending only their new numbers get
+/// exactly the decisions of the stateless whole-history call.
+#[test]
+fn route_sessions_decide_as_the_whole_history_does() {
+    let work = tmpdir("route-sessions");
+    export(&work);
+    let (session_lines, whole_lines) = interleaved_episodes();
     std::fs::write(work.join("sessions.jsonl"), &session_lines).unwrap();
     std::fs::write(work.join("whole.jsonl"), &whole_lines).unwrap();
     let s = trim(
@@ -309,7 +324,14 @@ fn route_sessions_decide_as_the_whole_history_does() {
         assert_eq!(a["session"], b["id"]);
         assert_eq!(a["logits"], b["logits"], "{a} vs {b}");
     }
-    // Bad lines: each answered with an error naming the session.
+}
+
+/// `trim route --sessions` answers bad lines with an error naming the session, opens a session
+/// only with a valid decision, and holds the open-session limit.
+#[test]
+fn route_sessions_answer_bad_lines_and_hold_the_limit() {
+    let work = tmpdir("route-sessions-bad");
+    export(&work);
     let bad = [
         "{\"session\":\"x\",\"kept\":{\"prm\":0.5,\"tokens\":3,\"regenerated\":false}}",
         "{\"session\":\"x\",\"prm\":1.5,\"tokens\":3}",
