@@ -22,30 +22,7 @@ pub(crate) struct Verified {
 /// Rebuild the TRIM-Agg network from safetensors bytes, checking every name and shape, that
 /// every value is finite, and that no tensor is left over.
 pub fn weights_from_safetensors(bytes: &[u8], hidden: usize) -> Result<AggNet, String> {
-    let (mut tensors, _) = safetensors::deserialize(bytes)?;
-    let w = AggNet::from_named_params(
-        hidden,
-        |e| e,
-        |name, shape| {
-            let t = tensors
-                .remove(name)
-                .ok_or_else(|| format!("tensor {name} missing"))?;
-            if t.shape != shape {
-                return Err(format!(
-                    "tensor {name} has shape {:?}, expected {shape:?}",
-                    t.shape
-                ));
-            }
-            if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
-                return Err(format!("tensor {name} holds a non-finite value {v}"));
-            }
-            Ok(t.data)
-        },
-    )?;
-    if let Some(extra) = tensors.keys().next() {
-        return Err(format!("unexpected tensor {extra}"));
-    }
-    Ok(w)
+    safetensors::rebuild(bytes, |get| AggNet::from_named_params(hidden, |e| e, get))
 }
 
 /// Read and verify the export in `dir`.

@@ -58,7 +58,8 @@ impl EpisodeFeatures {
     }
 }
 
-fn check_prm(p: f32) -> Result<(), String> {
+/// A PRM score must be a number in [0, 1].
+pub(crate) fn check_prm(p: f32) -> Result<(), String> {
     if p.is_finite() && (0.0..=1.0).contains(&p) {
         Ok(())
     } else {

@@ -171,6 +171,36 @@ fn check_tiling(mut spans: Vec<(usize, usize)>, len: usize) -> Result<(), String
     Ok(())
 }
 
+/// Parse `bytes` and hand a network builder its parameters through `build(get)`: `get(name,
+/// shape)` takes the tensor `name`, checking its shape and that every value is finite; a tensor
+/// left over after the build is an error. Every exported network is rebuilt this way.
+pub fn rebuild<N>(
+    bytes: &[u8],
+    build: impl FnOnce(&mut dyn FnMut(&str, &[usize]) -> Result<Vec<f32>, String>) -> Result<N, String>,
+) -> Result<N, String> {
+    let (mut tensors, _) = deserialize(bytes)?;
+    let mut get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+        let t = tensors
+            .remove(name)
+            .ok_or_else(|| format!("tensor {name} missing"))?;
+        if t.shape != shape {
+            return Err(format!(
+                "tensor {name} has shape {:?}, expected {shape:?}",
+                t.shape
+            ));
+        }
+        if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
+            return Err(format!("tensor {name} holds a non-finite value {v}"));
+        }
+        Ok(t.data)
+    };
+    let net = build(&mut get)?;
+    if let Some(extra) = tensors.keys().next() {
+        return Err(format!("unexpected tensor {extra}"));
+    }
+    Ok(net)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

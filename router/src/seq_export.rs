@@ -147,30 +147,7 @@ impl SeqManifest {
 /// Rebuild a TRIM-Seq network from safetensors bytes: every name and shape, finite values, no
 /// tensor left over.
 pub fn seq_net_from_safetensors(bytes: &[u8], shape: SeqShape) -> Result<SeqNet, String> {
-    let (mut tensors, _) = crate::safetensors::deserialize(bytes)?;
-    let net = SeqNet::from_named_params(
-        shape,
-        |e| e,
-        |name, dims| {
-            let t = tensors
-                .remove(name)
-                .ok_or_else(|| format!("tensor {name} missing"))?;
-            if t.shape != dims {
-                return Err(format!(
-                    "tensor {name} has shape {:?}, expected {dims:?}",
-                    t.shape
-                ));
-            }
-            if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
-                return Err(format!("tensor {name} holds a non-finite value {v}"));
-            }
-            Ok(t.data)
-        },
-    )?;
-    if let Some(extra) = tensors.keys().next() {
-        return Err(format!("unexpected tensor {extra}"));
-    }
-    Ok(net)
+    crate::safetensors::rebuild(bytes, |get| SeqNet::from_named_params(shape, |e| e, get))
 }
 
 /// Max |Δlogit| of `router` (stateless, whole history) against the fixture; NaN if any is NaN.

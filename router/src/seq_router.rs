@@ -2,7 +2,7 @@
 //! ([`SeqRouter::decide_step`]), or incrementally through a [`crate::session::Session`].
 
 use crate::mlp::p_second;
-use crate::router::{Decision, StepObservation};
+use crate::router::{Decision, StepObservation, check_prm};
 use crate::seq::{SEQ_LEN, SEQ_OBS_DIM, SeqNet, TOKEN_DIM, candidate_token, kept_token};
 
 /// A TRIM-Seq network with its decision threshold on p(regenerate).
@@ -98,13 +98,4 @@ pub fn step_row(step: &StepObservation, out: &mut [f32]) -> Result<(), String> {
     out[n * TOKEN_DIM..(n + 1) * TOKEN_DIM].copy_from_slice(&cand);
     out[SEQ_OBS_DIM - 1] = (n + 1) as f32;
     Ok(())
-}
-
-/// A PRM score must be a number in [0, 1].
-pub(crate) fn check_prm(p: f32) -> Result<(), String> {
-    if p.is_finite() && (0.0..=1.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(format!("PRM score {p} is not in [0, 1]"))
-    }
 }

@@ -4,11 +4,12 @@
 //! keeps its running aggregates, TRIM-Seq the kept steps' attention keys and values
 //! ([`SeqCache`]). Both give exactly the decision of the stateless whole-history call (tested).
 
+use crate::router::check_prm;
 use crate::router::{Decision, EpisodeFeatures, Router};
 use crate::seq::candidate_token;
 use crate::seq::kept_token;
 use crate::seq_cache::SeqCache;
-use crate::seq_router::{SeqRouter, check_prm};
+use crate::seq_router::SeqRouter;
 
 /// A step that was kept, as the serving loop reports it after acting on a decision.
 #[derive(Clone, Copy, Debug, PartialEq)]

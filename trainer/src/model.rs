@@ -213,40 +213,14 @@ impl ActorCritic {
     /// weights are `[in, out]` and are transposed here). Fails for a width the plain-Rust
     /// network refuses (see `trim_router::MAX_HIDDEN`).
     pub fn try_weights(&self) -> Result<PolicyWeights, String> {
-        let mut params = std::collections::BTreeMap::new();
+        let mut params = TorchParams::default();
         for (name, l) in self.linears() {
-            let w = l.weight.val();
-            let [d_in, d_out] = w.dims();
-            let w = to_vec(w.into_data());
-            let mut wt = vec![0.0f32; d_in * d_out];
-            for i in 0..d_in {
-                for o in 0..d_out {
-                    wt[o * d_in + i] = w[i * d_out + o];
-                }
-            }
-            let b = (l.bias.as_ref())
-                .map(|b| to_vec(b.val().into_data()))
-                .unwrap_or_else(|| vec![0.0; d_out]);
-            params.insert(format!("{name}.weight"), wt);
-            params.insert(format!("{name}.bias"), b);
+            params.linear(name, l);
         }
         for (name, l) in self.norms() {
-            let gamma = to_vec(l.gamma.val().into_data());
-            let beta = (l.beta.as_ref())
-                .map(|b| to_vec(b.val().into_data()))
-                .unwrap_or_else(|| vec![0.0; gamma.len()]);
-            params.insert(format!("{name}.weight"), gamma);
-            params.insert(format!("{name}.bias"), beta);
+            params.norm(name, l);
         }
-        PolicyWeights::from_named_params(
-            self.hidden(),
-            |e| e,
-            |name, _| {
-                params
-                    .remove(name)
-                    .ok_or_else(|| format!("no parameter {name}"))
-            },
-        )
+        PolicyWeights::from_named_params(self.hidden(), |e| e, |name, _| params.take(name))
     }
 
     /// The dense layers named as the plain-Rust network names them.
@@ -267,6 +241,49 @@ impl ActorCritic {
             &self.critic_ln,
         ];
         NORM_NAMES.into_iter().zip(norms)
+    }
+}
+
+/// Parameters of burn layers by name in PyTorch layout (`<name>.weight`, `<name>.bias`), collected
+/// to build a plain-Rust acting network (burn stores Linear weights `[in, out]`; they are
+/// transposed to `[out, in]` here).
+#[derive(Default)]
+pub(crate) struct TorchParams(std::collections::BTreeMap<String, Vec<f32>>);
+
+impl TorchParams {
+    /// A dense layer (a missing bias is zeros).
+    pub(crate) fn linear(&mut self, name: &str, l: &Linear) {
+        let w = l.weight.val();
+        let [d_in, d_out] = w.dims();
+        let w = to_vec(w.into_data());
+        let mut wt = vec![0.0f32; d_in * d_out];
+        for i in 0..d_in {
+            for o in 0..d_out {
+                wt[o * d_in + i] = w[i * d_out + o];
+            }
+        }
+        let b = (l.bias.as_ref())
+            .map(|b| to_vec(b.val().into_data()))
+            .unwrap_or_else(|| vec![0.0; d_out]);
+        self.0.insert(format!("{name}.weight"), wt);
+        self.0.insert(format!("{name}.bias"), b);
+    }
+
+    /// A LayerNorm: γ as `weight`, β as `bias` (a missing β is zeros).
+    pub(crate) fn norm(&mut self, name: &str, l: &LayerNorm) {
+        let gamma = to_vec(l.gamma.val().into_data());
+        let beta = (l.beta.as_ref())
+            .map(|b| to_vec(b.val().into_data()))
+            .unwrap_or_else(|| vec![0.0; gamma.len()]);
+        self.0.insert(format!("{name}.weight"), gamma);
+        self.0.insert(format!("{name}.bias"), beta);
+    }
+
+    /// Take one parameter out (for `from_named_params` builders).
+    pub(crate) fn take(&mut self, name: &str) -> Result<Vec<f32>, String> {
+        self.0
+            .remove(name)
+            .ok_or_else(|| format!("no parameter {name}"))
     }
 }
 

@@ -17,7 +17,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use trim_env::Rng;
 use trim_router::seq::{SEQ_LEN, SEQ_OBS_DIM, SeqNet, SeqShape, TOKEN_DIM};
 
-use crate::model::{GAIN_ACTOR, GAIN_CRITIC, GAIN_TRUNK, LN_EPS, linear, tanh};
+use crate::model::{GAIN_ACTOR, GAIN_CRITIC, GAIN_TRUNK, LN_EPS, TorchParams, linear, tanh};
 
 /// Additive attention bias of a masked (future) position: exp(−1e9 − max) is exactly 0 in f32.
 const MASKED_SCORE: f32 = -1e9;
@@ -212,30 +212,17 @@ impl SeqActorCritic {
 
     /// Copy the weights into the plain-Rust acting network (PyTorch layout).
     pub fn try_acting(&self) -> Result<SeqNet, String> {
-        let mut params = std::collections::BTreeMap::new();
-        let mut dense = |name: String, l: &Linear| {
-            let w = l.weight.val();
-            let [d_in, d_out] = w.dims();
-            let w = to_vec(w.into_data());
-            let mut wt = vec![0.0f32; d_in * d_out];
-            for i in 0..d_in {
-                for o in 0..d_out {
-                    wt[o * d_in + i] = w[i * d_out + o];
-                }
-            }
-            let b = (l.bias.as_ref())
-                .map(|b| to_vec(b.val().into_data()))
-                .unwrap_or_else(|| vec![0.0; d_out]);
-            params.insert(format!("{name}.weight"), wt);
-            params.insert(format!("{name}.bias"), b);
-        };
-        dense("embed".into(), &self.embed);
+        let mut params = TorchParams::default();
+        params.linear("embed", &self.embed);
         for (i, b) in self.blocks.iter().enumerate() {
+            let p = format!("blocks.{i}");
             for (name, l) in [("q", &b.q), ("k", &b.k), ("v", &b.v), ("o", &b.o)] {
-                dense(format!("blocks.{i}.{name}"), l);
+                params.linear(&format!("{p}.{name}"), l);
             }
-            dense(format!("blocks.{i}.ff1"), &b.ff1);
-            dense(format!("blocks.{i}.ff2"), &b.ff2);
+            params.linear(&format!("{p}.ff1"), &b.ff1);
+            params.linear(&format!("{p}.ff2"), &b.ff2);
+            params.norm(&format!("{p}.ln1"), &b.ln1);
+            params.norm(&format!("{p}.ln2"), &b.ln2);
         }
         for (name, l) in [
             ("actor1", &self.actor1),
@@ -243,30 +230,10 @@ impl SeqActorCritic {
             ("critic1", &self.critic1),
             ("critic_out", &self.critic_out),
         ] {
-            dense(name.into(), l);
+            params.linear(name, l);
         }
-        let mut norm = |name: String, l: &LayerNorm| {
-            let gamma = to_vec(l.gamma.val().into_data());
-            let beta = (l.beta.as_ref())
-                .map(|b| to_vec(b.val().into_data()))
-                .unwrap_or_else(|| vec![0.0; gamma.len()]);
-            params.insert(format!("{name}.weight"), gamma);
-            params.insert(format!("{name}.bias"), beta);
-        };
-        for (i, b) in self.blocks.iter().enumerate() {
-            norm(format!("blocks.{i}.ln1"), &b.ln1);
-            norm(format!("blocks.{i}.ln2"), &b.ln2);
-        }
-        norm("ln_f".into(), &self.ln_f);
-        SeqNet::from_named_params(
-            self.shape(),
-            |e| e,
-            |name, _| {
-                params
-                    .remove(name)
-                    .ok_or_else(|| format!("no parameter {name}"))
-            },
-        )
+        params.norm("ln_f", &self.ln_f);
+        SeqNet::from_named_params(self.shape(), |e| e, |name, _| params.take(name))
     }
 }
 

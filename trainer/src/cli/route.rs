@@ -174,24 +174,11 @@ fn serve_lines(
 /// be read, or `None` for a blank line. Lines are bytes: invalid UTF-8 is an error answer, not
 /// the end of the stream.
 fn answer(router: &Decider, line: &[u8]) -> super::route_sessions::Answer {
-    let text = match std::str::from_utf8(line) {
-        Ok(t) => t.trim(),
-        Err(e) => return Some(Err((serde_json::Value::Null, format!("not UTF-8: {e}")))),
-    };
-    if text.is_empty() {
-        return None;
-    }
-    let step: StepObservation = match serde_json::from_str(text) {
-        Ok(s) => s,
-        Err(e) => {
-            // Echo the id of a well-formed object with a bad field, so the caller can match it.
-            let id = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v.get("id").cloned())
-                .unwrap_or(serde_json::Value::Null);
-            return Some(Err((id, format!("not a step observation: {e}"))));
-        }
-    };
+    let step: StepObservation =
+        match super::route_sessions::parse_line(line, "id", "a step observation")? {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
     let id = step.id.clone().unwrap_or(serde_json::Value::Null);
     Some(match router.decide(&step) {
         Ok(mut o) => {

@@ -40,6 +40,30 @@ struct Kept {
     regenerated: bool,
 }
 
+/// One JSON line as a `T`: `None` for a blank line; an error (with the line's `id_key` value
+/// when the line is a JSON object, so the caller can match it) for invalid UTF-8 or a line that
+/// is not a `what`.
+pub(super) fn parse_line<T: serde::de::DeserializeOwned>(
+    line: &[u8],
+    id_key: &str,
+    what: &str,
+) -> Option<Result<T, (Value, String)>> {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t.trim(),
+        Err(e) => return Some(Err((Value::Null, format!("not UTF-8: {e}")))),
+    };
+    if text.is_empty() {
+        return None;
+    }
+    Some(serde_json::from_str(text).map_err(|e| {
+        let id = serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.get(id_key).cloned())
+            .unwrap_or(Value::Null);
+        (id, format!("not {what}: {e}"))
+    }))
+}
+
 /// The open episodes.
 pub(super) struct Sessions<'r> {
     open: HashMap<String, Session<'r>>,
@@ -66,22 +90,9 @@ impl<'r> Sessions<'r> {
 
     /// The answer to one input line (`None` for a blank line).
     pub(super) fn answer(&mut self, line: &[u8]) -> Answer {
-        let text = match std::str::from_utf8(line) {
-            Ok(t) => t.trim(),
-            Err(e) => return Some(Err((Value::Null, format!("not UTF-8: {e}")))),
-        };
-        if text.is_empty() {
-            return None;
-        }
-        let l: Line = match serde_json::from_str(text) {
+        let l: Line = match parse_line(line, "session", "a session line")? {
             Ok(l) => l,
-            Err(e) => {
-                let id = serde_json::from_str::<Value>(text)
-                    .ok()
-                    .and_then(|v| v.get("session").cloned())
-                    .unwrap_or(Value::Null);
-                return Some(Err((id, format!("not a session line: {e}"))));
-            }
+            Err(e) => return Some(Err(e)),
         };
         let id = json!(l.session);
         Some(self.apply(l).map_err(|e| (id, e)))

@@ -390,28 +390,40 @@ fn manifest(
         token_scale: TOKEN_SCALE,
         step_scale: STEP_SCALE,
         normalisation: "none beyond the token/step scales: the network takes the features as computed (PRM scores in [0, 1])".into(),
-        actions: vec![
-            ActionSpec {
-                index: 0,
-                name: "continue".into(),
-                meaning: "keep the weak model's candidate step".into(),
-            },
-            ActionSpec {
-                index: 1,
-                name: "regenerate".into(),
-                meaning: "discard it and regenerate this step with the strong model".into(),
-            },
-        ],
-        decision: DecisionSpec {
-            score: "p_regenerate = softmax(logits)[1]".into(),
-            rule: "regenerate iff p_regenerate > threshold (0.5 = the greedy policy that was validated)".into(),
-            default_threshold: DEFAULT_THRESHOLD,
-        },
+        actions: actions(),
+        decision: network_decision(),
         lambda: state.config.lambda,
         training: training(checkpoint, state, [weak_models, strong_models, prm_models])?,
         evaluation,
         files,
     })
+}
+
+/// The two actions, by logit index (every export's `actions`).
+fn actions() -> Vec<ActionSpec> {
+    vec![
+        ActionSpec {
+            index: 0,
+            name: "continue".into(),
+            meaning: "keep the weak model's candidate step".into(),
+        },
+        ActionSpec {
+            index: 1,
+            name: "regenerate".into(),
+            meaning: "discard it and regenerate this step with the strong model".into(),
+        },
+    ]
+}
+
+/// How a network's logits become a decision (TRIM-Agg and TRIM-Seq exports).
+fn network_decision() -> DecisionSpec {
+    DecisionSpec {
+        score: "p_regenerate = softmax(logits)[1]".into(),
+        rule:
+            "regenerate iff p_regenerate > threshold (0.5 = the greedy policy that was validated)"
+                .into(),
+        default_threshold: DEFAULT_THRESHOLD,
+    }
 }
 
 /// Where the policy came from (`training` of every manifest).

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use trim_env::checksum::sha256_hex;
 use trim_pomdp::CLOSENESS_DEFAULT;
-use trim_router::manifest::{ActionSpec, FORMAT, FORMAT_VERSION, MANIFEST, PARITY};
+use trim_router::manifest::{FORMAT, FORMAT_VERSION, MANIFEST, PARITY};
 use trim_router::pomdp_export::{
     BeliefRuleSpec, POMDP_KIND, POMDP_SOLUTION, PomdpManifest, PomdpParity, parity_steps,
 };
@@ -77,14 +77,7 @@ pub fn export_pomdp(run_dir: &Path, out: &Path) -> Result<PomdpExportReport, Exp
                    barycentrically on the belief grid at step t+1 (1-based); past the table's \
                    horizon, the terminal values"
             .into(),
-        actions: vec![
-            action(0, "continue", "keep the weak model's step"),
-            action(
-                1,
-                "regenerate",
-                "discard it; the strong model rewrites the step",
-            ),
-        ],
+        actions: super::actions(),
         lambda: run.solution.lambda,
         grid_divisions: run.config.grid_divisions,
         model_source: run.source.clone(),
@@ -111,14 +104,6 @@ fn inputs() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
-}
-
-fn action(index: usize, name: &str, meaning: &str) -> ActionSpec {
-    ActionSpec {
-        index,
-        name: name.into(),
-        meaning: meaning.into(),
-    }
 }
 
 /// `out` must be absent, empty, or a TRIM-POMDP export (whose files are then replaced).

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData};
-use trim_router::manifest::{ActionSpec, DecisionSpec, ParamSpec};
+use trim_router::manifest::ParamSpec;
 use trim_router::parity::TOLERANCE;
 use trim_router::seq::{SEQ_KIND, SEQ_LEN, SEQ_OBS_DIM, TOKEN_DIM};
 use trim_router::seq_export::{
@@ -21,8 +21,8 @@ use trim_router::seq_router::step_row;
 use trim_router::{SeqNet, SeqRouter, safetensors};
 
 use super::{
-    DEFAULT_THRESHOLD, ExportError, ExportReport, FORMAT, FORMAT_VERSION, Format, MANIFEST, PARITY,
-    SAFETENSORS, Written, model_names, run_evaluation, write,
+    ExportError, ExportReport, FORMAT, FORMAT_VERSION, Format, MANIFEST, PARITY, SAFETENSORS,
+    Written, model_names, run_evaluation, write,
 };
 use crate::checkpoint::{self, TrainState};
 use crate::family::seq::Seq;
@@ -168,23 +168,8 @@ fn manifest(
             "prev_prm, prev_tokens, prev_regenerated: every kept step's PRM score, token count and regenerated flag, in order".into(),
             "prm, tokens: the current weak candidate step".into(),
         ],
-        actions: vec![
-            ActionSpec {
-                index: 0,
-                name: "continue".into(),
-                meaning: "keep the weak model's candidate step".into(),
-            },
-            ActionSpec {
-                index: 1,
-                name: "regenerate".into(),
-                meaning: "discard it and regenerate this step with the strong model".into(),
-            },
-        ],
-        decision: DecisionSpec {
-            score: "p_regenerate = softmax(logits)[1]".into(),
-            rule: "regenerate iff p_regenerate > threshold (0.5 = the greedy policy that was validated)".into(),
-            default_threshold: DEFAULT_THRESHOLD,
-        },
+        actions: super::actions(),
+        decision: super::network_decision(),
         lambda: state.config.lambda,
         training: super::training(checkpoint, state, [weak_models, strong_models, prm_models])?,
         evaluation,
