@@ -66,3 +66,19 @@ impl TryFrom<String> for PolicyKind {
         s.parse()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_families_are_named() {
+        for p in [PolicyKind::Agg, PolicyKind::Seq] {
+            assert_eq!(p.name().parse::<PolicyKind>().unwrap(), p);
+        }
+        let e = "transformer".parse::<PolicyKind>().unwrap_err();
+        assert!(e.contains("transformer") && e.contains("agg, seq"), "{e}");
+        let e = toml::from_str::<crate::config::ConfigOverrides>("policy = \"mlp\"").unwrap_err();
+        assert!(e.to_string().contains("mlp"), "{e}");
+    }
+}
