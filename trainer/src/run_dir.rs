@@ -202,8 +202,8 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// Take the lock of `run_dir` (which must exist), or fail at once if another process holds
-    /// it, naming that process.
+    /// Take the lock of `run_dir` (which must exist), or fail (after a 0.5 s grace period) if another
+    /// process holds it, naming that process.
     pub fn acquire(run_dir: &Path) -> Result<RunLock> {
         let path = run_dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
@@ -213,7 +213,7 @@ impl RunLock {
             .write(true)
             .open(&path)
             .map_err(|e| TrainError::io(&path, e))?;
-        if !try_lock_exclusive(&file).map_err(|e| TrainError::io(&path, e))? {
+        if !lock_with_grace(&file).map_err(|e| TrainError::io(&path, e))? {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             return Err(TrainError::run_dir(
@@ -233,6 +233,25 @@ impl RunLock {
         };
         write(&mut file).map_err(|e| TrainError::io(&path, e))?;
         Ok(RunLock { _file: file })
+    }
+}
+
+/// How long a held lock is retried before the run is reported in use. A lock is briefly
+/// "held" after its owner dropped it whenever a concurrent `fork` (any thread of this process
+/// spawning a child, e.g. a grader or a Ray worker) copied the descriptor and has not reached
+/// `exec` yet; without a grace period that window reports a free run as busy.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn lock_with_grace(file: &File) -> std::io::Result<bool> {
+    let start = std::time::Instant::now();
+    loop {
+        if try_lock_exclusive(file)? {
+            return Ok(true);
+        }
+        if start.elapsed() >= LOCK_GRACE {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
