@@ -10,6 +10,7 @@ pub mod contain;
 mod jsonl;
 mod parquet;
 mod parquet_read;
+mod strings;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -23,6 +24,7 @@ pub use columns::ParquetColumns;
 pub use jsonl::write_jsonl;
 pub use parquet::{col, write_parquet};
 pub use parquet_read::{read_parquet, read_parquet_with};
+pub use strings::{StringTable, read_string_columns};
 
 /// File formats by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,143 @@
+//! One sample tree as it is collected: nodes in creation order (parents before children), each
+//! with its weak candidate and, when generated, the strong one. Serialisable, because shards
+//! store trees with their text; converted to dataset rows at the end.
+
+use serde::{Deserialize, Serialize};
+use trim_data::{CandidateRec, NodeRow};
+use trim_env::Action;
+
+/// One candidate step, scored and (when it ends the solution) graded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cand {
+    pub text: String,
+    /// Generated tokens, spliced-out degenerate text included.
+    pub tokens: u32,
+    /// PRM score of the prefix ending with this step.
+    pub prm: f32,
+    pub finished: bool,
+    /// Final-answer correctness when finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correct: Option<bool>,
+    /// The extracted final answer when finished (None: no `\boxed{}` found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+}
+
+/// One decision node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Parent node and the action taken there (None for the root).
+    pub parent: Option<(u32, u8)>,
+    pub depth: u16,
+    /// Regenerations on the path from the root.
+    pub regens: u16,
+    pub weak: Cand,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strong: Option<Cand>,
+    /// Children by action (rebuilt on load; not stored).
+    #[serde(skip)]
+    pub children: [Option<u32>; 2],
+}
+
+/// A sample tree.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    /// Add a node below `parent` (or the root); returns its id.
+    pub fn push(&mut self, parent: Option<(u32, Action)>, weak: Cand) -> u32 {
+        let id = self.nodes.len() as u32;
+        let (depth, regens) = match parent {
+            None => (0, 0),
+            Some((p, a)) => {
+                let pn = &mut self.nodes[p as usize];
+                assert!(pn.children[a as usize].is_none(), "one child per action");
+                pn.children[a as usize] = Some(id);
+                (pn.depth + 1, pn.regens + u16::from(a == Action::Regenerate))
+            }
+        };
+        self.nodes.push(Node {
+            parent: parent.map(|(p, a)| (p, a as u8)),
+            depth,
+            regens,
+            weak,
+            strong: None,
+            children: [None, None],
+        });
+        id
+    }
+
+    /// The kept steps leading to `node` (root first).
+    pub fn prefix(&self, node: u32) -> Vec<&str> {
+        let mut steps = vec![];
+        let mut cur = self.nodes[node as usize].parent;
+        while let Some((p, a)) = cur {
+            let pn = &self.nodes[p as usize];
+            let c = if a == 0 { &pn.weak } else { pn.strong.as_ref().expect("strong kept") };
+            steps.push(c.text.as_str());
+            cur = pn.parent;
+        }
+        steps.reverse();
+        steps
+    }
+
+    /// The action history leading to `node`, as `0`/`1` characters (a stable key for seeds).
+    pub fn path(&self, node: u32) -> String {
+        let mut s = vec![];
+        let mut cur = self.nodes[node as usize].parent;
+        while let Some((p, a)) = cur {
+            s.push(if a == 0 { b'0' } else { b'1' });
+            cur = self.nodes[p as usize].parent;
+        }
+        s.reverse();
+        String::from_utf8(s).expect("ascii")
+    }
+
+    /// Rebuild the child links after deserialisation, checking parents come first.
+    pub fn relink(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            if let Some((p, a)) = self.nodes[i].parent {
+                let ok = (p as usize) < i && a <= 1;
+                let slot = ok.then(|| &mut self.nodes[p as usize].children[a as usize]);
+                match slot {
+                    Some(s @ None) => *s = Some(i as u32),
+                    _ => return Err(format!("node {i}: bad parent link ({p}, {a})")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Dataset rows of this tree (`problem`/`tree` indices given).
+    pub fn rows(&self, problem: u32, tree: u32) -> Vec<NodeRow> {
+        (self.nodes.iter().enumerate())
+            .map(|(i, n)| NodeRow {
+                problem,
+                tree,
+                node: i as u32,
+                parent: n.parent.map(|p| p.0),
+                action: n.parent.and_then(|p| Action::from_index(p.1)),
+                depth: n.depth,
+                weak: rec(&n.weak),
+                strong: n.strong.as_ref().map(rec),
+                continue_correct: n.weak.finished.then(|| n.weak.correct.unwrap_or(false)),
+                regenerate_correct: (n.strong.as_ref())
+                    .filter(|s| s.finished)
+                    .map(|s| s.correct.unwrap_or(false)),
+            })
+            .collect()
+    }
+}
+
+fn rec(c: &Cand) -> CandidateRec {
+    CandidateRec {
+        tokens: c.tokens.max(1),
+        prm: c.prm,
+        finished: c.finished,
+        state: None,
+        text: Some(c.text.clone()),
+        hash: None,
+    }
+}
