@@ -54,7 +54,10 @@ pub fn generation_body(
             );
         }
         Api::Chat => {
-            b.insert("messages".into(), json!(prompt.chat_messages(question, steps)));
+            b.insert(
+                "messages".into(),
+                json!(prompt.chat_messages(question, steps)),
+            );
         }
     }
     b.insert("max_tokens".into(), json!(s.max_tokens));
@@ -187,13 +190,18 @@ mod tests {
 
     #[test]
     fn pooling_pairs_numbers_and_wrong_counts() {
-        let v = json!({"data": [{"index": 0, "object": "pooling", "data": [[0.1, 0.9], [0.7, 0.3]]}]});
+        let v =
+            json!({"data": [{"index": 0, "object": "pooling", "data": [[0.1, 0.9], [0.7, 0.3]]}]});
         assert_eq!(parse_pooling(&v, 2).unwrap(), vec![0.9, 0.3]);
         let e = parse_pooling(&v, 3).unwrap_err();
         assert!(e.contains("2 step scores for 3 steps"), "{e}");
         let v = json!({"data": [{"data": [0.5, [0.25]]}]});
         assert_eq!(parse_pooling(&v, 2).unwrap(), vec![0.5, 0.25]);
-        for bad in [json!({"data": []}), json!({"data": [{"data": [[0.1, 1.5]]}]}), json!(3)] {
+        for bad in [
+            json!({"data": []}),
+            json!({"data": [{"data": [[0.1, 1.5]]}]}),
+            json!(3),
+        ] {
             assert!(parse_pooling(&bad, 1).is_err(), "{bad}");
         }
     }
@@ -203,14 +211,20 @@ mod tests {
         let v = json!({"choices": [{"text": "x = 2", "finish_reason": "stop"}],
                        "usage": {"completion_tokens": 4}});
         let g = parse_generation(Api::Completions, &v).unwrap();
-        assert_eq!((g.text.as_str(), g.tokens, g.finish), ("x = 2", 4, Finish::Stop));
+        assert_eq!(
+            (g.text.as_str(), g.tokens, g.finish),
+            ("x = 2", 4, Finish::Stop)
+        );
         let v = json!({"choices": [{"message": {"content": "y"}, "finish_reason": "length"}],
                        "usage": {"completion_tokens": 9}});
-        assert_eq!(parse_generation(Api::Chat, &v).unwrap().finish, Finish::Length);
+        assert_eq!(
+            parse_generation(Api::Chat, &v).unwrap().finish,
+            Finish::Length
+        );
         let e = parse_generation(Api::Chat, &json!({"choices": [{"text": "y"}]})).unwrap_err();
         assert!(e.contains("message.content"), "{e}");
-        let e = parse_generation(Api::Completions, &json!({"choices": [{"text": "y"}]}))
-            .unwrap_err();
+        let e =
+            parse_generation(Api::Completions, &json!({"choices": [{"text": "y"}]})).unwrap_err();
         assert!(e.contains("usage.completion_tokens"), "{e}");
     }
 }

@@ -341,8 +341,8 @@ impl CollectConfig {
         for o in overrides {
             set_dotted(&mut table, o)?;
         }
-        let cfg: CollectConfig =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let cfg: CollectConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
                 let field = e.path().to_string();
                 CollectError::config(&origin, format!("field `{field}`: {}", e.into_inner()))
             })?;
@@ -402,7 +402,7 @@ impl CollectConfig {
         if self.run.problems_in_flight == 0 || self.run.shard_size == 0 {
             return bad("run.problems_in_flight/shard_size", "must be ≥ 1");
         }
-        if !(self.run.flush_s > 0.0) {
+        if self.run.flush_s.is_nan() || self.run.flush_s <= 0.0 {
             return bad("run.flush_s", "must be > 0");
         }
         if self.prm.step_tag.is_empty() {
@@ -459,7 +459,9 @@ fn set_dotted(table: &mut toml::Table, spec: &str) -> Result<()> {
 fn parse_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.into()),
     }
 }
@@ -508,7 +510,9 @@ mod tests {
         o.push("weak.url=localhost:8000".into());
         let e = CollectConfig::load(None, &o).unwrap_err().to_string();
         assert!(e.contains("weak.url"), "{e}");
-        let e = CollectConfig::load(None, &minimal()[1..]).unwrap_err().to_string();
+        let e = CollectConfig::load(None, &minimal()[1..])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("problems"), "{e}");
         let mut o = minimal();
         o.push("expand.strategy=policy".into());

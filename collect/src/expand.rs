@@ -69,9 +69,13 @@ impl Guide {
     /// Parse `threshold:K` or load an export directory.
     pub fn parse(spec: &str) -> Result<Guide> {
         if let Some(k) = spec.strip_prefix("threshold:") {
-            let k: f32 = k.parse().ok().filter(|k: &f32| (0.0..=1.0).contains(k)).ok_or_else(
-                || CollectError::config("expand.policy", format!("`{spec}`: K must be in [0, 1]")),
-            )?;
+            let k: f32 = k
+                .parse()
+                .ok()
+                .filter(|k: &f32| (0.0..=1.0).contains(k))
+                .ok_or_else(|| {
+                    CollectError::config("expand.policy", format!("`{spec}`: K must be in [0, 1]"))
+                })?;
             return Ok(Guide::Threshold(k));
         }
         let p = Policy::load(std::path::Path::new(spec))
@@ -155,7 +159,10 @@ impl Ctx {
             || step.text.contains("boxed{")
             || depth + 1 >= self.cfg.sampling.max_steps;
         let (correct, answer) = if finished {
-            let g = self.grader.grade(&all.join(crate::prompt::STEP_SEP), &p.answer).await?;
+            let g = self
+                .grader
+                .grade(&all.join(crate::prompt::STEP_SEP), &p.answer)
+                .await?;
             (Some(g.correct), g.answer)
         } else {
             (None, None)
@@ -210,7 +217,11 @@ async fn full(ctx: &Ctx, p: &Problem, t: u32, spend: &mut Spend) -> Result<Tree>
                     Some((par, a)) => {
                         let mut pre = tree.prefix(par);
                         let pn = &tree.nodes[par as usize];
-                        let c = if a == Action::Continue { &pn.weak } else { pn.strong.as_ref().expect("strong") };
+                        let c = if a == Action::Continue {
+                            &pn.weak
+                        } else {
+                            pn.strong.as_ref().expect("strong")
+                        };
                         pre.push(c.text.as_str());
                         let mut path = tree.path(par);
                         path.push(if a == Action::Continue { '0' } else { '1' });
@@ -279,7 +290,9 @@ fn node_job<'a>(
 async fn guided(ctx: &Ctx, p: &Problem, t: u32, spend: &mut Spend) -> Result<Tree> {
     let guide = ctx.guide.as_ref().expect("checked with the config");
     let eps = ctx.cfg.expand.epsilon;
-    let mut rng = Rng::new(fnv(format!("{}/{}/{t}/guide", ctx.cfg.seed, p.id).as_bytes()));
+    let mut rng = Rng::new(fnv(
+        format!("{}/{}/{t}/guide", ctx.cfg.seed, p.id).as_bytes()
+    ));
     let mut tree = Tree::default();
     for ep in 0..ctx.cfg.expand.episodes {
         if ep > 0 && ctx.over_budget(spend) {
@@ -295,18 +308,28 @@ async fn guided(ctx: &Ctx, p: &Problem, t: u32, spend: &mut Spend) -> Result<Tre
             if eps > 0.0 && rng.bernoulli(eps) {
                 regen = !regen;
             }
-            let a = if regen { Action::Regenerate } else { Action::Continue };
+            let a = if regen {
+                Action::Regenerate
+            } else {
+                Action::Continue
+            };
             if regen && tree.nodes[node as usize].strong.is_none() {
                 let prefix: Vec<String> = tree.prefix(node).iter().map(|s| s.to_string()).collect();
                 let refs: Vec<&str> = prefix.iter().map(String::as_str).collect();
                 let seed = ctx.seed(p, t, &tree.path(node), Action::Regenerate);
                 let depth = tree.nodes[node as usize].depth;
-                let (s, sp) = ctx.candidate(p, &refs, depth, Action::Regenerate, seed).await?;
+                let (s, sp) = ctx
+                    .candidate(p, &refs, depth, Action::Regenerate, seed)
+                    .await?;
                 spend.add(sp);
                 tree.nodes[node as usize].strong = Some(s);
             }
             let n = &tree.nodes[node as usize];
-            let kept = if regen { n.strong.as_ref().expect("made") } else { &n.weak };
+            let kept = if regen {
+                n.strong.as_ref().expect("made")
+            } else {
+                &n.weak
+            };
             if kept.finished {
                 break;
             }
@@ -333,7 +356,11 @@ async fn create(
         Some((par, a)) => {
             let mut pre: Vec<String> = tree.prefix(par).iter().map(|s| s.to_string()).collect();
             let pn = &tree.nodes[par as usize];
-            let c = if a == Action::Continue { &pn.weak } else { pn.strong.as_ref().expect("strong") };
+            let c = if a == Action::Continue {
+                &pn.weak
+            } else {
+                pn.strong.as_ref().expect("strong")
+            };
             pre.push(c.text.clone());
             let mut path = tree.path(par);
             path.push(if a == Action::Continue { '0' } else { '1' });
@@ -342,7 +369,9 @@ async fn create(
     };
     let refs: Vec<&str> = prefix.iter().map(String::as_str).collect();
     let seed = ctx.seed(p, t, &path, Action::Continue);
-    let (w, sp) = ctx.candidate(p, &refs, depth, Action::Continue, seed).await?;
+    let (w, sp) = ctx
+        .candidate(p, &refs, depth, Action::Continue, seed)
+        .await?;
     spend.add(sp);
     Ok(tree.push(parent, w))
 }
@@ -354,7 +383,11 @@ fn observation(tree: &Tree, node: u32) -> StepObservation {
     let mut cur = tree.nodes[node as usize].parent;
     while let Some((p, a)) = cur {
         let pn = &tree.nodes[p as usize];
-        let c = if a == 0 { &pn.weak } else { pn.strong.as_ref().expect("kept") };
+        let c = if a == 0 {
+            &pn.weak
+        } else {
+            pn.strong.as_ref().expect("kept")
+        };
         prev.push((c.prm, c.tokens, a == 1));
         cur = pn.parent;
     }

@@ -98,8 +98,8 @@ impl External {
             msg,
         };
         let extracted = extract_boxed(solution);
-        let mut line = json!({"solution": solution, "answer": extracted, "reference": reference})
-            .to_string();
+        let mut line =
+            json!({"solution": solution, "answer": extracted, "reference": reference}).to_string();
         line.push('\n');
         let mut io = self.io.lock().await;
         let (stdin, stdout) = &mut *io;
@@ -107,7 +107,10 @@ impl External {
             .write_all(line.as_bytes())
             .await
             .map_err(|e| err(format!("cannot write a request (did it exit?): {e}")))?;
-        stdin.flush().await.map_err(|e| err(format!("cannot write: {e}")))?;
+        stdin
+            .flush()
+            .await
+            .map_err(|e| err(format!("cannot write: {e}")))?;
         let mut reply = String::new();
         let n = stdout
             .read_line(&mut reply)

@@ -82,7 +82,11 @@ impl Endpoint {
         body: &Value,
         parse: impl Fn(&Value) -> std::result::Result<T, String>,
     ) -> Result<T> {
-        let _permit = self.permits.acquire().await.expect("semaphore never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         let url = format!("{}{path}", self.base);
         let bytes = serde_json::to_vec(body).expect("a JSON value serialises");
         let mut last = String::new();
@@ -106,7 +110,10 @@ impl Endpoint {
         self.stats.failed.fetch_add(1, Ordering::Relaxed);
         Err(CollectError::endpoint(
             self.describe(path),
-            format!("failed after {} attempts; last: {last}", self.limits.retries + 1),
+            format!(
+                "failed after {} attempts; last: {last}",
+                self.limits.retries + 1
+            ),
         ))
     }
 
@@ -117,7 +124,10 @@ impl Endpoint {
     /// `backoff_ms × 2^(attempt−1)`, capped at 30 s, with ±25 % jitter (from the body and the
     /// attempt, so concurrent retries spread out without a random source).
     fn backoff(&self, attempt: u32, body: &[u8]) -> Duration {
-        let base = self.limits.backoff_ms.saturating_mul(1 << (attempt - 1).min(16));
+        let base = self
+            .limits
+            .backoff_ms
+            .saturating_mul(1 << (attempt - 1).min(16));
         let base = base.min(30_000) as f64;
         let h = fnv(body) ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let jitter = 0.75 + 0.5 * ((h >> 11) as f64 / (1u64 << 53) as f64);
@@ -137,9 +147,15 @@ impl Endpoint {
         if let Some(k) = &self.key {
             req = req.bearer_auth(k);
         }
-        let resp = req.send().await.map_err(|e| Attempt::Retry(transport(&e)))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(transport(&e)))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| Attempt::Retry(transport(&e)))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Attempt::Retry(transport(&e)))?;
         if !status.is_success() {
             let text = snippet(&body);
             let why = format!("HTTP {status}: {text}");
@@ -150,9 +166,8 @@ impl Endpoint {
                 Attempt::Fatal(why)
             });
         }
-        let v: Value = serde_json::from_slice(&body).map_err(|e| {
-            Attempt::Retry(format!("malformed response ({e}): {}", snippet(&body)))
-        })?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| Attempt::Retry(format!("malformed response ({e}): {}", snippet(&body))))?;
         parse(&v).map_err(|e| Attempt::Retry(format!("malformed response: {e}")))
     }
 }
@@ -187,7 +202,11 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(body);
     let t: String = s.chars().take(300).collect();
-    if t.len() < s.len() { format!("{t}…") } else { t }
+    if t.len() < s.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
 }
 
 /// `url` without `user:password@` and without a query string (keys sometimes travel there).
@@ -229,7 +248,10 @@ mod tests {
             public_url("https://user:sk-123@api.example.com/v1?key=abc"),
             "https://api.example.com/v1"
         );
-        assert_eq!(public_url("http://127.0.0.1:8000/v1"), "http://127.0.0.1:8000/v1");
+        assert_eq!(
+            public_url("http://127.0.0.1:8000/v1"),
+            "http://127.0.0.1:8000/v1"
+        );
         assert_eq!(public_url("http://h:1"), "http://h:1");
     }
 

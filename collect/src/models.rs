@@ -20,7 +20,11 @@ pub trait StepScorer: Send + Sync {
     fn model(&self) -> &str;
     /// One score in `[0, 1]` per step of `steps` (the candidate is the last), each in the
     /// context of the steps before it.
-    fn score<'a>(&'a self, question: &'a str, steps: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<f32>>>;
+    fn score<'a>(
+        &'a self,
+        question: &'a str,
+        steps: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<f32>>>;
     /// The endpoint behind it, when there is one (for the summary).
     fn endpoint(&self) -> Option<&Endpoint> {
         None
@@ -39,7 +43,11 @@ impl StepScorer for PoolingPrm {
         &self.cfg.model
     }
 
-    fn score<'a>(&'a self, question: &'a str, steps: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<f32>>> {
+    fn score<'a>(
+        &'a self,
+        question: &'a str,
+        steps: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<f32>>> {
         Box::pin(async move {
             let body = api::pooling_body(&self.cfg, &self.prompt, question, steps);
             let n = steps.len();
@@ -105,7 +113,14 @@ impl Generator {
     }
 
     async fn generate(&self, question: &str, steps: &[&str], seed: u64) -> Result<Generated> {
-        let body = api::generation_body(&self.cfg, &self.sampling, &self.prompt, question, steps, seed);
+        let body = api::generation_body(
+            &self.cfg,
+            &self.sampling,
+            &self.prompt,
+            question,
+            steps,
+            seed,
+        );
         let path = api::generation_path(self.cfg.api);
         let kind = self.cfg.api;
         self.endpoint

@@ -76,9 +76,7 @@ pub fn dataset(
     }];
     meta.command = command.to_string();
     meta.created_by = format!("trim-collect {}", env!("CARGO_PKG_VERSION"));
-    let api = |g: &crate::config::GeneratorConfig| {
-        json!({"api": g.api, "vllm_extensions": g.vllm_extensions, "extra": g.extra})
-    };
+    let api = |g: &crate::config::GeneratorConfig| json!({"api": g.api, "vllm_extensions": g.vllm_extensions, "extra": g.extra});
     meta.params = json!({
         "weak": endpoint_meta(&ctx.weak.endpoint, &cfg.weak.model, api(&cfg.weak)),
         "strong": endpoint_meta(&ctx.strong.endpoint, &cfg.strong.model, api(&cfg.strong)),

@@ -86,7 +86,10 @@ pub fn parse_jsonl(path: &Path, text: &str) -> Result<Vec<Problem>> {
         };
         check(&p).map_err(at)?;
         if let Some(first) = seen.insert(p.id.clone(), n) {
-            return Err(at(format!("id `{}` was already used on line {first}", p.id)));
+            return Err(at(format!(
+                "id `{}` was already used on line {first}",
+                p.id
+            )));
         }
         out.push(p);
     }
@@ -94,7 +97,11 @@ pub fn parse_jsonl(path: &Path, text: &str) -> Result<Vec<Problem>> {
 }
 
 fn check(p: &Problem) -> std::result::Result<(), String> {
-    for (field, v) in [("id", &p.id), ("question", &p.question), ("answer", &p.answer)] {
+    for (field, v) in [
+        ("id", &p.id),
+        ("question", &p.question),
+        ("answer", &p.answer),
+    ] {
         if v.trim().is_empty() {
             return Err(format!("`{field}` is empty"));
         }
@@ -154,22 +161,44 @@ mod tests {
         assert_eq!(p[0].id, "7");
         assert_eq!((p[0].answer.as_str(), p[0].split.as_str()), ("2", "train"));
         assert_eq!(p[0].dataset, "p");
-        assert_eq!((p[1].answer.as_str(), p[1].split.as_str()), ("\\frac12", "test"));
+        assert_eq!(
+            (p[1].answer.as_str(), p[1].split.as_str()),
+            ("\\frac12", "test")
+        );
     }
 
     #[test]
     fn damaged_lines_are_named() {
         let cases = [
             ("{\"id\": 1, \"question\": \"q\"}", "line 1", "answer"),
-            ("{\"id\": 1, \"question\": \"q\", \"answer\": 1}\n{\"id\": 1, \"question\": \"r\", \"answer\": 2}", "line 2", "line 1"),
-            ("{\"id\": 1, \"question\": \"\", \"answer\": 1}", "line 1", "question"),
-            ("{\"id\": [1], \"question\": \"q\", \"answer\": 1}", "line 1", "id"),
-            ("{\"id\": 1, \"question\": \"q\", \"answer\": 1, \"x\": 0}", "line 1", "x"),
+            (
+                "{\"id\": 1, \"question\": \"q\", \"answer\": 1}\n{\"id\": 1, \"question\": \"r\", \"answer\": 2}",
+                "line 2",
+                "line 1",
+            ),
+            (
+                "{\"id\": 1, \"question\": \"\", \"answer\": 1}",
+                "line 1",
+                "question",
+            ),
+            (
+                "{\"id\": [1], \"question\": \"q\", \"answer\": 1}",
+                "line 1",
+                "id",
+            ),
+            (
+                "{\"id\": 1, \"question\": \"q\", \"answer\": 1, \"x\": 0}",
+                "line 1",
+                "x",
+            ),
             ("{\"id\": 1, \"question\": \"q\", \"ans", "line 1", "EOF"),
         ];
         for (t, a, b) in cases {
             let e = parse(t).unwrap_err().to_string();
-            assert!(e.contains("p.jsonl") && e.contains(a) && e.contains(b), "{t}: {e}");
+            assert!(
+                e.contains("p.jsonl") && e.contains(a) && e.contains(b),
+                "{t}: {e}"
+            );
         }
         // Every truncation of a valid file is an error or a shorter valid list, never a panic.
         let good = "{\"id\": 1, \"question\": \"q\", \"answer\": 1}\n{\"id\": 2, \"question\": \"r\", \"answer\": 2}\n";

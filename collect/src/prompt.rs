@@ -196,7 +196,10 @@ mod tests {
         assert_eq!(p.assistant_prefix(&[]), "Solution:\n\n");
         assert_eq!(p.assistant_prefix(&["a", "b"]), "Solution:\n\na\n\nb\n\n");
         let c = p.completion_prompt("1+1?", &["a"]);
-        assert!(c.starts_with("<|im_start|>user\nSolve the following"), "{c}");
+        assert!(
+            c.starts_with("<|im_start|>user\nSolve the following"),
+            "{c}"
+        );
         assert!(
             c.ends_with("Question: 1+1?<|im_end|>\n<|im_start|>assistant\nSolution:\n\na\n\n"),
             "{c}"
@@ -205,7 +208,11 @@ mod tests {
             format: ChatFormat::Plain,
             ..p.clone()
         };
-        assert!(plain.completion_prompt("q", &[]).ends_with("Question: q\n\nSolution:\n\n"));
+        assert!(
+            plain
+                .completion_prompt("q", &[])
+                .ends_with("Question: q\n\nSolution:\n\n")
+        );
     }
 
     #[test]
@@ -214,7 +221,10 @@ mod tests {
         let m = p.prm_messages("q", &["a", "b"], "<extra_0>");
         assert_eq!(m[2]["content"], "a<extra_0>b<extra_0>");
         let t = p.prm_text("q", &["a"], "<extra_0>");
-        assert!(t.ends_with("<|im_start|>assistant\na<extra_0><|im_end|>\n"), "{t}");
+        assert!(
+            t.ends_with("<|im_start|>assistant\na<extra_0><|im_end|>\n"),
+            "{t}"
+        );
     }
 
     #[test]

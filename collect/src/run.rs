@@ -127,12 +127,14 @@ async fn run_async(cfg: CollectConfig, opts: RunOptions) -> Result<Summary> {
         let (ctx, tx, gate) = (ctx.clone(), tx.clone(), gate.clone());
         tokio::spawn(async move {
             let _permit = gate.acquire_owned().await.expect("never closed");
-            let r = collect_problem(&ctx, &p).await.map(|(trees, spend)| ProblemRecord {
-                index,
-                id: p.id.clone(),
-                trees,
-                spend,
-            });
+            let r = collect_problem(&ctx, &p)
+                .await
+                .map(|(trees, spend)| ProblemRecord {
+                    index,
+                    id: p.id.clone(),
+                    trees,
+                    spend,
+                });
             let _ = tx.send((index, p.id, r)).await;
         });
     }
@@ -240,7 +242,12 @@ fn build_ctx(cfg: &CollectConfig) -> Result<Ctx> {
     let prm = PoolingPrm {
         cfg: cfg.prm.clone(),
         prompt: cfg.prompt.clone(),
-        endpoint: Endpoint::new("prm", &cfg.prm.url, cfg.prm.api_key_env.as_deref(), &cfg.prm.limits)?,
+        endpoint: Endpoint::new(
+            "prm",
+            &cfg.prm.url,
+            cfg.prm.api_key_env.as_deref(),
+            &cfg.prm.limits,
+        )?,
     };
     let guide = match (&cfg.expand.strategy, &cfg.expand.policy) {
         (crate::config::Strategy::Policy, Some(spec)) => Some(Guide::parse(spec)?),
@@ -297,12 +304,18 @@ fn live_message(ctx: &Ctx, cfg: &CollectConfig, start: Instant) -> String {
     let rate = (w + s) as f64 / start.elapsed().as_secs_f64().max(1e-3);
     let mut m = format!("weak {w} tok, strong {s} tok, {rate:.0} tok/s");
     let price = |p: Option<f64>, n: u64| p.map(|p| p * n as f64 / 1e6);
-    if let (Some(a), Some(b)) = (price(cfg.weak.usd_per_mtok, w), price(cfg.strong.usd_per_mtok, s)) {
+    if let (Some(a), Some(b)) = (
+        price(cfg.weak.usd_per_mtok, w),
+        price(cfg.strong.usd_per_mtok, s),
+    ) {
         m.push_str(&format!(", ${:.2}", a + b));
     }
     let retries = ctx.weak.endpoint.stats.retries.load(Ordering::Relaxed)
         + ctx.strong.endpoint.stats.retries.load(Ordering::Relaxed)
-        + ctx.prm.endpoint().map_or(0, |e| e.stats.retries.load(Ordering::Relaxed));
+        + ctx
+            .prm
+            .endpoint()
+            .map_or(0, |e| e.stats.retries.load(Ordering::Relaxed));
     if retries > 0 {
         m.push_str(&format!(", {retries} retries"));
     }

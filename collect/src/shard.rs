@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::expand::Spend;
 use crate::error::{CollectError, Result};
+use crate::expand::Spend;
 use crate::tree::Tree;
 
 /// One committed problem.
@@ -76,7 +76,11 @@ impl WorkDir {
                 .map_err(|e| CollectError::file(&run, format!("cannot read: {e}")))?;
             let old: RunIdentity = serde_json::from_str(&text)
                 .map_err(|e| CollectError::file(&run, format!("damaged: {e}")))?;
-            if let Some(diff) = first_difference(&serde_json::to_value(&old).unwrap_or_default(), &serde_json::to_value(id).unwrap_or_default(), "") {
+            if let Some(diff) = first_difference(
+                &serde_json::to_value(&old).unwrap_or_default(),
+                &serde_json::to_value(id).unwrap_or_default(),
+                "",
+            ) {
                 return Err(CollectError::file(
                     &run,
                     format!(
@@ -159,7 +163,10 @@ impl WorkDir {
 
 fn shard_number(p: &Path) -> Option<u32> {
     let name = p.file_name()?.to_str()?;
-    name.strip_prefix("shard-")?.strip_suffix(".jsonl")?.parse().ok()
+    name.strip_prefix("shard-")?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
 }
 
 /// Read and verify one shard.
@@ -169,7 +176,9 @@ pub fn read_shard(path: &Path) -> Result<Vec<ProblemRecord>> {
     let damaged = |why: String| {
         CollectError::file(
             path,
-            format!("damaged shard ({why}); move it aside and re-run to collect its problems again"),
+            format!(
+                "damaged shard ({why}); move it aside and re-run to collect its problems again"
+            ),
         )
     };
     let body_end = bytes[..bytes.len().saturating_sub(1)]
@@ -191,10 +200,11 @@ pub fn read_shard(path: &Path) -> Result<Vec<ProblemRecord>> {
     text.lines()
         .enumerate()
         .map(|(i, line)| {
-            let mut r: ProblemRecord = serde_json::from_str(line)
-                .map_err(|e| damaged(format!("line {}: {e}", i + 1)))?;
+            let mut r: ProblemRecord =
+                serde_json::from_str(line).map_err(|e| damaged(format!("line {}: {e}", i + 1)))?;
             for t in &mut r.trees {
-                t.relink().map_err(|e| damaged(format!("line {}: {e}", i + 1)))?;
+                t.relink()
+                    .map_err(|e| damaged(format!("line {}: {e}", i + 1)))?;
             }
             Ok(r)
         })
@@ -207,7 +217,11 @@ fn first_difference(a: &Value, b: &Value, at: &str) -> Option<String> {
         (Value::Object(x), Value::Object(y)) => {
             let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             keys.into_iter().find_map(|k| {
-                let sub = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                let sub = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
                 match (x.get(k), y.get(k)) {
                     (Some(u), Some(v)) => first_difference(u, v, &sub),
                     _ => Some(sub),
@@ -215,7 +229,11 @@ fn first_difference(a: &Value, b: &Value, at: &str) -> Option<String> {
             })
         }
         _ if a == b => None,
-        _ => Some(if at.is_empty() { "the run".into() } else { format!("`{at}`") }),
+        _ => Some(if at.is_empty() {
+            "the run".into()
+        } else {
+            format!("`{at}`")
+        }),
     }
 }
 

@@ -75,7 +75,11 @@ impl Tree {
         let mut cur = self.nodes[node as usize].parent;
         while let Some((p, a)) = cur {
             let pn = &self.nodes[p as usize];
-            let c = if a == 0 { &pn.weak } else { pn.strong.as_ref().expect("strong kept") };
+            let c = if a == 0 {
+                &pn.weak
+            } else {
+                pn.strong.as_ref().expect("strong kept")
+            };
             steps.push(c.text.as_str());
             cur = pn.parent;
         }

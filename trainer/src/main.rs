@@ -15,6 +15,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Build rollout trees from live models: OpenAI-compatible weak/strong generators and a PRM
+    /// endpoint (resumable, sharded).
+    Collect(Box<cli::collect::CollectArgs>),
+    /// Benchmark: trim collect against the in-process fake server (requests/s).
+    BenchCollect(cli::bench_collect::BenchCollectArgs),
     /// Dataset tools: validate, stats, convert, synthesise, import.
     #[command(subcommand)]
     Data(DataCmd),
@@ -125,6 +130,8 @@ fn main() {
                 ImportCmd::Paths(a) => cli::import_paths::run(a),
             },
         },
+        Cmd::Collect(a) => cli::collect::run(*a),
+        Cmd::BenchCollect(a) => cli::bench_collect::run(a),
         Cmd::Eval(a) => cli::eval::run(a),
         Cmd::Bench(a) => cli::bench::run(a),
         Cmd::Train(a) => cli::train::run(*a),

@@ -31,6 +31,8 @@ pub struct Faults {
     pub wrong_count: f64,
     /// Pooling requests whose question contains this always get a wrong count.
     pub always_wrong_for: Option<String>,
+    /// Latency added to every request (a model takes time to answer).
+    pub latency_ms: u64,
 }
 
 /// Requests served, by kind.
@@ -123,6 +125,7 @@ enum Reply {
 
 /// Serve one connection: requests in sequence until the peer closes.
 async fn serve(mut sock: TcpStream, st: Arc<State>) {
+    let _ = sock.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     loop {
         let Some((path, body)) = read_request(&mut sock, &mut buf).await else {
@@ -138,7 +141,10 @@ async fn serve(mut sock: TcpStream, st: Arc<State>) {
             "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
             bytes.len()
         );
-        if sock.write_all(head.as_bytes()).await.is_err() || sock.write_all(&bytes).await.is_err() {
+        // One write: a head and a body in two segments would meet Nagle + delayed ACK.
+        let mut msg = head.into_bytes();
+        msg.extend_from_slice(&bytes);
+        if sock.write_all(&msg).await.is_err() {
             return;
         }
     }
@@ -163,7 +169,8 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
         })
         .unwrap_or(0);
     while buf.len() < head_end + len {
@@ -190,7 +197,12 @@ async fn handle(st: &State, path: &str, body: &[u8]) -> Reply {
         edge += p;
         h
     };
-    let (e500, slow, trunc, drop) = (hit(f.http_500), hit(f.slow), hit(f.truncated), hit(f.dropped));
+    let (e500, slow, trunc, drop) = (
+        hit(f.http_500),
+        hit(f.slow),
+        hit(f.truncated),
+        hit(f.dropped),
+    );
     let wrong = hit(f.wrong_count);
     if e500 || slow || trunc || drop || wrong {
         st.stats.faults.fetch_add(1, Ordering::Relaxed);
@@ -201,8 +213,9 @@ async fn handle(st: &State, path: &str, body: &[u8]) -> Reply {
     if drop {
         return Reply::Drop;
     }
-    if slow {
-        tokio::time::sleep(Duration::from_millis(f.slow_ms)).await;
+    let delay = f.latency_ms + if slow { f.slow_ms } else { 0 };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
         return Reply::Json(400, br#"{"error": "body is not JSON"}"#.to_vec());
@@ -256,10 +269,12 @@ fn generation(st: &State, path: &str, req: &Value) -> Answer {
     } else {
         json!({"index": 0, "text": s.text, "finish_reason": finish})
     };
-    Ok(json!({"id": "fake", "object": if chat { "chat.completion" } else { "text_completion" },
+    Ok(
+        json!({"id": "fake", "object": if chat { "chat.completion" } else { "text_completion" },
         "model": model, "choices": [choice],
         "usage": {"prompt_tokens": text.len() / 4, "completion_tokens": s.tokens,
-                  "total_tokens": text.len() / 4 + s.tokens as usize}}))
+                  "total_tokens": text.len() / 4 + s.tokens as usize}}),
+    )
 }
 
 fn pooling(st: &State, req: &Value, wrong: bool) -> Answer {
@@ -270,14 +285,29 @@ fn pooling(st: &State, req: &Value, wrong: bool) -> Answer {
     }
     let (question, assistant) = match req.get("messages").and_then(Value::as_array) {
         Some(m) => (
-            m.get(1).and_then(|x| x["content"].as_str()).unwrap_or_default().to_string(),
-            m.get(2).and_then(|x| x["content"].as_str()).unwrap_or_default().to_string(),
+            m.get(1)
+                .and_then(|x| x["content"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+            m.get(2)
+                .and_then(|x| x["content"].as_str())
+                .unwrap_or_default()
+                .to_string(),
         ),
         None => {
             let t = req["input"].as_str().unwrap_or_default();
-            let q = t.split("<|im_start|>user\n").nth(1).and_then(|r| r.split("<|im_end|>").next());
-            let a = t.split("<|im_start|>assistant\n").nth(1).and_then(|r| r.split("<|im_end|>").next());
-            (q.unwrap_or_default().to_string(), a.unwrap_or_default().to_string())
+            let q = t
+                .split("<|im_start|>user\n")
+                .nth(1)
+                .and_then(|r| r.split("<|im_end|>").next());
+            let a = t
+                .split("<|im_start|>assistant\n")
+                .nth(1)
+                .and_then(|r| r.split("<|im_end|>").next());
+            (
+                q.unwrap_or_default().to_string(),
+                a.unwrap_or_default().to_string(),
+            )
         }
     };
     let steps: Vec<&str> = assistant.split("<extra_0>").collect();

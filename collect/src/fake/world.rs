@@ -73,33 +73,69 @@ pub struct FakeStep {
 impl FakeWorld {
     /// The next step `model` writes after `steps` (degenerate ones included, as sent).
     pub fn step(&self, model: &str, question: &str, steps: &[&str], seed: u64) -> FakeStep {
-        let key = format!("{model}\u{1}{question}\u{1}{}\u{1}{seed}", steps.join("\u{2}"));
+        let key = format!(
+            "{model}\u{1}{question}\u{1}{}\u{1}{seed}",
+            steps.join("\u{2}")
+        );
         let mut rng = Rng::new(fnv(key.as_bytes()));
-        let real: Vec<&&str> = steps.iter().filter(|s| !crate::prompt::is_degenerate(s)).collect();
+        let real: Vec<&&str> = steps
+            .iter()
+            .filter(|s| !crate::prompt::is_degenerate(s))
+            .collect();
         let k = real.len();
         let len = solution_length(question);
-        let p_err = if model == self.strong_model { self.strong_error } else { self.weak_error };
-        let (deg, length, err) = (rng.bernoulli(self.degenerate), rng.bernoulli(self.length_stop), rng.bernoulli(p_err));
+        let p_err = if model == self.strong_model {
+            self.strong_error
+        } else {
+            self.weak_error
+        };
+        let (deg, length, err) = (
+            rng.bernoulli(self.degenerate),
+            rng.bernoulli(self.length_stop),
+            rng.bernoulli(p_err),
+        );
         let words = 4 + rng.below(12) as usize;
         if deg && k + 1 < len {
-            return FakeStep { text: "---".into(), tokens: 2, length_stop: false };
+            return FakeStep {
+                text: "---".into(),
+                tokens: 2,
+                length_stop: false,
+            };
         }
         if length {
             let text = "so on ".repeat(40);
-            return FakeStep { text, tokens: 80, length_stop: true };
+            return FakeStep {
+                text,
+                tokens: 80,
+                length_stop: true,
+            };
         }
         let mark = if err { ERROR_WORD } else { "carefully" };
-        let filler: Vec<&str> = (0..words).map(|j| ["we", "then", "add", "the", "terms", "so", "that"][(j + k) % 7]).collect();
+        let filler: Vec<&str> = (0..words)
+            .map(|j| ["we", "then", "add", "the", "terms", "so", "that"][(j + k) % 7])
+            .collect();
         let text = if k + 1 >= len {
             let wrong = err || real.iter().any(|s| s.contains(ERROR_WORD));
             let truth = answer(question);
-            let ans = if wrong { format!("{}", truth.parse::<u64>().unwrap_or(0) + 1) } else { truth };
-            format!("Step {}: {} {mark}, therefore the answer is \\boxed{{{ans}}}.", k + 1, filler.join(" "))
+            let ans = if wrong {
+                format!("{}", truth.parse::<u64>().unwrap_or(0) + 1)
+            } else {
+                truth
+            };
+            format!(
+                "Step {}: {} {mark}, therefore the answer is \\boxed{{{ans}}}.",
+                k + 1,
+                filler.join(" ")
+            )
         } else {
             format!("Step {}: {} {mark}.", k + 1, filler.join(" "))
         };
         let tokens = text.split_whitespace().count() as u32 + 2;
-        FakeStep { text, tokens, length_stop: false }
+        FakeStep {
+            text,
+            tokens,
+            length_stop: false,
+        }
     }
 
     /// PRM scores (p_correct) of each step: high for a correct step, low for an erroneous
@@ -111,7 +147,13 @@ impl FakeWorld {
             .enumerate()
             .map(|(i, s)| {
                 let err = s.contains(ERROR_WORD);
-                let base = if err { 0.25 } else if earlier_error { 0.5 } else { 0.8 };
+                let base = if err {
+                    0.25
+                } else if earlier_error {
+                    0.5
+                } else {
+                    0.8
+                };
                 earlier_error |= err;
                 let noise = (fnv(format!("{i}\u{1}{s}").as_bytes()) % 1000) as f64 / 1000.0 - 0.5;
                 (base + 0.3 * noise).clamp(0.001, 0.999)

@@ -27,7 +27,12 @@ pub fn read_string_columns(path: &Path, names: &[&str], optional: &[&str]) -> Re
                 columns.push(None);
                 continue;
             }
-            return Err(DataError::new(path, Loc::File, Some(name), "missing required column"));
+            return Err(DataError::new(
+                path,
+                Loc::File,
+                Some(name),
+                "missing required column",
+            ));
         };
         let mut values = vec![None; rows];
         pc.for_each_str(name, &c, 0, |row, v| {

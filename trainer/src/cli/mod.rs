@@ -1,9 +1,11 @@
 //! One module per subcommand; each turns parsed arguments into library calls and prints results.
 
 pub mod bench;
+pub mod bench_collect;
 pub mod bench_route;
 pub mod bench_train;
 pub mod calibrate;
+pub mod collect;
 pub mod data;
 pub mod eval;
 pub mod export;

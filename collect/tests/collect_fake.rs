@@ -1,0 +1,245 @@
+//! Collections against the fake server on 127.0.0.1: the trees have the properties the fake
+//! world implies, faults are retried or reported, and nothing half-done is ever written.
+
+use std::path::{Path, PathBuf};
+
+use trim_collect::config::CollectConfig;
+use trim_collect::fake::world::problem_file;
+use trim_collect::fake::{FakeServer, FakeWorld, Faults};
+use trim_collect::{RunOptions, run};
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trim-collect-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A config for `n` fake problems against `srv`, with fast retries.
+fn config(dir: &Path, srv: &FakeServer, n: usize, extra: &[&str]) -> CollectConfig {
+    let problems = dir.join("problems.jsonl");
+    std::fs::write(&problems, problem_file(n)).unwrap();
+    let url = srv.url();
+    let mut o: Vec<String> = vec![
+        format!("problems={}", problems.display()),
+        format!("out={}", dir.join("out.parquet").display()),
+        "weak.model=fake-weak".into(),
+        format!("weak.url={url}/v1"),
+        "strong.model=fake-strong".into(),
+        format!("strong.url={url}/v1"),
+        "prm.model=fake-prm".into(),
+        format!("prm.url={url}"),
+        "seed=7".into(),
+        "run.shard_size=3".into(),
+    ];
+    for role in ["weak", "strong", "prm"] {
+        o.push(format!("{role}.limits.backoff_ms=1"));
+        o.push(format!("{role}.limits.timeout_s=2"));
+        o.push(format!("{role}.limits.retries=8"));
+    }
+    o.extend(extra.iter().map(|s| s.to_string()));
+    CollectConfig::load(None, &o).unwrap()
+}
+
+fn load(path: &Path) -> trim_data::Loaded {
+    trim_data::load(path).unwrap()
+}
+
+#[test]
+fn full_trees_have_the_fake_worlds_properties() {
+    let d = tmpdir("full");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let cfg = config(&d, &srv, 12, &["expand.max_regens=1"]);
+    let s = run(cfg.clone(), RunOptions::default()).unwrap();
+    assert_eq!((s.problems, s.collected, s.failed.len()), (12, 12, 0));
+    assert_eq!(s.shards_written, 4);
+    let ds = load(&cfg.out).ds;
+    assert_eq!(ds.problems.len(), 12);
+    let (mut weak_ok, mut weak_n, mut strong_ok, mut strong_n) = (0, 0, 0, 0);
+    for r in &ds.rows {
+        // All-weak path exists at every node: continue leads to a node or an outcome.
+        if let Some(c) = r.continue_correct {
+            weak_n += 1;
+            weak_ok += usize::from(c);
+        }
+        if let Some(c) = r.regenerate_correct {
+            strong_n += 1;
+            strong_ok += usize::from(c);
+        }
+        assert!(
+            r.weak
+                .text
+                .as_deref()
+                .is_some_and(|t| t.starts_with("Step")),
+            "{r:?}"
+        );
+    }
+    assert!(weak_n > 12 && strong_n > 0);
+    // At most one regeneration per path: no regenerate child below a regenerate edge has a
+    // strong candidate, and every regenerate child has depth ≥ 1.
+    let by_id = |p: u32, t: u32, n: u32| {
+        ds.rows
+            .iter()
+            .find(|r| r.problem == p && r.tree == t && r.node == n)
+            .unwrap()
+    };
+    for r in &ds.rows {
+        if r.action == Some(trim_env::Action::Regenerate) {
+            assert!(
+                r.strong.is_none(),
+                "a second regeneration below a regenerate: {r:?}"
+            );
+            let parent = by_id(r.problem, r.tree, r.parent.unwrap());
+            assert!(parent.strong.is_some());
+        }
+    }
+    let meta = &ds.meta.params;
+    assert_eq!(meta["weak"]["model"], "fake-weak");
+    assert_eq!(meta["counts"]["problems"], 12);
+    assert!(meta["cost"]["strong_tokens"].as_u64().unwrap() > 0);
+    assert!(!serde_json::to_string(meta).unwrap().contains("api_key"));
+    // The strong model errs less, so keeping its finished step is right more often.
+    let rate = |ok: usize, n: usize| ok as f64 / n as f64;
+    assert!(
+        rate(strong_ok, strong_n) > rate(weak_ok, weak_n) + 0.1,
+        "strong {strong_ok}/{strong_n} vs weak {weak_ok}/{weak_n}"
+    );
+    // A second run refuses to overwrite the dataset.
+    let e = run(cfg.clone(), RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already exists"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn faults_are_retried_and_the_result_is_unchanged() {
+    let d = tmpdir("faults");
+    let clean = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let cfg = config(&d, &clean, 6, &[]);
+    run(cfg.clone(), RunOptions::default()).unwrap();
+    let want = load(&cfg.out).ds;
+    let faults = Faults {
+        http_500: 0.08,
+        slow: 0.02,
+        slow_ms: 2500,
+        truncated: 0.05,
+        dropped: 0.05,
+        wrong_count: 0.05,
+        always_wrong_for: None,
+        latency_ms: 0,
+    };
+    let noisy = FakeServer::start(FakeWorld::default(), faults).unwrap();
+    let d2 = d.join("noisy");
+    std::fs::create_dir_all(&d2).unwrap();
+    let cfg2 = config(&d2, &noisy, 6, &[]);
+    let s = run(cfg2.clone(), RunOptions::default()).unwrap();
+    let got = load(&cfg2.out).ds;
+    assert_eq!(got.rows, want.rows, "faults changed the collected trees");
+    assert_eq!(got.problems, want.problems);
+    let retries = s.weak.retries + s.strong.retries + s.prm.retries;
+    assert!(retries > 0, "no fault was injected: {s:?}");
+    assert!(
+        noisy
+            .stats
+            .faults
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_problem_that_keeps_failing_is_reported_and_nothing_of_it_is_written() {
+    let d = tmpdir("fatal");
+    let faults = Faults {
+        always_wrong_for: Some("number 2.".into()),
+        ..Faults::default()
+    };
+    let srv = FakeServer::start(FakeWorld::default(), faults).unwrap();
+    let cfg = config(&d, &srv, 5, &["prm.limits.retries=2"]);
+    let e = run(cfg.clone(), RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("1 of 5 problems failed") && e.contains("fake-2"),
+        "{e}"
+    );
+    assert!(
+        e.contains("3 step scores for") || e.contains("step scores for"),
+        "{e}"
+    );
+    assert!(
+        !cfg.out.exists(),
+        "a dataset was written despite the failure"
+    );
+    // The other four are committed; --allow-partial writes them.
+    let opts = RunOptions {
+        allow_partial: true,
+        ..RunOptions::default()
+    };
+    let s = run(cfg.clone(), opts).unwrap();
+    assert_eq!((s.already_committed, s.failed.len()), (4, 1));
+    let ds = load(&cfg.out).ds;
+    let ids: Vec<&str> = ds.problems.iter().map(|p| p.problem_id.as_str()).collect();
+    assert_eq!(ids, ["fake-0", "fake-1", "fake-3", "fake-4"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn policy_guided_collection_visits_only_what_the_policy_visits() {
+    let d = tmpdir("guided");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let full_cfg = config(&d, &srv, 6, &["expand.max_regens=2"]);
+    run(full_cfg.clone(), RunOptions::default()).unwrap();
+    let full = load(&full_cfg.out).ds;
+    let d2 = d.join("g");
+    std::fs::create_dir_all(&d2).unwrap();
+    let g = config(
+        &d2,
+        &srv,
+        6,
+        &[
+            "expand.strategy=policy",
+            "expand.policy=\"threshold:0.5\"",
+            "expand.episodes=1",
+        ],
+    );
+    run(g.clone(), RunOptions::default()).unwrap();
+    let guided = load(&g.out).ds;
+    assert!(guided.rows.len() < full.rows.len());
+    // One greedy threshold episode = one path: each node has at most one child, and it
+    // regenerates exactly where the weak step scored below 0.5.
+    for r in &guided.rows {
+        let kids: Vec<_> = (guided.rows.iter())
+            .filter(|c| c.problem == r.problem && c.parent == Some(r.node))
+            .collect();
+        assert!(kids.len() <= 1);
+        assert_eq!(r.strong.is_some(), r.weak.prm < 0.5, "{r:?}");
+    }
+    // Its candidates are the full tree's (same seeds, same prompts).
+    for (a, b) in guided.rows.iter().zip(&full.rows).take(1) {
+        assert_eq!(a.weak, b.weak);
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_token_budget_cuts_branches_but_never_leaves_a_dead_end() {
+    let d = tmpdir("budget");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let big = config(&d, &srv, 4, &["expand.max_regens=3"]);
+    run(big.clone(), RunOptions::default()).unwrap();
+    let d2 = d.join("b");
+    std::fs::create_dir_all(&d2).unwrap();
+    let small = config(
+        &d2,
+        &srv,
+        4,
+        &["expand.max_regens=3", "budget.max_tokens=60"],
+    );
+    run(small.clone(), RunOptions::default()).unwrap();
+    let (a, b) = (load(&big.out), load(&small.out));
+    assert!(b.ds.rows.len() < a.ds.rows.len());
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,0 +1,253 @@
+//! `trim collect` through the real binary against the fake OpenAI-compatible + pooling server
+//! on 127.0.0.1: collect → `trim data validate` → `trim train --stop-after-updates 5` →
+//! `trim export`; and kill -9 in the middle, then resume: the dataset equals an uninterrupted
+//! run's.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use trim_collect::fake::world::problem_file;
+use trim_collect::fake::{FakeServer, FakeWorld, Faults};
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trim-cli-collect-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn trim(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trim"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TRIM_BACKEND")
+        .output()
+        .expect("run trim")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let o = trim(dir, args);
+    assert!(
+        o.status.success(),
+        "trim {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A collect.toml for the fake server.
+fn write_config(dir: &Path, srv: &FakeServer, extra: &str) {
+    let url = srv.url();
+    let text = format!(
+        "problems = \"problems.jsonl\"\nseed = 3\n\
+         [weak]\nmodel = \"fake-weak\"\nurl = \"{url}/v1\"\n\
+         [strong]\nmodel = \"fake-strong\"\nurl = \"{url}/v1\"\napi = \"chat\"\n\
+         [prm]\nmodel = \"fake-prm\"\nurl = \"{url}\"\n\
+         [expand]\nmax_regens = 2\n{extra}"
+    );
+    std::fs::write(dir.join("collect.toml"), text).unwrap();
+}
+
+#[test]
+fn collect_validate_train_export() {
+    let d = tmpdir("e2e");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    std::fs::write(d.join("problems.jsonl"), problem_file(40)).unwrap();
+    write_config(&d, &srv, "");
+    let out = ok(
+        &d,
+        &[
+            "collect",
+            "--config",
+            "collect.toml",
+            "--out",
+            "trees.parquet",
+            "--quiet",
+        ],
+    );
+    assert!(out.contains("collected 40 problems"), "{out}");
+    let v = ok(&d, &["data", "validate", "trees.parquet"]);
+    assert!(v.contains("checksum verified"), "{v}");
+    let stats = ok(&d, &["data", "stats", "trees.parquet"]);
+    assert!(
+        stats.contains("coverage") || stats.contains("Coverage"),
+        "{stats}"
+    );
+    let train = ok(
+        &d,
+        &[
+            "train",
+            "--quiet",
+            "--name",
+            "c",
+            "--data=trees.parquet",
+            "--batch-episodes=8",
+            "--passes=3",
+            "--val-every=5",
+            "--checkpoint-every=5",
+            "--stop-after-updates",
+            "5",
+        ],
+    );
+    let listing = walk(&d.join("checkpoints"));
+    assert!(
+        d.join("checkpoints/c/checkpoints/update_000005").is_dir(),
+        "{train}\n{listing}"
+    );
+    let e = ok(
+        &d,
+        &[
+            "export",
+            "--checkpoint",
+            "checkpoints/c/checkpoints/update_000005",
+            "--out",
+            "exp",
+        ],
+    );
+    assert!(d.join("exp/policy.json").is_file(), "{e}");
+    // The exported policy guides a second, focused collection round.
+    let out = ok(
+        &d,
+        &[
+            "collect",
+            "--config",
+            "collect.toml",
+            "--out",
+            "round2.parquet",
+            "--quiet",
+            "--strategy",
+            "policy",
+            "--policy",
+            "exp",
+            "--set",
+            "expand.episodes=2",
+            "--set",
+            "expand.epsilon=0.2",
+        ],
+    );
+    assert!(out.contains("collected 40 problems"), "{out}");
+    ok(&d, &["data", "validate", "round2.parquet"]);
+    // Bad input: a damaged problem file is named with its line, nothing is written.
+    std::fs::write(d.join("bad.jsonl"), "{\"id\": 1, \"question\": \"q\"}\n").unwrap();
+    let o = trim(
+        &d,
+        &[
+            "collect",
+            "--config",
+            "collect.toml",
+            "--problems",
+            "bad.jsonl",
+            "--out",
+            "x.parquet",
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("bad.jsonl") && e.contains("line 1"),
+        "{e}"
+    );
+    assert!(!d.join("x.parquet").exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+fn shards(work: &Path) -> usize {
+    std::fs::read_dir(work).map_or(0, |rd| {
+        rd.filter_map(|e| e.ok())
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                n.starts_with("shard-") && n.ends_with(".jsonl")
+            })
+            .count()
+    })
+}
+
+#[test]
+fn kill_9_then_resume_equals_an_uninterrupted_run() {
+    let d = tmpdir("kill");
+    let faults = Faults {
+        latency_ms: 3,
+        ..Faults::default()
+    };
+    let srv = FakeServer::start(FakeWorld::default(), faults).unwrap();
+    std::fs::write(d.join("problems.jsonl"), problem_file(24)).unwrap();
+    write_config(&d, &srv, "[run]\nshard_size = 1\nproblems_in_flight = 2\n");
+    ok(
+        &d,
+        &[
+            "collect",
+            "--config",
+            "collect.toml",
+            "--out",
+            "a.parquet",
+            "--quiet",
+        ],
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trim"))
+        .args([
+            "collect",
+            "--config",
+            "collect.toml",
+            "--out",
+            "b.parquet",
+            "--quiet",
+        ])
+        .current_dir(&d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let work = d.join("b.parquet.collect");
+    let t = Instant::now();
+    while shards(&work) < 4 && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the run finished before it could be killed"
+    );
+    assert!(!d.join("b.parquet").exists());
+    let committed = shards(&work);
+    assert!(
+        (4..24).contains(&committed),
+        "{committed} shards at the kill"
+    );
+
+    let out = ok(
+        &d,
+        &[
+            "collect",
+            "--config",
+            "collect.toml",
+            "--out",
+            "b.parquet",
+            "--quiet",
+        ],
+    );
+    assert!(out.contains("were already committed"), "{out}");
+    let a = trim_data::load(&d.join("a.parquet")).unwrap().ds;
+    let b = trim_data::load(&d.join("b.parquet")).unwrap().ds;
+    assert_eq!(a.problems, b.problems);
+    assert_eq!(
+        a.rows, b.rows,
+        "the resumed dataset differs from the uninterrupted one"
+    );
+    assert_eq!(a.meta.params, b.meta.params);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+fn walk(p: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            s.push_str(&format!("{}\n", e.path().display()));
+            if e.path().is_dir() {
+                s.push_str(&walk(&e.path()));
+            }
+        }
+    }
+    s
+}
