@@ -243,3 +243,123 @@ fn a_token_budget_cuts_branches_but_never_leaves_a_dead_end() {
     assert!(b.ds.rows.len() < a.ds.rows.len());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+fn grader_script() -> String {
+    let p = format!(
+        "{}/../scripts/python/math_verify_grader.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    format!("grader=\"python3 {p} --exact\"")
+}
+
+#[test]
+fn an_external_grader_gives_the_same_grades_on_plain_answers() {
+    let d = tmpdir("grader");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let built_in = config(&d, &srv, 5, &[]);
+    run(built_in.clone(), RunOptions::default()).unwrap();
+    let d2 = d.join("ext");
+    std::fs::create_dir_all(&d2).unwrap();
+    let g = grader_script();
+    let ext = config(&d2, &srv, 5, &[g.as_str()]);
+    run(ext.clone(), RunOptions::default()).unwrap();
+    let (a, b) = (load(&built_in.out).ds, load(&ext.out).ds);
+    assert_eq!(a.rows, b.rows);
+    assert!(
+        b.meta.params["grader"]
+            .as_str()
+            .unwrap()
+            .contains("external")
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_broken_grader_is_reported_by_name() {
+    let d = tmpdir("badgrader");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    for (cmd, want) in [
+        ("grader=\"true\"", "exit"),
+        ("grader=\"yes nonsense\"", "is not {\"correct\""),
+    ] {
+        let _ = std::fs::remove_dir_all(d.join("out.parquet.collect"));
+        let cfg = config(&d, &srv, 2, &[cmd]);
+        let e = run(cfg.clone(), RunOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("grader") && e.contains(want), "{cmd}: {e}");
+        assert!(!cfg.out.exists());
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn parquet_problem_files_are_read() {
+    let d = tmpdir("pq");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let cfg = config(&d, &srv, 3, &[]);
+    let pq = d.join("problems.parquet");
+    trim_data::io::write_string_columns(
+        &pq,
+        &[
+            ("id", vec!["a".into(), "b".into()]),
+            (
+                "question",
+                vec![
+                    "Compute the value of expression number 0.".into(),
+                    "Compute the value of expression number 1.".into(),
+                ],
+            ),
+            (
+                "answer",
+                vec![
+                    trim_collect::fake::world::answer("Compute the value of expression number 0."),
+                    trim_collect::fake::world::answer("Compute the value of expression number 1."),
+                ],
+            ),
+        ],
+    )
+    .unwrap();
+    let p = trim_collect::problems::read_problems(&pq).unwrap();
+    assert_eq!(p.len(), 2);
+    assert_eq!((p[1].id.as_str(), p[1].split.as_str()), ("b", "train"));
+    let cfg = CollectConfig {
+        problems: pq.clone(),
+        ..cfg
+    };
+    let s = run(cfg, RunOptions::default()).unwrap();
+    assert_eq!(s.collected, 2);
+    // A parquet file without the `answer` column is refused, naming it.
+    trim_data::io::write_string_columns(&pq, &[("id", vec!["a".into()])]).unwrap();
+    let e = trim_collect::problems::read_problems(&pq)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("problems.parquet") && e.contains("question"),
+        "{e}"
+    );
+    // Damaged bytes are an error naming the file, never a panic.
+    write_pq(&pq);
+    let good = std::fs::read(&pq).unwrap();
+    for i in (0..good.len()).step_by(good.len() / 40 + 1) {
+        let mut bad = good.clone();
+        bad[i] ^= 0xff;
+        std::fs::write(&pq, &bad).unwrap();
+        if let Err(e) = trim_collect::problems::read_problems(&pq) {
+            assert!(e.to_string().contains("problems.parquet"), "{e}");
+        }
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+fn write_pq(p: &Path) {
+    trim_data::io::write_string_columns(
+        p,
+        &[
+            ("id", vec!["a".into()]),
+            ("question", vec!["q".into()]),
+            ("answer", vec!["1".into()]),
+        ],
+    )
+    .unwrap();
+}

@@ -24,7 +24,7 @@ pub use columns::ParquetColumns;
 pub use jsonl::write_jsonl;
 pub use parquet::{col, write_parquet};
 pub use parquet_read::{read_parquet, read_parquet_with};
-pub use strings::{StringTable, read_string_columns};
+pub use strings::{StringTable, read_string_columns, write_string_columns};
 
 /// File formats by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

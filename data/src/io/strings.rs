@@ -43,3 +43,26 @@ pub fn read_string_columns(path: &Path, names: &[&str], optional: &[&str]) -> Re
     }
     Ok(StringTable { rows, columns })
 }
+
+/// Write a parquet file of string columns (equal lengths), atomically — problem files for
+/// `trim collect`, and test fixtures.
+pub fn write_string_columns(path: &Path, columns: &[(&str, Vec<String>)]) -> Result<()> {
+    use polars::prelude::{Column, DataFrame, ParquetWriter};
+    let rows = columns.first().map_or(0, |c| c.1.len());
+    if columns.iter().any(|c| c.1.len() != rows) {
+        return Err(DataError::file(path, "string columns of different lengths"));
+    }
+    let cols: Vec<Column> = (columns.iter())
+        .map(|(name, v)| Column::new((*name).into(), v.clone()))
+        .collect();
+    let mut df = DataFrame::new(rows, cols)
+        .map_err(|e| DataError::file(path, format!("cannot build table: {e}")))?;
+    super::write_atomic(path, |w| {
+        super::contain::contain(path, "writing parquet", || {
+            ParquetWriter::new(w)
+                .finish(&mut df)
+                .map_err(|e| DataError::file(path, format!("cannot write parquet: {e}")))?;
+            Ok(())
+        })
+    })
+}
