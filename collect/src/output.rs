@@ -54,6 +54,26 @@ pub fn dataset(
         spend.gen_requests += rec.spend.gen_requests;
         spend.prm_requests += rec.spend.prm_requests;
     }
+    let counts = json!({
+        "problems": infos.len(),
+        "problems_in_file": problems.len(),
+        "trees": trees,
+        "nodes": rows.len(),
+        "finished_candidates": finished,
+        "correct_candidates": correct,
+    });
+    let meta = meta(cfg, ctx, command, counts, spend)?;
+    Ok(Dataset::new(meta, infos, rows))
+}
+
+/// The metadata: what is real, the problem file's identity, and every setting.
+fn meta(
+    cfg: &CollectConfig,
+    ctx: &Ctx,
+    command: &str,
+    counts: serde_json::Value,
+    spend: Spend,
+) -> Result<Meta> {
     let mut meta = Meta::new(cfg.dataset_name());
     meta.description = format!(
         "Rollout trees collected from live models by trim collect: weak {} and strong {} \
@@ -88,15 +108,8 @@ pub fn dataset(
         "budget": cfg.budget,
         "seed": cfg.seed,
         "grader": ctx.grader.describe(),
-        "counts": {
-            "problems": infos.len(),
-            "problems_in_file": problems.len(),
-            "trees": trees,
-            "nodes": rows.len(),
-            "finished_candidates": finished,
-            "correct_candidates": correct,
-        },
+        "counts": counts,
         "cost": spend,
     });
-    Ok(Dataset::new(meta, infos, rows))
+    Ok(meta)
 }

@@ -109,69 +109,22 @@ async fn run_async(cfg: CollectConfig, opts: RunOptions) -> Result<Summary> {
     );
     let work = WorkDir::open(&cfg.work_dir(), &id)?;
     let mut done = work.load()?;
-    let already = done.len();
     let ctx = Arc::new(build_ctx(&cfg)?);
-    let todo: Vec<(u32, Problem)> = (problems.iter().enumerate())
-        .filter(|(i, _)| !done.contains_key(&(*i as u32)))
-        .map(|(i, p)| (i as u32, p.clone()))
-        .collect();
-    let bar = progress_bar(opts.progress, problems.len(), already);
     let mut summary = Summary {
         problems: problems.len(),
-        already_committed: already,
+        already_committed: done.len(),
         ..Summary::default()
     };
-    let (tx, mut rx) = mpsc::channel::<(u32, String, Result<ProblemRecord>)>(64);
-    let gate = Arc::new(Semaphore::new(cfg.run.problems_in_flight));
-    for (index, p) in todo {
-        let (ctx, tx, gate) = (ctx.clone(), tx.clone(), gate.clone());
-        tokio::spawn(async move {
-            let _permit = gate.acquire_owned().await.expect("never closed");
-            let r = collect_problem(&ctx, &p)
-                .await
-                .map(|(trees, spend)| ProblemRecord {
-                    index,
-                    id: p.id.clone(),
-                    trees,
-                    spend,
-                });
-            let _ = tx.send((index, p.id, r)).await;
-        });
-    }
-    drop(tx);
-    let flush_every = Duration::from_secs_f64(cfg.run.flush_s);
-    let mut buffer: Vec<ProblemRecord> = vec![];
-    let mut oldest: Option<Instant> = None;
-    loop {
-        let wait = oldest.map_or(flush_every, |t| flush_every.saturating_sub(t.elapsed()));
-        let msg = match tokio::time::timeout(wait, rx.recv()).await {
-            Ok(Some(m)) => Some(m),
-            Ok(None) => break,
-            Err(_) => None,
-        };
-        if let Some((_, id, r)) = msg {
-            match r {
-                Ok(rec) => {
-                    summary.collected += 1;
-                    add(&mut summary.spend, &rec.spend);
-                    buffer.push(rec);
-                    oldest.get_or_insert_with(Instant::now);
-                }
-                Err(e) => summary.failed.push(Failure {
-                    id,
-                    error: e.to_string(),
-                }),
-            }
-            bar.inc(1);
-        }
-        let due = oldest.is_some_and(|t| t.elapsed() >= flush_every);
-        if buffer.len() >= cfg.run.shard_size || (due && !buffer.is_empty()) {
-            commit(&work, &mut buffer, &mut done, &mut summary)?;
-            oldest = None;
-        }
-        bar.set_message(live_message(&ctx, &cfg, start));
-    }
-    commit(&work, &mut buffer, &mut done, &mut summary)?;
+    let rx = spawn_problems(&cfg, &ctx, &problems, &done);
+    let bar = progress_bar(opts.progress, problems.len(), done.len());
+    let driver = Driver {
+        cfg: &cfg,
+        ctx: &ctx,
+        work: &work,
+        bar: &bar,
+        start,
+    };
+    drive(&driver, rx, &mut done, &mut summary).await?;
     bar.finish_and_clear();
     fill_endpoints(&mut summary, &ctx);
     summary.wall_s = start.elapsed().as_secs_f64();
@@ -183,19 +136,113 @@ async fn run_async(cfg: CollectConfig, opts: RunOptions) -> Result<Summary> {
     let text = serde_json::to_vec_pretty(&summary).expect("serialisable");
     work.write("summary.json", &text)?;
     if !summary.failed.is_empty() && !opts.allow_partial {
-        let first = &summary.failed[0];
-        return Err(CollectError::Incomplete(format!(
-            "{} of {} problems failed and were not written (first: {}: {}); the others are \
-             committed in {} — re-run the same command to retry the failed ones, or pass \
-             --allow-partial to write the dataset without them",
-            summary.failed.len(),
-            summary.problems,
-            first.id,
-            first.error,
-            work.dir.display()
-        )));
+        return Err(incomplete(&summary, &work));
     }
     Ok(summary)
+}
+
+fn incomplete(summary: &Summary, work: &WorkDir) -> CollectError {
+    let first = &summary.failed[0];
+    CollectError::Incomplete(format!(
+        "{} of {} problems failed and were not written (first: {}: {}); the others are \
+         committed in {} — re-run the same command to retry the failed ones, or pass \
+         --allow-partial to write the dataset without them",
+        summary.failed.len(),
+        summary.problems,
+        first.id,
+        first.error,
+        work.dir.display()
+    ))
+}
+
+/// What the receiving loop reads.
+#[derive(Clone, Copy)]
+struct Driver<'a> {
+    cfg: &'a CollectConfig,
+    ctx: &'a Ctx,
+    work: &'a WorkDir,
+    bar: &'a indicatif::ProgressBar,
+    start: Instant,
+}
+
+/// A problem's outcome as its task reports it.
+type Outcome = (String, Result<ProblemRecord>);
+
+/// One task per problem not yet committed, at most `problems_in_flight` running at once.
+fn spawn_problems(
+    cfg: &CollectConfig,
+    ctx: &Arc<Ctx>,
+    problems: &[Problem],
+    done: &BTreeMap<u32, ProblemRecord>,
+) -> mpsc::Receiver<Outcome> {
+    let (tx, rx) = mpsc::channel::<Outcome>(64);
+    let gate = Arc::new(Semaphore::new(cfg.run.problems_in_flight));
+    for (i, p) in problems.iter().enumerate() {
+        let index = i as u32;
+        if done.contains_key(&index) {
+            continue;
+        }
+        let (ctx, tx, gate, p) = (ctx.clone(), tx.clone(), gate.clone(), p.clone());
+        tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.expect("never closed");
+            let r = collect_problem(&ctx, &p)
+                .await
+                .map(|(trees, spend)| ProblemRecord {
+                    index,
+                    id: p.id.clone(),
+                    trees,
+                    spend,
+                });
+            let _ = tx.send((p.id, r)).await;
+        });
+    }
+    rx
+}
+
+/// Receive outcomes until every task reported, committing a shard when it is full or its
+/// oldest problem has waited `flush_s`.
+async fn drive(
+    d: &Driver<'_>,
+    mut rx: mpsc::Receiver<Outcome>,
+    done: &mut BTreeMap<u32, ProblemRecord>,
+    summary: &mut Summary,
+) -> Result<()> {
+    let Driver {
+        cfg,
+        ctx,
+        work,
+        bar,
+        start,
+    } = *d;
+    let flush_every = Duration::from_secs_f64(cfg.run.flush_s);
+    let mut buffer: Vec<ProblemRecord> = vec![];
+    let mut oldest: Option<Instant> = None;
+    loop {
+        let wait = oldest.map_or(flush_every, |t| flush_every.saturating_sub(t.elapsed()));
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(None) => break,
+            Err(_) => {}
+            Ok(Some((_, Ok(rec)))) => {
+                summary.collected += 1;
+                add(&mut summary.spend, &rec.spend);
+                buffer.push(rec);
+                oldest.get_or_insert_with(Instant::now);
+                bar.inc(1);
+            }
+            Ok(Some((id, Err(e)))) => {
+                let error = e.to_string();
+                summary.failed.push(Failure { id, error });
+                bar.inc(1);
+            }
+        }
+        let due = oldest.is_some_and(|t| t.elapsed() >= flush_every);
+        if buffer.len() >= cfg.run.shard_size || (due && !buffer.is_empty()) {
+            commit(work, &mut buffer, done, summary)?;
+            oldest = None;
+        }
+        bar.set_message(live_message(ctx, cfg, start));
+    }
+    commit(work, &mut buffer, done, summary)
 }
 
 fn add(a: &mut Spend, b: &Spend) {

@@ -74,38 +74,7 @@ fn collect_validate_train_export() {
         stats.contains("coverage") || stats.contains("Coverage"),
         "{stats}"
     );
-    let train = ok(
-        &d,
-        &[
-            "train",
-            "--quiet",
-            "--name",
-            "c",
-            "--data=trees.parquet",
-            "--batch-episodes=8",
-            "--passes=3",
-            "--val-every=5",
-            "--checkpoint-every=5",
-            "--stop-after-updates",
-            "5",
-        ],
-    );
-    let listing = walk(&d.join("checkpoints"));
-    assert!(
-        d.join("checkpoints/c/checkpoints/update_000005").is_dir(),
-        "{train}\n{listing}"
-    );
-    let e = ok(
-        &d,
-        &[
-            "export",
-            "--checkpoint",
-            "checkpoints/c/checkpoints/update_000005",
-            "--out",
-            "exp",
-        ],
-    );
-    assert!(d.join("exp/policy.json").is_file(), "{e}");
+    train_and_export(&d);
     // The exported policy guides a second, focused collection round.
     let out = ok(
         &d,
@@ -149,6 +118,34 @@ fn collect_validate_train_export() {
     );
     assert!(!d.join("x.parquet").exists());
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `trim train --stop-after-updates 5` on the collected trees, then `trim export` into `exp/`.
+fn train_and_export(d: &Path) {
+    let train = ok(
+        d,
+        &[
+            "train",
+            "--quiet",
+            "--name",
+            "c",
+            "--data=trees.parquet",
+            "--batch-episodes=8",
+            "--passes=3",
+            "--val-every=5",
+            "--checkpoint-every=5",
+            "--stop-after-updates",
+            "5",
+        ],
+    );
+    let ckpt = "checkpoints/c/checkpoints/update_000005";
+    assert!(
+        d.join(ckpt).is_dir(),
+        "{train}\n{}",
+        walk(&d.join("checkpoints"))
+    );
+    let e = ok(d, &["export", "--checkpoint", ckpt, "--out", "exp"]);
+    assert!(d.join("exp/policy.json").is_file(), "{e}");
 }
 
 fn shards(work: &Path) -> usize {
