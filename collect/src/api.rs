@@ -24,6 +24,8 @@ pub struct Generated {
     /// Completion tokens (the generator's tokenizer).
     pub tokens: u32,
     pub finish: Finish,
+    /// Prompt tokens, when the server reports them.
+    pub prompt_tokens: Option<u32>,
 }
 
 /// The route of a generator's API under its base URL.
@@ -43,6 +45,7 @@ pub fn generation_body(
     question: &str,
     steps: &[&str],
     seed: u64,
+    max_tokens: u32,
 ) -> Value {
     let mut b = Map::new();
     b.insert("model".into(), json!(g.model));
@@ -60,7 +63,7 @@ pub fn generation_body(
             );
         }
     }
-    b.insert("max_tokens".into(), json!(s.max_tokens));
+    b.insert("max_tokens".into(), json!(max_tokens));
     b.insert("temperature".into(), json!(s.temperature));
     b.insert("top_p".into(), json!(s.top_p));
     b.insert("n".into(), json!(1));
@@ -140,47 +143,55 @@ pub fn parse_generation(api: Api, v: &Value) -> Result<Generated, String> {
              tokens; enable usage reporting on the server)",
         )?;
     let tokens = u32::try_from(tokens).map_err(|_| "`usage.completion_tokens` is too large")?;
+    let prompt_tokens = (v.get("usage"))
+        .and_then(|u| u.get("prompt_tokens"))
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok());
     Ok(Generated {
         text,
         tokens,
         finish,
+        prompt_tokens,
     })
 }
 
 /// Parse a `/pooling` response into one score per step: the class-1 ("correct") probability of
 /// each `[p_wrong, p_correct]` pair, or the value itself when the pooler returns one number per
-/// step. The count must equal `n_steps`.
-pub fn parse_pooling(v: &Value, n_steps: usize) -> Result<Vec<f32>, String> {
+/// step. The count must equal `n_steps`, except that with `pad_truncated` (the request asked
+/// the server to left-truncate long inputs) missing leading scores are 1.0, as in the release.
+pub fn parse_pooling(v: &Value, n_steps: usize, pad_truncated: bool) -> Result<Vec<f32>, String> {
     let rows = v
         .get("data")
         .and_then(|d| d.get(0))
         .and_then(|d| d.get("data"))
         .and_then(Value::as_array)
         .ok_or("no `data[0].data` array in the pooling response")?;
-    if rows.len() != n_steps {
+    let missing = n_steps.saturating_sub(rows.len());
+    let truncated = pad_truncated && !rows.is_empty() && rows.len() < n_steps;
+    if rows.len() != n_steps && !truncated {
         return Err(format!(
             "the PRM returned {} step scores for {n_steps} steps (is `prm.step_tag` the \
              model's step token?)",
             rows.len()
         ));
     }
-    rows.iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let x = match r {
-                Value::Array(pair) if pair.len() == 2 => pair[1].as_f64(),
-                Value::Array(one) if one.len() == 1 => one[0].as_f64(),
-                Value::Number(n) => n.as_f64(),
-                _ => None,
-            };
-            match x {
-                Some(x) if (0.0..=1.0).contains(&x) => Ok(x as f32),
-                _ => Err(format!(
-                    "step {i}: score {r} is not a probability in [0, 1] (or a [p_wrong, \
+    let scores = rows.iter().enumerate().map(|(i, r)| {
+        let x = match r {
+            Value::Array(pair) if pair.len() == 2 => pair[1].as_f64(),
+            Value::Array(one) if one.len() == 1 => one[0].as_f64(),
+            Value::Number(n) => n.as_f64(),
+            _ => None,
+        };
+        match x {
+            Some(x) if (0.0..=1.0).contains(&x) => Ok(x as f32),
+            _ => Err(format!(
+                "step {i}: score {r} is not a probability in [0, 1] (or a [p_wrong, \
                      p_correct] pair)"
-                )),
-            }
-        })
+            )),
+        }
+    });
+    std::iter::repeat_n(Ok(1.0), missing)
+        .chain(scores)
         .collect()
 }
 
@@ -192,17 +203,23 @@ mod tests {
     fn pooling_pairs_numbers_and_wrong_counts() {
         let v =
             json!({"data": [{"index": 0, "object": "pooling", "data": [[0.1, 0.9], [0.7, 0.3]]}]});
-        assert_eq!(parse_pooling(&v, 2).unwrap(), vec![0.9, 0.3]);
-        let e = parse_pooling(&v, 3).unwrap_err();
+        assert_eq!(parse_pooling(&v, 2, false).unwrap(), vec![0.9, 0.3]);
+        let e = parse_pooling(&v, 3, false).unwrap_err();
         assert!(e.contains("2 step scores for 3 steps"), "{e}");
+        // Left-truncated input: the cut-off leading steps score 1.0 (the release's rule).
+        assert_eq!(parse_pooling(&v, 3, true).unwrap(), vec![1.0, 0.9, 0.3]);
+        assert!(
+            parse_pooling(&v, 1, true).is_err(),
+            "more scores than steps"
+        );
         let v = json!({"data": [{"data": [0.5, [0.25]]}]});
-        assert_eq!(parse_pooling(&v, 2).unwrap(), vec![0.5, 0.25]);
+        assert_eq!(parse_pooling(&v, 2, false).unwrap(), vec![0.5, 0.25]);
         for bad in [
             json!({"data": []}),
             json!({"data": [{"data": [[0.1, 1.5]]}]}),
             json!(3),
         ] {
-            assert!(parse_pooling(&bad, 1).is_err(), "{bad}");
+            assert!(parse_pooling(&bad, 1, false).is_err(), "{bad}");
         }
     }
 

@@ -155,6 +155,10 @@ pub struct Sampling {
     /// Tokens per step.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// The servers' context length (vLLM's `--max-model-len`): a step may use at most what is
+    /// left after the prompt, and a solution that fills it is finished. 0 = no limit.
+    #[serde(default = "default_context_len")]
+    pub context_len: u32,
     /// A solution unfinished after this many steps is graded as it stands.
     #[serde(default = "default_max_steps")]
     pub max_steps: u16,
@@ -171,6 +175,7 @@ impl Default for Sampling {
             top_p: default_top_p(),
             top_k: default_top_k(),
             max_tokens: default_max_tokens(),
+            context_len: default_context_len(),
             max_steps: default_max_steps(),
             max_splices: default_splices(),
         }
@@ -298,6 +303,9 @@ fn default_top_k() -> u32 {
 }
 fn default_max_tokens() -> u32 {
     2048
+}
+fn default_context_len() -> u32 {
+    4096
 }
 fn default_max_steps() -> u16 {
     30

@@ -18,6 +18,10 @@ pub enum CollectError {
     /// An endpoint failed after every retry, or refused the request outright.
     #[error("{endpoint}: {msg}")]
     Endpoint { endpoint: String, msg: String },
+    /// An endpoint refused a request (a 4xx other than 408/429: wrong model name, bad field,
+    /// prompt too long). Retrying cannot help, so the run stops.
+    #[error("{endpoint} refused the request: {msg}")]
+    Refused { endpoint: String, msg: String },
     /// The external grader misbehaved.
     #[error("grader `{cmd}`: {msg}")]
     Grader { cmd: String, msg: String },

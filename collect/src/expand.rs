@@ -26,7 +26,7 @@ use crate::grade_cmd::Grader;
 use crate::http::fnv;
 use crate::models::{Generator, StepScorer};
 use crate::problems::Problem;
-use crate::tree::{Cand, Tree};
+use crate::tree::{Cand, Context, Tree};
 
 /// What collecting cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,24 +140,27 @@ impl Ctx {
     async fn candidate(
         &self,
         p: &Problem,
-        prefix: &[&str],
-        depth: u16,
+        c: &Context<'_>,
         role: Action,
         seed: u64,
     ) -> Result<(Cand, Spend)> {
+        let (prefix, depth, prompt_est) = (&c.prefix[..], c.depth, c.prompt);
         let g = match role {
             Action::Continue => &self.weak,
             Action::Regenerate => &self.strong,
         };
-        let step = g.step(&p.question, prefix, seed).await?;
+        let step = g.step(&p.question, prefix, seed, prompt_est).await?;
         self.live_tokens[role as usize].fetch_add(u64::from(step.tokens), Ordering::Relaxed);
         let mut all = prefix.to_vec();
         all.push(&step.text);
         let scores = self.prm.score(&p.question, &all).await?;
         let prm = *scores.last().expect("one score per step, checked");
+        let ctx_len = self.cfg.sampling.context_len;
+        let context_full = ctx_len > 0 && step.prompt_tokens + step.tokens + 2 >= ctx_len;
         let finished = step.finish == crate::api::Finish::Length
             || step.text.contains("boxed{")
-            || depth + 1 >= self.cfg.sampling.max_steps;
+            || depth + 1 >= self.cfg.sampling.max_steps
+            || context_full;
         let (correct, answer) = if finished {
             let g = self
                 .grader
@@ -183,6 +186,7 @@ impl Ctx {
             finished,
             correct,
             answer,
+            prompt_tokens: step.prompt_tokens,
         };
         Ok((cand, spend))
     }
@@ -211,25 +215,7 @@ async fn full(ctx: &Ctx, p: &Problem, t: u32, spend: &mut Spend) -> Result<Tree>
             pending.iter_mut().for_each(|q| q.strong = false);
         }
         let jobs: Vec<_> = (pending.iter())
-            .map(|q| {
-                let (prefix, depth, path) = match q.parent {
-                    None => (vec![], 0, String::new()),
-                    Some((par, a)) => {
-                        let mut pre = tree.prefix(par);
-                        let pn = &tree.nodes[par as usize];
-                        let c = if a == Action::Continue {
-                            &pn.weak
-                        } else {
-                            pn.strong.as_ref().expect("strong")
-                        };
-                        pre.push(c.text.as_str());
-                        let mut path = tree.path(par);
-                        path.push(if a == Action::Continue { '0' } else { '1' });
-                        (pre, pn.depth + 1, path)
-                    }
-                };
-                node_job(ctx, p, t, prefix, depth, path, q.strong)
-            })
+            .map(|q| node_job(ctx, p, t, tree.below(q.parent), q.strong))
             .collect();
         let results = join_all(jobs).await;
         let mut next = vec![];
@@ -264,17 +250,15 @@ fn node_job<'a>(
     ctx: &'a Ctx,
     p: &'a Problem,
     t: u32,
-    prefix: Vec<&'a str>,
-    depth: u16,
-    path: String,
+    c: Context<'a>,
     strong: bool,
 ) -> Pin<Box<dyn Future<Output = NodeResult> + Send + 'a>> {
     Box::pin(async move {
-        let ws = ctx.seed(p, t, &path, Action::Continue);
-        let ss = ctx.seed(p, t, &path, Action::Regenerate);
-        let weak = ctx.candidate(p, &prefix, depth, Action::Continue, ws);
+        let ws = ctx.seed(p, t, &c.path, Action::Continue);
+        let ss = ctx.seed(p, t, &c.path, Action::Regenerate);
+        let weak = ctx.candidate(p, &c, Action::Continue, ws);
         if strong {
-            let strong = ctx.candidate(p, &prefix, depth, Action::Regenerate, ss);
+            let strong = ctx.candidate(p, &c, Action::Regenerate, ss);
             let (w, s) = tokio::join!(weak, strong);
             let ((w, mut spend), (s, s_spend)) = (w?, s?);
             spend.add(s_spend);
@@ -314,13 +298,9 @@ async fn guided(ctx: &Ctx, p: &Problem, t: u32, spend: &mut Spend) -> Result<Tre
                 Action::Continue
             };
             if regen && tree.nodes[node as usize].strong.is_none() {
-                let prefix: Vec<String> = tree.prefix(node).iter().map(|s| s.to_string()).collect();
-                let refs: Vec<&str> = prefix.iter().map(String::as_str).collect();
-                let seed = ctx.seed(p, t, &tree.path(node), Action::Regenerate);
-                let depth = tree.nodes[node as usize].depth;
-                let (s, sp) = ctx
-                    .candidate(p, &refs, depth, Action::Regenerate, seed)
-                    .await?;
+                let c = tree.at(node);
+                let seed = ctx.seed(p, t, &c.path, Action::Regenerate);
+                let (s, sp) = ctx.candidate(p, &c, Action::Regenerate, seed).await?;
                 spend.add(sp);
                 tree.nodes[node as usize].strong = Some(s);
             }
@@ -351,27 +331,9 @@ async fn create(
     parent: Option<(u32, Action)>,
     spend: &mut Spend,
 ) -> Result<u32> {
-    let (prefix, depth, path): (Vec<String>, u16, String) = match parent {
-        None => (vec![], 0, String::new()),
-        Some((par, a)) => {
-            let mut pre: Vec<String> = tree.prefix(par).iter().map(|s| s.to_string()).collect();
-            let pn = &tree.nodes[par as usize];
-            let c = if a == Action::Continue {
-                &pn.weak
-            } else {
-                pn.strong.as_ref().expect("strong")
-            };
-            pre.push(c.text.clone());
-            let mut path = tree.path(par);
-            path.push(if a == Action::Continue { '0' } else { '1' });
-            (pre, pn.depth + 1, path)
-        }
-    };
-    let refs: Vec<&str> = prefix.iter().map(String::as_str).collect();
-    let seed = ctx.seed(p, t, &path, Action::Continue);
-    let (w, sp) = ctx
-        .candidate(p, &refs, depth, Action::Continue, seed)
-        .await?;
+    let c = tree.below(parent);
+    let seed = ctx.seed(p, t, &c.path, Action::Continue);
+    let (w, sp) = ctx.candidate(p, &c, Action::Continue, seed).await?;
     spend.add(sp);
     Ok(tree.push(parent, w))
 }

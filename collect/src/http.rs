@@ -103,7 +103,10 @@ impl Endpoint {
                 Err(Attempt::Retry(why)) => last = why,
                 Err(Attempt::Fatal(why)) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    return Err(CollectError::endpoint(self.describe(path), why));
+                    return Err(CollectError::Refused {
+                        endpoint: self.describe(path),
+                        msg: why,
+                    });
                 }
             }
         }

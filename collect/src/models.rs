@@ -51,14 +51,23 @@ impl StepScorer for PoolingPrm {
         Box::pin(async move {
             let body = api::pooling_body(&self.cfg, &self.prompt, question, steps);
             let n = steps.len();
+            let pad = self.truncates();
             (self.endpoint)
-                .call("/pooling", &body, |v| api::parse_pooling(v, n))
+                .call("/pooling", &body, |v| api::parse_pooling(v, n, pad))
                 .await
         })
     }
 
     fn endpoint(&self) -> Option<&Endpoint> {
         Some(&self.endpoint)
+    }
+}
+
+impl PoolingPrm {
+    /// The request asks the server to left-truncate long inputs (vLLM's
+    /// `truncate_prompt_tokens`), so fewer scores than steps can come back.
+    fn truncates(&self) -> bool {
+        (self.cfg.extra.as_ref()).is_some_and(|e| e.contains_key("truncate_prompt_tokens"))
     }
 }
 
@@ -79,21 +88,37 @@ pub struct Step {
     pub finish: Finish,
     /// Generation requests it took.
     pub requests: u32,
+    /// Prompt tokens of the request that wrote it (reported, else estimated).
+    pub prompt_tokens: u32,
 }
 
 impl Generator {
     /// Generate the next step after `steps`. A degenerate step (empty, punctuation or markdown
     /// only) is appended to the context and the model asked for one more step, whose text
     /// replaces it; its tokens are added (the release's rule), up to `max_splices` times.
-    pub async fn step(&self, question: &str, steps: &[&str], seed: u64) -> Result<Step> {
+    ///
+    /// `prompt_est` is the prompt's length in tokens as far as the caller knows it (None: the
+    /// first step, estimated from its characters); the step may use
+    /// `min(max_tokens, context_len − prompt)` tokens, as in the release.
+    pub async fn step(
+        &self,
+        question: &str,
+        steps: &[&str],
+        seed: u64,
+        prompt_est: Option<u32>,
+    ) -> Result<Step> {
         let mut context: Vec<&str> = steps.to_vec();
         let mut spliced: Vec<String> = vec![];
         let mut tokens = 0u32;
         let mut requests = 0u32;
+        let mut prompt = prompt_est.unwrap_or_else(|| self.estimate(question, steps));
         loop {
             let s = seed.wrapping_add(requests as u64);
-            let g = self.generate(question, &context, s).await?;
+            let g = self
+                .generate(question, &context, s, self.room(prompt))
+                .await?;
             requests += 1;
+            prompt = g.prompt_tokens.unwrap_or(prompt);
             tokens = tokens.saturating_add(g.tokens);
             let splice = is_degenerate(&g.text)
                 && g.finish == Finish::Stop
@@ -104,23 +129,44 @@ impl Generator {
                     tokens: tokens.max(1),
                     finish: g.finish,
                     requests,
+                    prompt_tokens: prompt,
                 });
             }
+            prompt = prompt.saturating_add(g.tokens + 2);
             spliced.push(g.text);
             context = steps.to_vec();
             context.extend(spliced.iter().map(String::as_str));
         }
     }
 
-    async fn generate(&self, question: &str, steps: &[&str], seed: u64) -> Result<Generated> {
-        let body = api::generation_body(
-            &self.cfg,
-            &self.sampling,
-            &self.prompt,
-            question,
-            steps,
-            seed,
-        );
+    /// Tokens the next step may use after a prompt of `prompt` tokens (≥ 1).
+    pub fn room(&self, prompt: u32) -> u32 {
+        let max = self.sampling.max_tokens;
+        match self.sampling.context_len {
+            0 => max,
+            ctx => max.min(ctx.saturating_sub(prompt)).max(1),
+        }
+    }
+
+    /// A prompt's length before any server reported it: a quarter more than characters / 4.
+    fn estimate(&self, question: &str, steps: &[&str]) -> u32 {
+        let chars = self
+            .prompt
+            .completion_prompt(question, steps)
+            .chars()
+            .count();
+        (chars as u32 / 4) * 5 / 4
+    }
+
+    async fn generate(
+        &self,
+        question: &str,
+        steps: &[&str],
+        seed: u64,
+        max_tokens: u32,
+    ) -> Result<Generated> {
+        let (g, s, p) = (&self.cfg, &self.sampling, &self.prompt);
+        let body = api::generation_body(g, s, p, question, steps, seed, max_tokens);
         let path = api::generation_path(self.cfg.api);
         let kind = self.cfg.api;
         self.endpoint

@@ -229,6 +229,14 @@ async fn drive(
                 oldest.get_or_insert_with(Instant::now);
                 bar.inc(1);
             }
+            Ok(Some((
+                _,
+                Err(e @ (CollectError::Refused { .. } | CollectError::Grader { .. })),
+            ))) => {
+                // Every other problem would fail the same way: stop now, keeping what is done.
+                commit(work, &mut buffer, done, summary)?;
+                return Err(e);
+            }
             Ok(Some((id, Err(e)))) => {
                 let error = e.to_string();
                 summary.failed.push(Failure { id, error });

@@ -21,6 +21,18 @@ pub struct Cand {
     /// The extracted final answer when finished (None: no `\boxed{}` found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// Prompt tokens of the request that wrote it (the context its successor builds on).
+    #[serde(default)]
+    pub prompt_tokens: u32,
+}
+
+impl Cand {
+    /// The prompt length of the step after this one, if this one is kept.
+    pub fn next_prompt(&self) -> u32 {
+        self.prompt_tokens
+            .saturating_add(self.tokens)
+            .saturating_add(2)
+    }
 }
 
 /// One decision node.
@@ -37,6 +49,15 @@ pub struct Node {
     /// Children by action (rebuilt on load; not stored).
     #[serde(skip)]
     pub children: [Option<u32>; 2],
+}
+
+/// Where a candidate is generated: the kept steps before it, its step index, the action
+/// history (for its seed) and the prompt length when known.
+pub struct Context<'t> {
+    pub prefix: Vec<&'t str>,
+    pub depth: u16,
+    pub path: String,
+    pub prompt: Option<u32>,
 }
 
 /// A sample tree.
@@ -97,6 +118,47 @@ impl Tree {
         }
         s.reverse();
         String::from_utf8(s).expect("ascii")
+    }
+
+    /// The context a new node below `parent` (or the root) is generated in.
+    pub fn below(&self, parent: Option<(u32, Action)>) -> Context<'_> {
+        let Some((par, a)) = parent else {
+            return Context {
+                prefix: vec![],
+                depth: 0,
+                path: String::new(),
+                prompt: None,
+            };
+        };
+        let pn = &self.nodes[par as usize];
+        let kept = match a {
+            Action::Continue => &pn.weak,
+            Action::Regenerate => pn
+                .strong
+                .as_ref()
+                .expect("a regenerate child has a strong step"),
+        };
+        let mut prefix = self.prefix(par);
+        prefix.push(kept.text.as_str());
+        let mut path = self.path(par);
+        path.push(if a == Action::Continue { '0' } else { '1' });
+        Context {
+            prefix,
+            depth: pn.depth + 1,
+            path,
+            prompt: Some(kept.next_prompt()),
+        }
+    }
+
+    /// The context of the existing `node` (for a candidate generated there later).
+    pub fn at(&self, node: u32) -> Context<'_> {
+        let n = &self.nodes[node as usize];
+        Context {
+            prefix: self.prefix(node),
+            depth: n.depth,
+            path: self.path(node),
+            prompt: Some(n.weak.prompt_tokens),
+        }
     }
 
     /// Rebuild the child links after deserialisation, checking parents come first.

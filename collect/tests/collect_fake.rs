@@ -363,3 +363,49 @@ fn write_pq(p: &Path) {
     )
     .unwrap();
 }
+
+#[test]
+fn a_refused_request_stops_the_run_at_once() {
+    let d = tmpdir("refused");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let cfg = config(&d, &srv, 30, &["strong.model=fake-strnog"]);
+    let e = run(cfg.clone(), RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("strong endpoint") && e.contains("refused") && e.contains("404"),
+        "{e}"
+    );
+    assert!(
+        e.contains("fake-strnog"),
+        "the server's words are shown: {e}"
+    );
+    // Stopped early: far fewer requests than a full collection of 30 problems would send.
+    let served = srv
+        .stats
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(served < 400, "{served} requests after the refusal");
+    assert!(!cfg.out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_full_context_finishes_the_solution() {
+    let d = tmpdir("context");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    // The fake server counts a prompt as len/4 tokens: ~60 for the first step, so a context
+    // of 80 ends every solution after a step or two.
+    let cfg = config(&d, &srv, 6, &["sampling.context_len=80"]);
+    run(cfg.clone(), RunOptions::default()).unwrap();
+    let ds = load(&cfg.out).ds;
+    assert!(
+        ds.rows.iter().all(|r| r.depth <= 2),
+        "a solution outgrew the context"
+    );
+    let cut = (ds.rows.iter())
+        .filter(|r| r.weak.finished && !r.weak.text.as_deref().unwrap().contains("boxed"))
+        .count();
+    assert!(cut > 0, "no solution was cut by the context limit");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -32,9 +32,9 @@ fn config(extra: &[&str]) -> CollectConfig {
 fn vllm_completion_and_chat_bodies() {
     let c = config(&[]);
     let q = "What is 1+1?";
-    let weak = generation_body(&c.weak, &c.sampling, &c.prompt, q, &["We add."], 42);
+    let weak = generation_body(&c.weak, &c.sampling, &c.prompt, q, &["We add."], 42, 2048);
     assert_eq!(weak, fixture("vllm_completions.json"));
-    let strong = generation_body(&c.strong, &c.sampling, &c.prompt, q, &["We add."], 42);
+    let strong = generation_body(&c.strong, &c.sampling, &c.prompt, q, &["We add."], 42, 2048);
     assert_eq!(strong, fixture("vllm_chat.json"));
 }
 
@@ -52,6 +52,7 @@ fn hosted_chat_body_has_no_vllm_fields() {
         "What is 1+1?",
         &["We add."],
         42,
+        2048,
     );
     assert_eq!(b, fixture("hosted_chat.json"));
 }

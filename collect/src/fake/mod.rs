@@ -262,7 +262,19 @@ fn generation(st: &State, path: &str, req: &Value) -> Answer {
     }
     let refs: Vec<&str> = steps.iter().map(String::as_str).collect();
     let seed = req["seed"].as_u64().unwrap_or(0);
-    let s = st.world.step(model, &question, &refs, seed);
+    let mut s = st.world.step(model, &question, &refs, seed);
+    let max_tokens = req["max_tokens"].as_u64().unwrap_or(u64::MAX);
+    if u64::from(s.tokens) > max_tokens {
+        // Cut at the limit, as a server does.
+        let words: Vec<&str> = s
+            .text
+            .split_whitespace()
+            .take(max_tokens as usize)
+            .collect();
+        s.text = words.join(" ");
+        s.tokens = max_tokens as u32;
+        s.length_stop = true;
+    }
     let finish = if s.length_stop { "length" } else { "stop" };
     let choice = if chat {
         json!({"index": 0, "message": {"role": "assistant", "content": s.text}, "finish_reason": finish})
