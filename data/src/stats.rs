@@ -29,6 +29,10 @@ pub struct DatasetStats {
     pub real: Vec<String>,
     pub synthetic: Vec<String>,
     pub tokenizer: String,
+    /// The command that made the dataset and its generator/importer/collector parameters
+    /// (provenance, from the metadata).
+    pub command: String,
+    pub params: serde_json::Value,
 }
 
 /// Coverage as fractions of nodes/trees.
@@ -181,6 +185,8 @@ pub fn compute(l: &LoadedForest) -> DatasetStats {
         real: l.meta.real.clone(),
         synthetic: l.meta.synthetic.clone(),
         tokenizer: l.meta.tokenizer.clone(),
+        command: l.meta.command.clone(),
+        params: l.meta.params.clone(),
     }
 }
 

@@ -70,9 +70,16 @@ fn collect_validate_train_export() {
     let v = ok(&d, &["data", "validate", "trees.parquet"]);
     assert!(v.contains("checksum verified"), "{v}");
     let stats = ok(&d, &["data", "stats", "trees.parquet"]);
+    assert!(stats.contains("coverage"), "{stats}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["data", "stats", "--json", "trees.parquet"])).unwrap();
+    assert_eq!(json["params"]["strong"]["model"], "fake-strong");
+    assert_eq!(json["params"]["counts"]["problems"], 40);
     assert!(
-        stats.contains("coverage") || stats.contains("Coverage"),
-        "{stats}"
+        json["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("trim collect")
     );
     train_and_export(&d);
     // The exported policy guides a second, focused collection round.
