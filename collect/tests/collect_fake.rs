@@ -409,3 +409,20 @@ fn a_full_context_finishes_the_solution() {
     assert!(cut > 0, "no solution was cut by the context limit");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn the_seed_decides_the_samples() {
+    let d = tmpdir("seed");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let rows = |sub: &str, seed: &str| {
+        let dd = d.join(sub);
+        std::fs::create_dir_all(&dd).unwrap();
+        let cfg = config(&dd, &srv, 4, &[seed, "run.problems_in_flight=3"]);
+        run(cfg.clone(), RunOptions::default()).unwrap();
+        load(&cfg.out).ds.rows
+    };
+    let a = rows("a", "seed=1");
+    assert_eq!(a, rows("b", "seed=1"), "same seed, different trees");
+    assert_ne!(a, rows("c", "seed=2"), "the seed changes nothing");
+    std::fs::remove_dir_all(&d).unwrap();
+}
