@@ -1,4 +1,4 @@
-//! Grading a finished solution: the built-in LaTeX normaliser ([`crate::grade`]), or an
+//! Grading a finished solution: the built-in LaTeX normaliser ([`mod@crate::grade`]), or an
 //! external checker started once and spoken to in JSON lines — one request
 //! `{"solution": …, "answer": <extracted or null>, "reference": …}` per line on its stdin, one
 //! reply `{"correct": true|false}` (optionally with `"answer"`, its own extraction) per line on

@@ -1,7 +1,7 @@
 //! `trim-collect`: build rollout trees from live models (`trim collect`).
 //!
 //! Data flow: [`config`] (`collect.toml` + flags) and [`problems`] (the problem file) →
-//! [`run`] (one tokio task per problem in flight) → [`expand`] (which branches: `full` or
+//! [`mod@run`] (one tokio task per problem in flight) → [`expand`] (which branches: `full` or
 //! policy-guided) → [`models`] (a step [`models::Generator`] for each of the weak and strong
 //! models, a [`models::StepScorer`] for the PRM) over [`http`] (bounded in-flight requests,
 //! retries with backoff) using the bodies of [`api`] and the template of [`prompt`];
