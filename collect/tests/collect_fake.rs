@@ -426,3 +426,25 @@ fn the_seed_decides_the_samples() {
     assert_ne!(a, rows("c", "seed=2"), "the seed changes nothing");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn several_sample_trees_per_problem_are_independent_samples() {
+    let d = tmpdir("trees");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let cfg = config(&d, &srv, 3, &["expand.trees=3", "expand.max_regens=1"]);
+    run(cfg.clone(), RunOptions::default()).unwrap();
+    let ds = load(&cfg.out).ds;
+    for p in 0..3u32 {
+        let roots: Vec<_> = (ds.rows.iter())
+            .filter(|r| r.problem == p && r.parent.is_none())
+            .collect();
+        assert_eq!(roots.len(), 3, "problem {p}");
+        assert_eq!(roots.iter().map(|r| r.tree).collect::<Vec<_>>(), [0, 1, 2]);
+        // Different seeds: the trees' first steps are not all the same text.
+        let texts: std::collections::BTreeSet<_> =
+            roots.iter().map(|r| r.weak.text.clone()).collect();
+        assert!(texts.len() > 1, "problem {p}: three identical samples");
+    }
+    assert_eq!(ds.meta.params["counts"]["trees"], 9);
+    std::fs::remove_dir_all(&d).unwrap();
+}
