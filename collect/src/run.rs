@@ -130,6 +130,9 @@ async fn run_async(cfg: CollectConfig, opts: RunOptions) -> Result<Summary> {
     summary.wall_s = start.elapsed().as_secs_f64();
     if summary.failed.is_empty() || opts.allow_partial {
         let ds = crate::output::dataset(&cfg, &ctx, &problems, &done, &opts.command)?;
+        // Every tree invariant, before anything is written (a bug or a lying server must not
+        // leave an invalid dataset behind).
+        trim_data::validate(&cfg.out, ds.clone())?;
         trim_data::io::write_dataset(&cfg.out, &ds)?;
         summary.out = Some(cfg.out.display().to_string());
     }

@@ -70,6 +70,7 @@ impl WorkDir {
         std::fs::create_dir_all(dir)
             .map_err(|e| CollectError::file(dir, format!("cannot create: {e}")))?;
         let lock = lock(dir)?;
+        remove_stale_temps(dir)?;
         let run = dir.join("run.json");
         if run.exists() {
             let text = std::fs::read_to_string(&run)
@@ -159,6 +160,27 @@ impl WorkDir {
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         write_file(&self.dir.join(name), bytes)
     }
+}
+
+/// Remove the temporary files of interrupted writes (`.NAME.tmp.PID`). Safe because this
+/// process holds the lock: no other process is writing here.
+fn remove_stale_temps(dir: &Path) -> Result<()> {
+    let rd =
+        std::fs::read_dir(dir).map_err(|e| CollectError::file(dir, format!("cannot list: {e}")))?;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some((target, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".tmp."))
+        else {
+            continue;
+        };
+        let ours = shard_number(Path::new(target)).is_some()
+            || target == "run.json"
+            || target == "summary.json";
+        if ours && pid.parse::<u32>().is_ok() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    Ok(())
 }
 
 fn shard_number(p: &Path) -> Option<u32> {
@@ -317,6 +339,16 @@ mod tests {
             std::fs::write(&p, &bad).unwrap();
             assert!(w.load().is_err(), "flip at {i}");
         }
+        drop(w);
+        // A temp file of a write killed midway is removed at the next open; nothing else is.
+        std::fs::write(&p, &good).unwrap();
+        let stale = d.join(".shard-000002.jsonl.tmp.99999");
+        let foreign = d.join("notes.txt");
+        std::fs::write(&stale, "half").unwrap();
+        std::fs::write(&foreign, "mine").unwrap();
+        let w = WorkDir::open(&d, &id).unwrap();
+        assert!(!stale.exists() && foreign.exists());
+        assert_eq!(w.load().unwrap().len(), 1);
         drop(w);
         // Another configuration is refused, naming the field.
         let other = RunIdentity::new(json!({"seed": 2}), "ab".into(), 2);
