@@ -8,6 +8,7 @@ use std::process::Command;
 
 use train_support::{make_dataset, metrics_without_time, tmpdir};
 use trim::backend::Backend;
+use trim::sweep::plan::STAGING;
 use trim::sweep::{Plan, RunSpec, SweepOptions, SweepSpec, plan_run, run_sweep};
 use trim::train::RunStatus;
 
@@ -60,10 +61,11 @@ fn interrupted_runs_resume_to_the_same_result_and_finished_runs_are_skipped() {
             .all(|r| r.outcome.as_ref().unwrap().status == RunStatus::Stopped)
     );
     for r in &rs {
-        assert_eq!(
-            plan_run(&part_dir.join(&r.name), &r.config).unwrap(),
-            Plan::Resume
-        );
+        // Unfinished runs stay in the staging directory; `runs/` holds finished ones only.
+        let p = plan_run(&part_dir, &r.name, &r.config).unwrap();
+        assert_eq!((p.plan, p.staged), (Plan::Resume, true));
+        assert!(part_dir.join(STAGING).join(&r.name).is_dir());
+        assert!(!part_dir.join(&r.name).exists());
     }
     let resumed = run_sweep(&rs, &opts(&part_dir, None), &quiet).unwrap();
     assert!(resumed.iter().all(|r| r.plan == Plan::Resume));
@@ -88,7 +90,7 @@ fn interrupted_runs_resume_to_the_same_result_and_finished_runs_are_skipped() {
     let fresh = dir.join("fresh");
     std::fs::create_dir_all(fresh.join(&rs[0].name)).unwrap();
     assert_eq!(
-        plan_run(&fresh.join(&rs[0].name), &rs[0].config).unwrap(),
+        plan_run(&fresh, &rs[0].name, &rs[0].config).unwrap().plan,
         Plan::Restart
     );
     let one = run_sweep(&rs[..1], &opts(&fresh, None), &quiet).unwrap();
@@ -98,7 +100,7 @@ fn interrupted_runs_resume_to_the_same_result_and_finished_runs_are_skipped() {
     // A run directory made with another configuration is refused, not reused.
     let mut other = rs[0].config.clone();
     other.lambda = 1.0;
-    let err = plan_run(&full_dir.join(&rs[0].name), &other).unwrap_err();
+    let err = plan_run(&full_dir, &rs[0].name, &other).unwrap_err();
     assert!(
         format!("{err}").contains("different configuration"),
         "{err}"

@@ -18,6 +18,7 @@ pub mod report;
 pub mod route;
 mod route_sessions;
 pub mod sweep;
+mod sweep_modes;
 pub mod synth;
 pub mod train;
 

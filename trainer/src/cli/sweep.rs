@@ -51,6 +51,8 @@ pub struct SweepArgs {
     #[arg(long)]
     pub no_report: bool,
     #[command(flatten)]
+    pub modes: super::sweep_modes::ModeArgs,
+    #[command(flatten)]
     pub suite: SuiteArgs,
 }
 
@@ -82,7 +84,7 @@ fn spec_of(a: &SweepArgs) -> anyhow::Result<SweepSpec> {
 }
 
 /// The status line of one sweep event (None: nothing to say).
-fn status_line(e: &Event<'_>) -> Option<String> {
+pub(super) fn status_line(e: &Event<'_>) -> Option<String> {
     match e {
         Event::Start { run, plan } => {
             let what = match plan {
@@ -137,21 +139,31 @@ fn train_all(runs: &[RunSpec], o: &SweepOptions) -> anyhow::Result<Vec<RunResult
     results
 }
 
-/// Train the grid, then write the report.
-pub fn run(a: SweepArgs) -> anyhow::Result<()> {
-    let t0 = Instant::now();
-    let spec = spec_of(&a)?;
-    let runs = spec.runs(a.config.as_deref())?;
+/// The sweep's options (`threads` defaults to the available cores).
+pub(super) fn options_of(a: &SweepArgs) -> anyhow::Result<SweepOptions> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let o = SweepOptions {
+    Ok(SweepOptions {
         runs_dir: a.out.join("runs"),
         threads,
         backend: Backend::resolve(a.backend)?,
         stop_after_updates: a.stop_after_updates,
         command_line: super::command_line(),
-    };
+    })
+}
+
+/// Train the grid, then write the report (or one of the modes: plan, one run, report only,
+/// Slurm rendering).
+pub fn run(a: SweepArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let spec = spec_of(&a)?;
+    let runs = spec.runs(a.config.as_deref())?;
+    if super::sweep_modes::dispatch(&a, &runs)? {
+        return Ok(());
+    }
+    let o = options_of(&a)?;
+    let threads = o.threads;
     eprintln!(
         "sweep: {} runs ({}) on {threads} threads into {}",
         runs.len(),
@@ -194,7 +206,11 @@ pub fn run(a: SweepArgs) -> anyhow::Result<()> {
 
 /// The report over every run of the sweep (one test data and split): on the test data when it
 /// is separate, else on the training data's test split.
-fn sweep_report(a: &SweepArgs, runs: &[RunSpec], results: &[RunResult]) -> anyhow::Result<()> {
+pub(super) fn sweep_report(
+    a: &SweepArgs,
+    runs: &[RunSpec],
+    results: &[RunResult],
+) -> anyhow::Result<()> {
     let test_data = |c: &trim::TrainConfig| c.test_data.path().unwrap_or(&c.data).to_path_buf();
     let data = test_data(&runs[0].config);
     let split = &runs[0].config.test_split;
