@@ -200,7 +200,9 @@ fn execute(
 /// Train exactly one run of the sweep on `o.threads` cores: what each Ray task or Slurm array
 /// index runs. When another worker holds the run (its lock is taken), wait for it — up to
 /// `wait` — and plan again: it is then usually finished and skipped, or resumed where the other
-/// worker stopped. Safe to run any number of times, anywhere the storage is visible.
+/// worker stopped. Two workers that plan the same run at the same instant race for its lock;
+/// the loser waits like this too. Safe to run any number of times, anywhere the storage is
+/// visible.
 pub fn run_single(
     r: &RunSpec,
     o: &SweepOptions,
@@ -209,11 +211,20 @@ pub fn run_single(
 ) -> anyhow::Result<RunResult> {
     std::fs::create_dir_all(&o.runs_dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", o.runs_dir.display()))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(o.threads.max(1))
+        .build()?;
     let t0 = Instant::now();
-    let placement = loop {
+    loop {
         let p = plan_run(&o.runs_dir, &r.name, &r.config)?;
-        if !(p.staged && RunLock::is_held(&p.dir)) {
-            break p;
+        let held = p.staged && RunLock::is_held(&p.dir);
+        if !held {
+            let t = Instant::now();
+            let outcome = pool.install(|| run_one(r, &p, o));
+            let lost_race = outcome.is_err() && p.staged && RunLock::is_held(&p.dir);
+            if !lost_race {
+                return Ok(report_single(r, &p, o, outcome, t.elapsed(), on_event));
+            }
         }
         anyhow::ensure!(
             t0.elapsed() < wait,
@@ -222,9 +233,38 @@ pub fn run_single(
             t0.elapsed().as_secs_f64()
         );
         std::thread::sleep(Duration::from_millis(500));
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(o.threads.max(1))
-        .build()?;
-    Ok(pool.install(|| execute(r, &placement, o, on_event)))
+    }
+}
+
+/// The events and result of a single run.
+fn report_single(
+    r: &RunSpec,
+    p: &Placement,
+    o: &SweepOptions,
+    outcome: Result<RunSummary, String>,
+    took: Duration,
+    on_event: &(dyn Fn(Event<'_>) + Sync),
+) -> RunResult {
+    on_event(Event::Start {
+        run: &r.name,
+        plan: &p.plan,
+    });
+    match &outcome {
+        Ok(summary) => on_event(Event::Done {
+            run: &r.name,
+            plan: &p.plan,
+            summary,
+            seconds: took.as_secs_f64(),
+        }),
+        Err(e) => on_event(Event::Failed {
+            run: &r.name,
+            error: e,
+        }),
+    }
+    RunResult {
+        name: r.name.clone(),
+        run_dir: result_dir(r, p, o, &outcome),
+        plan: p.plan.clone(),
+        outcome,
+    }
 }
