@@ -386,3 +386,61 @@ fn kill_worker_of(out: &Path, i: usize) -> bool {
     }
     false
 }
+
+/// A node whose `trim` is missing or another build fails the run loudly, without retries.
+#[test]
+fn ray_refuses_a_missing_or_different_trim_binary() {
+    let Some(py) = python_with("ray") else {
+        assert!(
+            std::env::var("TRIM_REQUIRE_RAY").is_err(),
+            "TRIM_REQUIRE_RAY is set"
+        );
+        return;
+    };
+    let dir = setup("sweep-ray-binary", 2);
+    let other = dir.join("trim-other");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_trim")).unwrap();
+    bytes.push(0);
+    std::fs::write(&other, bytes).unwrap();
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ray/trim_ray_sweep.py");
+    for (node_binary, want) in [
+        (
+            other.display().to_string(),
+            "differs from the driver's binary",
+        ),
+        (
+            "/nonexistent/trim".to_string(),
+            "no trim binary at /nonexistent/trim",
+        ),
+    ] {
+        let o = Command::new(&py)
+            .arg(&driver)
+            .args([
+                "sweep.toml",
+                "--storage",
+                "ray",
+                "--num-cpus",
+                "2",
+                "--no-report",
+            ])
+            .arg("--trim")
+            .arg(env!("CARGO_BIN_EXE_trim"))
+            .current_dir(&dir)
+            .env("TRIM_BINARY", &node_binary)
+            .env("RAY_USAGE_STATS_ENABLED", "0")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!o.status.success(), "{all}");
+        assert!(all.contains(want) && all.contains("4 runs failed"), "{all}");
+        assert!(
+            !dir.join("ray/runs/.partial").exists(),
+            "a run started: {all}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
