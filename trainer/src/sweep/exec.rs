@@ -1,6 +1,6 @@
 //! Training the runs of a sweep: all of them on this machine's cores ([`run_sweep`]), or one of
 //! them ([`run_single`]: what a Ray task or a Slurm array index executes). Both go through
-//! [`run_one`], so every executor applies the same skip / resume / restart rules and the same
+//! `run_one`, so every executor applies the same skip / resume / restart rules and the same
 //! staging and promotion.
 
 use std::path::PathBuf;
