@@ -170,7 +170,21 @@ fn sweep_binary_trains_reports_and_skips_on_rerun() {
     let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
     assert!(md.contains("| TRIM-Agg |") && md.contains("| hindsight-optimal |"));
 
-    // `trim report` over the same run directories gives the same trained points.
+    same_points_from_trim_report(&dir, &data, &out, &csv);
+
+    let second = run();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{err}");
+    assert_eq!(
+        err.matches("skipped (already finished)").count(),
+        4,
+        "{err}"
+    );
+    assert!(err.contains("4 skipped"), "{err}");
+}
+
+/// `trim report` over the same run directories gives the same trained points.
+fn same_points_from_trim_report(dir: &Path, data: &Path, out: &Path, csv: &str) {
     let rep2 = dir.join("report2");
     let r = Command::new(env!("CARGO_BIN_EXE_trim"))
         .args(["report", "--split", "test", "--threshold-steps", "10"])
@@ -188,14 +202,4 @@ fn sweep_binary_trains_reports_and_skips_on_rerun() {
         csv,
         "trim report and trim sweep disagree on the same runs"
     );
-
-    let second = run();
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert!(second.status.success(), "{err}");
-    assert_eq!(
-        err.matches("skipped (already finished)").count(),
-        4,
-        "{err}"
-    );
-    assert!(err.contains("4 skipped"), "{err}");
 }

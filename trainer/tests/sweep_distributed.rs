@@ -101,8 +101,33 @@ fn assert_same_runs(dir: &Path, out: &str, reference: &str) {
 fn plan_and_slurm_array_run_the_same_runs_as_a_local_sweep() {
     let dir = setup("sweep-slurm", 2);
     local_sweep(&dir, "local");
-    // The plan: one JSON line per run, in grid order, with the command that trains it.
+    check_plan(&dir);
+    run_slurm_array(&dir);
+    assert_same_runs(&dir, "slurm", "local");
+    // Without SLURM_ARRAY_TASK_ID the script refuses to guess.
+    let o = Command::new("bash")
+        .arg(dir.join("jobs/sweep.sbatch"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    // A finished sweep plans every run as finished; --index on one is a no-op.
     let plan = ok(&dir, &["sweep", "sweep.toml", "--out", "slurm", "--plan"]);
+    assert_eq!(plan.matches("\"status\":\"finished\"").count(), 4, "{plan}");
+    let e = String::from_utf8_lossy(
+        &trim(
+            &dir,
+            &["sweep", "sweep.toml", "--out", "slurm", "--index", "9"],
+        )
+        .stderr,
+    )
+    .to_string();
+    assert!(e.contains("--index 9") && e.contains("4 runs"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The plan: one JSON line per run, in grid order, with the command that trains it.
+fn check_plan(dir: &Path) {
+    let plan = ok(dir, &["sweep", "sweep.toml", "--out", "slurm", "--plan"]);
     let lines: Vec<serde_json::Value> = plan
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -132,7 +157,10 @@ fn plan_and_slurm_array_run_the_same_runs_as_a_local_sweep() {
         assert_eq!(l["config"]["seed"], if i % 2 == 0 { 1 } else { 2 });
         assert_eq!(l["trim_sha256"].as_str().unwrap().len(), 64);
     }
-    // Render the array, then run every index the way Slurm would, and the report job.
+}
+
+/// Render the array, then run every index the way Slurm would, and the report job.
+fn run_slurm_array(dir: &Path) {
     let mut emit = vec![
         "sweep",
         "sweep.toml",
@@ -143,7 +171,7 @@ fn plan_and_slurm_array_run_the_same_runs_as_a_local_sweep() {
     ];
     emit.extend(REPORT);
     emit.extend(["--slurm-cpus", "1", "--slurm-time", "00:30:00"]);
-    ok(&dir, &emit);
+    ok(dir, &emit);
     let script = std::fs::read_to_string(dir.join("jobs/sweep.sbatch")).unwrap();
     assert!(script.contains("#SBATCH --array=0-3"), "{script}");
     assert!(
@@ -173,26 +201,6 @@ fn plan_and_slurm_array_run_the_same_runs_as_a_local_sweep() {
         "report: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert_same_runs(&dir, "slurm", "local");
-    // Without SLURM_ARRAY_TASK_ID the script refuses to guess.
-    let o = Command::new("bash")
-        .arg(dir.join("jobs/sweep.sbatch"))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    // A finished sweep plans every run as finished; --index on one is a no-op.
-    let plan = ok(&dir, &["sweep", "sweep.toml", "--out", "slurm", "--plan"]);
-    assert_eq!(plan.matches("\"status\":\"finished\"").count(), 4, "{plan}");
-    let e = String::from_utf8_lossy(
-        &trim(
-            &dir,
-            &["sweep", "sweep.toml", "--out", "slurm", "--index", "9"],
-        )
-        .stderr,
-    )
-    .to_string();
-    assert!(e.contains("--index 9") && e.contains("4 runs"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn index_cmd(dir: &Path, out: &str, i: usize) -> Command {
