@@ -158,9 +158,54 @@ pub fn bootstrap_ci(values: &[f64], resamples: u32, seed: u64) -> Option<(f64, f
     Some((q(0.025), q(0.975)))
 }
 
+/// 95 % percentile-bootstrap confidence interval of a ratio of sums `Σ num / Σ den` over
+/// problems (a rate such as strong calls per decision), resampling problems. `None` when empty
+/// or when a resample's denominator is 0.
+pub fn bootstrap_ratio_ci(
+    num: &[f64],
+    den: &[f64],
+    resamples: u32,
+    seed: u64,
+) -> Option<(f64, f64)> {
+    let n = num.len();
+    if n == 0 || n != den.len() || resamples == 0 {
+        return None;
+    }
+    let mut rng = Rng::new(seed);
+    let mut ratios = Vec::with_capacity(resamples as usize);
+    for _ in 0..resamples {
+        let (mut a, mut b) = (0.0, 0.0);
+        for _ in 0..n {
+            let i = rng.below(n as u64) as usize;
+            a += num[i];
+            b += den[i];
+        }
+        if b <= 0.0 {
+            return None;
+        }
+        ratios.push(a / b);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let q =
+        |p: f64| ratios[((p * (ratios.len() - 1) as f64).round() as usize).min(ratios.len() - 1)];
+    Some((q(0.025), q(0.975)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratio_bootstrap_brackets_the_ratio_and_is_deterministic() {
+        let num: Vec<f64> = (0..200).map(|i| f64::from(i % 3)).collect();
+        let den: Vec<f64> = (0..200).map(|i| f64::from(2 + i % 5)).collect();
+        let r = num.iter().sum::<f64>() / den.iter().sum::<f64>();
+        let (lo, hi) = bootstrap_ratio_ci(&num, &den, 1000, 3).unwrap();
+        assert!(lo < r && r < hi && hi - lo < 0.2, "{lo} {r} {hi}");
+        assert_eq!(bootstrap_ratio_ci(&num, &den, 1000, 3), Some((lo, hi)));
+        assert_eq!(bootstrap_ratio_ci(&[], &[], 10, 0), None);
+        assert_eq!(bootstrap_ratio_ci(&[1.0], &[0.0], 10, 0), None);
+    }
 
     const A: Anchors = Anchors {
         weak: 0.4,

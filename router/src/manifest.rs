@@ -155,6 +155,38 @@ pub struct Manifest {
     pub evaluation: serde_json::Value,
     /// sha256 of every other file of the export, by file name.
     pub files: BTreeMap<String, String>,
+    /// The operating point `trim calibrate` chose (absent until calibrated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+}
+
+/// How `decision.default_threshold` was chosen by `trim calibrate`: the target, what the
+/// policy achieved on the calibration traffic (with a 95 % bootstrap CI over problems), and the
+/// traffic it was measured on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// `calls=0.2` (strong calls per decision), `cost=0.15` (strong tokens ÷ always-strong's)
+    /// or `tokens=300` (strong tokens per problem).
+    pub target: String,
+    /// The threshold on p(regenerate) chosen (now `decision.default_threshold`).
+    pub threshold: f32,
+    /// The threshold before calibration.
+    pub previous_threshold: f32,
+    /// The target's measure at `threshold` on the traffic, and its 95 % bootstrap CI.
+    pub achieved: f64,
+    pub ci95: [f64; 2],
+    /// Accuracy at `threshold` on the traffic (when the traffic has outcomes), with its CI.
+    pub accuracy: f64,
+    pub accuracy_ci95: [f64; 2],
+    /// The measure's range over all thresholds (what targets are feasible).
+    pub feasible: [f64; 2],
+    /// The traffic: dataset path or synth spec, its sha256 or world fingerprint, the split.
+    pub traffic: String,
+    pub traffic_sha256: String,
+    pub split: String,
+    pub problems: usize,
+    pub trim_version: String,
 }
 
 impl Manifest {

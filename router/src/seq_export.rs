@@ -60,6 +60,9 @@ pub struct SeqManifest {
     pub training: Training,
     pub evaluation: serde_json::Value,
     pub files: BTreeMap<String, String>,
+    /// The operating point `trim calibrate` chose (absent until calibrated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<crate::manifest::Calibration>,
 }
 
 /// `parity.json` of a TRIM-Seq export.

@@ -28,6 +28,11 @@ impl SeqRouter {
         crate::seq_export::load_seq_dir(dir)
     }
 
+    /// The threshold on p(regenerate) in use.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
     /// Use another threshold on p(regenerate).
     pub fn with_threshold(mut self, threshold: f32) -> Result<Self, String> {
         if !(0.0..=1.0).contains(&threshold) {

@@ -15,6 +15,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Set an exported policy's operating point (its threshold on p(regenerate)) to a target
+    /// strong-call rate, cost fraction or strong tokens per problem on your traffic.
+    Calibrate(cli::calibrate_policy::CalibrateArgs),
     /// Build rollout trees from live models: OpenAI-compatible weak/strong generators and a PRM
     /// endpoint (resumable, sharded).
     Collect(Box<cli::collect::CollectArgs>),
@@ -130,6 +133,7 @@ fn main() {
                 ImportCmd::Paths(a) => cli::import_paths::run(a),
             },
         },
+        Cmd::Calibrate(a) => cli::calibrate_policy::run(a),
         Cmd::Collect(a) => cli::collect::run(*a),
         Cmd::BenchCollect(a) => cli::bench_collect::run(a),
         Cmd::Eval(a) => cli::eval::run(a),

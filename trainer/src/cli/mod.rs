@@ -5,6 +5,7 @@ pub mod bench_collect;
 pub mod bench_route;
 pub mod bench_train;
 pub mod calibrate;
+pub mod calibrate_policy;
 pub mod collect;
 pub mod data;
 pub mod eval;

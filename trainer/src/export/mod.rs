@@ -396,6 +396,7 @@ fn manifest(
         training: training(checkpoint, state, [weak_models, strong_models, prm_models])?,
         evaluation,
         files,
+        calibration: None,
     })
 }
 

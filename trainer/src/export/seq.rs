@@ -174,5 +174,6 @@ fn manifest(
         training: super::training(checkpoint, state, [weak_models, strong_models, prm_models])?,
         evaluation,
         files,
+        calibration: None,
     })
 }

@@ -1,0 +1,174 @@
+//! `trim calibrate`: a trained export's threshold set from a calls / cost / tokens target on
+//! one traffic set meets the target, within the reported bootstrap CI, on held-out traffic;
+//! infeasible targets are refused with the feasible range; routers serve the new threshold.
+
+mod train_support;
+
+use std::path::Path;
+
+use train_support::{make_dataset, ok, tmpdir, trim};
+use trim::operating_point::measure_at;
+use trim_data::{DataSource, LoadOptions, with_world};
+
+fn calibration(export: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(export.join("policy.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn targets_hold_on_held_out_traffic_within_the_reported_ci() {
+    let d = tmpdir("calibrate");
+    make_dataset(&d, "tiny", 60, 2, 7);
+    make_dataset(&d, "traffic", 1500, 1, 11);
+    make_dataset(&d, "heldout", 6000, 1, 12);
+    ok(
+        &d,
+        &[
+            "train",
+            "--quiet",
+            "--name",
+            "p",
+            "--data=tiny.jsonl",
+            "--batch-episodes=8",
+            "--passes=2",
+            "--val-every=4",
+            "--checkpoint-every=4",
+            "--lr=3e-3",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "export",
+            "--checkpoint",
+            "checkpoints/p/final",
+            "--out",
+            "exp",
+        ],
+    );
+    let held = DataSource::open(&d.join("heldout.jsonl"), &LoadOptions::default()).unwrap();
+    let held_problems = held.problems_in_split("all");
+    for (i, target) in ["calls=0.2", "cost=0.3", "tokens=40"]
+        .into_iter()
+        .enumerate()
+    {
+        let out = ok(
+            &d,
+            &[
+                "calibrate",
+                "--export",
+                "exp",
+                "--data",
+                "traffic.jsonl",
+                "--target",
+                target,
+            ],
+        );
+        assert!(out.contains("threshold"), "{out}");
+        let m = calibration(&d.join("exp"));
+        let c = &m["calibration"];
+        assert_eq!(c["target"], target);
+        let t = c["threshold"].as_f64().unwrap() as f32;
+        assert_eq!(
+            m["decision"]["default_threshold"].as_f64().unwrap() as f32,
+            t
+        );
+        let achieved = c["achieved"].as_f64().unwrap();
+        let want: f64 = target.split('=').nth(1).unwrap().parse().unwrap();
+        assert!(achieved <= want + 1e-9, "{target}: achieved {achieved}");
+        let [lo, hi] = [
+            c["ci95"][0].as_f64().unwrap(),
+            c["ci95"][1].as_f64().unwrap(),
+        ];
+        assert!(lo <= achieved && achieved <= hi, "{c}");
+        // Held-out traffic at the calibrated threshold: inside the reported CI.
+        let export = trim_router::Policy::load(&d.join("exp")).unwrap();
+        let got = with_world!(&held, |w| measure_at(w, &held_problems, &export, t, 0)).unwrap();
+        assert!(
+            lo <= got[i] && got[i] <= hi,
+            "{target}: held-out {} outside the reported CI [{lo}, {hi}] (achieved {achieved})",
+            got[i]
+        );
+        // Close to the target: the next grid step down would exceed it, so achieved is near.
+        assert!(
+            want - achieved < (hi - lo).max(0.02 * want),
+            "{target}: {achieved} far below"
+        );
+    }
+    // A target the policy cannot reach is refused with the feasible range, nothing written.
+    let before = std::fs::read(d.join("exp/policy.json")).unwrap();
+    let o = trim(
+        &d,
+        &[
+            "calibrate",
+            "--export",
+            "exp",
+            "--data",
+            "traffic.jsonl",
+            "--target",
+            "tokens=100000",
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("infeasible") && e.contains("feasible targets are in ["),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(d.join("exp/policy.json")).unwrap(), before);
+    for bad in ["calls=2", "speed=1", "cost"] {
+        let o = trim(
+            &d,
+            &[
+                "calibrate",
+                "--export",
+                "exp",
+                "--data",
+                "traffic.jsonl",
+                "--target",
+                bad,
+            ],
+        );
+        assert!(!o.status.success(), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("--target"),
+            "{bad}"
+        );
+    }
+    served_at_the_calibrated_threshold(&d);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// `trim route` decides with the calibrated threshold: regenerate iff p > threshold.
+fn served_at_the_calibrated_threshold(d: &Path) {
+    let t = calibration(&d.join("exp"))["decision"]["default_threshold"]
+        .as_f64()
+        .unwrap();
+    let mut input = String::new();
+    for k in 0..50 {
+        let prm = k as f64 / 50.0;
+        input.push_str(&format!(
+            "{{\"prm\": {prm}, \"tokens\": 60, \"prev_prm\": [0.9]}}\n"
+        ));
+    }
+    let p = std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
+        .args(["route", "--export", "exp"])
+        .current_dir(d)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    p.stdin
+        .as_ref()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = p.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 50);
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let p = v["p_regenerate"].as_f64().unwrap();
+        assert_eq!(v["action"] == "regenerate", p > t, "{l} at threshold {t}");
+    }
+}
