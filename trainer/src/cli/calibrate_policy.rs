@@ -62,7 +62,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     );
     let c = with_world!(&src, |w| calibrate(w, &problems, &export, target, a.seed))?;
     println!(
-        "{target}: threshold {:.4} (was {previous:.4}) → {:.4} (95 % CI {:.4}–{:.4}) on {} \
+        "{target}: threshold {:.6} (was {previous:.6}) → {:.4} (95 % CI {:.4}–{:.4}) on {} \
          problems; accuracy {:.1} % ({:.1}–{:.1}); feasible range [{:.4}, {:.4}]",
         c.threshold,
         c.achieved,
