@@ -255,18 +255,6 @@ fn lock_with_grace(file: &File) -> std::io::Result<bool> {
     }
 }
 
-impl RunLock {
-    /// True if another process holds `run_dir`'s lock right now (a sweep worker waiting for a
-    /// run another worker trains). Creates nothing: a missing directory or lock file is free.
-    pub fn is_held(run_dir: &Path) -> bool {
-        let Ok(file) = OpenOptions::new().read(true).open(run_dir.join(LOCK_FILE)) else {
-            return false;
-        };
-        // Taking it (and dropping it at once) is the only portable test.
-        matches!(try_lock_exclusive(&file), Ok(false))
-    }
-}
-
 #[cfg(unix)]
 fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
     use std::os::unix::io::AsRawFd;

@@ -74,7 +74,7 @@ fn assert_same_runs(dir: &Path, out: &str, reference: &str) {
     let mut found: Vec<String> = std::fs::read_dir(&runs)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n != ".partial" && n != "logs")
+        .filter(|n| n != ".partial" && n != ".claims" && n != "logs")
         .collect();
     found.sort();
     assert_eq!(found, NAMES, "run directories of {out}");

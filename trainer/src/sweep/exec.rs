@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::RunSpec;
-use super::plan::{Placement, Plan, final_dir, plan_run, promote};
+use super::plan::{Claim, Placement, Plan, final_dir, plan_run, promote};
 use crate::backend::Backend;
-use crate::run_dir::RunLock;
 use crate::train::{AnyTrainer, RunOptions, RunStatus, RunSummary};
 
 /// How to run a sweep.
@@ -138,7 +137,13 @@ pub fn run_sweep(
                     let (Some(r), Some(p)) = (runs.get(i), plans.get(i)) else {
                         break;
                     };
-                    let res = pool.install(|| execute(r, p, o, on_event));
+                    // Plan again under the claim: another process may have moved the run on.
+                    let claimed = Claim::acquire(&o.runs_dir, &r.name, Duration::ZERO)
+                        .and_then(|c| Ok((c, plan_run(&o.runs_dir, &r.name, &r.config)?)));
+                    let res = match claimed {
+                        Ok((_claim, p)) => pool.install(|| execute(r, &p, o, on_event)),
+                        Err(e) => claimed_elsewhere(r, p, e, on_event),
+                    };
                     if let Ok(mut v) = slots.lock() {
                         v[i] = Some(res);
                     }
@@ -162,6 +167,26 @@ pub fn run_sweep(
         "some runs did not report a result"
     );
     Ok(results)
+}
+
+/// A run another process holds: reported as failed for this sweep (it is not touched).
+fn claimed_elsewhere(
+    r: &RunSpec,
+    p: &Placement,
+    e: anyhow::Error,
+    on_event: &(dyn Fn(Event<'_>) + Sync),
+) -> RunResult {
+    let error = format!("{e:#}");
+    on_event(Event::Failed {
+        run: &r.name,
+        error: &error,
+    });
+    RunResult {
+        name: r.name.clone(),
+        run_dir: p.dir.clone(),
+        plan: p.plan.clone(),
+        outcome: Err(error),
+    }
 }
 
 /// Run one planned run with its events.
@@ -198,11 +223,10 @@ fn execute(
 }
 
 /// Train exactly one run of the sweep on `o.threads` cores: what each Ray task or Slurm array
-/// index runs. When another worker holds the run (its lock is taken), wait for it — up to
-/// `wait` — and plan again: it is then usually finished and skipped, or resumed where the other
-/// worker stopped. Two workers that plan the same run at the same instant race for its lock;
-/// the loser waits like this too. Safe to run any number of times, anywhere the storage is
-/// visible.
+/// index runs. The worker first takes the run's [`Claim`] (waiting up to `wait` while another
+/// worker holds it), then plans with the claim held — so a run another worker finished meanwhile
+/// is skipped, and one it left unfinished is resumed — trains, promotes, and releases the claim.
+/// Safe to run any number of times, concurrently, anywhere the storage is visible.
 pub fn run_single(
     r: &RunSpec,
     o: &SweepOptions,
@@ -214,26 +238,11 @@ pub fn run_single(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(o.threads.max(1))
         .build()?;
-    let t0 = Instant::now();
-    loop {
-        let p = plan_run(&o.runs_dir, &r.name, &r.config)?;
-        let held = p.staged && RunLock::is_held(&p.dir);
-        if !held {
-            let t = Instant::now();
-            let outcome = pool.install(|| run_one(r, &p, o));
-            let lost_race = outcome.is_err() && p.staged && RunLock::is_held(&p.dir);
-            if !lost_race {
-                return Ok(report_single(r, &p, o, outcome, t.elapsed(), on_event));
-            }
-        }
-        anyhow::ensure!(
-            t0.elapsed() < wait,
-            "{}: another worker has held this run for {:.0} s; giving up",
-            p.dir.display(),
-            t0.elapsed().as_secs_f64()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let _claim = Claim::acquire(&o.runs_dir, &r.name, wait)?;
+    let p = plan_run(&o.runs_dir, &r.name, &r.config)?;
+    let t = Instant::now();
+    let outcome = pool.install(|| run_one(r, &p, o));
+    Ok(report_single(r, &p, o, outcome, t.elapsed(), on_event))
 }
 
 /// The events and result of a single run.

@@ -4,8 +4,9 @@
 //! `runs/<name>/` only when it has finished (its `summary.json` rewritten first to name the final
 //! directory). So on shared storage `runs/` only ever holds finished runs, "finished" is simply
 //! "the directory exists", and a worker killed at any point leaves a staged run that the next
-//! attempt resumes from its latest checkpoint. The staged run's `run.lock` (flock) keeps two
-//! workers from training it at once. Run directories of older versions, trained in place under
+//! attempt resumes from its latest checkpoint. A worker holds the run's [`Claim`]
+//! (`runs/.claims/<name>`, flock) from planning to promotion, so two workers never act on one
+//! run at once; the trainer's `run.lock` in the staged directory is a second guard. Run directories of older versions, trained in place under
 //! `runs/<name>/`, are still skipped when finished and resumed in place otherwise.
 
 use std::path::{Path, PathBuf};
@@ -128,6 +129,69 @@ pub fn promote(runs_dir: &Path, name: &str) -> anyhow::Result<RunSummary> {
     })?;
     sync_dir(runs_dir);
     Ok(s)
+}
+
+/// Where claims live: `runs_dir/.claims/<name>`.
+pub const CLAIMS: &str = ".claims";
+
+/// A worker's exclusive claim on one run of a sweep (`flock` on `runs/.claims/<name>`), held
+/// from planning to promotion so that two workers never plan, train or promote the same run at
+/// once — on one machine or on shared storage with working `flock` (NFSv4, Lustre, GPFS). The
+/// claim files stay (removing a lock file others may be waiting on would break the lock).
+pub struct Claim {
+    _file: std::fs::File,
+}
+
+impl Claim {
+    /// Take the claim, waiting up to `wait` while another worker holds it.
+    pub fn acquire(
+        runs_dir: &Path,
+        name: &str,
+        wait: std::time::Duration,
+    ) -> anyhow::Result<Claim> {
+        let dir = runs_dir.join(CLAIMS);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        let t0 = std::time::Instant::now();
+        while !try_flock(&file)? {
+            anyhow::ensure!(
+                t0.elapsed() < wait,
+                "{}: another worker has held this run for {:.0} s; giving up",
+                path.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        Ok(Claim { _file: file })
+    }
+}
+
+#[cfg(unix)]
+fn try_flock(file: &std::fs::File) -> anyhow::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a descriptor this `File` owns and keeps open.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(anyhow::anyhow!("flock: {e}"))
+    }
+}
+
+#[cfg(not(unix))]
+fn try_flock(_file: &std::fs::File) -> anyhow::Result<bool> {
+    Ok(true)
 }
 
 /// Make a rename durable (best effort: not every filesystem supports syncing a directory).
