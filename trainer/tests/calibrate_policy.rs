@@ -172,3 +172,85 @@ fn served_at_the_calibrated_threshold(d: &Path) {
         assert_eq!(v["action"] == "regenerate", p > t, "{l} at threshold {t}");
     }
 }
+
+/// The calibration replay of an export (Rust router, TRIM-Seq's inputs rebuilt from the
+/// episode history) decides exactly like the trainer's own evaluation of the checkpoint it was
+/// exported from, at any threshold — for both network families.
+#[test]
+fn export_replay_matches_the_checkpoints_own_evaluation() {
+    use trim::eval::RegenAbove;
+    use trim::family::{Family, agg::Agg, seq::Seq};
+    use trim::operating_point::ExportAt;
+    use trim_env::{EvalOptions, evaluate};
+
+    let d = tmpdir("calibrate-parity");
+    let data = make_dataset(&d, "tiny", 60, 2, 7);
+    make_dataset(&d, "traffic", 400, 1, 13);
+    let traffic = DataSource::open(&d.join("traffic.jsonl"), &LoadOptions::default()).unwrap();
+    let DataSource::Stored(l) = &traffic else {
+        unreachable!("a file")
+    };
+    let problems = traffic.problems_in_split("all");
+    for (name, policy) in [("agg", "agg"), ("seq", "seq")] {
+        let run = trim::train::AnyTrainer::new(
+            trim::TrainConfig {
+                policy: policy.parse().unwrap(),
+                seq_dim: 16,
+                seq_ff: 32,
+                ..train_support::tiny_config(&data)
+            },
+            train_support::run_opts(&d.join("checkpoints"), name),
+        )
+        .unwrap()
+        .run()
+        .unwrap();
+        assert_eq!(run.updates_done, 12);
+        let ckpt = d.join("checkpoints").join(name).join("final");
+        let exp = d.join(format!("exp-{name}"));
+        ok(
+            &d,
+            &[
+                "export",
+                "--checkpoint",
+                ckpt.to_str().unwrap(),
+                "--out",
+                exp.to_str().unwrap(),
+            ],
+        );
+        let export = trim_router::Policy::load(&exp).unwrap();
+        let device = trim::backend::Backend::Flex.device().unwrap();
+        let opts = EvalOptions {
+            repeats: 1,
+            seed: 0,
+        };
+        macro_rules! compare {
+            ($F:ty) => {{
+                let (model, _) = trim::checkpoint::load_model_as::<$F>(&ckpt, &device).unwrap();
+                let w = <$F as Family>::acting(&model).unwrap();
+                for t in [0.2f32, 0.5, 0.8] {
+                    let own = RegenAbove::<$F> {
+                        weights: &w,
+                        threshold: t,
+                    };
+                    let a = evaluate(&l.forest, &problems, &own, opts).unwrap();
+                    let b = evaluate(
+                        &l.forest,
+                        &problems,
+                        &ExportAt {
+                            export: &export,
+                            threshold: t,
+                        },
+                        opts,
+                    )
+                    .unwrap();
+                    assert_eq!(a, b, "{name} at threshold {t}");
+                }
+            }};
+        }
+        match policy {
+            "agg" => compare!(Agg),
+            _ => compare!(Seq),
+        }
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
