@@ -70,6 +70,8 @@ pub struct Episode<N = u32> {
     feat: FeatureState,
     done: bool,
     out: EpisodeOutcome,
+    /// Strong tokens this episode may still spend (`u64::MAX`: no budget).
+    budget_left: u64,
 }
 
 impl<N: Copy> Episode<N> {
@@ -81,7 +83,25 @@ impl<N: Copy> Episode<N> {
             feat: FeatureState::new(),
             done: false,
             out: EpisodeOutcome::default(),
+            budget_left: u64::MAX,
         }
+    }
+
+    /// Start with a hard budget of `budget` strong tokens: `regenerate` is masked wherever the
+    /// strong candidate needs more than what is left — except where `continue` is impossible
+    /// (an absent branch), so a budget never creates a dead end.
+    #[inline]
+    pub fn start_with_budget<W: World<Node = N>>(world: &W, tree: usize, budget: u64) -> Self {
+        Episode {
+            budget_left: budget,
+            ..Self::start(world, tree)
+        }
+    }
+
+    /// Strong tokens still allowed (`u64::MAX` without a budget).
+    #[inline(always)]
+    pub fn budget_left(&self) -> u64 {
+        self.budget_left
     }
 
     /// True once a terminal outcome was reached.
@@ -133,7 +153,13 @@ impl<N: Copy> Episode<N> {
     /// Available actions at the current node: `[continue, regenerate]`.
     #[inline(always)]
     pub fn mask<W: World<Node = N>>(&self, world: &W) -> [bool; 2] {
-        world.mask(&self.node)
+        let m = world.mask(&self.node);
+        if self.budget_left == u64::MAX || !m[1] || !m[0] {
+            return m;
+        }
+        let fits =
+            (world.strong(&self.node)).is_some_and(|s| u64::from(s.tokens) <= self.budget_left);
+        [m[0], fits]
     }
 
     /// The history entry this action would append (for sequence policies).
@@ -186,6 +212,9 @@ impl<N: Copy> Episode<N> {
                 };
                 self.out.strong_tokens += u64::from(s.tokens);
                 self.out.strong_calls += 1;
+                if self.budget_left != u64::MAX {
+                    self.budget_left = self.budget_left.saturating_sub(u64::from(s.tokens));
+                }
                 self.out.weak_tokens_discarded += u64::from(weak.tokens);
                 (s.prm, -lambda * s.tokens as f32)
             }

@@ -33,7 +33,8 @@ pub use oracle::{hindsight_optimal, query_cascade, query_oracle};
 pub use policy::{Policy, RefPolicy, StepView, resolve};
 pub use rng::Rng;
 pub use rollout::{
-    EvalOptions, ProblemOutcome, Summary, evaluate, run_episode, run_episode_with, summarize,
+    EvalOptions, ProblemOutcome, Summary, evaluate, evaluate_budgeted, run_episode,
+    run_episode_budgeted, run_episode_with, summarize,
 };
 pub use vec_env::VecEnv;
 pub use world::{Next, World};

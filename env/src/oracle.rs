@@ -107,6 +107,47 @@ pub fn hindsight_optimal(forest: &Forest, problems: &[u32], lambda: f64) -> Vec<
         .collect()
 }
 
+/// The step-level hindsight-optimal accuracy under a hard budget of `budget` strong tokens per
+/// episode, per problem (mean over its sample trees): a tree counts as solved when some action
+/// sequence allowed by the budget (the environment's rule: `regenerate` only while the strong
+/// step fits in what is left, unless `continue` is impossible) reaches a correct answer. A
+/// depth-first search: every node has one path from the root, so O(nodes) per tree.
+pub fn hindsight_budgeted(forest: &Forest, problems: &[u32], budget: u64) -> Vec<f64> {
+    problems
+        .par_iter()
+        .map(|&p| {
+            let (mut solved, mut n) = (0usize, 0usize);
+            for t in forest.trees_of(p as usize) {
+                solved += usize::from(solvable(forest, forest.root(t), budget));
+                n += 1;
+            }
+            solved as f64 / n.max(1) as f64
+        })
+        .collect()
+}
+
+fn solvable(forest: &Forest, node: u32, left: u64) -> bool {
+    let can_continue = !matches!(forest.branch(node, Action::Continue), Branch::Absent);
+    Action::ALL.into_iter().any(|a| {
+        let rem = match (a, forest.strong(node)) {
+            (Action::Continue, _) => left,
+            (Action::Regenerate, None) => return false,
+            (Action::Regenerate, Some(s)) => {
+                let t = u64::from(s.tokens);
+                if t > left && can_continue {
+                    return false;
+                }
+                left.saturating_sub(t)
+            }
+        };
+        match forest.branch(node, a) {
+            Branch::Absent => false,
+            Branch::Outcome(c) => c,
+            Branch::Node(n) => solvable(forest, n, rem),
+        }
+    })
+}
+
 /// One fixed-action path from a tree's root: outcome, strong tokens, steps, min PRM of the
 /// chosen steps. `None` when the path is cut by an absent branch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -332,6 +373,53 @@ mod tests {
                 assert!((dp.value - v).abs() < 1e-9, "tree {t} λ {lambda}");
                 assert_eq!(dp.strong_tokens, tok, "tree {t} λ {lambda}");
             }
+        }
+    }
+
+    /// Every action sequence played with a budgeted [`Episode`], honouring its mask: does any
+    /// reach a correct answer?
+    fn brute_force_budgeted(f: &Forest, tree: usize, budget: u64) -> bool {
+        let depth = u32::from(f.max_depth()) + 1;
+        'seq: for bits in 0u32..(1 << depth) {
+            let mut ep = Episode::start_with_budget(f, tree, budget);
+            for i in 0..depth {
+                if ep.done() {
+                    break;
+                }
+                let a = if bits >> i & 1 == 1 {
+                    Action::Regenerate
+                } else {
+                    Action::Continue
+                };
+                if !ep.mask(f)[a as usize] || ep.step(f, a, 0.0).is_err() {
+                    continue 'seq;
+                }
+            }
+            if ep.outcome().correct {
+                return true;
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn budgeted_dp_equals_brute_force_and_grows_with_the_budget() {
+        let f = random_forest(17, 40, 5);
+        let problems: Vec<u32> = (0..f.n_problems() as u32).collect();
+        let mut last = vec![0.0; problems.len()];
+        for budget in [0, 20, 60, 150, 400, u64::MAX - 1] {
+            let dp = hindsight_budgeted(&f, &problems, budget);
+            for (t, &v) in dp.iter().enumerate() {
+                let bf = brute_force_budgeted(&f, t, budget);
+                assert_eq!(v, f64::from(u8::from(bf)), "tree {t} budget {budget}");
+                assert!(v >= last[t], "accuracy fell as the budget grew");
+            }
+            last = dp;
+        }
+        // Without a budget it is the unbudgeted oracle's accuracy at λ = 0.
+        let free = hindsight_optimal(&f, &problems, 0.0);
+        for (a, b) in last.iter().zip(&free) {
+            assert_eq!(*a, b.accuracy);
         }
     }
 

@@ -34,9 +34,26 @@ pub fn run_episode_with<W: World, P: Policy + ?Sized>(
     rng: &mut Rng,
     history: &mut Vec<HistStep>,
 ) -> Result<EpisodeOutcome, StepError> {
+    run_episode_budgeted(forest, tree, policy, rng, history, None)
+}
+
+/// [`run_episode_with`] under an optional hard budget of strong tokens per episode (see
+/// [`Episode::start_with_budget`]).
+#[inline]
+pub fn run_episode_budgeted<W: World, P: Policy + ?Sized>(
+    forest: &W,
+    tree: usize,
+    policy: &P,
+    rng: &mut Rng,
+    history: &mut Vec<HistStep>,
+    budget: Option<u64>,
+) -> Result<EpisodeOutcome, StepError> {
     let record = policy.wants_history();
     history.clear();
-    let mut ep = Episode::start(forest, tree);
+    let mut ep = match budget {
+        Some(b) => Episode::start_with_budget(forest, tree, b),
+        None => Episode::start(forest, tree),
+    };
     while !ep.done() {
         let mask = ep.mask(forest);
         let a = resolve(policy.act(&ep.view_with(forest, history), mask, rng), mask);
@@ -89,6 +106,17 @@ pub fn evaluate<W: World, P: Policy + ?Sized>(
     policy: &P,
     opts: EvalOptions,
 ) -> Result<Vec<ProblemOutcome>, StepError> {
+    evaluate_budgeted(forest, problems, policy, opts, None)
+}
+
+/// [`evaluate`] with every episode under a hard budget of `budget` strong tokens.
+pub fn evaluate_budgeted<W: World, P: Policy + ?Sized>(
+    forest: &W,
+    problems: &[u32],
+    policy: &P,
+    opts: EvalOptions,
+    budget: Option<u64>,
+) -> Result<Vec<ProblemOutcome>, StepError> {
     problems
         .par_iter()
         .with_min_len(64)
@@ -98,7 +126,7 @@ pub fn evaluate<W: World, P: Policy + ?Sized>(
             for tree in forest.trees_of(p as usize) {
                 for r in 0..opts.repeats.max(1) {
                     let mut rng = Rng::stream(opts.seed, ((tree as u64) << 20) ^ r as u64);
-                    let o = run_episode_with(forest, tree, policy, &mut rng, history)?;
+                    let o = run_episode_budgeted(forest, tree, policy, &mut rng, history, budget)?;
                     acc.accuracy += f64::from(u8::from(o.correct));
                     acc.strong_tokens += o.strong_tokens as f64;
                     acc.strong_calls += f64::from(o.strong_calls);

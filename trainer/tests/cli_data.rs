@@ -357,3 +357,67 @@ fn calibrate_check_and_masked_regenerate_rate() {
     let stats = ok(&["data", "stats", synth.to_str().unwrap()]);
     assert!(stats.contains("masked regen"), "{stats}");
 }
+
+/// `trim eval --budgets`: budgeted accuracy of the masked baselines and the budgeted hindsight
+/// DP — zero budget is always-weak for everyone, the DP bounds every policy and grows with the
+/// budget.
+#[test]
+fn budgeted_accuracy_table() {
+    let d = std::env::temp_dir().join(format!("trim-eval-budgets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let json = d.join("b.json");
+    let o = trim(&[
+        "eval",
+        "--data",
+        &format!(
+            "{}/../data/sets/synth-math.parquet",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        "--policy",
+        "weak",
+        "--budgets",
+        "0,150,600",
+        "--budgets-json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("| policy | B = 0 | B = 150 | B = 600 |"),
+        "{out}"
+    );
+    let pts: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let acc = |policy: &str, b: u64| {
+        (pts.iter())
+            .find(|p| p["policy"].as_str().unwrap().starts_with(policy) && p["budget"] == b)
+            .unwrap()["accuracy"]
+            .as_f64()
+            .unwrap()
+    };
+    let weak = acc("always-strong", 0);
+    for p in ["TRIM-Thr", "hindsight"] {
+        assert_eq!(acc(p, 0), weak, "{p} at budget 0 is always-weak");
+    }
+    for b in [150, 600] {
+        for p in ["always-strong", "TRIM-Thr"] {
+            assert!(
+                acc(p, b) <= acc("hindsight", b) + 1e-12,
+                "{p} above the DP at {b}"
+            );
+        }
+        for p in pts
+            .iter()
+            .filter(|p| p["budget"] == b && p["policy"] != "hindsight-optimal (budgeted DP)")
+        {
+            assert!(
+                p["strong_tokens"].as_f64().unwrap() <= b as f64 + 1e-9,
+                "{p}"
+            );
+        }
+    }
+    assert!(acc("hindsight", 600) >= acc("hindsight", 150));
+    assert!(acc("hindsight", 150) > weak);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -36,6 +36,16 @@ pub struct EvalArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Budgeted accuracy at these per-problem strong-token budgets (comma-separated): masked
+    /// always-strong, the best masked TRIM-Thr, every --export, and the budgeted hindsight DP.
+    #[arg(long, value_delimiter = ',')]
+    pub budgets: Vec<u64>,
+    /// Exported policies (`trim export`) to include in the --budgets table (repeatable).
+    #[arg(long)]
+    pub export: Vec<PathBuf>,
+    /// Also write the --budgets table as JSON to this file.
+    #[arg(long)]
+    pub budgets_json: Option<PathBuf>,
     /// Also write the full evaluation report (every baseline family, the query oracle and the
     /// hindsight-optimal frontier; CSV, JSON, Markdown, PNG/SVG plot) into this directory, with
     /// this command's split, λ, repeats and seed. `trim report` adds trained checkpoints.
@@ -76,6 +86,37 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &a.report {
         report(&l, &a, &problems, dir)?;
+    }
+    if !a.budgets.is_empty() {
+        budgets(&l, &a, &problems, opts)?;
+    }
+    Ok(())
+}
+
+/// `--budgets`: the budgeted-accuracy table.
+fn budgets(
+    l: &trim_data::DataSource,
+    a: &EvalArgs,
+    problems: &[u32],
+    opts: EvalOptions,
+) -> anyhow::Result<()> {
+    let exports = (a.export.iter())
+        .map(|d| Ok((d.display().to_string(), trim_router::Policy::load(d)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let stored = match l {
+        trim_data::DataSource::Stored(s) => Some(&s.forest),
+        trim_data::DataSource::Lazy(_) => None,
+    };
+    let det = EvalOptions { repeats: 1, ..opts };
+    let pts = trim_data::with_world!(l, |f| super::eval_budget::budget_table(
+        f, stored, problems, &a.budgets, &exports, det
+    ))?;
+    super::eval_budget::print(&pts, &a.budgets);
+    if stored.is_none() {
+        println!("(no hindsight-optimal row: a world generated on demand has unbounded trees)");
+    }
+    if let Some(path) = &a.budgets_json {
+        trim_data::io::write_text_atomic(path, &serde_json::to_string_pretty(&pts)?)?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod calibrate_policy;
 pub mod collect;
 pub mod data;
 pub mod eval;
+mod eval_budget;
 pub mod export;
 pub mod import_gsm8k;
 pub mod import_paths;
