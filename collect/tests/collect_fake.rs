@@ -448,3 +448,28 @@ fn several_sample_trees_per_problem_are_independent_samples() {
     assert_eq!(ds.meta.params["counts"]["trees"], 9);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_hosted_style_chat_config_collects_the_same_kind_of_trees() {
+    let d = tmpdir("hosted");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    let cfg = config(
+        &d,
+        &srv,
+        4,
+        &[
+            "weak.api=chat",
+            "strong.api=chat",
+            "weak.vllm_extensions=false",
+            "strong.vllm_extensions=false",
+            "prompt.prefill=user",
+            "prm.input=text",
+        ],
+    );
+    run(cfg.clone(), RunOptions::default()).unwrap();
+    let ds = load(&cfg.out).ds;
+    assert_eq!(ds.problems.len(), 4);
+    assert!(ds.rows.iter().any(|r| r.continue_correct == Some(true)));
+    assert_eq!(ds.meta.params["prompt"]["prefill"], "user");
+    std::fs::remove_dir_all(&d).unwrap();
+}
