@@ -15,9 +15,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Set an exported policy's operating point (its threshold on p(regenerate)) to a target
-    /// strong-call rate, cost fraction or strong tokens per problem on your traffic.
-    Calibrate(cli::calibrate_policy::CalibrateArgs),
     /// Build rollout trees from live models: OpenAI-compatible weak/strong generators and a PRM
     /// endpoint (resumable, sharded).
     Collect(Box<cli::collect::CollectArgs>),
@@ -36,6 +33,9 @@ enum Cmd {
     BenchTrain(cli::bench_train::BenchTrainArgs),
     /// Export a checkpoint for inference: safetensors + JSON manifest, ONNX, parity fixture.
     Export(cli::export::ExportArgs),
+    /// Set an exported policy's operating point (its threshold on p(regenerate)) to a target
+    /// strong-call rate, cost fraction or strong tokens per problem on your traffic.
+    Calibrate(cli::calibrate_policy::CalibrateArgs),
     /// Route steps: JSON lines of step observations in, continue/regenerate decisions out.
     Route(cli::route::RouteArgs),
     /// Benchmark: latency of one routing decision and batched decision throughput.

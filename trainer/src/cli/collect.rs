@@ -52,6 +52,7 @@ pub struct CollectArgs {
     /// External grader command (JSON lines on stdin/stdout; see docs/collect.md).
     #[arg(long)]
     pub grader: Option<String>,
+    /// Run seed: every request's sampling seed derives from it (and policy-guided exploration).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Requests in flight per endpoint.
