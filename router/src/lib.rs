@@ -24,6 +24,7 @@
 //! [`pomdp_export`] (their export format) and [`policy`] (either kind behind one `load`).
 
 pub mod agg;
+pub mod budget;
 pub mod error;
 mod load;
 pub mod manifest;
@@ -43,6 +44,7 @@ pub mod seq_router;
 pub mod session;
 
 pub use agg::{AggNet, MAX_HIDDEN, N_ACTIONS, sample_action};
+pub use budget::BudgetedSession;
 pub use error::RouterError;
 pub use load::weights_from_safetensors;
 pub use manifest::Manifest;
