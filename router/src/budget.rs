@@ -30,7 +30,7 @@ pub struct BudgetedSession<'r> {
 
 impl<'r> BudgetedSession<'r> {
     /// Wrap `inner` with `budget` strong tokens; regenerate only while at least `reserve` are
-    /// left (clamped to ≥ 1).
+    /// left (clamped to ≥ 1). `u64::MAX` means no budget: nothing is masked or charged.
     pub fn new(inner: Session<'r>, budget: u64, reserve: u64) -> Self {
         BudgetedSession {
             inner,
@@ -62,7 +62,7 @@ impl<'r> BudgetedSession<'r> {
     /// Record the kept step; a regenerated one is charged to the budget. A strong step longer
     /// than what is left is refused (it cannot have been generated under the cap).
     pub fn push(&mut self, kept: KeptStep) -> Result<(), String> {
-        if kept.regenerated {
+        if kept.regenerated && self.left != u64::MAX {
             let t = u64::from(kept.tokens);
             if t > self.left {
                 return Err(format!(
@@ -80,7 +80,9 @@ impl<'r> BudgetedSession<'r> {
     /// A strong step that hit the `max_tokens` cap (it did not fit): its tokens are charged and
     /// nothing is kept; push the weak step next.
     pub fn discard_strong(&mut self, tokens: u32) {
-        self.left = self.left.saturating_sub(u64::from(tokens));
+        if self.left != u64::MAX {
+            self.left = self.left.saturating_sub(u64::from(tokens));
+        }
     }
 
     /// Steps kept so far.

@@ -9,12 +9,18 @@
 //! {"session": "req-7", "kept": {"prm": 0.91, "tokens": 95, "regenerated": true}}  → {"session", "steps"}
 //! {"session": "req-7", "end": true}                                    → {"session", "ended": true}
 //! ```
+//!
+//! A hard per-request budget of strong tokens (`trim_router::BudgetedSession`): give `budget`
+//! (and optionally `reserve`) on a session's first decision; answers then carry
+//! `strong_max_tokens` (the cap for the strong request) and `budget_left`, `regenerate` is never
+//! answered once less than `reserve` is left, and a strong step that hit the cap is reported as
+//! `{"session": …, "discarded": TOKENS}` (charged; then send the weak step as `kept`).
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use trim_router::{KeptStep, Session};
+use trim_router::{BudgetedSession, KeptStep, Session};
 
 /// One input line.
 #[derive(Deserialize)]
@@ -29,6 +35,15 @@ struct Line {
     kept: Option<Kept>,
     #[serde(default)]
     end: bool,
+    /// Strong-token budget of the request (first decision only).
+    #[serde(default)]
+    budget: Option<u64>,
+    /// Regenerate only while at least this many budget tokens are left (default 1).
+    #[serde(default)]
+    reserve: Option<u64>,
+    /// A strong step that hit `strong_max_tokens` and was discarded: its tokens.
+    #[serde(default)]
+    discarded: Option<u32>,
 }
 
 /// The step that was kept.
@@ -64,9 +79,12 @@ pub(super) fn parse_line<T: serde::de::DeserializeOwned>(
     }))
 }
 
+/// A session without a budget (never reached: no masking, no extra answer fields).
+const UNLIMITED: u64 = u64::MAX;
+
 /// The open episodes.
 pub(super) struct Sessions<'r> {
-    open: HashMap<String, Session<'r>>,
+    open: HashMap<String, BudgetedSession<'r>>,
     max: usize,
     new_session: Box<dyn Fn() -> Session<'r> + 'r>,
 }
@@ -99,6 +117,19 @@ impl<'r> Sessions<'r> {
     }
 
     fn apply(&mut self, l: Line) -> Result<Value, String> {
+        if let Some(t) = l.discarded {
+            if l.prm.is_some() || l.tokens.is_some() || l.kept.is_some() || l.end {
+                return Err("`discarded` goes on a line of its own".into());
+            }
+            let s = (self.open.get_mut(&l.session))
+                .ok_or_else(|| format!("no open session `{}`", l.session))?;
+            s.discard_strong(t);
+            return Ok(json!({"session": l.session, "budget_left": s.left()}));
+        }
+        let opened = self.open.contains_key(&l.session);
+        if (l.budget.is_some() || l.reserve.is_some()) && (opened || l.prm.is_none()) {
+            return Err("`budget` and `reserve` go on a session's first decision".into());
+        }
         match (l.prm, l.tokens, l.kept, l.end) {
             (Some(prm), Some(tokens), None, false) => {
                 if !self.open.contains_key(&l.session) && self.open.len() >= self.max {
@@ -111,20 +142,30 @@ impl<'r> Sessions<'r> {
                 let d = match self.open.get(&l.session) {
                     Some(s) => s.decide(prm, tokens)?,
                     None => {
-                        let s = (self.new_session)();
+                        let budget = l.budget.unwrap_or(UNLIMITED);
+                        let s = BudgetedSession::new(
+                            (self.new_session)(),
+                            budget,
+                            l.reserve.unwrap_or(1),
+                        );
                         let d = s.decide(prm, tokens)?;
                         self.open.insert(l.session.clone(), s);
                         d
                     }
                 };
                 let s = &self.open[&l.session];
-                Ok(json!({
+                let mut v = json!({
                     "session": l.session,
                     "action": if d.regenerate { "regenerate" } else { "continue" },
                     "p_regenerate": d.p_regenerate,
                     "logits": d.logits,
                     "step": s.steps(),
-                }))
+                });
+                if s.left() != UNLIMITED {
+                    v["budget_left"] = json!(s.left());
+                    v["strong_max_tokens"] = json!(s.strong_max_tokens());
+                }
+                Ok(v)
             }
             (None, None, Some(k), false) => {
                 let s = (self.open.get_mut(&l.session)).ok_or_else(|| {
@@ -135,7 +176,11 @@ impl<'r> Sessions<'r> {
                     tokens: k.tokens,
                     regenerated: k.regenerated,
                 })?;
-                Ok(json!({"session": l.session, "steps": s.steps()}))
+                let mut v = json!({"session": l.session, "steps": s.steps()});
+                if s.left() != UNLIMITED {
+                    v["budget_left"] = json!(s.left());
+                }
+                Ok(v)
             }
             (None, None, None, true) => match self.open.remove(&l.session) {
                 Some(_) => Ok(json!({"session": l.session, "ended": true})),
