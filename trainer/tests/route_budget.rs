@@ -14,6 +14,7 @@ fn route(dir: &std::path::Path, lines: &[Value]) -> Vec<Value> {
         .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut input = String::new();
@@ -136,5 +137,97 @@ fn budgets_mask_regenerate_charge_strong_steps_and_are_refused_out_of_place() {
         "{}",
         out[8]
     );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// The Python serving helper (`scripts/python/trim_budget.py` with the numpy router) makes the
+/// same budgeted decisions as `trim route --sessions`.
+#[test]
+fn python_budget_helper_matches_route_sessions() {
+    let Some(py) = train_support::python_with("numpy,safetensors") else {
+        assert!(
+            std::env::var("TRIM_REQUIRE_PYTHON").is_err(),
+            "TRIM_REQUIRE_PYTHON is set"
+        );
+        return;
+    };
+    let d = tmpdir("route-budget-py");
+    make_dataset(&d, "tiny", 60, 2, 7);
+    ok(
+        &d,
+        &[
+            "train",
+            "--quiet",
+            "--name",
+            "p",
+            "--data=tiny.jsonl",
+            "--batch-episodes=8",
+            "--passes=2",
+            "--val-every=4",
+            "--checkpoint-every=4",
+            "--lr=3e-3",
+        ],
+    );
+    ok(
+        &d,
+        &[
+            "export",
+            "--checkpoint",
+            "checkpoints/p/final",
+            "--out",
+            "exp",
+        ],
+    );
+    // One request of 25 steps: every regenerate keeps a 30-token strong step while it fits.
+    let mut lines = vec![];
+    let steps: Vec<(f64, u32)> = (0..25)
+        .map(|k| ((k * 7 % 25) as f64 / 25.0, 40 + k))
+        .collect();
+    let rust = {
+        let mut out = vec![];
+        let mut left = 100u64;
+        for (i, &(prm, tokens)) in steps.iter().enumerate() {
+            let mut l = json!({"session": "s", "prm": prm, "tokens": tokens});
+            if i == 0 {
+                l["budget"] = json!(100);
+            }
+            lines.push(l.clone());
+            let a = route(&d, &lines);
+            let last = a.last().unwrap().clone();
+            let regen = last["action"] == "regenerate";
+            out.push(regen);
+            let kept = if regen && left >= 30 {
+                left -= 30;
+                json!({"session": "s", "kept": {"prm": 0.9, "tokens": 30, "regenerated": true}})
+            } else {
+                if regen {
+                    // The strong step hit the cap: discarded (charged), the weak step kept.
+                    lines.push(json!({"session": "s", "discarded": left}));
+                    left = 0;
+                }
+                json!({"session": "s", "kept": {"prm": prm, "tokens": tokens, "regenerated": false}})
+            };
+            lines.push(kept);
+        }
+        assert!(left < 100, "nothing was regenerated");
+        out
+    };
+    let script = format!(
+        "import sys, json\nsys.path.insert(0, {scripts:?})\nfrom trim_router import Router\nfrom trim_budget import Budget\n\
+         r = Router('exp'); ep = r.episode(); b = Budget(100)\nout = []\n\
+         for prm, tokens in {steps:?}:\n    d = r.decide(ep.observe(prm, tokens))\n    regen = b.allow(d.regenerate)\n\
+         \x20   out.append(regen)\n    if regen and b.strong_max_tokens >= 30:\n        b.charge(30); ep.push(0.9)\n    else:\n        if regen:\n            b.discard(b.strong_max_tokens)\n        ep.push(prm)\n\
+         print(json.dumps(out))\n",
+        scripts = format!("{}/../scripts/python", env!("CARGO_MANIFEST_DIR")),
+        steps = steps.iter().map(|&(p, t)| (p, t)).collect::<Vec<_>>(),
+    );
+    let o = Command::new(&py)
+        .args(["-c", &script])
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let python: Vec<bool> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(python, rust, "Python and trim route disagree");
     std::fs::remove_dir_all(&d).unwrap();
 }
