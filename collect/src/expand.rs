@@ -341,27 +341,15 @@ async fn create(
 /// What a serving loop would report at `node`: the kept steps' scores, tokens and who wrote
 /// them, and the weak candidate.
 fn observation(tree: &Tree, node: u32) -> StepObservation {
-    let mut prev = vec![];
-    let mut cur = tree.nodes[node as usize].parent;
-    while let Some((p, a)) = cur {
-        let pn = &tree.nodes[p as usize];
-        let c = if a == 0 {
-            &pn.weak
-        } else {
-            pn.strong.as_ref().expect("kept")
-        };
-        prev.push((c.prm, c.tokens, a == 1));
-        cur = pn.parent;
-    }
-    prev.reverse();
+    let kept = tree.kept(node);
     let n = &tree.nodes[node as usize];
     StepObservation {
         id: None,
-        prev_prm: prev.iter().map(|x| x.0).collect(),
+        prev_prm: kept.iter().map(|(c, _)| c.prm).collect(),
         prm: n.weak.prm,
         tokens: n.weak.tokens,
-        prev_tokens: prev.iter().map(|x| x.1).collect(),
-        prev_regenerated: prev.iter().map(|x| x.2).collect(),
+        prev_tokens: kept.iter().map(|(c, _)| c.tokens).collect(),
+        prev_regenerated: kept.iter().map(|(_, r)| *r).collect(),
     }
 }
 

@@ -90,8 +90,9 @@ impl Tree {
         id
     }
 
-    /// The kept steps leading to `node` (root first).
-    pub fn prefix(&self, node: u32) -> Vec<&str> {
+    /// The candidates kept on the way to `node` (root first), each with whether it was the
+    /// strong one.
+    pub fn kept(&self, node: u32) -> Vec<(&Cand, bool)> {
         let mut steps = vec![];
         let mut cur = self.nodes[node as usize].parent;
         while let Some((p, a)) = cur {
@@ -101,11 +102,19 @@ impl Tree {
             } else {
                 pn.strong.as_ref().expect("strong kept")
             };
-            steps.push(c.text.as_str());
+            steps.push((c, a == 1));
             cur = pn.parent;
         }
         steps.reverse();
         steps
+    }
+
+    /// The kept steps' text leading to `node` (root first).
+    pub fn prefix(&self, node: u32) -> Vec<&str> {
+        self.kept(node)
+            .into_iter()
+            .map(|(c, _)| c.text.as_str())
+            .collect()
     }
 
     /// The action history leading to `node`, as `0`/`1` characters (a stable key for seeds).

@@ -19,19 +19,13 @@ fn tmpdir(name: &str) -> PathBuf {
 fn config(dir: &Path, srv: &FakeServer, n: usize, extra: &[&str]) -> CollectConfig {
     let problems = dir.join("problems.jsonl");
     std::fs::write(&problems, problem_file(n)).unwrap();
-    let url = srv.url();
     let mut o: Vec<String> = vec![
         format!("problems={}", problems.display()),
         format!("out={}", dir.join("out.parquet").display()),
-        "weak.model=fake-weak".into(),
-        format!("weak.url={url}/v1"),
-        "strong.model=fake-strong".into(),
-        format!("strong.url={url}/v1"),
-        "prm.model=fake-prm".into(),
-        format!("prm.url={url}"),
         "seed=7".into(),
         "run.shard_size=3".into(),
     ];
+    o.extend(srv.overrides());
     for role in ["weak", "strong", "prm"] {
         o.push(format!("{role}.limits.backoff_ms=1"));
         o.push(format!("{role}.limits.timeout_s=2"));

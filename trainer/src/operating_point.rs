@@ -145,7 +145,7 @@ pub struct Calibrated {
 /// Bootstrap resamples of the CIs.
 const RESAMPLES: u32 = 2000;
 /// Thresholds tried before refining: 0, 1/20, …, 1 (then 20 bisection steps: a threshold
-/// within 1e-7, in 41 replays of the traffic).
+/// within 1e-7, in at most 41 replays of the traffic).
 const GRID: u32 = 20;
 const BISECTIONS: u32 = 20;
 
@@ -177,8 +177,16 @@ pub fn calibrate<W: World>(
             opts,
         )
     };
-    let measure = |t: f32| -> anyhow::Result<f64> { Ok(target.measure(&run(t)?, &strong)) };
-    let (lo, hi) = (measure(1.0)?, measure(0.0)?);
+    // One replay per threshold: its measure, and its outcomes for the threshold finally chosen.
+    let measure = |t: f32| -> anyhow::Result<(f64, Vec<ProblemOutcome>)> {
+        let out = run(t)?;
+        Ok((target.measure(&out, &strong), out))
+    };
+    let grid: Vec<(f64, Vec<ProblemOutcome>)> = (0..=GRID)
+        .map(|k| measure(k as f32 / GRID as f32))
+        .collect::<anyhow::Result<_>>()?;
+    // Threshold 0 regenerates wherever it can, threshold 1 only where continuing is impossible.
+    let (lo, hi) = (grid[GRID as usize].0, grid[0].0);
     let want = target.value();
     anyhow::ensure!(
         want >= lo - 1e-12 && want <= hi + 1e-12,
@@ -187,29 +195,27 @@ pub fn calibrate<W: World>(
          regenerating whenever it can); feasible targets are in [{lo:.4}, {hi:.4}]",
         kind_name(&target)
     );
-    // The grid, from low thresholds (more strong use) up: the first that meets the target,
-    // then bisection between it and the infeasible threshold below it.
-    let mut feasible_t = 1.0f32;
-    let mut infeasible_t = None;
-    for k in 0..=GRID {
-        let t = k as f32 / GRID as f32;
-        if measure(t)? <= want + 1e-12 {
-            feasible_t = t;
-            infeasible_t = (k > 0).then(|| (k - 1) as f32 / GRID as f32);
-            break;
-        }
-    }
-    if let Some(mut bad) = infeasible_t {
+    // From low thresholds (more strong use) up: the first grid point that meets the target,
+    // then bisection between it and the infeasible grid point below it.
+    let meets = |m: f64| m <= want + 1e-12;
+    let k = grid
+        .iter()
+        .position(|(m, _)| meets(*m))
+        .unwrap_or(GRID as usize);
+    let mut feasible_t = k as f32 / GRID as f32;
+    let mut out = grid[k].1.clone();
+    if k > 0 {
+        let mut bad = (k - 1) as f32 / GRID as f32;
         for _ in 0..BISECTIONS {
             let mid = 0.5 * (bad + feasible_t);
-            if measure(mid)? <= want + 1e-12 {
-                feasible_t = mid;
+            let (m, o) = measure(mid)?;
+            if meets(m) {
+                (feasible_t, out) = (mid, o);
             } else {
                 bad = mid;
             }
         }
     }
-    let out = run(feasible_t)?;
     let (num, den): (Vec<f64>, Vec<f64>) = (out.iter().zip(&strong))
         .map(|(o, s)| target.parts(o, s))
         .unzip();

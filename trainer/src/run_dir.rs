@@ -255,8 +255,10 @@ fn lock_with_grace(file: &File) -> std::io::Result<bool> {
     }
 }
 
+/// Take an exclusive `flock` on `file` without blocking: false when another open file
+/// description holds it.
 #[cfg(unix)]
-fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
+pub(crate) fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
     use std::os::unix::io::AsRawFd;
     // SAFETY: flock on a file descriptor this `File` owns and keeps open.
     let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
@@ -272,7 +274,7 @@ fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
 }
 
 #[cfg(not(unix))]
-fn try_lock_exclusive(_file: &File) -> std::io::Result<bool> {
+pub(crate) fn try_lock_exclusive(_file: &File) -> std::io::Result<bool> {
     Ok(true)
 }
 

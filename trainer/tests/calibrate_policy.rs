@@ -6,7 +6,7 @@ mod train_support;
 
 use std::path::Path;
 
-use train_support::{make_dataset, ok, tmpdir, trim};
+use train_support::{make_dataset, ok, tmpdir, train_and_export_tiny, trim};
 use trim::operating_point::measure_at;
 use trim_data::{DataSource, LoadOptions, with_world};
 
@@ -18,34 +18,9 @@ fn calibration(export: &Path) -> serde_json::Value {
 #[test]
 fn targets_hold_on_held_out_traffic_within_the_reported_ci() {
     let d = tmpdir("calibrate");
-    make_dataset(&d, "tiny", 60, 2, 7);
+    train_and_export_tiny(&d);
     make_dataset(&d, "traffic", 1500, 1, 11);
     make_dataset(&d, "heldout", 6000, 1, 12);
-    ok(
-        &d,
-        &[
-            "train",
-            "--quiet",
-            "--name",
-            "p",
-            "--data=tiny.jsonl",
-            "--batch-episodes=8",
-            "--passes=2",
-            "--val-every=4",
-            "--checkpoint-every=4",
-            "--lr=3e-3",
-        ],
-    );
-    ok(
-        &d,
-        &[
-            "export",
-            "--checkpoint",
-            "checkpoints/p/final",
-            "--out",
-            "exp",
-        ],
-    );
     let held = DataSource::open(&d.join("heldout.jsonl"), &LoadOptions::default()).unwrap();
     let held_problems = held.problems_in_split("all");
     for (i, target) in ["calls=0.2", "cost=0.3", "tokens=40"]

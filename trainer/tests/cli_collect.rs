@@ -3,38 +3,15 @@
 //! `trim export`; and kill -9 in the middle, then resume: the dataset equals an uninterrupted
 //! run's.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod train_support;
+
+use train_support::{ok, tmpdir, trim};
 use trim_collect::fake::world::problem_file;
 use trim_collect::fake::{FakeServer, FakeWorld, Faults};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("trim-cli-collect-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn trim(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trim"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TRIM_BACKEND")
-        .output()
-        .expect("run trim")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = trim(dir, args);
-    assert!(
-        o.status.success(),
-        "trim {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// A collect.toml for the fake server.
 fn write_config(dir: &Path, srv: &FakeServer, extra: &str) {

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use train_support::{make_dataset, ok, tmpdir};
+use train_support::{tmpdir, train_and_export_tiny};
 
 fn route(dir: &std::path::Path, lines: &[Value]) -> Vec<Value> {
     let mut p = Command::new(env!("CARGO_BIN_EXE_trim"))
@@ -34,32 +34,7 @@ fn route(dir: &std::path::Path, lines: &[Value]) -> Vec<Value> {
 #[test]
 fn budgets_mask_regenerate_charge_strong_steps_and_are_refused_out_of_place() {
     let d = tmpdir("route-budget");
-    make_dataset(&d, "tiny", 60, 2, 7);
-    ok(
-        &d,
-        &[
-            "train",
-            "--quiet",
-            "--name",
-            "p",
-            "--data=tiny.jsonl",
-            "--batch-episodes=8",
-            "--passes=2",
-            "--val-every=4",
-            "--checkpoint-every=4",
-            "--lr=3e-3",
-        ],
-    );
-    ok(
-        &d,
-        &[
-            "export",
-            "--checkpoint",
-            "checkpoints/p/final",
-            "--out",
-            "exp",
-        ],
-    );
+    train_and_export_tiny(&d);
     // Budget 0 never regenerates where the free session would; probabilities are the policy's.
     let mut lines = vec![];
     for k in 0..40 {
@@ -152,32 +127,7 @@ fn python_budget_helper_matches_route_sessions() {
         return;
     };
     let d = tmpdir("route-budget-py");
-    make_dataset(&d, "tiny", 60, 2, 7);
-    ok(
-        &d,
-        &[
-            "train",
-            "--quiet",
-            "--name",
-            "p",
-            "--data=tiny.jsonl",
-            "--batch-episodes=8",
-            "--passes=2",
-            "--val-every=4",
-            "--checkpoint-every=4",
-            "--lr=3e-3",
-        ],
-    );
-    ok(
-        &d,
-        &[
-            "export",
-            "--checkpoint",
-            "checkpoints/p/final",
-            "--out",
-            "exp",
-        ],
-    );
+    train_and_export_tiny(&d);
     // One request of 25 steps: every regenerate keeps a 30-token strong step while it fits.
     let mut lines = vec![];
     let steps: Vec<(f64, u32)> = (0..25)

@@ -6,10 +6,10 @@
 mod train_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use train_support::{make_dataset, metrics_without_time, python_with, tmpdir};
+use train_support::{make_dataset, metrics_without_time, ok, python_with, tmpdir, trim};
 
 const NAMES: [&str; 4] = [
     "lambda=0.0004__seed=1",
@@ -40,25 +40,6 @@ const REPORT: [&str; 6] = [
     "--checkpoint-steps",
     "4",
 ];
-
-fn trim(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trim"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TRIM_BACKEND")
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = trim(dir, args);
-    assert!(
-        o.status.success(),
-        "trim {args:?}:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 /// A local sweep into `out` (the reference).
 fn local_sweep(dir: &Path, out: &str) {

@@ -105,6 +105,20 @@ impl FakeServer {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The `collect.toml` overrides (`key=value`) that point a collection's three models at
+    /// this server, with the default world's model names.
+    pub fn overrides(&self) -> Vec<String> {
+        let (url, w) = (self.url(), FakeWorld::default());
+        vec![
+            format!("weak.model={}", w.weak_model),
+            format!("weak.url={url}/v1"),
+            format!("strong.model={}", w.strong_model),
+            format!("strong.url={url}/v1"),
+            format!("prm.model={}", w.prm_model),
+            format!("prm.url={url}"),
+        ]
+    }
 }
 
 impl Drop for FakeServer {

@@ -140,18 +140,12 @@ fn collect_once(
 ) -> Result<(trim_collect::Summary, usize, f64)> {
     let problems = dir.join("problems.jsonl");
     std::fs::write(&problems, problem_file(a.problems))?;
-    let url = srv.url();
     let mut o = vec![
         format!("problems={:?}", problems.display().to_string()),
         format!("out={:?}", dir.join("out.parquet").display().to_string()),
-        "weak.model=fake-weak".into(),
-        format!("weak.url={url}/v1"),
-        "strong.model=fake-strong".into(),
-        format!("strong.url={url}/v1"),
-        "prm.model=fake-prm".into(),
-        format!("prm.url={url}"),
         format!("run.problems_in_flight={}", a.in_flight),
     ];
+    o.extend(srv.overrides());
     for role in ["weak", "strong", "prm"] {
         o.push(format!("{role}.limits.max_in_flight={}", a.in_flight));
     }

@@ -240,40 +240,5 @@ pub fn run_single(
         .build()?;
     let _claim = Claim::acquire(&o.runs_dir, &r.name, wait)?;
     let p = plan_run(&o.runs_dir, &r.name, &r.config)?;
-    let t = Instant::now();
-    let outcome = pool.install(|| run_one(r, &p, o));
-    Ok(report_single(r, &p, o, outcome, t.elapsed(), on_event))
-}
-
-/// The events and result of a single run.
-fn report_single(
-    r: &RunSpec,
-    p: &Placement,
-    o: &SweepOptions,
-    outcome: Result<RunSummary, String>,
-    took: Duration,
-    on_event: &(dyn Fn(Event<'_>) + Sync),
-) -> RunResult {
-    on_event(Event::Start {
-        run: &r.name,
-        plan: &p.plan,
-    });
-    match &outcome {
-        Ok(summary) => on_event(Event::Done {
-            run: &r.name,
-            plan: &p.plan,
-            summary,
-            seconds: took.as_secs_f64(),
-        }),
-        Err(e) => on_event(Event::Failed {
-            run: &r.name,
-            error: e,
-        }),
-    }
-    RunResult {
-        name: r.name.clone(),
-        run_dir: result_dir(r, p, o, &outcome),
-        plan: p.plan.clone(),
-        outcome,
-    }
+    Ok(pool.install(|| execute(r, &p, o, on_event)))
 }

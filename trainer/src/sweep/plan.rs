@@ -160,7 +160,9 @@ impl Claim {
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
         let t0 = std::time::Instant::now();
-        while !try_flock(&file)? {
+        while !crate::run_dir::try_lock_exclusive(&file)
+            .map_err(|e| anyhow::anyhow!("{}: flock: {e}", path.display()))?
+        {
             anyhow::ensure!(
                 t0.elapsed() < wait,
                 "{}: another worker has held this run for {:.0} s; giving up",
@@ -171,27 +173,6 @@ impl Claim {
         }
         Ok(Claim { _file: file })
     }
-}
-
-#[cfg(unix)]
-fn try_flock(file: &std::fs::File) -> anyhow::Result<bool> {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a descriptor this `File` owns and keeps open.
-    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(anyhow::anyhow!("flock: {e}"))
-    }
-}
-
-#[cfg(not(unix))]
-fn try_flock(_file: &std::fs::File) -> anyhow::Result<bool> {
-    Ok(true)
 }
 
 /// Make a rename durable (best effort: not every filesystem supports syncing a directory).

@@ -243,3 +243,34 @@ pub fn python_with(modules: &str) -> Option<PathBuf> {
             .is_ok_and(|s| s.success())
     })
 }
+
+/// The tiny dataset `dir/tiny.jsonl`, a full tiny TRIM-Agg run `dir/checkpoints/p` (12
+/// updates) and its export in `dir/exp`, through the binary.
+pub fn train_and_export_tiny(dir: &Path) {
+    make_dataset(dir, "tiny", 60, 2, 7);
+    ok(
+        dir,
+        &[
+            "train",
+            "--quiet",
+            "--name",
+            "p",
+            "--data=tiny.jsonl",
+            "--batch-episodes=8",
+            "--passes=2",
+            "--val-every=4",
+            "--checkpoint-every=4",
+            "--lr=3e-3",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "export",
+            "--checkpoint",
+            "checkpoints/p/final",
+            "--out",
+            "exp",
+        ],
+    );
+}
