@@ -110,6 +110,14 @@ fn targets_hold_on_held_out_traffic_within_the_reported_ci() {
         );
     }
     served_at_the_calibrated_threshold(&d);
+    // A damaged calibration record is refused at load, naming the file.
+    let text = std::fs::read_to_string(d.join("exp/policy.json")).unwrap();
+    let bad = text.replacen("\"achieved\":", "\"achieved\": \"x\", \"was\":", 1);
+    assert_ne!(bad, text);
+    std::fs::write(d.join("exp/policy.json"), bad).unwrap();
+    let o = trim(&d, &["route", "--export", "exp"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("policy.json"), "{e}");
     std::fs::remove_dir_all(&d).unwrap();
 }
 
