@@ -275,3 +275,23 @@ fn lean_and_full_loads_build_the_same_forest() {
         }
     }
 }
+
+/// The forest is laid out depth-first with the continue child first, so a run of `continue`
+/// steps reads consecutive nodes (the replay benchmark depends on it).
+#[test]
+fn continue_children_follow_their_parent_in_the_forest() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("sets/synth-math.parquet");
+    let f = load_forest(&p, &LoadOptions::default()).unwrap().forest;
+    let (mut followed, mut regen_later) = (0usize, 0usize);
+    for node in 0..f.n_nodes() as u32 {
+        if let trim_env::Branch::Node(c) = f.branch(node, Action::Continue) {
+            assert_eq!(c, node + 1, "continue child of node {node}");
+            followed += 1;
+        }
+        if let trim_env::Branch::Node(r) = f.branch(node, Action::Regenerate) {
+            assert!(r > node, "regenerate child {r} of node {node} precedes it");
+            regen_later += 1;
+        }
+    }
+    assert!(followed > 100_000 && regen_later > 10_000, "{followed} {regen_later}");
+}

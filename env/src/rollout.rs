@@ -124,6 +124,8 @@ pub fn evaluate_budgeted<W: World, P: Policy + ?Sized>(
             let mut acc = ProblemOutcome::default();
             let mut n = 0u32;
             for tree in forest.trees_of(p as usize) {
+                // Problems are contiguous in a chunk, so tree + 1 is usually the next one played.
+                forest.prefetch_tree(tree + 1);
                 for r in 0..opts.repeats.max(1) {
                     let mut rng = Rng::stream(opts.seed, ((tree as u64) << 20) ^ r as u64);
                     let o = run_episode_budgeted(forest, tree, policy, &mut rng, history, budget)?;

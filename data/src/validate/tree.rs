@@ -5,8 +5,8 @@
 //! root, parent and action set together; (2) every parent exists, at most one child per
 //! (parent, action); (3) every node is reachable from the root — an unreachable node sits on a
 //! parent-link cycle; (4) depth = parent depth + 1 and branch consistency. The tree is then
-//! pushed breadth-first (continue child before regenerate child), so children get forest
-//! indices after their parents. Scratch buffers are reused across trees: no allocation per node.
+//! pushed in depth-first pre-order with the continue child first, so children get forest indices
+//! after their parents and a run of `continue` steps reads consecutive nodes. Scratch buffers are reused across trees: no allocation per node.
 
 use std::collections::HashMap;
 
@@ -65,8 +65,10 @@ pub(super) struct TreeChecker<'a> {
     dense: bool,
     /// Local index → local index of the continue / regenerate child.
     kids: Vec<[u32; 2]>,
-    /// Local indices in breadth-first order.
-    bfs: Vec<u32>,
+    /// Local indices in forest order (depth-first, continue child first).
+    order: Vec<u32>,
+    /// Scratch stack of the depth-first walk.
+    stack: Vec<u32>,
     /// Local index → forest node index (`NONE` until reached).
     pos: Vec<u32>,
 }
@@ -79,7 +81,8 @@ impl<'a> TreeChecker<'a> {
             sparse: HashMap::new(),
             dense: true,
             kids: vec![],
-            bfs: vec![],
+            order: vec![],
+            stack: vec![],
             pos: vec![],
         }
     }
@@ -125,7 +128,7 @@ impl<'a> TreeChecker<'a> {
         self.kids.resize(m, [NONE; 2]);
         self.pos.clear();
         self.pos.resize(m, NONE);
-        self.bfs.clear();
+        self.order.clear();
     }
 
     /// Return the dense id slots to `NONE` (only the ids this tree used).
@@ -251,23 +254,29 @@ impl<'a> TreeChecker<'a> {
         Ok(())
     }
 
-    /// Pass 3: breadth-first order from the root; a node it misses is on a parent-link cycle
-    /// (its parent chain never reaches the root). Marks reached nodes in `pos`.
+    /// Pass 3: depth-first pre-order from the root, continue child first; a node it misses is on
+    /// a parent-link cycle (its parent chain never reaches the root). Marks reached nodes in `pos`.
+    ///
+    /// Why this order: the forest is laid out in it, so a run of `continue` actions (most steps
+    /// of most policies) reads consecutive nodes of every column and the replay loop streams
+    /// through memory instead of missing the cache at each step once the forest outgrows it.
     fn pass_reach(&mut self, rows: TreeRows<'_>, root: u32) -> Result<()> {
-        self.bfs.push(root);
-        self.pos[root as usize] = 0;
-        let mut q = 0;
-        while q < self.bfs.len() {
-            let l = self.bfs[q] as usize;
-            for c in self.kids[l] {
-                if c != NONE && self.pos[c as usize] == NONE {
-                    self.pos[c as usize] = self.bfs.len() as u32;
-                    self.bfs.push(c);
+        self.stack.clear();
+        self.stack.push(root);
+        while let Some(l) = self.stack.pop() {
+            if self.pos[l as usize] != NONE {
+                continue;
+            }
+            self.pos[l as usize] = self.order.len() as u32;
+            self.order.push(l);
+            let [c, r] = self.kids[l as usize];
+            for k in [r, c] {
+                if k != NONE && self.pos[k as usize] == NONE {
+                    self.stack.push(k);
                 }
             }
-            q += 1;
         }
-        if self.bfs.len() == rows.len {
+        if self.order.len() == rows.len {
             return Ok(());
         }
         // Walk up from the first unreached node until a node repeats: that closes the cycle.
@@ -307,12 +316,12 @@ impl<'a> TreeChecker<'a> {
         Ok(())
     }
 
-    /// Push the tree breadth-first.
+    /// Push the tree in the order of [`Self::pass_reach`].
     fn emit(&self, rows: TreeRows<'_>, fb: &mut ForestBuilder, forest_row: &mut Vec<u32>) {
         let t = self.src.table;
         fb.begin_tree();
         let base = fb.next_index();
-        for &l in &self.bfs {
+        for &l in &self.order {
             let i = rows.row(l as usize);
             let f = t.flags[i];
             let kids = self.kids[l as usize];

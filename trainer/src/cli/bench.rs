@@ -43,6 +43,7 @@ fn fused_loop<W: World>(
     while start.elapsed() < budget {
         let trees = 0..n_trees(forest);
         let one = |t: usize| {
+            forest.prefetch_tree(t + 1);
             let mut rng = Rng::stream(pass, t as u64);
             u64::from(run_episode(forest, t, policy, &mut rng).map_or(0, |o| o.steps))
         };
