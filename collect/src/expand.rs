@@ -350,6 +350,7 @@ fn observation(tree: &Tree, node: u32) -> StepObservation {
         tokens: n.weak.tokens,
         prev_tokens: kept.iter().map(|(c, _)| c.tokens).collect(),
         prev_regenerated: kept.iter().map(|(_, r)| *r).collect(),
+        lambda: None,
     }
 }
 

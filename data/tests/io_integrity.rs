@@ -293,5 +293,8 @@ fn continue_children_follow_their_parent_in_the_forest() {
             regen_later += 1;
         }
     }
-    assert!(followed > 100_000 && regen_later > 10_000, "{followed} {regen_later}");
+    assert!(
+        followed > 100_000 && regen_later > 10_000,
+        "{followed} {regen_later}"
+    );
 }

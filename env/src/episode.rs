@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use crate::features::{AggObs, FeatureState, HistStep, TOKEN_SCALE};
 use crate::forest::Action;
-use crate::policy::StepView;
+use crate::policy::{Conditions, StepView};
 use crate::world::{Next, World};
 
 /// Why a step could not be taken.
@@ -72,6 +72,8 @@ pub struct Episode<N = u32> {
     out: EpisodeOutcome,
     /// Strong tokens this episode may still spend (`u64::MAX`: no budget).
     budget_left: u64,
+    /// The λ conditioned policies are shown (NaN: none); rewards use the λ given to `step`.
+    lambda: f32,
 }
 
 impl<N: Copy> Episode<N> {
@@ -84,7 +86,16 @@ impl<N: Copy> Episode<N> {
             done: false,
             out: EpisodeOutcome::default(),
             budget_left: u64::MAX,
+            lambda: f32::NAN,
         }
+    }
+
+    /// This episode shown to policies as conditioned on `lambda` ([`StepView::cond`]); the
+    /// caller passes the same λ to [`step`](Self::step) so rewards use it too.
+    #[inline]
+    pub fn with_lambda(mut self, lambda: f32) -> Self {
+        self.lambda = lambda;
+        self
     }
 
     /// Start with a hard budget of `budget` strong tokens: `regenerate` is masked wherever the
@@ -96,6 +107,12 @@ impl<N: Copy> Episode<N> {
             budget_left: budget,
             ..Self::start(world, tree)
         }
+    }
+
+    /// The λ this episode is conditioned on (NaN: none).
+    #[inline(always)]
+    pub fn lambda(&self) -> f32 {
+        self.lambda
     }
 
     /// Strong tokens still allowed (`u64::MAX` without a budget).
@@ -147,6 +164,9 @@ impl<N: Copy> Episode<N> {
             features: self.feat,
             weak: world.weak(&self.node),
             history,
+            cond: Conditions {
+                lambda: self.lambda,
+            },
         }
     }
 

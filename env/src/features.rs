@@ -16,6 +16,22 @@ pub const AGG_FEATURES: [&str; AGG_DIM] = [
     "step_over_30",
 ];
 
+/// Centre and half-width of the λ input in log10 units: conditioned policies see
+/// `(log10 λ − LAMBDA_LOG10_CENTER) / LAMBDA_LOG10_HALF_WIDTH`, which maps the default range
+/// 1e-5 … 1e-2 onto [−1, 1]. Fixed constants (not the run's range) so that every conditioned
+/// export computes the input the same way and a manifest can state it once.
+pub const LAMBDA_LOG10_CENTER: f32 = -3.5;
+/// See [`LAMBDA_LOG10_CENTER`].
+pub const LAMBDA_LOG10_HALF_WIDTH: f32 = 1.5;
+/// Name of the λ input of conditioned policies (appended after the TRIM-Agg features).
+pub const LAMBDA_FEATURE: &str = "log10_lambda_scaled";
+
+/// The λ input of a conditioned policy (see [`LAMBDA_LOG10_CENTER`]); λ must be > 0.
+#[inline(always)]
+pub fn lambda_feature(lambda: f32) -> f32 {
+    (lambda.log10() - LAMBDA_LOG10_CENTER) / LAMBDA_LOG10_HALF_WIDTH
+}
+
 /// The TRIM-Agg observation at a decision:
 /// `[min PRM of chosen steps 1..t-1, product of those, PRM of the current weak candidate,
 ///   current weak tokens / 300, t / 30]`, with min and product equal to 1.0 at `t = 0`.

@@ -22,6 +22,27 @@ pub struct StepView<'a> {
     pub weak: Candidate,
     /// One entry per earlier decision (empty unless the policy wants history).
     pub history: &'a [HistStep],
+    /// What the episode is conditioned on (its λ); policies without such inputs ignore it.
+    pub cond: Conditions,
+}
+
+/// What an episode is conditioned on besides its steps. Conditioned policies read it as
+/// inputs; the others ignore it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Conditions {
+    /// The cost per strong token this episode's reward uses (NaN when the caller set none).
+    pub lambda: f32,
+}
+
+impl Conditions {
+    /// No condition set.
+    pub const NONE: Conditions = Conditions { lambda: f32::NAN };
+}
+
+impl Default for Conditions {
+    fn default() -> Self {
+        Self::NONE
+    }
 }
 
 impl StepView<'_> {
@@ -152,6 +173,7 @@ mod tests {
                 prm: 0.1,
             },
             history: &[],
+            cond: Conditions::NONE,
         };
         assert_eq!(obs.agg(), [1.0, 1.0, 0.1, 0.1, 0.0]);
         let mut rng = Rng::new(0);

@@ -21,11 +21,13 @@ type Slot<'a, N> = ((&'a mut Episode<N>, &'a mut [HistStep]), &'a mut u16);
 /// One slot's inputs and outputs: (action, reward out, done out).
 type SlotIo<'a> = ((&'a Action, &'a mut f32), &'a mut bool);
 
-/// A batch of episodes over one world (a stored [`Forest`] by default) with a fixed cost per
-/// strong token.
+/// A batch of episodes over one world (a stored [`Forest`] by default) with a cost per strong
+/// token for every slot: one λ for all, or one per slot for λ-conditioned training.
 pub struct VecEnv<'f, W: World = Forest> {
     forest: &'f W,
     lambda: f32,
+    /// Per-slot λ: `None` = every slot uses `lambda` and shows no condition.
+    slot_lambda: Option<Vec<f32>>,
     eps: Vec<Episode<W::Node>>,
     /// Per-slot history, `hist_cap` entries per slot.
     hist: Vec<HistStep>,
@@ -44,6 +46,7 @@ impl<'f, W: World> VecEnv<'f, W> {
         VecEnv {
             forest,
             lambda,
+            slot_lambda: None,
             eps: vec![placeholder; n],
             hist: vec![[0.0; HIST_DIM]; n * hist_cap],
             hist_len: vec![0; n],
@@ -75,9 +78,24 @@ impl<'f, W: World> VecEnv<'f, W> {
         self.forest
     }
 
-    /// Cost per strong token.
+    /// Cost per strong token (of every slot without a per-slot λ).
     pub fn lambda(&self) -> f32 {
         self.lambda
+    }
+
+    /// Give each slot its own λ (used by the rewards from the next [`reset`](Self::reset) on,
+    /// and shown to conditioned policies as [`StepView::cond`]).
+    pub fn set_slot_lambdas(&mut self, lambdas: &[f32]) {
+        assert_eq!(lambdas.len(), self.eps.len(), "one λ per slot");
+        match &mut self.slot_lambda {
+            Some(v) => v.copy_from_slice(lambdas),
+            None => self.slot_lambda = Some(lambdas.to_vec()),
+        }
+    }
+
+    /// The λ slot `i` is rewarded with.
+    pub fn slot_lambda(&self, i: usize) -> f32 {
+        self.slot_lambda.as_ref().map_or(self.lambda, |v| v[i])
     }
 
     /// Most history entries an episode can have (max tree depth + 1).
@@ -89,7 +107,11 @@ impl<'f, W: World> VecEnv<'f, W> {
     pub fn reset(&mut self, trees: &[u32]) {
         assert_eq!(trees.len(), self.eps.len(), "one tree per slot");
         for (i, &t) in trees.iter().enumerate() {
-            self.eps[i] = Episode::start(self.forest, t as usize);
+            let ep = Episode::start(self.forest, t as usize);
+            self.eps[i] = match &self.slot_lambda {
+                Some(l) => ep.with_lambda(l[i]),
+                None => ep,
+            };
             self.hist_len[i] = 0;
         }
         self.trees.copy_from_slice(trees);
@@ -166,9 +188,12 @@ impl<'f, W: World> VecEnv<'f, W> {
     ) -> Result<(), StepError> {
         let n = self.eps.len();
         assert!(actions.len() == n && rewards.len() == n && dones.len() == n);
-        let (forest, lambda, cap, record) = (self.forest, self.lambda, self.hist_cap, self.record);
+        let (forest, cap, record) = (self.forest, self.hist_cap, self.record);
+        let (fixed, per_slot) = (self.lambda, self.slot_lambda.is_some());
         let step_one =
             |(((ep, hist), hlen), ((&a, r), d)): (Slot<'_, W::Node>, SlotIo<'_>)| -> Result<(), StepError> {
+                // The episode carries its own λ when slots have one (set at reset).
+                let lambda = if per_slot { ep.lambda() } else { fixed };
                 if ep.done() {
                     *r = 0.0;
                     *d = true;
@@ -264,6 +289,37 @@ mod tests {
         assert_eq!(env.history(2)[1][3], 1.0);
         assert!((env.history(2)[1][0] - 0.8).abs() < 1e-6);
         assert_eq!(env.outcome(2).strong_tokens, 40);
+    }
+
+    #[test]
+    fn per_slot_lambdas_charge_each_episode_its_own_cost_and_are_shown_to_policies() {
+        let f = small_forest();
+        let mut env = VecEnv::new(&f, 3, 0.5);
+        let lambdas = [0.01f32, 0.001, 0.0];
+        env.set_slot_lambdas(&lambdas);
+        env.reset(&[0, 0, 0]);
+        let (mut rew, mut done) = ([0.0f32; 3], [false; 3]);
+        let plan = [Action::Continue, Action::Regenerate, Action::Continue];
+        let mut returns = [0.0f32; 3];
+        for a in plan {
+            for (i, &l) in lambdas.iter().enumerate() {
+                assert_eq!(env.view(i).unwrap().0.cond.lambda, l);
+                assert_eq!(env.slot_lambda(i), l);
+            }
+            env.step(&[a; 3], &mut rew, &mut done).unwrap();
+            for i in 0..3 {
+                returns[i] += rew[i];
+            }
+        }
+        // Continue, regenerate (40 strong tokens), continue → correct: 1 − λ·40 per slot.
+        for (r, l) in returns.iter().zip(lambdas) {
+            assert!((r - (1.0 - l * 40.0)).abs() < 1e-6, "{r} at λ {l}");
+        }
+        // Without per-slot λ every slot uses the env's λ and shows no condition.
+        let mut plain = VecEnv::new(&f, 1, 0.5);
+        plain.reset(&[0]);
+        assert!(plain.view(0).unwrap().0.cond.lambda.is_nan());
+        assert_eq!(plain.slot_lambda(0), 0.5);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! `weight`/`bias`); exports are written from and rebuilt into that list
 //! ([`AggNet::named_params`], [`AggNet::from_named_params`]).
 
-use trim_env::{AGG_DIM, Action, AggObs, Rng};
+use trim_env::{AGG_DIM, Action, Rng};
 
 use crate::mlp::{Dense, Norm, masked_log_softmax};
 
@@ -19,6 +19,8 @@ pub const N_ACTIONS: usize = 2;
 /// Largest hidden width: the forward pass works in stack buffers of this size (no allocation
 /// per decision). Networks are refused at construction above it.
 pub const MAX_HIDDEN: usize = 1024;
+/// Widest input row: the 5 TRIM-Agg features plus conditioning inputs (λ).
+pub const MAX_INPUT: usize = AGG_DIM + 1;
 /// `architecture.kind` of TRIM-Agg exports.
 pub const KIND: &str = "trim-agg-actor-critic";
 
@@ -61,8 +63,13 @@ impl AggNet {
         self.dense[TRUNK1].d_out()
     }
 
-    /// Raw (unmasked) logits and value of one observation.
-    pub fn forward(&self, obs: &AggObs) -> ([f32; N_ACTIONS], f32) {
+    /// Width of an input row: `AGG_DIM`, or `AGG_DIM + 1` for a λ-conditioned network.
+    pub fn input_dim(&self) -> usize {
+        self.dense[TRUNK1].d_in
+    }
+
+    /// Raw (unmasked) logits and value of one observation (`input_dim()` wide).
+    pub fn forward(&self, obs: &[f32]) -> ([f32; N_ACTIONS], f32) {
         let h = self.hidden();
         let mut a = [0.0f32; MAX_HIDDEN];
         let mut b = [0.0f32; MAX_HIDDEN];
@@ -79,7 +86,8 @@ impl AggNet {
     /// Shared trunk then actor head, in caller-provided scratch (`a`, `b` at least `hidden`
     /// wide). Leaves the trunk output in `b` so [`forward`](Self::forward) can run the critic.
     #[inline(always)]
-    fn trunk_actor(&self, obs: &AggObs, a: &mut [f32], b: &mut [f32]) -> [f32; N_ACTIONS] {
+    fn trunk_actor(&self, obs: &[f32], a: &mut [f32], b: &mut [f32]) -> [f32; N_ACTIONS] {
+        debug_assert_eq!(obs.len(), self.input_dim());
         let h = self.hidden();
         self.dense[TRUNK1].forward(obs, &mut a[..h]);
         self.norm[TRUNK_LN1].forward_tanh(&mut a[..h]);
@@ -96,7 +104,7 @@ impl AggNet {
     /// buffers are sized to the width class of the network, since zeroing two `MAX_HIDDEN`
     /// arrays would cost more than the 64-wide matrix products themselves.
     #[inline]
-    pub fn logits(&self, obs: &AggObs) -> [f32; N_ACTIONS] {
+    pub fn logits(&self, obs: &[f32]) -> [f32; N_ACTIONS] {
         match self.hidden() {
             h if h <= 64 => self.logits_buf::<64>(obs),
             h if h <= 256 => self.logits_buf::<256>(obs),
@@ -105,7 +113,7 @@ impl AggNet {
     }
 
     #[inline(always)]
-    fn logits_buf<const N: usize>(&self, obs: &AggObs) -> [f32; N_ACTIONS] {
+    fn logits_buf<const N: usize>(&self, obs: &[f32]) -> [f32; N_ACTIONS] {
         let mut a = [0.0f32; N];
         let mut b = [0.0f32; N];
         self.trunk_actor(obs, &mut a, &mut b)
@@ -113,7 +121,7 @@ impl AggNet {
 
     /// Masked action log-probabilities `[log p(continue), log p(regenerate)]` and the value;
     /// a masked action gets `log p = −∞`-equivalent and `p = 0`.
-    pub fn log_probs(&self, obs: &AggObs, mask: [bool; 2]) -> ([f32; N_ACTIONS], f32) {
+    pub fn log_probs(&self, obs: &[f32], mask: [bool; 2]) -> ([f32; N_ACTIONS], f32) {
         let (logits, v) = self.forward(obs);
         (masked_log_softmax(logits, mask), v)
     }
@@ -136,10 +144,12 @@ impl AggNet {
     }
 
     /// Rebuild from parameters named and shaped as [`named_params`](Self::named_params) gives
-    /// them, for a network of width `hidden`. `get(name, shape)` returns the row-major values of
-    /// that parameter or an error (missing, wrong shape), passed through; a width outside
-    /// `1..=MAX_HIDDEN` is refused with `too_wide`'s error.
+    /// them, for a network taking `input_dim` inputs with width `hidden`. `get(name, shape)`
+    /// returns the row-major values of that parameter or an error (missing, wrong shape), passed
+    /// through; a width outside `1..=MAX_HIDDEN` or an input width outside
+    /// `AGG_DIM..=MAX_INPUT` is refused with `too_wide`'s error.
     pub fn from_named_params<E>(
+        input_dim: usize,
         hidden: usize,
         too_wide: impl FnOnce(String) -> E,
         mut get: impl FnMut(&str, &[usize]) -> Result<Vec<f32>, E>,
@@ -149,9 +159,14 @@ impl AggNet {
                 "hidden width {hidden} is not in 1..={MAX_HIDDEN}"
             )));
         }
+        if !(AGG_DIM..=MAX_INPUT).contains(&input_dim) {
+            return Err(too_wide(format!(
+                "input width {input_dim} is not in {AGG_DIM}..={MAX_INPUT}"
+            )));
+        }
         // (d_in, d_out) of each dense layer, in DENSE_NAMES order.
         let dims = [
-            (AGG_DIM, hidden),
+            (input_dim, hidden),
             (hidden, hidden),
             (hidden, hidden),
             (hidden, N_ACTIONS),
@@ -214,8 +229,14 @@ pub(crate) mod tests {
 
     /// A deterministic pseudo-random network of width `hidden` (tests only).
     pub fn random_net(hidden: usize, seed: u64) -> AggNet {
+        random_net_in(AGG_DIM, hidden, seed)
+    }
+
+    /// [`random_net`] taking `input_dim` inputs.
+    pub fn random_net_in(input_dim: usize, hidden: usize, seed: u64) -> AggNet {
         let mut rng = Rng::new(seed);
         AggNet::from_named_params(
+            input_dim,
             hidden,
             |e| e,
             |_, shape| -> Result<Vec<f32>, String> {
@@ -242,6 +263,7 @@ pub(crate) mod tests {
         );
         assert_eq!(names.len(), 20);
         let back = AggNet::from_named_params(
+            AGG_DIM,
             16,
             |e| e,
             |name, shape| {
@@ -259,8 +281,18 @@ pub(crate) mod tests {
     #[test]
     fn widths_beyond_the_buffers_are_refused_not_panicking() {
         for h in [0, MAX_HIDDEN + 1, 2048] {
-            let e = AggNet::from_named_params(h, |e| e, |_, s| Ok(vec![0.0; s.iter().product()]));
+            let e = AggNet::from_named_params(
+                AGG_DIM,
+                h,
+                |e| e,
+                |_, s| Ok(vec![0.0; s.iter().product()]),
+            );
             assert!(e.unwrap_err().contains("hidden width"), "{h}");
+        }
+        for d in [0, 4, MAX_INPUT + 1] {
+            let e =
+                AggNet::from_named_params(d, 8, |e| e, |_, s| Ok(vec![0.0; s.iter().product()]));
+            assert!(e.unwrap_err().contains("input width"), "{d}");
         }
     }
 

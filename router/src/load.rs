@@ -21,8 +21,14 @@ pub(crate) struct Verified {
 
 /// Rebuild the TRIM-Agg network from safetensors bytes, checking every name and shape, that
 /// every value is finite, and that no tensor is left over.
-pub fn weights_from_safetensors(bytes: &[u8], hidden: usize) -> Result<AggNet, String> {
-    safetensors::rebuild(bytes, |get| AggNet::from_named_params(hidden, |e| e, get))
+pub fn weights_from_safetensors(
+    bytes: &[u8],
+    input_dim: usize,
+    hidden: usize,
+) -> Result<AggNet, String> {
+    safetensors::rebuild(bytes, |get| {
+        AggNet::from_named_params(input_dim, hidden, |e| e, get)
+    })
 }
 
 /// Read and verify the export in `dir`.
@@ -49,7 +55,8 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Verified, RouterError> {
         ));
     }
     let st = read_checked(dir, &manifest, SAFETENSORS)?;
-    let net = weights_from_safetensors(&st, manifest.architecture.hidden)
+    let arch = &manifest.architecture;
+    let net = weights_from_safetensors(&st, arch.input_dim, arch.hidden)
         .map_err(|e| RouterError::invalid(dir.join(SAFETENSORS), e))?;
     let spec: Vec<_> = net
         .named_params()
@@ -161,6 +168,16 @@ fn check_parity(dir: &Path, net: &AggNet, fixture: &ParityFixture) -> Result<(),
         return Err(RouterError::invalid(
             dir.join(PARITY),
             "obs, logits and probs have different lengths",
+        ));
+    }
+    if let Some(i) = fixture.obs.iter().position(|o| o.len() != net.input_dim()) {
+        return Err(RouterError::invalid(
+            dir.join(PARITY),
+            format!(
+                "obs[{i}] has {} values; the network takes {}",
+                fixture.obs[i].len(),
+                net.input_dim()
+            ),
         ));
     }
     let diff = max_abs_diff(net, fixture);

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use trim_env::features::{STEP_SCALE, TOKEN_SCALE};
+use trim_env::features::{
+    LAMBDA_FEATURE, LAMBDA_LOG10_CENTER, LAMBDA_LOG10_HALF_WIDTH, STEP_SCALE, TOKEN_SCALE,
+};
 use trim_env::{AGG_DIM, AGG_FEATURES};
 
 use crate::agg::{AggNet, KIND, N_ACTIONS};
@@ -106,9 +108,36 @@ pub struct Training {
     pub config: serde_json::Value,
 }
 
-/// The feature list of the TRIM-Agg observation, in network order (what
-/// `trim_env::features::FeatureState::observe` computes).
-pub fn feature_specs() -> Vec<FeatureSpec> {
+/// The feature list of a TRIM-Agg network in network order: the 5 aggregated features (what
+/// `trim_env::features::FeatureState::observe` computes), then, for a λ-conditioned network,
+/// the λ input (`trim_env::features::lambda_feature`).
+pub fn feature_specs(conditioned: bool) -> Vec<FeatureSpec> {
+    let mut v = agg_feature_specs();
+    if conditioned {
+        v.push(FeatureSpec {
+            index: AGG_DIM,
+            name: LAMBDA_FEATURE.into(),
+            computed: "the cost per strong token λ the caller asks the policy to act at (given \
+                       with each decision; must lie in lambda_range)"
+                .into(),
+            normalisation: format!(
+                "(log10(lambda) - ({LAMBDA_LOG10_CENTER})) / {LAMBDA_LOG10_HALF_WIDTH}"
+            ),
+        });
+    }
+    v
+}
+
+/// The names [`feature_specs`] gives, in order.
+pub fn feature_names(conditioned: bool) -> Vec<&'static str> {
+    let mut v = AGG_FEATURES.to_vec();
+    if conditioned {
+        v.push(LAMBDA_FEATURE);
+    }
+    v
+}
+
+fn agg_feature_specs() -> Vec<FeatureSpec> {
     let computed = [
         "min over previous steps i < t of the PRM score of the step that was kept (weak, or strong if regenerated); 1.0 at t = 0",
         "product over previous steps i < t of the PRM score of the step that was kept; 1.0 at t = 0",
@@ -148,8 +177,13 @@ pub struct Manifest {
     pub normalisation: String,
     pub actions: Vec<ActionSpec>,
     pub decision: DecisionSpec,
-    /// Cost weight λ of the reward `accuracy − λ·strong tokens` the policy was trained for.
+    /// Cost weight λ of the reward `accuracy − λ·strong tokens` the policy was trained for
+    /// (for a λ-conditioned policy: the λ its training summary reports at).
     pub lambda: f64,
+    /// `[lo, hi]` of a λ-conditioned policy: it takes λ as its last input and acts at the λ
+    /// each decision names, which must lie in this range. Absent: no λ input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_range: Option<[f64; 2]>,
     pub training: Training,
     /// The run's `summary.json` (validation/test evaluation), or null if it had none.
     pub evaluation: serde_json::Value,
@@ -194,12 +228,20 @@ impl Manifest {
     /// computes, the architecture kind and sizes, a decision threshold in `[0, 1]`, a finite
     /// λ ≥ 0, and only known files. Returns the reason of the first failure.
     pub fn check(&self) -> Result<(), String> {
+        let conditioned = self.lambda_range.is_some();
         let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
-        if names != AGG_FEATURES || self.token_scale != TOKEN_SCALE || self.step_scale != STEP_SCALE
+        let want = feature_names(conditioned);
+        if names != want || self.token_scale != TOKEN_SCALE || self.step_scale != STEP_SCALE {
+            return Err(format!(
+                "features {names:?} (scales {}/{}) do not match this build's {want:?} ({TOKEN_SCALE}/{STEP_SCALE})",
+                self.token_scale, self.step_scale
+            ));
+        }
+        if let Some([lo, hi]) = self.lambda_range
+            && !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi)
         {
             return Err(format!(
-                "features {names:?} (scales {}/{}) do not match this build's {AGG_FEATURES:?} ({TOKEN_SCALE}/{STEP_SCALE})",
-                self.token_scale, self.step_scale
+                "lambda_range [{lo}, {hi}] is not a range 0 < lo < hi"
             ));
         }
         let a = &self.architecture;
@@ -209,10 +251,12 @@ impl Manifest {
                 a.kind
             ));
         }
-        if a.input_dim != AGG_DIM || a.n_actions != N_ACTIONS {
+        if a.input_dim != want.len() || a.n_actions != N_ACTIONS {
             return Err(format!(
-                "architecture takes {} inputs and has {} actions, expected {AGG_DIM} and {N_ACTIONS}",
-                a.input_dim, a.n_actions
+                "architecture takes {} inputs and has {} actions, expected {} and {N_ACTIONS}",
+                a.input_dim,
+                a.n_actions,
+                want.len()
             ));
         }
         let t = self.decision.default_threshold;
@@ -235,7 +279,7 @@ impl Manifest {
 pub fn architecture(w: &AggNet) -> Architecture {
     Architecture {
         kind: KIND.into(),
-        input_dim: AGG_DIM,
+        input_dim: w.input_dim(),
         hidden: w.hidden(),
         n_actions: N_ACTIONS,
         activation: "tanh".into(),

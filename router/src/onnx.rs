@@ -121,8 +121,16 @@ struct Graph {
 /// exporter uses; anything else (or any shape that does not fit) is an error.
 ///
 /// # Shapes
-/// `obs: [n][5]` → every graph output by name, each `[n, k]`
-pub fn evaluate(model: &[u8], obs: &[[f32; AGG_DIM]]) -> Result<BTreeMap<String, Value>, String> {
+/// `obs: [n][d]` (d = 5, or 6 with the λ input; every row the same width) → every graph output
+/// by name, each `[n, k]`
+pub fn evaluate<R: AsRef<[f32]>>(
+    model: &[u8],
+    obs: &[R],
+) -> Result<BTreeMap<String, Value>, String> {
+    let d = obs.first().map_or(AGG_DIM, |r| r.as_ref().len());
+    if obs.iter().any(|r| r.as_ref().len() != d) {
+        return Err("observation rows of different widths".into());
+    }
     let Graph {
         mut env,
         input,
@@ -130,8 +138,10 @@ pub fn evaluate(model: &[u8], obs: &[[f32; AGG_DIM]]) -> Result<BTreeMap<String,
         nodes,
     } = parse_model(model)?;
     let x = (
-        vec![obs.len(), AGG_DIM],
-        obs.iter().flatten().copied().collect(),
+        vec![obs.len(), d],
+        obs.iter()
+            .flat_map(|r| r.as_ref().iter().copied())
+            .collect(),
     );
     env.insert(input, x);
     for node in &nodes {

@@ -17,17 +17,33 @@ pub const TOLERANCE: f32 = 1e-5;
 pub struct ParityFixture {
     /// Tolerance consumers should check against.
     pub tolerance: f32,
-    /// `[n][5]` observations.
-    pub obs: Vec<[f32; AGG_DIM]>,
+    /// `[n][d]` observations (d = the network's input width: 5, or 6 with the λ input).
+    pub obs: Vec<Vec<f32>>,
     /// `[n][2]` logits of the burn model.
     pub logits: Vec<[f32; N_ACTIONS]>,
     /// `[n][2]` softmax of the logits.
     pub probs: Vec<[f32; N_ACTIONS]>,
 }
 
-/// Fixed parity observations: the corners of the feature box, typical mid-episode states and
-/// a deterministic pseudo-random spread (including out-of-range token and step values).
-pub fn parity_observations() -> Vec<[f32; AGG_DIM]> {
+/// Fixed parity observations for a network of `input_dim` inputs: the TRIM-Agg rows of
+/// [`agg_parity_observations`], each followed for a λ-conditioned network by a λ input that
+/// sweeps a little beyond the trained [−1, 1] (deterministic).
+pub fn parity_observations(input_dim: usize) -> Vec<Vec<f32>> {
+    let base = agg_parity_observations();
+    let n = base.len();
+    (base.into_iter().enumerate())
+        .map(|(i, o)| {
+            let mut row = o.to_vec();
+            row.extend((AGG_DIM..input_dim).map(|_| -1.2 + 2.4 * i as f32 / (n - 1) as f32));
+            row
+        })
+        .collect()
+}
+
+/// Fixed TRIM-Agg parity observations: the corners of the feature box, typical mid-episode
+/// states and a deterministic pseudo-random spread (including out-of-range token and step
+/// values).
+pub fn agg_parity_observations() -> Vec<[f32; AGG_DIM]> {
     let mut obs = vec![
         [1.0, 1.0, 0.9, 0.2, 0.0],
         [1.0, 1.0, 0.1, 0.5, 0.0],

@@ -75,6 +75,9 @@ impl PomdpRouter {
 
     /// Decide on the current weak step from the raw per-step inputs.
     pub fn decide_step(&self, step: &StepObservation) -> Result<PomdpDecision, String> {
+        if let Some(l) = step.lambda {
+            return Err(crate::router::no_lambda_input(l, Some(self.lambda())));
+        }
         // The same input checks as TRIM-Agg serving.
         EpisodeFeatures::from_history(&step.prev_prm)?.observe(step.prm, step.tokens)?;
         let mut features = FeatureState::new();
@@ -88,6 +91,7 @@ impl PomdpRouter {
                 prm: step.prm,
             },
             history: &[],
+            cond: trim_env::Conditions::NONE,
         };
         let policy = PomdpPolicy {
             model: &self.model,

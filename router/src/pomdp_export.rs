@@ -96,6 +96,7 @@ pub fn parity_steps(n: usize, seed: u64) -> Vec<StepObservation> {
                 tokens: 1 + rng.below(300) as u32,
                 prev_tokens: vec![],
                 prev_regenerated: vec![],
+                lambda: None,
             }
         })
         .collect()

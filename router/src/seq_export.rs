@@ -105,6 +105,7 @@ pub fn parity_steps() -> Vec<StepObservation> {
                 tokens: 1 + rng.below(500) as u32,
                 prev_tokens: vec![],
                 prev_regenerated: vec![],
+                lambda: None,
             };
             for _ in 0..t {
                 s.prev_prm.push(rng.f32());

@@ -61,6 +61,9 @@ impl SeqRouter {
     /// was regenerated (`prev_prm`, `prev_tokens`, `prev_regenerated`, equal lengths), and the
     /// current weak candidate.
     pub fn decide_step(&self, step: &StepObservation) -> Result<Decision, String> {
+        if let Some(l) = step.lambda {
+            return Err(crate::router::no_lambda_input(l, None));
+        }
         let mut row = [0.0f32; SEQ_OBS_DIM];
         step_row(step, &mut row)?;
         let (logits, _) = self.net.forward(&row);

@@ -28,6 +28,8 @@ pub enum Session<'r> {
     Agg {
         router: &'r Router,
         features: EpisodeFeatures,
+        /// The λ a conditioned policy acts at for the whole episode.
+        lambda: Option<f64>,
     },
     Seq {
         router: &'r SeqRouter,
@@ -37,11 +39,21 @@ pub enum Session<'r> {
 }
 
 impl Router {
-    /// A new episode.
+    /// A new episode (of a policy without a λ input; a conditioned one refuses to decide).
     pub fn session(&self) -> Session<'_> {
         Session::Agg {
             router: self,
             features: EpisodeFeatures::new(),
+            lambda: None,
+        }
+    }
+
+    /// A new episode acting at `lambda` (a λ-conditioned policy; others refuse to decide).
+    pub fn session_at(&self, lambda: f64) -> Session<'_> {
+        Session::Agg {
+            router: self,
+            features: EpisodeFeatures::new(),
+            lambda: Some(lambda),
         }
     }
 }
@@ -61,7 +73,11 @@ impl Session<'_> {
     /// Decide on the weak model's current step (its PRM score and token count).
     pub fn decide(&self, prm: f32, tokens: u32) -> Result<Decision, String> {
         match self {
-            Session::Agg { router, features } => Ok(router.decide(&features.observe(prm, tokens)?)),
+            Session::Agg {
+                router,
+                features,
+                lambda,
+            } => router.decide_at(&features.observe(prm, tokens)?, *lambda),
             Session::Seq {
                 router,
                 cache,
@@ -158,6 +174,7 @@ pub(crate) mod tests {
                 tokens: 0,
                 prev_tokens: vec![],
                 prev_regenerated: vec![],
+                lambda: None,
             };
             let mut hist = vec![];
             for t in 0..45 {
@@ -225,6 +242,7 @@ pub(crate) mod tests {
             tokens: 3,
             prev_tokens: vec![],
             prev_regenerated: vec![],
+            lambda: None,
         };
         assert!(
             router
@@ -249,6 +267,7 @@ pub(crate) mod tests {
                 tokens,
                 prev_tokens: vec![],
                 prev_regenerated: vec![],
+                lambda: None,
             };
             assert_eq!(
                 s.decide(prm, tokens).unwrap(),

@@ -17,7 +17,7 @@ data/synth/math500-qwen2.5.toml by hand, with this script's output summarised in
 Only the real curve and the MATH-train statistics the generator already uses are fitted on.
 
 Usage: python3 scripts/calibration/fit_math500.py [--trim PATH] [--problems 2000] [--seeds 2]
-       [--starts 40] [--rounds 6] [--tries 60] [--seed 1] [--init key=value,…]
+       [--starts 40] [--rounds 6] [--tries 60] [--seed 1] [--step 0.15] [--init key=value,…]
 """
 import argparse
 import json
@@ -84,6 +84,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--tries", type=int, default=60)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--step", type=float, default=0.15,
+                    help="first local-search step, a fraction of each box width")
     ap.add_argument("--init", default="", help="start point, `key=value,…` (others: box middle)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
@@ -103,7 +105,7 @@ def main():
             print(f"start {s:.3f} {fmt(p)} {fmt(parts_)}", flush=True)
     # Local search: perturb a random subset of coordinates by a Gaussian step (a fraction of
     # each box width), keep improvements, shrink the step when a round finds none.
-    step = 0.15
+    step = a.step
     for r in range(a.rounds):
         found = False
         for _ in range(a.tries):

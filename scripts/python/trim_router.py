@@ -8,6 +8,10 @@ the step ("continue") or regenerate it with the strong model ("regenerate").
     ep = Episode()
     d = router.decide(ep.observe(prm=0.42, tokens=120))
     ep.push(0.91 if d.regenerate else 0.42)        # PRM of the step that was kept
+
+A λ-conditioned export (its policy.json has `lambda_range`) acts at the λ each decision names:
+`router.decide(obs, lam=4e-4)`; it refuses a decision without λ, and every other export refuses
+one with λ (as `trim route` does).
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from safetensors.numpy import load_file
 
 FORMAT = "trim-policy"
 FORMAT_VERSION = 1
+# The λ input of conditioned policies: (log10 λ − CENTER) / HALF_WIDTH, in float32
+# (trim_env::features::lambda_feature).
+LAMBDA_LOG10_CENTER = np.float32(-3.5)
+LAMBDA_LOG10_HALF_WIDTH = np.float32(1.5)
 
 
 class ExportError(ValueError):
@@ -104,6 +112,7 @@ class Router:
         # or hand-edited manifest (or a bad argument), never something to route with.
         if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
             raise ValueError(f"{d}: decision threshold {self.threshold!r} is not in [0, 1]")
+        self.lambda_range = self.manifest.get("lambda_range")
         self.token_scale = self.manifest["token_scale"]
         self.step_scale = self.manifest["step_scale"]
         self.backend = backend
@@ -147,9 +156,30 @@ class Router:
         z = self.logits(obs).astype(np.float64)
         return 1.0 / (1.0 + np.exp(z[..., 0] - z[..., 1]))
 
-    def decide(self, obs: np.ndarray) -> Decision:
-        """One decision; regenerate iff p(regenerate) > threshold."""
-        lg = self.logits(obs)
+    def row(self, obs: np.ndarray, lam: float | None = None) -> np.ndarray:
+        """The network input for the features `obs` ([5]): with the λ input appended for a
+        λ-conditioned export (λ required, inside lambda_range); λ refused by any other."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if self.lambda_range is None:
+            if lam is not None:
+                raise ValueError(
+                    f"lambda {lam} given, but this policy has no λ input "
+                    f"(it was trained for λ = {self.manifest['lambda']}); drop the field")
+            return obs
+        lo, hi = self.lambda_range
+        if lam is None:
+            raise ValueError("this policy is λ-conditioned: each decision needs `lambda`, the "
+                             f"cost per strong token to act at, in [{lo}, {hi}]")
+        if not (lo * (1 - 1e-9) <= lam <= hi * (1 + 1e-9)):
+            raise ValueError(f"lambda {lam} is outside the range this policy was trained on "
+                             f"[{lo}, {hi}]")
+        x = (np.log10(np.float32(lam)) - LAMBDA_LOG10_CENTER) / LAMBDA_LOG10_HALF_WIDTH
+        return np.append(obs, np.float32(x)).astype(np.float32)
+
+    def decide(self, obs: np.ndarray, lam: float | None = None) -> Decision:
+        """One decision; regenerate iff p(regenerate) > threshold. `lam`: the λ to act at, for a
+        λ-conditioned export only."""
+        lg = self.logits(self.row(obs, lam))
         p = float(1.0 / (1.0 + np.exp(float(lg[0]) - float(lg[1]))))
         return Decision(p > self.threshold, p, lg)
 
@@ -170,7 +200,11 @@ if __name__ == "__main__":
         ep = r.episode()
         for k in s.get("prev_prm", []):
             ep.push(k)
-        d = r.decide(ep.observe(s["prm"], s["tokens"]))
+        try:
+            d = r.decide(ep.observe(s["prm"], s["tokens"]), s.get("lambda"))
+        except ValueError as e:
+            print(json.dumps({"id": s.get("id"), "error": str(e)}), flush=True)
+            continue
         out = {"action": "regenerate" if d.regenerate else "continue",
                "p_regenerate": d.p_regenerate, "logits": [float(v) for v in d.logits]}
         if "id" in s:

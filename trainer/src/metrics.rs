@@ -33,8 +33,9 @@ pub struct RolloutScores {
 }
 
 impl RolloutScores {
-    /// The scores of the episodes in `buf` at cost `lambda` per strong token.
-    pub fn of(buf: &RolloutBuffer, lambda: f64) -> Self {
+    /// The scores of the episodes in `buf`; the reward charges each episode the λ it was
+    /// rewarded with (one λ for all unless the run is λ-conditioned).
+    pub fn of(buf: &RolloutBuffer) -> Self {
         let n = buf.outcomes.len().max(1) as f64;
         let sum = |f: &dyn Fn(&trim_env::EpisodeOutcome) -> f64| -> f64 {
             buf.outcomes.iter().map(f).sum()
@@ -43,8 +44,11 @@ impl RolloutScores {
         let strong = sum(&|o| o.strong_tokens as f64);
         let all =
             strong + sum(&|o| o.weak_tokens_kept as f64) + sum(&|o| o.weak_tokens_discarded as f64);
+        let charged: f64 = (buf.outcomes.iter().zip(&buf.lambdas))
+            .map(|(o, &l)| f64::from(l) * o.strong_tokens as f64)
+            .sum();
         RolloutScores {
-            reward: accuracy - lambda * strong / n,
+            reward: accuracy - charged / n,
             accuracy,
             strong_tokens: strong / n,
             strong_token_frac: if all > 0.0 { strong / all } else { 0.0 },

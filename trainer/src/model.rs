@@ -151,15 +151,20 @@ pub(crate) fn linear(
 }
 
 impl ActorCritic {
-    /// A freshly initialised network of width `hidden`, weights drawn from `rng`.
+    /// A freshly initialised TRIM-Agg network of width `hidden`, weights drawn from `rng`.
     pub fn new(hidden: usize, rng: &mut Rng, device: &Device) -> Self {
+        Self::with_input(AGG_DIM, hidden, rng, device)
+    }
+
+    /// [`new`](Self::new) taking `input_dim` inputs (`AGG_DIM + 1` with the λ input).
+    pub fn with_input(input_dim: usize, hidden: usize, rng: &mut Rng, device: &Device) -> Self {
         let ln = || {
             LayerNormConfig::new(hidden)
                 .with_epsilon(LN_EPS)
                 .init(device)
         };
         ActorCritic {
-            trunk1: linear(AGG_DIM, hidden, GAIN_TRUNK, rng, device),
+            trunk1: linear(input_dim, hidden, GAIN_TRUNK, rng, device),
             trunk_ln1: ln(),
             trunk2: linear(hidden, hidden, GAIN_TRUNK, rng, device),
             trunk_ln2: ln(),
@@ -175,7 +180,7 @@ impl ActorCritic {
     /// Raw logits and state values.
     ///
     /// # Shapes
-    /// `obs: [n, 5]` → `(logits: [n, 2], value: [n])`
+    /// `obs: [n, input_dim]` (5, or 6 with the λ input) → `(logits: [n, 2], value: [n])`
     pub fn forward(&self, obs: Tensor<2>, drop: Option<&DropoutMasks>) -> (Tensor<2>, Tensor<1>) {
         let maybe = |x: Tensor<2>, m: Option<&Tensor<2>>| match m {
             Some(m) => x * m.clone(),
@@ -199,6 +204,11 @@ impl ActorCritic {
         self.trunk1.weight.val().dims()[1]
     }
 
+    /// Width of an input row.
+    pub fn input_dim(&self) -> usize {
+        self.trunk1.weight.val().dims()[0]
+    }
+
     /// Copy the weights into the plain-Rust acting network.
     ///
     /// Widths are validated before a network is built (`TrainConfig::validate` and checkpoint
@@ -220,7 +230,12 @@ impl ActorCritic {
         for (name, l) in self.norms() {
             params.norm(name, l);
         }
-        PolicyWeights::from_named_params(self.hidden(), |e| e, |name, _| params.take(name))
+        PolicyWeights::from_named_params(
+            self.input_dim(),
+            self.hidden(),
+            |e| e,
+            |name, _| params.take(name),
+        )
     }
 
     /// The dense layers named as the plain-Rust network names them.

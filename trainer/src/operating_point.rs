@@ -127,6 +127,7 @@ fn observation(view: &StepView<'_>) -> StepObservation {
         tokens: view.weak.tokens,
         prev_tokens: view.history.iter().map(kept_tokens).collect(),
         prev_regenerated: view.history.iter().map(|h| h[3] > 0.5).collect(),
+        lambda: None,
     }
 }
 

@@ -57,6 +57,21 @@ impl From<Summary> for Scores {
     }
 }
 
+impl Scores {
+    /// The field-wise mean of `all` (zeros for none).
+    pub fn mean(all: &[Scores]) -> Scores {
+        let n = all.len().max(1) as f64;
+        let sum = |f: fn(&Scores) -> f64| all.iter().map(f).sum::<f64>() / n;
+        Scores {
+            reward: sum(|s| s.reward),
+            accuracy: sum(|s| s.accuracy),
+            strong_tokens: sum(|s| s.strong_tokens),
+            strong_calls: sum(|s| s.strong_calls),
+            cost_fraction: sum(|s| s.cost_fraction),
+        }
+    }
+}
+
 /// A TRIM-Thr policy and its scores.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdScores {
@@ -81,6 +96,18 @@ pub struct SplitReport {
     pub best_policy: Option<Scores>,
     /// The policy after the last update done (greedy).
     pub final_policy: Option<Scores>,
+    /// A λ-conditioned run: the `best/` policy acting at each λ of the run's validation grid,
+    /// each scored with the reward at that λ (empty for other runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lambda_curve: Vec<LambdaScores>,
+}
+
+/// A λ-conditioned policy acting at `lambda`, and its scores (reward at that λ).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LambdaScores {
+    pub lambda: f64,
+    #[serde(flatten)]
+    pub scores: Scores,
 }
 
 /// Wall-clock accounting of this process (a resumed run counts only its own part).

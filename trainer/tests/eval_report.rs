@@ -47,7 +47,7 @@ fn probability_threshold_policy_spans_weak_greedy_and_strong() {
     // Threshold 0.5 is the greedy argmax.
     assert_eq!(
         at(0.5),
-        evaluate(&l.forest, &problems, &GreedyOf::<Agg>(&w), opts).unwrap()
+        evaluate(&l.forest, &problems, &GreedyOf::<Agg>::new(&w), opts).unwrap()
     );
 }
 

@@ -93,10 +93,10 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
     let device = trim::backend::Backend::Flex.device().unwrap();
     let (model, state) =
         trim::checkpoint::load_model(&work.join("checkpoints/r/best"), &device).unwrap();
-    let mut obs = export::parity_observations();
+    let mut obs = export::parity_observations(trim_env::AGG_DIM);
     let mut rng = trim_env::Rng::new(99);
     for _ in 0..200 {
-        obs.push(std::array::from_fn(|_| rng.f32()));
+        obs.push((0..trim_env::AGG_DIM).map(|_| rng.f32()).collect());
     }
     let want = export::burn_logits(&model, &obs, &device).unwrap();
     let mut max = 0.0f32;
@@ -126,8 +126,11 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
     assert_eq!(m.architecture.params[0].shape, vec![64, 5]);
 
     // Batched = single; feature builder = manual features.
-    let batch = router.decide_batch(&obs);
-    for (o, d) in obs.iter().zip(&batch) {
+    let rows: Vec<trim_env::AggObs> = (obs.iter())
+        .map(|o| o.as_slice().try_into().unwrap())
+        .collect();
+    let batch = router.decide_batch(&rows);
+    for (o, d) in rows.iter().zip(&batch) {
         assert_eq!(*d, router.decide(o));
     }
     let step = StepObservation {
@@ -137,6 +140,7 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
         tokens: 90,
         prev_tokens: vec![],
         prev_regenerated: vec![],
+        lambda: None,
     };
     let manual = router.decide(&[0.4, 0.36, 0.6, 0.3, 2.0 / 30.0]);
     let built = router.decide_step(&step).unwrap();

@@ -128,6 +128,8 @@ fn measure<W: World>(f: &W, a: &BenchArgs, policy: &RefPolicy, what: &str) -> an
         n_trees(f),
     );
     let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    // Warm-up: the first passes after loading pay for first touches and cold caches.
+    single.install(|| fused_loop(f, policy, budget / 4, false));
     let (s1, t1) = single.install(|| fused_loop(f, policy, budget, false));
     println!(
         "fused episode loop, 1 core     {:>8.2} M steps/s",

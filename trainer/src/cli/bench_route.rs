@@ -80,6 +80,7 @@ fn history_step() -> StepObservation {
         tokens: 90,
         prev_tokens: (0..HISTORY).map(|_| 1 + rng.below(300) as u32).collect(),
         prev_regenerated: (0..HISTORY).map(|_| rng.f32() < 0.3).collect(),
+        lambda: None,
     }
 }
 

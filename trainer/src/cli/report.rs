@@ -126,8 +126,7 @@ fn run_checkpoint(run: &Path, family: Option<&str>) -> anyhow::Result<Checkpoint
         Some(f) => f.to_string(),
         None if trim::pomdp_run::is_pomdp_run(run) => String::new(),
         None => trim::run_dir::recorded_config(run)?
-            .policy
-            .display_name()
+            .family_display_name()
             .to_string(),
     };
     let label = run
@@ -165,14 +164,9 @@ pub fn report(
         data.display(),
         l.splits()
     );
-    let s = run_suite_on(
-        &l,
-        data,
-        split,
-        &problems,
-        checkpoints,
-        &suite.options(train_data),
-    )?;
+    let mut options = suite.options(train_data);
+    options.conditioned_lambdas = per_lambda_lambdas(checkpoints);
+    let s = run_suite_on(&l, data, split, &problems, checkpoints, &options)?;
     let (w, m) = write_report(out, &s)?;
     println!("{}", trim::eval::report::summary_markdown(&s, &m));
     println!(
@@ -190,11 +184,26 @@ pub fn report(
 
 /// The report name of the family a checkpoint directory records.
 fn checkpoint_family(dir: &Path) -> anyhow::Result<String> {
-    let recorded = trim::checkpoint::load_state(dir)?.family;
-    let kind: trim::config::PolicyKind = recorded
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let state = trim::checkpoint::load_state(dir)?;
+    if state.family == <trim::family::agg_lambda::AggLambda as trim::family::Family>::NAME {
+        return Ok(state.config.family_display_name().into());
+    }
+    let kind: trim::config::PolicyKind =
+        (state.family.parse()).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     Ok(kind.display_name().into())
+}
+
+/// The λ of every per-λ (not conditioned) checkpoint in `cks`, sorted and deduplicated: where a
+/// λ-conditioned checkpoint in the same report is evaluated.
+fn per_lambda_lambdas(cks: &[CheckpointSpec]) -> Vec<f64> {
+    let mut v: Vec<f64> = (cks.iter())
+        .filter_map(|c| trim::checkpoint::load_state(&c.dir).ok())
+        .filter(|s| s.config.lambda_range.bounds().is_none())
+        .map(|s| s.config.lambda)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
 }
 
 /// The training data recorded by the first trained run among `cks` (what `trim sweep` fits the

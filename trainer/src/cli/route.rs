@@ -38,6 +38,10 @@ pub struct RouteArgs {
     /// Most episodes open at once in --sessions mode.
     #[arg(long, default_value_t = 100_000)]
     pub max_sessions: usize,
+    /// The cost per strong token to act at, for a λ-conditioned export: used by lines without
+    /// their own `lambda` (and by every session). Refused for exports without a λ input.
+    #[arg(long)]
+    pub lambda: Option<f64>,
 }
 
 /// Load any export (`trim_router::Policy`); `--threshold` applies to TRIM-Agg only.
@@ -69,6 +73,31 @@ enum Decider {
 }
 
 impl Decider {
+    /// Check `--lambda` against the policy: only a λ-conditioned export takes one.
+    fn check_lambda(&self, lambda: Option<f64>) -> Result<()> {
+        let conditioned = matches!(self, Decider::Agg(r) if r.lambda_range().is_some());
+        match (lambda, conditioned) {
+            (Some(l), false) => anyhow::bail!(
+                "--lambda {l:e}: this export has no λ input (it is not λ-conditioned); drop it"
+            ),
+            (Some(l), true) => {
+                let step = StepObservation {
+                    id: None,
+                    prev_prm: vec![],
+                    prm: 0.5,
+                    tokens: 1,
+                    prev_tokens: vec![],
+                    prev_regenerated: vec![],
+                    lambda: Some(l),
+                };
+                self.decide(&step)
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("--lambda: {e}"))
+            }
+            (None, _) => Ok(()),
+        }
+    }
+
     /// The answer object for one valid step, or the reason it cannot be decided.
     fn decide(&self, step: &StepObservation) -> std::result::Result<serde_json::Value, String> {
         let action = |r: bool| if r { "regenerate" } else { "continue" };
@@ -106,6 +135,7 @@ pub fn run(a: RouteArgs) -> Result<()> {
         }
         (None, None) => anyhow::bail!("name a policy: --export DIR or --pomdp FILE"),
     };
+    router.check_lambda(a.lambda)?;
     let input: Box<dyn BufRead> = match &a.input {
         Some(p) => Box::new(std::io::BufReader::new(
             std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
@@ -114,7 +144,8 @@ pub fn run(a: RouteArgs) -> Result<()> {
     };
     let name = (a.input.as_ref()).map_or("stdin".to_string(), |p| p.display().to_string());
     if a.sessions {
-        let mut sessions = super::route_sessions::Sessions::new(a.max_sessions, maker(&router)?);
+        let make = maker(&router, a.lambda)?;
+        let mut sessions = super::route_sessions::Sessions::new(a.max_sessions, make);
         serve_lines(input, &name, a.strict, &mut |line| sessions.answer(line))?;
         if sessions.len() > 0 {
             eprintln!(
@@ -124,13 +155,22 @@ pub fn run(a: RouteArgs) -> Result<()> {
         }
         return Ok(());
     }
-    serve_lines(input, &name, a.strict, &mut |line| answer(&router, line))
+    serve_lines(input, &name, a.strict, &mut |line| {
+        answer(&router, a.lambda, line)
+    })
 }
 
-/// New episodes of a network export (TRIM-POMDP needs no per-episode state).
-fn maker<'r>(router: &'r Decider) -> Result<Box<dyn Fn() -> trim_router::Session<'r> + 'r>> {
+/// New episodes of a network export (TRIM-POMDP needs no per-episode state); a λ-conditioned
+/// TRIM-Agg episode acts at `lambda`.
+fn maker<'r>(
+    router: &'r Decider,
+    lambda: Option<f64>,
+) -> Result<Box<dyn Fn() -> trim_router::Session<'r> + 'r>> {
     Ok(match router {
-        Decider::Agg(r) => Box::new(|| r.session()),
+        Decider::Agg(r) => match lambda {
+            Some(l) => Box::new(move || r.session_at(l)),
+            None => Box::new(|| r.session()),
+        },
         Decider::Seq(r) => Box::new(|| r.session()),
         Decider::Pomdp(_) => anyhow::bail!(
             "--sessions serves TRIM-Agg and TRIM-Seq exports; a TRIM-POMDP decision needs only \
@@ -173,12 +213,13 @@ fn serve_lines(
 /// The answer to one input line: a decision object, an error with the request id when one could
 /// be read, or `None` for a blank line. Lines are bytes: invalid UTF-8 is an error answer, not
 /// the end of the stream.
-fn answer(router: &Decider, line: &[u8]) -> super::route_sessions::Answer {
-    let step: StepObservation =
+fn answer(router: &Decider, lambda: Option<f64>, line: &[u8]) -> super::route_sessions::Answer {
+    let mut step: StepObservation =
         match super::route_sessions::parse_line(line, "id", "a step observation")? {
             Ok(s) => s,
             Err(e) => return Some(Err(e)),
         };
+    step.lambda = step.lambda.or(lambda);
     let id = step.id.clone().unwrap_or(serde_json::Value::Null);
     Some(match router.decide(&step) {
         Ok(mut o) => {

@@ -21,9 +21,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 use crate::model::MAX_HIDDEN;
 
+mod lambda_range;
 mod policy_kind;
 mod test_data;
 mod test_split;
+pub use lambda_range::{LambdaRange, VALIDATION_GRID};
 pub use policy_kind::PolicyKind;
 pub use test_data::TestData;
 pub use test_split::TestSplit;
@@ -34,6 +36,9 @@ pub const DEFAULT_DATA: &str = "synth:math-train?problems=7500&test_fraction=0";
 /// Default test data: a MATH-500-like world (the profile fitted on the release's real TRIM-Thr
 /// curve), 2000 problems — four MATH-500s, for confidence intervals half as wide.
 pub const DEFAULT_TEST_DATA: &str = "synth:math500?problems=2000&test_fraction=1";
+
+/// Report name of λ-conditioned TRIM-Agg.
+pub const CONDITIONED_NAME: &str = "TRIM-Agg (λ-conditioned)";
 
 /// Largest λ accepted. At λ = 1 one strong token already costs as much as a correct answer,
 /// so every larger λ trains the same always-weak policy; far larger values overflow the f32
@@ -116,6 +121,11 @@ train_config! {
     /// Cost per strong token λ: reward = 1{correct} − λ·(strong tokens); in [0, 1].
     /// [default: 8e-4]
     lambda: f64 = 8e-4;
+    /// λ-conditioned TRIM-Agg: `LO:HI` (for example `1e-5:1e-2`) makes log λ a policy input,
+    /// each episode draws λ log-uniformly from the range and its reward uses it, and validation
+    /// averages the greedy reward over 8 log-spaced λ of the range; `lambda` must lie inside
+    /// (the run's summary reports at it). `off`: one policy for `lambda`. [default: off]
+    lambda_range: LambdaRange = LambdaRange::Off;
     /// Seed of everything random: validation hold-out, problem order, tree and action sampling,
     /// initial weights. [default: 10]
     seed: u64 = 10;
@@ -230,7 +240,42 @@ impl TrainConfig {
         if self.train_split.trim().is_empty() {
             return bad("train_split", "must name a split".into());
         }
+        self.validate_lambda_range()
+    }
+
+    /// A conditioned range is for TRIM-Agg and must contain the run's `lambda`.
+    fn validate_lambda_range(&self) -> Result<()> {
+        let Some((lo, hi)) = self.lambda_range.bounds() else {
+            return Ok(());
+        };
+        if self.policy != PolicyKind::Agg {
+            return bad(
+                "lambda_range",
+                format!(
+                    "{} with policy = {}: λ-conditioning is built for TRIM-Agg only",
+                    self.lambda_range, self.policy
+                ),
+            );
+        }
+        if !self.lambda_range.contains(self.lambda) {
+            return bad(
+                "lambda",
+                format!(
+                    "{:e} is outside lambda_range {lo:e}:{hi:e}; a conditioned run reports its                      summary at `lambda`, so set one inside the range",
+                    self.lambda
+                ),
+            );
+        }
         Ok(())
+    }
+
+    /// The report name of the family this configuration trains (TRIM-Agg, TRIM-Seq, or
+    /// [`CONDITIONED_NAME`] when `lambda_range` is set).
+    pub fn family_display_name(&self) -> &'static str {
+        match self.lambda_range.bounds() {
+            Some(_) => CONDITIONED_NAME,
+            None => self.policy.display_name(),
+        }
     }
 
     /// The TRIM-Seq network's sizes.

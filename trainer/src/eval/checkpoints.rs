@@ -8,7 +8,9 @@ use super::push_to;
 use super::{CheckpointSpec, Family, Kind, OperatingPoint, Scorer, SuiteOptions, family, names};
 use crate::backend::Backend;
 use crate::checkpoint;
-use crate::family::{self, ActingNet, GreedyOf, MAX_OBS_DIM, agg::Agg, seq::Seq};
+use crate::family::{
+    self, ActingNet, GreedyOf, MAX_OBS_DIM, agg::Agg, agg_lambda::AggLambda, seq::Seq,
+};
 
 /// A trained policy that regenerates when its probability of `regenerate` exceeds `threshold`.
 ///
@@ -56,6 +58,10 @@ pub(super) fn checkpoint_families<W: World>(
             points::<Agg, W>(forest, problems, sc, c, o, out)?;
         } else if recorded == <Seq as family::Family>::NAME {
             points::<Seq, W>(forest, problems, sc, c, o, out)?;
+        } else if recorded == <AggLambda as family::Family>::NAME {
+            for p in super::conditioned::points(forest, problems, sc, c, o)? {
+                push_to(out.0, &c.family, p);
+            }
         } else {
             anyhow::bail!(
                 "{}: policy family `{recorded}` cannot be evaluated by this build",
@@ -85,7 +91,7 @@ fn points<F: family::Family, W: World>(
     let device = Backend::Flex.device()?;
     let (model, _) = checkpoint::load_model_as::<F>(&c.dir, &device)?;
     let w = F::acting(&model).map_err(anyhow::Error::msg)?;
-    let out = evaluate(forest, problems, &GreedyOf::<F>(&w), det)?;
+    let out = evaluate(forest, problems, &GreedyOf::<F>::new(&w), det)?;
     push_to(
         greedy,
         &c.family,

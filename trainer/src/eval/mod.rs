@@ -11,6 +11,7 @@
 //! and the reported reward uses one λ for every point, so rows are comparable across families.
 
 mod checkpoints;
+pub mod conditioned;
 pub mod plot;
 pub use checkpoints::RegenAbove;
 mod pomdp;
@@ -101,6 +102,9 @@ pub struct SuiteOptions {
     pub oracle_lambdas: Vec<f64>,
     /// Regenerate-probability thresholds swept for every checkpoint (besides greedy).
     pub checkpoint_thresholds: Vec<f32>,
+    /// λ values a λ-conditioned checkpoint acts at (those inside its range; none inside: its
+    /// validation grid).
+    pub conditioned_lambdas: Vec<f64>,
     /// Episodes per tree for the random policy.
     pub repeats: u32,
     pub seed: u64,
@@ -126,6 +130,7 @@ impl Default for SuiteOptions {
                 .chain((0..=32).map(|i| 10f64.powf(-5.0 + 4.0 * f64::from(i) / 32.0)))
                 .collect(),
             checkpoint_thresholds: (1..20).map(|i| i as f32 / 20.0).collect(),
+            conditioned_lambdas: vec![],
             repeats: 16,
             seed: 0,
             // 1e-4 … 6.4e-3 in factors of 2: from "regenerate most steps" to almost never.

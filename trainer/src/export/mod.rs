@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `policy.json` | [`Manifest`]: format version, architecture, ordered features and how each is computed, actions, decision rule and threshold, λ, training-data fingerprint, evaluation summary, sha256 of every other file |
 //! | `policy.safetensors` | all parameters, f32, PyTorch layout (Linear weight `[out, in]`) |
-//! | `policy.onnx` | opset 17, input `obs [batch, 5]`, outputs `logits`, `probs`, `value` ([`onnx`]) |
+//! | `policy.onnx` | opset 17, input `obs [batch, 5]` (`[batch, 6]` with the λ input), outputs `logits`, `probs`, `value` ([`onnx`]) |
 //! | `parity.json` | fixed observations and the logits/probabilities of the *burn* model on them |
 //!
 //! Every file is written atomically; `policy.json` is written last, so a directory whose
@@ -24,11 +24,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, TensorData};
 use trim_env::checksum::sha256_hex;
 use trim_env::features::{STEP_SCALE, TOKEN_SCALE};
-use trim_env::{AGG_DIM, AGG_FEATURES};
 pub use trim_router::manifest::{
     ActionSpec, Architecture, DEFAULT_THRESHOLD, DecisionSpec, FORMAT, FORMAT_VERSION, FeatureSpec,
     MANIFEST, Manifest, ONNX, PARITY, ParamSpec, SAFETENSORS, Training, architecture,
-    feature_specs,
+    feature_names, feature_specs,
 };
 use trim_router::mlp::softmax2;
 pub use trim_router::parity::{
@@ -37,7 +36,7 @@ pub use trim_router::parity::{
 use trim_router::{RouterError, safetensors};
 
 use crate::checkpoint::{self, TrainState};
-use crate::family::{Family, agg::Agg};
+use crate::family::{Family, agg::Agg, agg_lambda::AggLambda};
 use crate::model::{N_ACTIONS, PolicyWeights};
 
 /// Why an export could not be written or was refused.
@@ -93,14 +92,21 @@ pub enum Format {
 /// compared against.
 ///
 /// # Shapes
-/// `obs: [n][5]` → `[n][2]`
-pub fn burn_logits(
+/// `obs: [n][d]` (d = the model's input width) → `[n][2]`
+pub fn burn_logits<R: AsRef<[f32]>>(
     model: &crate::model::ActorCritic,
-    obs: &[[f32; AGG_DIM]],
+    obs: &[R],
     device: &burn::tensor::Device,
 ) -> Result<Vec<[f32; N_ACTIONS]>, String> {
-    let flat: Vec<f32> = obs.iter().flatten().copied().collect();
-    let x = Tensor::<2>::from_data(TensorData::new(flat, [obs.len(), AGG_DIM]), device);
+    let d = model.input_dim();
+    if let Some(i) = obs.iter().position(|r| r.as_ref().len() != d) {
+        return Err(format!("observation {i} is not {d} wide"));
+    }
+    let flat: Vec<f32> = obs
+        .iter()
+        .flat_map(|r| r.as_ref().iter().copied())
+        .collect();
+    let x = Tensor::<2>::from_data(TensorData::new(flat, [obs.len(), d]), device);
     let (logits, _) = model.forward(x, None);
     let v = logits
         .into_data()
@@ -204,7 +210,8 @@ fn model_names(state: &TrainState, warnings: &mut Vec<String>) -> [Vec<String>; 
 pub fn export(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportReport, ExportError> {
     let state = checkpoint::load_state(checkpoint)?;
     match state.family.as_str() {
-        Agg::NAME => export_agg(checkpoint, format, out),
+        Agg::NAME => export_agg::<Agg>(checkpoint, format, out),
+        AggLambda::NAME => export_agg::<AggLambda>(checkpoint, format, out),
         <crate::family::seq::Seq as Family>::NAME => seq::export_seq(checkpoint, format, out),
         other => Err(ExportError::invalid(
             checkpoint,
@@ -213,20 +220,24 @@ pub fn export(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportRep
     }
 }
 
-/// Export a TRIM-Agg checkpoint.
+/// Export a TRIM-Agg checkpoint, plain or λ-conditioned (`F`).
 ///
 /// The weights are verified before anything is written: the network rebuilt from the
 /// serialised safetensors bytes, and the ONNX graph evaluated from its bytes, must reproduce
 /// the burn model's logits on [`parity_observations`] within 1e-5, or the export fails.
-fn export_agg(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportReport, ExportError> {
+fn export_agg<F: Family<Net = crate::model::ActorCritic>>(
+    checkpoint: &Path,
+    format: Format,
+    out: &Path,
+) -> Result<ExportReport, ExportError> {
     let device = crate::backend::Backend::Flex.device()?;
-    let (model, state) = checkpoint::load_model(checkpoint, &device)?;
+    let (model, state) = checkpoint::load_model_as::<F>(checkpoint, &device)?;
     let weights = model
         .try_weights()
         .map_err(|e| ExportError::invalid(checkpoint, e))?;
     let mut warnings = Vec::new();
     let evaluation = run_evaluation(checkpoint, &mut warnings)?;
-    let obs = parity_observations();
+    let obs = parity_observations(model.input_dim());
     let logits = burn_logits(&model, &obs, &device)
         .map_err(|e| ExportError::invalid(checkpoint, format!("burn forward failed: {e}")))?;
     let fixture = ParityFixture {
@@ -240,7 +251,7 @@ fn export_agg(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportRep
     let meta_kv = [
         ("format", FORMAT.to_string()),
         ("format_version", FORMAT_VERSION.to_string()),
-        ("features", AGG_FEATURES.join(",")),
+        ("features", feature_names(F::CONDITIONED).join(",")),
         ("run_name", state.run_name.clone()),
     ];
     if matches!(format, Format::Safetensors | Format::All) {
@@ -336,8 +347,9 @@ fn safetensors_bytes(
     let path = out.join(SAFETENSORS);
     let bytes = safetensors::serialize(&weights.named_params(), &meta)
         .map_err(|e| ExportError::invalid(&path, e))?;
-    let rebuilt = trim_router::weights_from_safetensors(&bytes, weights.hidden())
-        .map_err(|e| ExportError::invalid(&path, e))?;
+    let rebuilt =
+        trim_router::weights_from_safetensors(&bytes, weights.input_dim(), weights.hidden())
+            .map_err(|e| ExportError::invalid(&path, e))?;
     let diff = max_abs_diff(&rebuilt, fixture);
     if diff.is_nan() || diff > fixture.tolerance {
         return Err(ExportError::invalid(
@@ -356,9 +368,11 @@ fn onnx_bytes(
     run_name: &str,
     out: &Path,
 ) -> Result<(Vec<u8>, f32), ExportError> {
+    let names = feature_names(weights.input_dim() > trim_env::AGG_DIM);
     let doc = format!(
-        "trim routing policy {run_name} (TRIM-Agg); input obs [batch, 5] = {}; logits/probs index 0 = continue, 1 = regenerate",
-        AGG_FEATURES.join(", ")
+        "trim routing policy {run_name} (TRIM-Agg); input obs [batch, {}] = {}; logits/probs index 0 = continue, 1 = regenerate",
+        names.len(),
+        names.join(", ")
     );
     let bytes = onnx::encode(weights, &doc, meta_kv);
     let path = out.join(ONNX);
@@ -386,13 +400,14 @@ fn manifest(
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         architecture: architecture(weights),
-        features: feature_specs(),
+        features: feature_specs(state.config.lambda_range.bounds().is_some()),
         token_scale: TOKEN_SCALE,
         step_scale: STEP_SCALE,
         normalisation: "none beyond the token/step scales: the network takes the features as computed (PRM scores in [0, 1])".into(),
         actions: actions(),
         decision: network_decision(),
         lambda: state.config.lambda,
+        lambda_range: state.config.lambda_range.bounds().map(|(lo, hi)| [lo, hi]),
         training: training(checkpoint, state, [weak_models, strong_models, prm_models])?,
         evaluation,
         files,

@@ -7,11 +7,10 @@
 //! names: `Gemm` (transB = 1, weights in PyTorch `[out, in]` layout), `LayerNormalization`
 //! (opset 17, ε = 1e-5), `Tanh`, `Softmax`.
 //!
-//! Graph: input `obs` `[batch, 5]` (symbolic `batch`) → outputs `logits` `[batch, 2]`,
+//! Graph: input `obs` `[batch, d]` (d = 5, or 6 with the λ input; symbolic `batch`) → outputs `logits` `[batch, 2]`,
 //! `probs` `[batch, 2]` (softmax of the logits) and `value` `[batch, 1]` (critic). No action
 //! masking: in serving both actions are always available.
 
-use trim_env::AGG_DIM;
 use trim_router::mlp::LN_EPS;
 use trim_router::onnx::{FLOAT, IR_VERSION, OPSET};
 use trim_router::{AggNet as PolicyWeights, N_ACTIONS};
@@ -155,7 +154,7 @@ pub fn encode(w: &PolicyWeights, doc: &str, metadata: &[(&str, String)]) -> Vec<
     }
     graph.str(10, doc);
     let batch: Dim = Err("batch");
-    graph.msg(11, value_info("obs", &[batch, Ok(AGG_DIM)]));
+    graph.msg(11, value_info("obs", &[batch, Ok(w.input_dim())]));
     graph.msg(12, value_info("logits", &[batch, Ok(N_ACTIONS)]));
     graph.msg(12, value_info("probs", &[batch, Ok(N_ACTIONS)]));
     graph.msg(12, value_info("value", &[batch, Ok(1)]));
@@ -259,7 +258,7 @@ mod tests {
         let net = crate::model::ActorCritic::new(32, &mut trim_env::Rng::new(8), &dev);
         let w = net.weights();
         let bytes = encode(&w, "doc", &[("k", "v".to_string())]);
-        let obs = trim_router::parity::parity_observations();
+        let obs = trim_router::parity::parity_observations(trim_env::AGG_DIM);
         let out = trim_router::onnx::evaluate(&bytes, &obs).unwrap();
         let (ls, logits) = &out["logits"];
         assert_eq!(ls, &vec![obs.len(), 2]);

@@ -28,8 +28,8 @@ impl TrainNet for ActorCritic {
 impl ActingNet for AggNet {
     #[inline]
     fn log_probs(&self, obs: &[f32], mask: [bool; 2]) -> ([f32; 2], f32) {
-        let o: &[f32; AGG_DIM] = obs.try_into().expect("TRIM-Agg rows are AGG_DIM wide");
-        AggNet::log_probs(self, o, mask)
+        assert_eq!(obs.len(), self.input_dim(), "row width of this network");
+        AggNet::log_probs(self, obs, mask)
     }
 
     fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])> {
@@ -85,9 +85,10 @@ mod tests {
                     prm: rng.f32(),
                 },
                 history: &[],
+                cond: trim_env::Conditions::NONE,
             };
             for mask in [[true, true], [true, false], [false, true]] {
-                let a = GreedyOf::<Agg>(&acting).act(&view, mask, &mut rng);
+                let a = GreedyOf::<Agg>::new(&acting).act(&view, mask, &mut rng);
                 let (lp, _) = acting.log_probs(&view.agg(), mask);
                 let b = if lp[1] > lp[0] {
                     trim_env::Action::Regenerate

@@ -19,11 +19,12 @@
 //! `trim_router::agg::KIND`), refusing kinds it does not know.
 
 pub mod agg;
+pub mod agg_lambda;
 pub mod seq;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use trim_env::{Policy, Rng, StepView};
+use trim_env::{Conditions, Policy, Rng, StepView};
 
 use crate::config::TrainConfig;
 
@@ -64,6 +65,9 @@ pub trait Family: Send + Sync + 'static {
     const NAME: &'static str;
     /// Width of one observation row.
     const OBS_DIM: usize;
+    /// Whether the policy takes λ as an input ([`StepView::cond`]): episodes then draw λ from
+    /// the run's `lambda_range`, and greedy evaluation names the λ to act at.
+    const CONDITIONED: bool = false;
     /// The trained network.
     type Net: TrainNet;
     /// Its plain-Rust acting copy.
@@ -87,16 +91,38 @@ pub trait Family: Send + Sync + 'static {
 }
 
 /// Greedy acting for any family: observe, then take the more probable available action (ties go
-/// to `continue`, like `torch.argmax`).
-pub struct GreedyOf<'a, F: Family>(pub &'a F::Acting);
+/// to `continue`, like `torch.argmax`). A conditioned family acts at the λ given by
+/// [`at_lambda`](Self::at_lambda) (the episode's own condition otherwise).
+pub struct GreedyOf<'a, F: Family> {
+    acting: &'a F::Acting,
+    cond: Option<Conditions>,
+}
+
+impl<'a, F: Family> GreedyOf<'a, F> {
+    /// Greedy acting of `acting`.
+    pub fn new(acting: &'a F::Acting) -> Self {
+        GreedyOf { acting, cond: None }
+    }
+
+    /// Act as if every episode were conditioned on `lambda` (for conditioned families).
+    pub fn at_lambda(mut self, lambda: f64) -> Self {
+        self.cond = Some(Conditions {
+            lambda: lambda as f32,
+        });
+        self
+    }
+}
 
 impl<F: Family> Policy for GreedyOf<'_, F> {
     fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> trim_env::Action {
         const { assert!(F::OBS_DIM <= MAX_OBS_DIM) };
         let mut obs = [0.0f32; MAX_OBS_DIM];
         let row = &mut obs[..F::OBS_DIM];
-        F::observe(view, row);
-        let (lp, _) = self.0.log_probs(row, mask);
+        match self.cond {
+            Some(cond) => F::observe(&StepView { cond, ..*view }, row),
+            None => F::observe(view, row),
+        }
+        let (lp, _) = self.acting.log_probs(row, mask);
         if lp[1] > lp[0] {
             trim_env::Action::Regenerate
         } else {

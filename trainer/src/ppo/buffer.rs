@@ -45,6 +45,8 @@ pub struct RolloutBuffer {
     pub returns: Vec<f32>,
     /// `[n]`: how each episode ended.
     pub outcomes: Vec<EpisodeOutcome>,
+    /// The λ each episode was rewarded with (one per episode, after `collect`).
+    pub lambdas: Vec<f32>,
 }
 
 /// The valid steps of some episodes, flattened (episode-major), ready to become tensors.
@@ -132,6 +134,7 @@ impl RolloutBuffer {
             self.t_len += 1;
         }
         self.outcomes = (0..n).map(|i| env.outcome(i)).collect();
+        self.lambdas = (0..n).map(|i| env.slot_lambda(i)).collect();
         Ok(())
     }
 

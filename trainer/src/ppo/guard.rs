@@ -122,6 +122,7 @@ mod tests {
     /// A width-4 network with every parameter `fill`, except `name` (all `special`).
     fn net(name: &str, special: f32) -> PolicyWeights {
         PolicyWeights::from_named_params::<()>(
+            trim_env::AGG_DIM,
             4,
             |_| (),
             |n, shape| {

@@ -6,22 +6,40 @@ use std::path::Path;
 use super::{RunOptions, Trainer};
 use crate::config::{PolicyKind, TrainConfig};
 use crate::error::Result;
-use crate::family::{agg::Agg, seq::Seq};
+use crate::family::{agg::Agg, agg_lambda::AggLambda, seq::Seq};
 use crate::run_summary::RunSummary;
 use crate::train::progress::TrainEvent;
 
 /// A prepared run of either family.
 pub enum AnyTrainer {
     Agg(Box<Trainer<Agg>>),
+    AggLambda(Box<Trainer<AggLambda>>),
     Seq(Box<Trainer<Seq>>),
+}
+
+/// The families a configuration can name: TRIM-Agg is λ-conditioned when `lambda_range` is set.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Agg,
+    AggLambda,
+    Seq,
+}
+
+fn which(cfg: &TrainConfig) -> Which {
+    match (cfg.policy, cfg.lambda_range.bounds()) {
+        (PolicyKind::Seq, _) => Which::Seq,
+        (PolicyKind::Agg, None) => Which::Agg,
+        (PolicyKind::Agg, Some(_)) => Which::AggLambda,
+    }
 }
 
 impl AnyTrainer {
     /// A new run of `cfg.policy`.
     pub fn new(cfg: TrainConfig, opts: RunOptions) -> Result<Self> {
-        Ok(match cfg.policy {
-            PolicyKind::Agg => AnyTrainer::Agg(Box::new(Trainer::new(cfg, opts)?)),
-            PolicyKind::Seq => AnyTrainer::Seq(Box::new(Trainer::new(cfg, opts)?)),
+        Ok(match which(&cfg) {
+            Which::Agg => AnyTrainer::Agg(Box::new(Trainer::new(cfg, opts)?)),
+            Which::AggLambda => AnyTrainer::AggLambda(Box::new(Trainer::new(cfg, opts)?)),
+            Which::Seq => AnyTrainer::Seq(Box::new(Trainer::new(cfg, opts)?)),
         })
     }
 
@@ -29,9 +47,11 @@ impl AnyTrainer {
     pub fn resume(opts: RunOptions) -> Result<Self> {
         let path = (opts.resume.clone())
             .ok_or_else(|| crate::TrainError::Config("nothing to resume".into()))?;
-        Ok(match recorded_policy(&path)? {
-            PolicyKind::Agg => AnyTrainer::Agg(Box::new(Trainer::resume(opts)?)),
-            PolicyKind::Seq => AnyTrainer::Seq(Box::new(Trainer::resume(opts)?)),
+        let (run, _) = super::resume::locate(&path)?;
+        Ok(match which(&crate::run_dir::recorded_config(&run)?) {
+            Which::Agg => AnyTrainer::Agg(Box::new(Trainer::resume(opts)?)),
+            Which::AggLambda => AnyTrainer::AggLambda(Box::new(Trainer::resume(opts)?)),
+            Which::Seq => AnyTrainer::Seq(Box::new(Trainer::resume(opts)?)),
         })
     }
 
@@ -39,6 +59,7 @@ impl AnyTrainer {
     pub fn run_dir(&self) -> &Path {
         match self {
             AnyTrainer::Agg(t) => t.run_dir(),
+            AnyTrainer::AggLambda(t) => t.run_dir(),
             AnyTrainer::Seq(t) => t.run_dir(),
         }
     }
@@ -47,6 +68,7 @@ impl AnyTrainer {
     pub fn config(&self) -> &TrainConfig {
         match self {
             AnyTrainer::Agg(t) => t.config(),
+            AnyTrainer::AggLambda(t) => t.config(),
             AnyTrainer::Seq(t) => t.config(),
         }
     }
@@ -55,6 +77,7 @@ impl AnyTrainer {
     pub fn run_with(self, on_event: &mut dyn FnMut(TrainEvent<'_>)) -> Result<RunSummary> {
         match self {
             AnyTrainer::Agg(t) => t.run_with(on_event),
+            AnyTrainer::AggLambda(t) => t.run_with(on_event),
             AnyTrainer::Seq(t) => t.run_with(on_event),
         }
     }

@@ -8,8 +8,10 @@ use trim_env::RefPolicy;
 use super::Trainer;
 use super::validate::{EvalSet, best_of};
 use crate::error::{Result, TrainError};
-use crate::family::{Family, GreedyOf};
-use crate::run_summary::{RunStatus, RunSummary, SplitReport, ThresholdScores, Timing};
+use crate::family::Family;
+use crate::run_summary::{
+    LambdaScores, RunStatus, RunSummary, SplitReport, ThresholdScores, Timing,
+};
 
 impl<F: Family> Trainer<F> {
     /// After the loop: `final/` when the schedule is done, the reports, `summary.json`.
@@ -105,7 +107,7 @@ impl<F: Family> Trainer<F> {
         all: &[ThresholdScores],
     ) -> Result<SplitReport> {
         let best_policy = match &self.best_weights {
-            Some(w) => Some(self.score(set, &GreedyOf::<F>(w))?),
+            Some(w) => Some(self.score(set, &self.greedy(w))?),
             None => None,
         };
         Ok(SplitReport {
@@ -116,7 +118,24 @@ impl<F: Family> Trainer<F> {
             best_threshold: chosen,
             oracle_threshold: best_of(all).unwrap_or(chosen),
             best_policy,
-            final_policy: Some(self.score(set, &GreedyOf::<F>(&self.weights))?),
+            final_policy: Some(self.score(set, &self.greedy(&self.weights))?),
+            lambda_curve: self.lambda_curve(set)?,
         })
+    }
+
+    /// The `best/` policy of a conditioned run at each λ of its grid (empty otherwise).
+    fn lambda_curve(&self, set: &EvalSet) -> Result<Vec<LambdaScores>> {
+        let Some(w) = self.best_weights.as_ref().filter(|_| F::CONDITIONED) else {
+            return Ok(vec![]);
+        };
+        (self.lambda_grid().into_iter())
+            .map(|lambda| {
+                let p = crate::family::GreedyOf::<F>::new(w).at_lambda(lambda);
+                Ok(LambdaScores {
+                    lambda,
+                    scores: self.score_at(set, &p, lambda)?,
+                })
+            })
+            .collect()
     }
 }

@@ -20,6 +20,8 @@ use crate::run_summary::Timing;
 struct Scratch {
     buf: RolloutBuffer,
     trees: Vec<u32>,
+    /// Per-episode λ of a conditioned run.
+    lambdas: Vec<f32>,
 }
 
 /// What steps 3 and 4 produced, for the log.
@@ -100,9 +102,18 @@ impl<F: Family> Trainer<F> {
         let batch = &self.state.pass_order[lo..hi];
         s.trees.resize(batch.len(), 0);
         let (lambda, weights, rng) = (self.cfg.lambda as f32, &self.weights, &mut self.rng);
+        let range = self.cfg.lambda_range;
         with_world!(&self.data, |forest| {
             VecEnv::sample_trees(forest, batch, rng, &mut s.trees);
             let mut env = VecEnv::new(forest, batch.len(), lambda);
+            if F::CONDITIONED {
+                // Each episode's λ, log-uniform over the range (drawn only by conditioned
+                // runs, so other runs' random streams are unchanged).
+                s.lambdas.clear();
+                s.lambdas
+                    .extend((0..batch.len()).map(|_| range.at(rng.f64()) as f32));
+                env.set_slot_lambdas(&s.lambdas);
+            }
             s.buf.collect::<F, _>(&mut env, &s.trees, weights, rng)
         })?;
         Ok(hi)
@@ -182,7 +193,7 @@ impl<F: Family> Trainer<F> {
         timing: &Timing,
         on_event: &mut dyn FnMut(TrainEvent<'_>),
     ) -> Result<()> {
-        let rollout = RolloutScores::of(buf, self.cfg.lambda);
+        let rollout = RolloutScores::of(buf);
         let elapsed = start.elapsed().as_secs_f64();
         let st = &self.state;
         let row = MetricsRow {

@@ -91,12 +91,32 @@ pub(super) fn best_of(ts: &[ThresholdScores]) -> Option<ThresholdScores> {
 }
 
 impl<F: Family> Trainer<F> {
-    /// Greedy validation of the current weights (None without validation problems).
+    /// Greedy acting of `w`; a conditioned family acts at the run's `lambda`.
+    pub(super) fn greedy<'a>(&self, w: &'a F::Acting) -> GreedyOf<'a, F> {
+        let g = GreedyOf::new(w);
+        if F::CONDITIONED {
+            g.at_lambda(self.cfg.lambda)
+        } else {
+            g
+        }
+    }
+
+    /// Greedy validation of the current weights (None without validation problems). A
+    /// conditioned policy is scored at each λ of [`Self::lambda_grid`], each with its own
+    /// reward, and the record holds the means (what `best/` is chosen by).
     pub(super) fn validate(&self) -> Result<Option<EvalRecord>> {
         let Some(val) = &self.val else {
             return Ok(None);
         };
-        let s = self.score(val, &GreedyOf::<F>(&self.weights))?;
+        let s = if F::CONDITIONED {
+            let grid = self.lambda_grid();
+            let each = (grid.iter())
+                .map(|&l| self.score_at(val, &GreedyOf::<F>::new(&self.weights).at_lambda(l), l))
+                .collect::<Result<Vec<_>>>()?;
+            Scores::mean(&each)
+        } else {
+            self.score(val, &GreedyOf::<F>::new(&self.weights))?
+        };
         Ok(Some(EvalRecord {
             update: self.state.updates_done,
             reward: s.reward,
@@ -125,10 +145,24 @@ impl<F: Family> Trainer<F> {
         }
     }
 
-    /// Score `policy` on `set`.
+    /// Score `policy` on `set` (reward at the run's λ).
     pub(super) fn score<P: Policy + ?Sized>(&self, set: &EvalSet, policy: &P) -> Result<Scores> {
-        let lambda = self.cfg.lambda;
+        self.score_at(set, policy, self.cfg.lambda)
+    }
+
+    /// Score `policy` on `set` with the reward at `lambda`.
+    pub(super) fn score_at<P: Policy + ?Sized>(
+        &self,
+        set: &EvalSet,
+        policy: &P,
+        lambda: f64,
+    ) -> Result<Scores> {
         with_world!(self.source_of(set), |w| set.score(w, policy, lambda))
+    }
+
+    /// The λ grid a conditioned run validates and reports on (empty when not conditioned).
+    pub(super) fn lambda_grid(&self) -> Vec<f64> {
+        self.cfg.lambda_range.grid(crate::config::VALIDATION_GRID)
     }
 
     /// Every threshold on `set`.

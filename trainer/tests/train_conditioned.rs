@@ -1,0 +1,231 @@
+//! λ-conditioned TRIM-Agg through the binary: `trim train --lambda-range`, its summary's λ
+//! curve, determinism, export (safetensors + ONNX + parity), `trim route` with λ (and the
+//! refusals), the Python router's parity with λ, and `trim report` against per-λ runs.
+
+mod train_support;
+
+use std::path::Path;
+use std::process::Command;
+
+use train_support::{make_dataset, ok, python_with, tmpdir, trim, weights_of_as};
+use trim::family::agg_lambda::AggLambda;
+
+const TRAIN: &[&str] = &[
+    "train",
+    "--quiet",
+    "--data=tiny.jsonl",
+    "--batch-episodes=8",
+    "--passes=2",
+    "--val-every=4",
+    "--lr=3e-3",
+    "--lambda=1e-3",
+];
+
+fn train(dir: &Path, name: &str, extra: &[&str]) {
+    let mut args = TRAIN.to_vec();
+    args.extend(["--name", name]);
+    args.extend(extra);
+    ok(dir, &args);
+}
+
+fn summary(dir: &Path, run: &str) -> serde_json::Value {
+    let p = dir.join("checkpoints").join(run).join("summary.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn route(dir: &Path, export: &str, extra: &[&str], input: &str) -> (bool, String, String) {
+    let inp = dir.join("steps.jsonl");
+    std::fs::write(&inp, input).unwrap();
+    let mut args = vec!["route", "--export", export, "--input", "steps.jsonl"];
+    args.extend(extra);
+    let o = trim(dir, &args);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn conditioned_runs_train_export_route_and_report() {
+    let d = tmpdir("conditioned");
+    make_dataset(&d, "tiny", 60, 2, 7);
+    train(&d, "c", &["--lambda-range=1e-4:1e-2"]);
+    train(&d, "c2", &["--lambda-range=1e-4:1e-2"]);
+    train(&d, "p", &[]);
+
+    // Summary: the λ curve over the 8-point validation grid, on validation and test.
+    let s = summary(&d, "c");
+    let curve = s["val"]["lambda_curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 8);
+    assert!((curve[0]["lambda"].as_f64().unwrap() - 1e-4).abs() < 1e-12);
+    assert!((curve[7]["lambda"].as_f64().unwrap() - 1e-2).abs() < 1e-12);
+    assert!(summary(&d, "p")["val"].get("lambda_curve").is_none());
+    // Same seed, same weights.
+    let w = |r: &str| weights_of_as::<AggLambda>(&d.join("checkpoints").join(r).join("final"));
+    assert_eq!(w("c"), w("c2"));
+
+    // Bad ranges are refused, naming the field.
+    let e = trim(&d, &[TRAIN, &["--lambda-range=1e-2:1e-4"]].concat());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("need 0 < LO < HI"));
+    let e = trim(&d, &[TRAIN, &["--lambda-range=1e-5:1e-4"]].concat());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("outside lambda_range"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    let e = trim(
+        &d,
+        &[TRAIN, &["--lambda-range=1e-4:1e-2", "--policy=seq"]].concat(),
+    );
+    assert!(String::from_utf8_lossy(&e.stderr).contains("TRIM-Agg only"));
+
+    // Export: the manifest names the λ input and its range; the router verifies parity.
+    for (run, out) in [("c", "expc"), ("p", "expp")] {
+        let ck = format!("checkpoints/{run}/best");
+        ok(
+            &d,
+            &[
+                "export",
+                "--checkpoint",
+                &ck,
+                "--format",
+                "all",
+                "--out",
+                out,
+            ],
+        );
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("expc/policy.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["architecture"]["input_dim"], 6);
+    assert_eq!(m["lambda_range"], serde_json::json!([1e-4, 1e-2]));
+    assert_eq!(m["features"][5]["name"], "log10_lambda_scaled");
+    let r = trim_router::Router::load(&d.join("expc")).unwrap();
+    assert_eq!(r.lambda_range(), Some([1e-4, 1e-2]));
+
+    // Routing: λ per line or from --lambda; missing or out-of-range λ is an error answer; an
+    // export without a λ input refuses --lambda and a line's λ.
+    let lines: String = (0..40)
+        .map(|i| {
+            let lam = [1e-4, 1e-3, 1e-2][i % 3];
+            format!(
+                "{{\"id\":{i},\"prev_prm\":[0.9,{}],\"prm\":{},\"tokens\":{},\"lambda\":{lam}}}\n",
+                0.3 + 0.01 * i as f64,
+                (i as f64 * 0.137) % 1.0,
+                20 + 7 * i
+            )
+        })
+        .collect();
+    let (okc, out, err) = route(&d, "expc", &[], &lines);
+    assert!(okc, "{err}");
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 40);
+    assert!(answers.iter().all(|a| a.get("action").is_some()), "{out}");
+    let (_, out, _) = route(&d, "expc", &[], "{\"id\":1,\"prm\":0.4,\"tokens\":30}\n");
+    assert!(out.contains("needs `lambda`"), "{out}");
+    let (_, out, _) = route(
+        &d,
+        "expc",
+        &[],
+        "{\"id\":1,\"prm\":0.4,\"tokens\":30,\"lambda\":0.5}\n",
+    );
+    assert!(out.contains("outside the range"), "{out}");
+    let (okd, out, err) = route(
+        &d,
+        "expc",
+        &["--lambda", "1e-3"],
+        "{\"id\":1,\"prm\":0.4,\"tokens\":30}\n",
+    );
+    assert!(okd && out.contains("\"action\""), "{out}{err}");
+    let (okp, _, err) = route(&d, "expp", &["--lambda", "1e-3"], "");
+    assert!(!okp && err.contains("no λ input"), "{err}");
+    let (_, out, _) = route(
+        &d,
+        "expp",
+        &[],
+        "{\"id\":1,\"prm\":0.4,\"tokens\":30,\"lambda\":1e-3}\n",
+    );
+    assert!(out.contains("no λ input"), "{out}");
+
+    // Python: parity of numpy and ONNX on the 6-wide fixture, and the same decisions as Rust.
+    python_parity(&d, &lines, &answers);
+
+    // Report: the conditioned policy acts at each per-λ run's λ and is compared with them.
+    let rep = ok(
+        &d,
+        &[
+            "report",
+            "--data=tiny.jsonl",
+            "--split=all",
+            "--runs",
+            "checkpoints/c",
+            "--runs",
+            "checkpoints/p",
+            "--pomdp-fit-data=none",
+            "--out",
+            "rep",
+        ],
+    );
+    assert!(
+        rep.contains("λ-conditioned TRIM-Agg against the envelope"),
+        "{rep}"
+    );
+    assert!(rep.contains("c lambda=1.000e-3"), "{rep}");
+}
+
+fn python_parity(d: &Path, lines: &str, rust: &[serde_json::Value]) {
+    let Some(py) = python_with("numpy, safetensors, onnxruntime") else {
+        assert_ne!(
+            std::env::var("TRIM_REQUIRE_PYTHON").as_deref(),
+            Ok("1"),
+            "TRIM_REQUIRE_PYTHON=1 but no python with numpy, safetensors, onnxruntime"
+        );
+        eprintln!("SKIPPED python parity: no python with numpy, safetensors, onnxruntime");
+        return;
+    };
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/python");
+    let o = Command::new(&py)
+        .arg(scripts.join("check_parity.py"))
+        .arg(d.join("expc"))
+        .arg("--require-onnx")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    for backend in ["numpy", "onnx"] {
+        let mut child = Command::new(&py)
+            .arg(scripts.join("trim_router.py"))
+            .arg(d.join("expc"))
+            .arg(backend)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let got: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(got.len(), rust.len(), "{backend}");
+        for (g, r) in got.iter().zip(rust) {
+            assert_eq!(g["action"], r["action"], "{backend}: {g} vs {r}");
+            let (pg, pr) = (g["p_regenerate"].as_f64(), r["p_regenerate"].as_f64());
+            assert!(
+                (pg.unwrap() - pr.unwrap()).abs() < 1e-5,
+                "{backend}: {g} vs {r}"
+            );
+        }
+    }
+}
