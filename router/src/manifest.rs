@@ -205,6 +205,10 @@ pub struct Calibration {
     pub target: String,
     /// The threshold on p(regenerate) chosen (now `decision.default_threshold`).
     pub threshold: f32,
+    /// For a λ-conditioned policy: the λ chosen (the threshold stays the export's), used by
+    /// decisions that name no λ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
     /// The threshold before calibration.
     pub previous_threshold: f32,
     /// The target's measure at `threshold` on the traffic, and its 95 % bootstrap CI.

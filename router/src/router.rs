@@ -120,6 +120,8 @@ pub struct Router {
     manifest: Option<Manifest>,
     /// `[lo, hi]` of a λ-conditioned network (the λ a decision may name).
     lambda_range: Option<[f64; 2]>,
+    /// The λ `trim calibrate` chose for a conditioned network: used when a decision names none.
+    default_lambda: Option<f64>,
 }
 
 impl Router {
@@ -132,6 +134,7 @@ impl Router {
             threshold: DEFAULT_THRESHOLD,
             manifest: None,
             lambda_range,
+            default_lambda: None,
         }
     }
 
@@ -158,6 +161,9 @@ impl Router {
             net: v.net,
             threshold: v.manifest.decision.default_threshold,
             lambda_range: v.manifest.lambda_range,
+            default_lambda: (v.manifest.lambda_range)
+                .and(v.manifest.calibration.as_ref())
+                .and_then(|c| c.lambda),
             manifest: Some(v.manifest),
         })
     }
@@ -207,11 +213,12 @@ impl Router {
     }
 
     /// Decide on the TRIM-Agg features `obs` at `lambda`: a λ-conditioned policy needs a λ
-    /// inside its range, a policy without a λ input refuses one.
+    /// inside its range (or a calibrated one, used when `lambda` is None), a policy without a
+    /// λ input refuses one.
     pub fn decide_at(&self, obs: &AggObs, lambda: Option<f64>) -> Result<Decision, String> {
         let mut row = [0.0f32; MAX_INPUT];
         row[..AGG_DIM].copy_from_slice(obs);
-        match (self.lambda_range, lambda) {
+        match (self.lambda_range, lambda.or(self.default_lambda)) {
             (None, None) => {}
             (None, Some(l)) => return Err(no_lambda_input(l, self.trained_lambda())),
             (Some([lo, hi]), None) => {

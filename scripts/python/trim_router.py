@@ -113,6 +113,9 @@ class Router:
         if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
             raise ValueError(f"{d}: decision threshold {self.threshold!r} is not in [0, 1]")
         self.lambda_range = self.manifest.get("lambda_range")
+        # `trim calibrate` on a conditioned export picks the λ used when a decision names none.
+        cal = self.manifest.get("calibration") or {}
+        self.default_lambda = cal.get("lambda") if self.lambda_range is not None else None
         self.token_scale = self.manifest["token_scale"]
         self.step_scale = self.manifest["step_scale"]
         self.backend = backend
@@ -167,6 +170,7 @@ class Router:
                     f"(it was trained for λ = {self.manifest['lambda']}); drop the field")
             return obs
         lo, hi = self.lambda_range
+        lam = self.default_lambda if lam is None else lam
         if lam is None:
             raise ValueError("this policy is λ-conditioned: each decision needs `lambda`, the "
                              f"cost per strong token to act at, in [{lo}, {hi}]")

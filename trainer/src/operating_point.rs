@@ -1,6 +1,6 @@
 //! Calibrating an exported policy's operating point to a target on the user's own traffic
-//! (`trim calibrate`): the decision threshold on p(regenerate) that uses as much of the strong
-//! model as the target allows — at most `calls` strong calls per decision, a `cost` fraction of
+//! (`trim calibrate`): the decision threshold on p(regenerate) — or, for a λ-conditioned
+//! policy, the λ it acts at — that uses as much of the strong model as the target allows — at most `calls` strong calls per decision, a `cost` fraction of
 //! always-strong's strong tokens, or `tokens` strong tokens per problem — measured by replaying
 //! the traffic (a trees dataset, imported serving paths, or a synth world), with a 95 %
 //! bootstrap CI over problems. The result is written into the export's `policy.json`
@@ -82,16 +82,22 @@ impl Target {
     }
 }
 
-/// An export acting through the environment at a given threshold on p(regenerate).
+/// An export acting through the environment at a given threshold on p(regenerate), and at a
+/// given λ when it is λ-conditioned.
 pub struct ExportAt<'a> {
     pub export: &'a Export,
     pub threshold: f32,
+    /// The λ a conditioned export acts at (None: its calibrated default, if any).
+    pub lambda: Option<f64>,
 }
 
 impl ExportAt<'_> {
     fn p_regenerate(&self, view: &StepView<'_>) -> f32 {
         match self.export {
-            Export::Agg(r) => r.decide(&view.agg()).p_regenerate,
+            // Decisions were checked (λ present and in range) before the replay started.
+            Export::Agg(r) => {
+                (r.decide_at(&view.agg(), self.lambda)).map_or(0.0, |d| d.p_regenerate)
+            }
             Export::Seq(r, _) => {
                 (r.decide_step(&observation(view))).map_or(0.0, |d| d.p_regenerate)
             }
@@ -131,15 +137,61 @@ fn observation(view: &StepView<'_>) -> StepObservation {
     }
 }
 
+/// What calibration moves: the threshold on p(regenerate) (from 0, the most strong use, to 1),
+/// or the λ of a conditioned policy (log-scale from the range's low end, the most strong use,
+/// to its high end) at the export's threshold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Knob {
+    Threshold,
+    Lambda { lo: f64, hi: f64, threshold: f32 },
+}
+
+impl Knob {
+    /// The knob of `export`.
+    pub fn of(export: &Export) -> Knob {
+        match export {
+            Export::Agg(r) => match r.lambda_range() {
+                Some([lo, hi]) => Knob::Lambda {
+                    lo,
+                    hi,
+                    threshold: r.threshold(),
+                },
+                None => Knob::Threshold,
+            },
+            _ => Knob::Threshold,
+        }
+    }
+
+    /// The policy at position `x ∈ [0, 1]` (0 = most strong-model use).
+    fn at<'a>(&self, export: &'a Export, x: f64) -> ExportAt<'a> {
+        match *self {
+            Knob::Threshold => ExportAt {
+                export,
+                threshold: x as f32,
+                lambda: None,
+            },
+            Knob::Lambda { lo, hi, threshold } => ExportAt {
+                export,
+                threshold,
+                lambda: Some((lo.ln() + x * (hi.ln() - lo.ln())).exp().clamp(lo, hi)),
+            },
+        }
+    }
+}
+
 /// The calibration's outcome.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibrated {
+    /// The decision threshold (the export's own for a conditioned policy).
     pub threshold: f32,
+    /// The λ chosen for a conditioned policy.
+    pub lambda: Option<f64>,
     pub achieved: f64,
     pub ci95: (f64, f64),
     pub accuracy: f64,
     pub accuracy_ci95: (f64, f64),
-    /// The measure at threshold 1 (never regenerate unless forced) and at threshold 0.
+    /// The measure's range over the knob: threshold 1 / the range's high λ (least strong use)
+    /// to threshold 0 / its low λ.
     pub feasible: (f64, f64),
 }
 
@@ -167,24 +219,14 @@ pub fn calibrate<W: World>(
     anyhow::ensure!(!problems.is_empty(), "the traffic holds no problems");
     let opts = EvalOptions { repeats: 1, seed };
     let strong = evaluate(world, problems, &RefPolicy::Strong, opts)?;
-    let run = |t: f32| {
-        evaluate(
-            world,
-            problems,
-            &ExportAt {
-                export,
-                threshold: t,
-            },
-            opts,
-        )
-    };
-    // One replay per threshold: its measure, and its outcomes for the threshold finally chosen.
-    let measure = |t: f32| -> anyhow::Result<(f64, Vec<ProblemOutcome>)> {
-        let out = run(t)?;
+    let knob = Knob::of(export);
+    // One replay per knob position: its measure, and its outcomes for the position chosen.
+    let measure = |x: f64| -> anyhow::Result<(f64, Vec<ProblemOutcome>)> {
+        let out = evaluate(world, problems, &knob.at(export, x), opts)?;
         Ok((target.measure(&out, &strong), out))
     };
     let grid: Vec<(f64, Vec<ProblemOutcome>)> = (0..=GRID)
-        .map(|k| measure(k as f32 / GRID as f32))
+        .map(|k| measure(f64::from(k) / f64::from(GRID)))
         .collect::<anyhow::Result<_>>()?;
     // Threshold 0 regenerates wherever it can, threshold 1 only where continuing is impossible.
     let (lo, hi) = (grid[GRID as usize].0, grid[0].0);
@@ -192,9 +234,16 @@ pub fn calibrate<W: World>(
     anyhow::ensure!(
         want >= lo - 1e-12 && want <= hi + 1e-12,
         "target {target} is infeasible for this policy on this traffic: it reaches {} from {lo:.4} \
-         (threshold 1: only where continuing is impossible) to {hi:.4} (threshold 0: \
-         regenerating whenever it can); feasible targets are in [{lo:.4}, {hi:.4}]",
-        kind_name(&target)
+         ({}) to {hi:.4} ({}); feasible targets are in [{lo:.4}, {hi:.4}]",
+        kind_name(&target),
+        match knob {
+            Knob::Threshold => "threshold 1: only where continuing is impossible",
+            Knob::Lambda { .. } => "at the highest λ of the policy's range",
+        },
+        match knob {
+            Knob::Threshold => "threshold 0: regenerating whenever it can",
+            Knob::Lambda { .. } => "at the lowest λ of its range",
+        }
     );
     // From low thresholds (more strong use) up: the first grid point that meets the target,
     // then bisection between it and the infeasible grid point below it.
@@ -203,10 +252,10 @@ pub fn calibrate<W: World>(
         .iter()
         .position(|(m, _)| meets(*m))
         .unwrap_or(GRID as usize);
-    let mut feasible_t = k as f32 / GRID as f32;
+    let mut feasible_t = k as f64 / f64::from(GRID);
     let mut out = grid[k].1.clone();
     if k > 0 {
-        let mut bad = (k - 1) as f32 / GRID as f32;
+        let mut bad = (k - 1) as f64 / f64::from(GRID);
         for _ in 0..BISECTIONS {
             let mid = 0.5 * (bad + feasible_t);
             let (m, o) = measure(mid)?;
@@ -223,8 +272,10 @@ pub fn calibrate<W: World>(
     let ci95 = bootstrap_ratio_ci(&num, &den, RESAMPLES, seed).unwrap_or((f64::NAN, f64::NAN));
     let acc: Vec<f64> = out.iter().map(|o| o.accuracy).collect();
     let ones = vec![1.0; acc.len()];
+    let chosen = knob.at(export, feasible_t);
     Ok(Calibrated {
-        threshold: feasible_t,
+        threshold: chosen.threshold,
+        lambda: chosen.lambda,
         achieved: target.measure(&out, &strong),
         ci95,
         accuracy: acc.iter().sum::<f64>() / acc.len() as f64,
@@ -252,7 +303,12 @@ pub fn measure_at<W: World>(
 ) -> anyhow::Result<[f64; 4]> {
     let opts = EvalOptions { repeats: 1, seed };
     let strong = evaluate(world, problems, &RefPolicy::Strong, opts)?;
-    let out = evaluate(world, problems, &ExportAt { export, threshold }, opts)?;
+    let at = ExportAt {
+        export,
+        threshold,
+        lambda: None,
+    };
+    let out = evaluate(world, problems, &at, opts)?;
     let acc = out.iter().map(|o| o.accuracy).sum::<f64>() / out.len().max(1) as f64;
     Ok([
         Target::Calls(0.0).measure(&out, &strong),
@@ -271,6 +327,7 @@ pub fn write_into(dir: &Path, cal: trim_router::manifest::Calibration) -> anyhow
     let mut v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?;
     v["decision"]["default_threshold"] = serde_json::json!(cal.threshold);
+    // A conditioned policy's calibrated λ becomes the λ of decisions that name none.
     v["calibration"] = serde_json::to_value(&cal)?;
     let out = serde_json::to_string_pretty(&v)? + "\n";
     trim_data::io::write_text_atomic(&path, &out)

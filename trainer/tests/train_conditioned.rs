@@ -176,6 +176,35 @@ fn conditioned_runs_train_export_route_and_report() {
         "{rep}"
     );
     assert!(rep.contains("c lambda=1.000e-3"), "{rep}");
+
+    // Calibration moves λ (the threshold stays); decisions without λ then act at it.
+    let out = ok(
+        &d,
+        &[
+            "calibrate",
+            "--export",
+            "expc",
+            "--data",
+            "tiny.jsonl",
+            "--target",
+            "cost=0.3",
+        ],
+    );
+    assert!(out.contains("at threshold 0.500000"), "{out}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("expc/policy.json")).unwrap())
+            .unwrap();
+    let cal = &m["calibration"];
+    let lam = cal["lambda"].as_f64().unwrap();
+    assert!((1e-4..=1e-2).contains(&lam), "{cal}");
+    assert!(cal["achieved"].as_f64().unwrap() <= 0.3 + 1e-12, "{cal}");
+    let line = "{\"id\":1,\"prev_prm\":[0.8],\"prm\":0.4,\"tokens\":30}\n";
+    let (_, default, _) = route(&d, "expc", &[], line);
+    let named =
+        format!("{{\"id\":1,\"prev_prm\":[0.8],\"prm\":0.4,\"tokens\":30,\"lambda\":{lam}}}\n");
+    let (_, explicit, _) = route(&d, "expc", &[], &named);
+    assert!(default.contains("\"action\""), "{default}");
+    assert_eq!(default, explicit);
 }
 
 fn python_parity(d: &Path, lines: &str, rust: &[serde_json::Value]) {

@@ -13,7 +13,7 @@ const AFTER: &str = "\
 Targets: calls=R (strong calls per routing decision, e.g. 0.2 = at most 20 % of steps to the \
 strong model), cost=F (strong tokens as a fraction of always-strong's), tokens=N (strong tokens \
 per problem). The smallest threshold on p(regenerate) that meets the target is chosen (the most \
-strong-model use the target allows) and written into DIR/policy.json with the achieved value, \
+strong-model use the target allows; for a λ-conditioned export, the smallest λ of its range) and written into DIR/policy.json with the achieved value, \
 its 95 % bootstrap CI over the traffic's problems and the feasible range; an unreachable target \
 is refused with that range. TRIM-Agg and TRIM-Seq exports.";
 
@@ -61,10 +61,13 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
         src.splits()
     );
     let c = with_world!(&src, |w| calibrate(w, &problems, &export, target, a.seed))?;
+    let knob = match c.lambda {
+        Some(l) => format!("λ {l:.4e} at threshold {:.6}", c.threshold),
+        None => format!("threshold {:.6} (was {previous:.6})", c.threshold),
+    };
     println!(
-        "{target}: threshold {:.6} (was {previous:.6}) → {:.4} (95 % CI {:.4}–{:.4}) on {} \
-         problems; accuracy {:.1} % ({:.1}–{:.1}); feasible range [{:.4}, {:.4}]",
-        c.threshold,
+        "{target}: {knob} → {:.4} (95 % CI {:.4}–{:.4}) on {} problems; accuracy {:.1} % \
+         ({:.1}–{:.1}); feasible range [{:.4}, {:.4}]",
         c.achieved,
         c.ci95.0,
         c.ci95.1,
@@ -81,6 +84,7 @@ pub fn run(a: CalibrateArgs) -> Result<()> {
     let cal = Calibration {
         target: target.to_string(),
         threshold: c.threshold,
+        lambda: c.lambda,
         previous_threshold: previous,
         achieved: c.achieved,
         ci95: [c.ci95.0, c.ci95.1],

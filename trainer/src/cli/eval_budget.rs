@@ -83,6 +83,7 @@ pub fn budget_table<W: World>(
             };
             let out = run(
                 &ExportAt {
+                    lambda: None,
                     export: e,
                     threshold: t,
                 },
