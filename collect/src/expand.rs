@@ -351,6 +351,8 @@ fn observation(tree: &Tree, node: u32) -> StepObservation {
         prev_tokens: kept.iter().map(|(c, _)| c.tokens).collect(),
         prev_regenerated: kept.iter().map(|(_, r)| *r).collect(),
         lambda: None,
+        budget: None,
+        budget_left: None,
     }
 }
 

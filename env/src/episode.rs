@@ -72,6 +72,8 @@ pub struct Episode<N = u32> {
     out: EpisodeOutcome,
     /// Strong tokens this episode may still spend (`u64::MAX`: no budget).
     budget_left: u64,
+    /// The episode's whole budget (`u64::MAX`: none).
+    budget: u64,
     /// The λ conditioned policies are shown (NaN: none); rewards use the λ given to `step`.
     lambda: f32,
 }
@@ -86,6 +88,7 @@ impl<N: Copy> Episode<N> {
             done: false,
             out: EpisodeOutcome::default(),
             budget_left: u64::MAX,
+            budget: u64::MAX,
             lambda: f32::NAN,
         }
     }
@@ -105,6 +108,7 @@ impl<N: Copy> Episode<N> {
     pub fn start_with_budget<W: World<Node = N>>(world: &W, tree: usize, budget: u64) -> Self {
         Episode {
             budget_left: budget,
+            budget,
             ..Self::start(world, tree)
         }
     }
@@ -166,6 +170,8 @@ impl<N: Copy> Episode<N> {
             history,
             cond: Conditions {
                 lambda: self.lambda,
+                budget_left: self.budget_left,
+                budget: self.budget,
             },
         }
     }

@@ -32,6 +32,24 @@ pub fn lambda_feature(lambda: f32) -> f32 {
     (lambda.log10() - LAMBDA_LOG10_CENTER) / LAMBDA_LOG10_HALF_WIDTH
 }
 
+/// Strong-token scale of the absolute budget input (`budget_left / 1000`).
+pub const BUDGET_SCALE: f32 = 1000.0;
+/// Names of the budget inputs of budget-aware policies (appended after the TRIM-Agg features).
+pub const BUDGET_FEATURES: [&str; 2] = ["budget_left_fraction", "budget_left_over_1000"];
+
+/// The budget inputs of a budget-aware policy: the fraction of the episode's budget still left,
+/// and what is left in units of [`BUDGET_SCALE`] tokens (the fraction alone cannot tell a
+/// 100-token budget from a 1000-token one). `budget` must be > 0 (a zero budget gives `[0, 0]`).
+#[inline(always)]
+pub fn budget_features(budget_left: u64, budget: u64) -> [f32; 2] {
+    let frac = if budget == 0 {
+        0.0
+    } else {
+        (budget_left.min(budget) as f64 / budget as f64) as f32
+    };
+    [frac, budget_left as f32 / BUDGET_SCALE]
+}
+
 /// The TRIM-Agg observation at a decision:
 /// `[min PRM of chosen steps 1..t-1, product of those, PRM of the current weak candidate,
 ///   current weak tokens / 300, t / 30]`, with min and product equal to 1.0 at `t = 0`.

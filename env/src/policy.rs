@@ -32,11 +32,24 @@ pub struct StepView<'a> {
 pub struct Conditions {
     /// The cost per strong token this episode's reward uses (NaN when the caller set none).
     pub lambda: f32,
+    /// Strong tokens the episode may still spend, and its whole budget (`u64::MAX` both when it
+    /// has none).
+    pub budget_left: u64,
+    pub budget: u64,
 }
 
 impl Conditions {
     /// No condition set.
-    pub const NONE: Conditions = Conditions { lambda: f32::NAN };
+    pub const NONE: Conditions = Conditions {
+        lambda: f32::NAN,
+        budget_left: u64::MAX,
+        budget: u64::MAX,
+    };
+
+    /// Whether the episode has a strong-token budget.
+    pub fn budgeted(&self) -> bool {
+        self.budget != u64::MAX
+    }
 }
 
 impl Default for Conditions {

@@ -28,6 +28,8 @@ pub struct VecEnv<'f, W: World = Forest> {
     lambda: f32,
     /// Per-slot λ: `None` = every slot uses `lambda` and shows no condition.
     slot_lambda: Option<Vec<f32>>,
+    /// Per-slot strong-token budget: `None` = no budgets.
+    slot_budget: Option<Vec<u64>>,
     eps: Vec<Episode<W::Node>>,
     /// Per-slot history, `hist_cap` entries per slot.
     hist: Vec<HistStep>,
@@ -47,6 +49,7 @@ impl<'f, W: World> VecEnv<'f, W> {
             forest,
             lambda,
             slot_lambda: None,
+            slot_budget: None,
             eps: vec![placeholder; n],
             hist: vec![[0.0; HIST_DIM]; n * hist_cap],
             hist_len: vec![0; n],
@@ -93,6 +96,16 @@ impl<'f, W: World> VecEnv<'f, W> {
         }
     }
 
+    /// Give each slot a hard strong-token budget (from the next [`reset`](Self::reset) on;
+    /// see [`Episode::start_with_budget`]); shown to policies as [`StepView::cond`].
+    pub fn set_slot_budgets(&mut self, budgets: &[u64]) {
+        assert_eq!(budgets.len(), self.eps.len(), "one budget per slot");
+        match &mut self.slot_budget {
+            Some(v) => v.copy_from_slice(budgets),
+            None => self.slot_budget = Some(budgets.to_vec()),
+        }
+    }
+
     /// The λ slot `i` is rewarded with.
     pub fn slot_lambda(&self, i: usize) -> f32 {
         self.slot_lambda.as_ref().map_or(self.lambda, |v| v[i])
@@ -107,7 +120,10 @@ impl<'f, W: World> VecEnv<'f, W> {
     pub fn reset(&mut self, trees: &[u32]) {
         assert_eq!(trees.len(), self.eps.len(), "one tree per slot");
         for (i, &t) in trees.iter().enumerate() {
-            let ep = Episode::start(self.forest, t as usize);
+            let ep = match &self.slot_budget {
+                Some(b) => Episode::start_with_budget(self.forest, t as usize, b[i]),
+                None => Episode::start(self.forest, t as usize),
+            };
             self.eps[i] = match &self.slot_lambda {
                 Some(l) => ep.with_lambda(l[i]),
                 None => ep,

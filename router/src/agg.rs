@@ -19,8 +19,9 @@ pub const N_ACTIONS: usize = 2;
 /// Largest hidden width: the forward pass works in stack buffers of this size (no allocation
 /// per decision). Networks are refused at construction above it.
 pub const MAX_HIDDEN: usize = 1024;
-/// Widest input row: the 5 TRIM-Agg features plus conditioning inputs (λ).
-pub const MAX_INPUT: usize = AGG_DIM + 1;
+/// Widest input row: the 5 TRIM-Agg features plus conditioning inputs (λ: 1, or the
+/// remaining budget: 2).
+pub const MAX_INPUT: usize = AGG_DIM + 2;
 /// `architecture.kind` of TRIM-Agg exports.
 pub const KIND: &str = "trim-agg-actor-critic";
 

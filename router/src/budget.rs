@@ -17,7 +17,7 @@
 //! So a request spends at most `budget` strong tokens, and where every strong step fits the
 //! decisions are exactly those of the environment's budgeted episode.
 
-use crate::router::Decision;
+use crate::router::{BudgetState, Decision};
 use crate::session::{KeptStep, Session};
 
 /// A session with a strong-token budget.
@@ -25,6 +25,8 @@ use crate::session::{KeptStep, Session};
 pub struct BudgetedSession<'r> {
     inner: Session<'r>,
     left: u64,
+    /// The whole budget (a budget-aware policy reads `left` against it).
+    budget: u64,
     reserve: u64,
 }
 
@@ -35,14 +37,19 @@ impl<'r> BudgetedSession<'r> {
         BudgetedSession {
             inner,
             left: budget,
+            budget,
             reserve: reserve.max(1),
         }
     }
 
     /// The policy's decision, with `regenerate` masked when the budget is (nearly) spent; the
-    /// probability and logits are the policy's own.
+    /// probability and logits are the policy's own (a budget-aware policy sees what is left).
     pub fn decide(&self, prm: f32, tokens: u32) -> Result<Decision, String> {
-        let mut d = self.inner.decide(prm, tokens)?;
+        let state = (self.budget != u64::MAX).then_some(BudgetState {
+            left: self.left,
+            budget: self.budget,
+        });
+        let mut d = self.inner.decide_budgeted(prm, tokens, state)?;
         if self.left < self.reserve {
             d.regenerate = false;
         }

@@ -51,7 +51,7 @@ pub use manifest::Manifest;
 pub use policy::{Policy, PolicyDecision};
 pub use pomdp::{PomdpDecision, PomdpRouter};
 pub use pomdp_export::PomdpManifest;
-pub use router::{Decision, EpisodeFeatures, Router, StepObservation};
+pub use router::{BudgetState, Decision, EpisodeFeatures, Router, StepObservation};
 pub use seq::{SEQ_OBS_DIM, SeqNet, SeqShape};
 pub use seq_router::SeqRouter;
 pub use session::{KeptStep, Session};

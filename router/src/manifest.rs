@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use trim_env::features::{
-    LAMBDA_FEATURE, LAMBDA_LOG10_CENTER, LAMBDA_LOG10_HALF_WIDTH, STEP_SCALE, TOKEN_SCALE,
+    BUDGET_FEATURES, BUDGET_SCALE, LAMBDA_FEATURE, LAMBDA_LOG10_CENTER, LAMBDA_LOG10_HALF_WIDTH,
+    STEP_SCALE, TOKEN_SCALE,
 };
 use trim_env::{AGG_DIM, AGG_FEATURES};
 
@@ -108,12 +109,44 @@ pub struct Training {
     pub config: serde_json::Value,
 }
 
+/// The inputs a TRIM-Agg network takes after its 5 aggregated features.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExtraInputs {
+    /// The λ input of a λ-conditioned network.
+    pub lambda: bool,
+    /// The two remaining-budget inputs of a budget-aware network.
+    pub budget: bool,
+}
+
+impl ExtraInputs {
+    /// Width of the network's input row.
+    pub fn input_dim(self) -> usize {
+        AGG_DIM + usize::from(self.lambda) + 2 * usize::from(self.budget)
+    }
+}
+
 /// The feature list of a TRIM-Agg network in network order: the 5 aggregated features (what
-/// `trim_env::features::FeatureState::observe` computes), then, for a λ-conditioned network,
-/// the λ input (`trim_env::features::lambda_feature`).
-pub fn feature_specs(conditioned: bool) -> Vec<FeatureSpec> {
+/// `trim_env::features::FeatureState::observe` computes), then the λ input of a λ-conditioned
+/// network (`trim_env::features::lambda_feature`) and the budget inputs of a budget-aware one
+/// (`trim_env::features::budget_features`).
+pub fn feature_specs(extra: ExtraInputs) -> Vec<FeatureSpec> {
     let mut v = agg_feature_specs();
-    if conditioned {
+    if extra.budget {
+        let computed = [
+            "strong tokens the request may still spend / its whole budget (1.0 at the first step)",
+            "strong tokens the request may still spend / 1000",
+        ];
+        let norm = ["none".to_string(), format!("divide by {BUDGET_SCALE}")];
+        for (k, name) in BUDGET_FEATURES.iter().enumerate() {
+            v.push(FeatureSpec {
+                index: v.len(),
+                name: name.to_string(),
+                computed: computed[k].into(),
+                normalisation: norm[k].clone(),
+            });
+        }
+    }
+    if extra.lambda {
         v.push(FeatureSpec {
             index: AGG_DIM,
             name: LAMBDA_FEATURE.into(),
@@ -129,9 +162,12 @@ pub fn feature_specs(conditioned: bool) -> Vec<FeatureSpec> {
 }
 
 /// The names [`feature_specs`] gives, in order.
-pub fn feature_names(conditioned: bool) -> Vec<&'static str> {
+pub fn feature_names(extra: ExtraInputs) -> Vec<&'static str> {
     let mut v = AGG_FEATURES.to_vec();
-    if conditioned {
+    if extra.budget {
+        v.extend(BUDGET_FEATURES);
+    }
+    if extra.lambda {
         v.push(LAMBDA_FEATURE);
     }
     v
@@ -184,6 +220,11 @@ pub struct Manifest {
     /// each decision names, which must lie in this range. Absent: no λ input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda_range: Option<[f64; 2]>,
+    /// `[lo, hi]` strong tokens of a budget-aware policy (the budgets it was trained on): it
+    /// takes the request's remaining budget as inputs and refuses a decision without a budget.
+    /// Absent: no budget inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_range: Option<[u64; 2]>,
     pub training: Training,
     /// The run's `summary.json` (validation/test evaluation), or null if it had none.
     pub evaluation: serde_json::Value,
@@ -228,13 +269,20 @@ pub struct Calibration {
 }
 
 impl Manifest {
+    /// The inputs the network takes after the 5 aggregated features.
+    pub fn extra_inputs(&self) -> ExtraInputs {
+        ExtraInputs {
+            lambda: self.lambda_range.is_some(),
+            budget: self.budget_range.is_some(),
+        }
+    }
+
     /// Check what a reader relies on beyond the schema: features and scales this build
     /// computes, the architecture kind and sizes, a decision threshold in `[0, 1]`, a finite
     /// λ ≥ 0, and only known files. Returns the reason of the first failure.
     pub fn check(&self) -> Result<(), String> {
-        let conditioned = self.lambda_range.is_some();
         let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
-        let want = feature_names(conditioned);
+        let want = feature_names(self.extra_inputs());
         if names != want || self.token_scale != TOKEN_SCALE || self.step_scale != STEP_SCALE {
             return Err(format!(
                 "features {names:?} (scales {}/{}) do not match this build's {want:?} ({TOKEN_SCALE}/{STEP_SCALE})",

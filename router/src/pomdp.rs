@@ -78,6 +78,7 @@ impl PomdpRouter {
         if let Some(l) = step.lambda {
             return Err(crate::router::no_lambda_input(l, Some(self.lambda())));
         }
+        step.budget_state(false)?;
         // The same input checks as TRIM-Agg serving.
         EpisodeFeatures::from_history(&step.prev_prm)?.observe(step.prm, step.tokens)?;
         let mut features = FeatureState::new();

@@ -97,6 +97,8 @@ pub fn parity_steps(n: usize, seed: u64) -> Vec<StepObservation> {
                 prev_tokens: vec![],
                 prev_regenerated: vec![],
                 lambda: None,
+                budget: None,
+                budget_left: None,
             }
         })
         .collect()

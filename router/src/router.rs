@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use trim_env::features::{FeatureState, lambda_feature};
+use trim_env::features::{FeatureState, budget_features, lambda_feature};
 use trim_env::{AGG_DIM, AggObs};
 
 use crate::agg::{AggNet, MAX_INPUT, N_ACTIONS};
@@ -102,6 +102,33 @@ pub struct StepObservation {
     /// every other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda: Option<f64>,
+    /// The request's whole strong-token budget: required by a budget-aware policy, refused by
+    /// the others here (a stateless decision cannot enforce a budget; `trim route --sessions`
+    /// does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    /// Strong tokens the request may still spend (default: the whole `budget`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_left: Option<u64>,
+}
+
+impl StepObservation {
+    /// The budget state the step names, for a policy that does (`budget_input`) or does not
+    /// take one.
+    pub fn budget_state(&self, budget_input: bool) -> Result<Option<BudgetState>, String> {
+        match (self.budget, self.budget_left, budget_input) {
+            (None, None, _) => Ok(None),
+            (None, Some(_), _) => Err("`budget_left` without `budget`".into()),
+            (Some(_), _, false) => Err("`budget` given, but this policy has no budget input and \
+                                        a stateless decision cannot enforce one; serve budgets \
+                                        with sessions (trim route --sessions, BudgetedSession)"
+                .into()),
+            (Some(b), l, true) => Ok(Some(BudgetState {
+                left: l.unwrap_or(b),
+                budget: b,
+            })),
+        }
+    }
 }
 
 /// The error for a λ given to a policy without a λ input.
@@ -122,19 +149,30 @@ pub struct Router {
     lambda_range: Option<[f64; 2]>,
     /// The λ `trim calibrate` chose for a conditioned network: used when a decision names none.
     default_lambda: Option<f64>,
+    /// A budget-aware network: it takes the request's remaining budget as inputs.
+    budget_input: bool,
+}
+
+/// The strong-token budget of a request at a decision: what is left and the whole budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetState {
+    pub left: u64,
+    pub budget: u64,
 }
 
 impl Router {
     /// A router over in-memory weights (e.g. the acting network of a training run). A network
     /// with a λ input accepts any λ in (0, 1] (see [`with_lambda_range`](Self::with_lambda_range)).
     pub fn from_net(net: AggNet) -> Self {
-        let lambda_range = (net.input_dim() > AGG_DIM).then_some([f64::MIN_POSITIVE, 1.0]);
+        let lambda_range = (net.input_dim() == AGG_DIM + 1).then_some([f64::MIN_POSITIVE, 1.0]);
+        let budget_input = net.input_dim() == AGG_DIM + 2;
         Router {
             net,
             threshold: DEFAULT_THRESHOLD,
             manifest: None,
             lambda_range,
             default_lambda: None,
+            budget_input,
         }
     }
 
@@ -152,6 +190,16 @@ impl Router {
         self.lambda_range
     }
 
+    /// The λ `trim calibrate` chose for a conditioned policy (used when a decision names none).
+    pub fn default_lambda(&self) -> Option<f64> {
+        self.default_lambda
+    }
+
+    /// Whether the policy is budget-aware (takes the remaining budget as inputs).
+    pub fn budget_input(&self) -> bool {
+        self.budget_input
+    }
+
     /// Load the export in `dir` and verify it before use: manifest format, version and
     /// consistency, the sha256 of every listed file, every tensor's name, shape and finiteness, and
     /// the parity fixture reproduced by the safetensors weights and the ONNX graph.
@@ -164,6 +212,7 @@ impl Router {
             default_lambda: (v.manifest.lambda_range)
                 .and(v.manifest.calibration.as_ref())
                 .and_then(|c| c.lambda),
+            budget_input: v.manifest.budget_range.is_some(),
             manifest: Some(v.manifest),
         })
     }
@@ -206,8 +255,8 @@ impl Router {
     #[inline]
     pub fn decide(&self, obs: &AggObs) -> Decision {
         assert!(
-            self.lambda_range.is_none(),
-            "a λ-conditioned router decides with decide_at"
+            self.lambda_range.is_none() && !self.budget_input,
+            "a λ-conditioned or budget-aware router decides with decide_with"
         );
         self.decide_row(obs)
     }
@@ -216,8 +265,37 @@ impl Router {
     /// inside its range (or a calibrated one, used when `lambda` is None), a policy without a
     /// λ input refuses one.
     pub fn decide_at(&self, obs: &AggObs, lambda: Option<f64>) -> Result<Decision, String> {
+        self.decide_with(obs, lambda, None)
+    }
+
+    /// [`decide_at`](Self::decide_at) with the request's budget: a budget-aware policy needs
+    /// it (and refuses to decide without), the others ignore it (a hard budget is then the
+    /// caller's mask, e.g. [`crate::BudgetedSession`]).
+    pub fn decide_with(
+        &self,
+        obs: &AggObs,
+        lambda: Option<f64>,
+        budget: Option<BudgetState>,
+    ) -> Result<Decision, String> {
         let mut row = [0.0f32; MAX_INPUT];
         row[..AGG_DIM].copy_from_slice(obs);
+        if self.budget_input {
+            let Some(b) = budget else {
+                return Err(
+                    "this policy is budget-aware: each decision needs the request's \
+                            strong-token `budget` (and `budget_left` after the first strong \
+                            step)"
+                        .into(),
+                );
+            };
+            if b.left > b.budget {
+                return Err(format!(
+                    "budget_left {} exceeds the budget {}",
+                    b.left, b.budget
+                ));
+            }
+            row[AGG_DIM..AGG_DIM + 2].copy_from_slice(&budget_features(b.left, b.budget));
+        }
         match (self.lambda_range, lambda.or(self.default_lambda)) {
             (None, None) => {}
             (None, Some(l)) => return Err(no_lambda_input(l, self.trained_lambda())),
@@ -273,13 +351,15 @@ impl Router {
     /// candidate's PRM score and token count.
     pub fn decide_step(&self, step: &StepObservation) -> Result<Decision, String> {
         let ep = EpisodeFeatures::from_history(&step.prev_prm)?;
-        self.decide_at(&ep.observe(step.prm, step.tokens)?, step.lambda)
+        let budget = step.budget_state(self.budget_input)?;
+        self.decide_with(&ep.observe(step.prm, step.tokens)?, step.lambda, budget)
     }
 
     /// [`decide_step`](Self::decide_step) for many concurrent episodes; fails on the first
     /// invalid step, naming its index.
     pub fn decide_steps(&self, steps: &[StepObservation]) -> Result<Vec<Decision>, String> {
-        if self.lambda_range.is_some() || steps.iter().any(|s| s.lambda.is_some()) {
+        let plain = |s: &StepObservation| s.lambda.is_none() && s.budget.is_none();
+        if self.lambda_range.is_some() || self.budget_input || !steps.iter().all(plain) {
             return (steps.iter().enumerate())
                 .map(|(i, s)| self.decide_step(s).map_err(|e| format!("step {i}: {e}")))
                 .collect();
@@ -355,6 +435,8 @@ mod tests {
             prev_tokens: vec![],
             prev_regenerated: vec![],
             lambda: Some(3e-4),
+            budget: None,
+            budget_left: None,
         };
         assert_eq!(s.decide(0.4, 33).unwrap(), cond.decide_step(&step).unwrap());
         assert!(cond.session().decide(0.4, 33).is_err());

@@ -106,6 +106,8 @@ pub fn parity_steps() -> Vec<StepObservation> {
                 prev_tokens: vec![],
                 prev_regenerated: vec![],
                 lambda: None,
+                budget: None,
+                budget_left: None,
             };
             for _ in 0..t {
                 s.prev_prm.push(rng.f32());

@@ -64,6 +64,7 @@ impl SeqRouter {
         if let Some(l) = step.lambda {
             return Err(crate::router::no_lambda_input(l, None));
         }
+        step.budget_state(false)?;
         let mut row = [0.0f32; SEQ_OBS_DIM];
         step_row(step, &mut row)?;
         let (logits, _) = self.net.forward(&row);

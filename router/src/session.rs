@@ -5,7 +5,7 @@
 //! ([`SeqCache`]). Both give exactly the decision of the stateless whole-history call (tested).
 
 use crate::router::check_prm;
-use crate::router::{Decision, EpisodeFeatures, Router};
+use crate::router::{BudgetState, Decision, EpisodeFeatures, Router};
 use crate::seq::candidate_token;
 use crate::seq::kept_token;
 use crate::seq_cache::SeqCache;
@@ -72,12 +72,23 @@ impl SeqRouter {
 impl Session<'_> {
     /// Decide on the weak model's current step (its PRM score and token count).
     pub fn decide(&self, prm: f32, tokens: u32) -> Result<Decision, String> {
+        self.decide_budgeted(prm, tokens, None)
+    }
+
+    /// [`decide`](Self::decide) with the request's budget state, which a budget-aware TRIM-Agg
+    /// policy reads as inputs (and needs); other policies ignore it.
+    pub fn decide_budgeted(
+        &self,
+        prm: f32,
+        tokens: u32,
+        budget: Option<BudgetState>,
+    ) -> Result<Decision, String> {
         match self {
             Session::Agg {
                 router,
                 features,
                 lambda,
-            } => router.decide_at(&features.observe(prm, tokens)?, *lambda),
+            } => router.decide_with(&features.observe(prm, tokens)?, *lambda, budget),
             Session::Seq {
                 router,
                 cache,
@@ -175,6 +186,8 @@ pub(crate) mod tests {
                 prev_tokens: vec![],
                 prev_regenerated: vec![],
                 lambda: None,
+                budget: None,
+                budget_left: None,
             };
             let mut hist = vec![];
             for t in 0..45 {
@@ -243,6 +256,8 @@ pub(crate) mod tests {
             prev_tokens: vec![],
             prev_regenerated: vec![],
             lambda: None,
+            budget: None,
+            budget_left: None,
         };
         assert!(
             router
@@ -268,6 +283,8 @@ pub(crate) mod tests {
                 prev_tokens: vec![],
                 prev_regenerated: vec![],
                 lambda: None,
+                budget: None,
+                budget_left: None,
             };
             assert_eq!(
                 s.decide(prm, tokens).unwrap(),

@@ -11,7 +11,9 @@ the step ("continue") or regenerate it with the strong model ("regenerate").
 
 A λ-conditioned export (its policy.json has `lambda_range`) acts at the λ each decision names:
 `router.decide(obs, lam=4e-4)`; it refuses a decision without λ, and every other export refuses
-one with λ (as `trim route` does).
+one with λ (as `trim route` does). A budget-aware export (`budget_range`) reads the request's
+strong-token budget: `router.decide(obs, budget=300, budget_left=210)`; it refuses a decision
+without a budget, and every other export refuses one (enforce budgets with trim_budget.py).
 """
 
 from __future__ import annotations
@@ -159,10 +161,29 @@ class Router:
         z = self.logits(obs).astype(np.float64)
         return 1.0 / (1.0 + np.exp(z[..., 0] - z[..., 1]))
 
-    def row(self, obs: np.ndarray, lam: float | None = None) -> np.ndarray:
+    def row(self, obs: np.ndarray, lam: float | None = None, budget: int | None = None,
+            budget_left: int | None = None) -> np.ndarray:
         """The network input for the features `obs` ([5]): with the λ input appended for a
-        λ-conditioned export (λ required, inside lambda_range); λ refused by any other."""
+        λ-conditioned export (λ required, inside lambda_range), the budget inputs for a
+        budget-aware one (budget required); each refused by an export without that input."""
         obs = np.asarray(obs, dtype=np.float32)
+        if budget is None and budget_left is not None:
+            raise ValueError("`budget_left` without `budget`")
+        if self.manifest.get("budget_range") is None:
+            if budget is not None:
+                raise ValueError("`budget` given, but this policy has no budget input and a "
+                                 "stateless decision cannot enforce one; serve budgets with "
+                                 "sessions (trim_budget.py)")
+        else:
+            if budget is None:
+                raise ValueError("this policy is budget-aware: each decision needs the request's "
+                                 "strong-token `budget` (and `budget_left` after the first "
+                                 "strong step)")
+            left = budget if budget_left is None else budget_left
+            if left > budget:
+                raise ValueError(f"budget_left {left} exceeds the budget {budget}")
+            frac = np.float32(0.0) if budget == 0 else np.float32(min(left, budget) / budget)
+            return np.append(obs, [frac, np.float32(left) / np.float32(1000.0)]).astype(np.float32)
         if self.lambda_range is None:
             if lam is not None:
                 raise ValueError(
@@ -180,10 +201,11 @@ class Router:
         x = (np.log10(np.float32(lam)) - LAMBDA_LOG10_CENTER) / LAMBDA_LOG10_HALF_WIDTH
         return np.append(obs, np.float32(x)).astype(np.float32)
 
-    def decide(self, obs: np.ndarray, lam: float | None = None) -> Decision:
+    def decide(self, obs: np.ndarray, lam: float | None = None, budget: int | None = None,
+               budget_left: int | None = None) -> Decision:
         """One decision; regenerate iff p(regenerate) > threshold. `lam`: the λ to act at, for a
-        λ-conditioned export only."""
-        lg = self.logits(self.row(obs, lam))
+        λ-conditioned export only; `budget`/`budget_left`: for a budget-aware export only."""
+        lg = self.logits(self.row(obs, lam, budget, budget_left))
         p = float(1.0 / (1.0 + np.exp(float(lg[0]) - float(lg[1]))))
         return Decision(p > self.threshold, p, lg)
 
@@ -205,7 +227,8 @@ if __name__ == "__main__":
         for k in s.get("prev_prm", []):
             ep.push(k)
         try:
-            d = r.decide(ep.observe(s["prm"], s["tokens"]), s.get("lambda"))
+            d = r.decide(ep.observe(s["prm"], s["tokens"]), s.get("lambda"), s.get("budget"),
+                         s.get("budget_left"))
         except ValueError as e:
             print(json.dumps({"id": s.get("id"), "error": str(e)}), flush=True)
             continue

@@ -94,9 +94,15 @@ pub struct ExportAt<'a> {
 impl ExportAt<'_> {
     fn p_regenerate(&self, view: &StepView<'_>) -> f32 {
         match self.export {
-            // Decisions were checked (λ present and in range) before the replay started.
+            // Decisions were checked (λ present and in range, a budget for a budget-aware
+            // policy) before the replay started.
             Export::Agg(r) => {
-                (r.decide_at(&view.agg(), self.lambda)).map_or(0.0, |d| d.p_regenerate)
+                let c = view.cond;
+                let budget = c.budgeted().then_some(trim_router::BudgetState {
+                    left: c.budget_left,
+                    budget: c.budget,
+                });
+                (r.decide_with(&view.agg(), self.lambda, budget)).map_or(0.0, |d| d.p_regenerate)
             }
             Export::Seq(r, _) => {
                 (r.decide_step(&observation(view))).map_or(0.0, |d| d.p_regenerate)
@@ -134,6 +140,8 @@ fn observation(view: &StepView<'_>) -> StepObservation {
         prev_tokens: view.history.iter().map(kept_tokens).collect(),
         prev_regenerated: view.history.iter().map(|h| h[3] > 0.5).collect(),
         lambda: None,
+        budget: None,
+        budget_left: None,
     }
 }
 
@@ -215,6 +223,11 @@ pub fn calibrate<W: World>(
         !matches!(export, Export::Pomdp(..)),
         "a TRIM-POMDP export has no threshold to calibrate: its decisions come from the solved \
          value table; solve for another λ (`trim pomdp solve --lambda …`) to move along the curve"
+    );
+    anyhow::ensure!(
+        !matches!(export, Export::Agg(r) if r.budget_input()),
+        "a budget-aware export acts under each request's budget: its knob is the budget itself \
+         (`trim eval --budgets … --export DIR` measures it per budget), not a threshold"
     );
     anyhow::ensure!(!problems.is_empty(), "the traffic holds no problems");
     let opts = EvalOptions { repeats: 1, seed };

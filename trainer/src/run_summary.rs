@@ -100,6 +100,18 @@ pub struct SplitReport {
     /// each scored with the reward at that λ (empty for other runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lambda_curve: Vec<LambdaScores>,
+    /// A budget-aware run: the `best/` policy under each budget of the run's validation grid
+    /// (`best_policy`/`final_policy` are under the range's top budget; empty for other runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budget_curve: Vec<BudgetScores>,
+}
+
+/// A budget-aware policy under a hard budget of `budget` strong tokens per problem.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetScores {
+    pub budget: u64,
+    #[serde(flatten)]
+    pub scores: Scores,
 }
 
 /// A λ-conditioned policy acting at `lambda`, and its scores (reward at that λ).

@@ -222,6 +222,7 @@ fn export_replay_matches_the_checkpoints_own_evaluation() {
                         &ExportAt {
                             export: &export,
                             threshold: t,
+                            lambda: None,
                         },
                         opts,
                     )

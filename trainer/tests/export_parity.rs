@@ -141,6 +141,8 @@ fn exports_reproduce_the_burn_model_and_refuse_damage() {
         prev_tokens: vec![],
         prev_regenerated: vec![],
         lambda: None,
+        budget: None,
+        budget_left: None,
     };
     let manual = router.decide(&[0.4, 0.36, 0.6, 0.3, 2.0 / 30.0]);
     let built = router.decide_step(&step).unwrap();

@@ -153,7 +153,7 @@ fn conditioned_runs_train_export_route_and_report() {
     assert!(out.contains("no λ input"), "{out}");
 
     // Python: parity of numpy and ONNX on the 6-wide fixture, and the same decisions as Rust.
-    python_parity(&d, &lines, &answers);
+    python_parity(&d, "expc", &lines, &answers);
 
     // Report: the conditioned policy acts at each per-λ run's λ and is compared with them.
     let rep = ok(
@@ -207,7 +207,7 @@ fn conditioned_runs_train_export_route_and_report() {
     assert_eq!(default, explicit);
 }
 
-fn python_parity(d: &Path, lines: &str, rust: &[serde_json::Value]) {
+fn python_parity(d: &Path, export: &str, lines: &str, rust: &[serde_json::Value]) {
     let Some(py) = python_with("numpy, safetensors, onnxruntime") else {
         assert_ne!(
             std::env::var("TRIM_REQUIRE_PYTHON").as_deref(),
@@ -220,7 +220,7 @@ fn python_parity(d: &Path, lines: &str, rust: &[serde_json::Value]) {
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/python");
     let o = Command::new(&py)
         .arg(scripts.join("check_parity.py"))
-        .arg(d.join("expc"))
+        .arg(d.join(export))
         .arg("--require-onnx")
         .output()
         .unwrap();
@@ -229,7 +229,7 @@ fn python_parity(d: &Path, lines: &str, rust: &[serde_json::Value]) {
     for backend in ["numpy", "onnx"] {
         let mut child = Command::new(&py)
             .arg(scripts.join("trim_router.py"))
-            .arg(d.join("expc"))
+            .arg(d.join(export))
             .arg(backend)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -257,4 +257,108 @@ fn python_parity(d: &Path, lines: &str, rust: &[serde_json::Value]) {
             );
         }
     }
+}
+
+#[test]
+fn budget_aware_runs_train_export_route_and_evaluate() {
+    let d = tmpdir("budget-aware");
+    make_dataset(&d, "tiny", 60, 2, 7);
+    train(&d, "b", &["--budget-range=0:400"]);
+    let s = summary(&d, "b");
+    let curve = s["val"]["budget_curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 8);
+    assert_eq!(
+        (curve[0]["budget"].as_u64(), curve[7]["budget"].as_u64()),
+        (Some(0), Some(400))
+    );
+    let e = trim(
+        &d,
+        &[TRAIN, &["--budget-range=0:400", "--lambda-range=1e-4:1e-2"]].concat(),
+    );
+    assert!(String::from_utf8_lossy(&e.stderr).contains("budget_range"));
+    let e = trim(&d, &[TRAIN, &["--budget-range=400:0"]].concat());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("LO < HI"));
+
+    ok(
+        &d,
+        &[
+            "export",
+            "--checkpoint",
+            "checkpoints/b/best",
+            "--format",
+            "all",
+            "--out",
+            "expb",
+        ],
+    );
+    let r = trim_router::Router::load(&d.join("expb")).unwrap();
+    assert!(r.budget_input() && r.lambda_range().is_none());
+
+    // Stateless: a budget is required (and budget_left ≤ budget); sessions pass what is left.
+    let lines: String = (0..30)
+        .map(|i| {
+            format!(
+                "{{\"id\":{i},\"prev_prm\":[0.9],\"prm\":{},\"tokens\":{},\"budget\":400,\"budget_left\":{}}}\n",
+                (i as f64 * 0.173) % 1.0,
+                20 + 5 * i,
+                (i * 37) % 401
+            )
+        })
+        .collect();
+    let (okb, out, err) = route(&d, "expb", &[], &lines);
+    assert!(okb, "{err}");
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(answers.iter().all(|a| a.get("action").is_some()), "{out}");
+    let (_, out, _) = route(&d, "expb", &[], "{\"id\":1,\"prm\":0.4,\"tokens\":30}\n");
+    assert!(out.contains("budget-aware"), "{out}");
+    let (_, out, _) = route(
+        &d,
+        "expb",
+        &[],
+        "{\"id\":1,\"prm\":0.4,\"tokens\":30,\"budget\":10,\"budget_left\":11}\n",
+    );
+    assert!(out.contains("exceeds the budget"), "{out}");
+    let first = "{\"session\":\"a\",\"prm\":0.4,\"tokens\":30,\"budget\":400}\n";
+    let (oks, out, err) = route(&d, "expb", &["--sessions"], first);
+    assert!(oks && out.contains("\"action\""), "{out}{err}");
+    let (_, out, _) = route(
+        &d,
+        "expb",
+        &["--sessions"],
+        "{\"session\":\"a\",\"prm\":0.4,\"tokens\":30}\n",
+    );
+    assert!(out.contains("budget-aware"), "{out}");
+
+    // The budgeted-accuracy table has its row; calibration refuses it (the budget is its knob).
+    let t = ok(
+        &d,
+        &[
+            "eval",
+            "--data=tiny.jsonl",
+            "--split=all",
+            "--budgets",
+            "0,100,400",
+            "--export",
+            "expb",
+        ],
+    );
+    assert!(t.contains("expb (budget-aware)"), "{t}");
+    let e = trim(
+        &d,
+        &[
+            "calibrate",
+            "--export",
+            "expb",
+            "--data=tiny.jsonl",
+            "--target",
+            "calls=0.2",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&e.stderr).contains("budget-aware export"));
+
+    // Python agrees line by line (numpy and ONNX).
+    python_parity(&d, "expb", &lines, &answers);
 }

@@ -81,6 +81,8 @@ fn history_step() -> StepObservation {
         prev_tokens: (0..HISTORY).map(|_| 1 + rng.below(300) as u32).collect(),
         prev_regenerated: (0..HISTORY).map(|_| rng.f32() < 0.3).collect(),
         lambda: None,
+        budget: None,
+        budget_left: None,
     }
 }
 

@@ -75,6 +75,14 @@ pub fn budget_table<W: World>(
         }
         for (name, e) in exports {
             let t = match e {
+                trim_router::Policy::Agg(r)
+                    if r.lambda_range().is_some() && r.default_lambda().is_none() =>
+                {
+                    anyhow::bail!(
+                        "{name}: a λ-conditioned export acts at a λ: calibrate one first \
+                         (`trim calibrate --export DIR --target …`)"
+                    )
+                }
                 trim_router::Policy::Agg(r) => r.threshold(),
                 trim_router::Policy::Seq(r, _) => r.threshold(),
                 trim_router::Policy::Pomdp(..) => {
@@ -89,7 +97,9 @@ pub fn budget_table<W: World>(
                 },
                 b,
             )?;
-            pts.push(point(&format!("{name} (masked)"), b, &out, opts.seed));
+            let aware = matches!(e, trim_router::Policy::Agg(r) if r.budget_input());
+            let how = if aware { "budget-aware" } else { "masked" };
+            pts.push(point(&format!("{name} ({how})"), b, &out, opts.seed));
         }
         if let Some(f) = stored {
             let acc = trim_env::oracle::hindsight_budgeted(f, problems, b);

@@ -89,6 +89,8 @@ impl Decider {
                     prev_tokens: vec![],
                     prev_regenerated: vec![],
                     lambda: Some(l),
+                    budget: None,
+                    budget_left: None,
                 };
                 self.decide(&step)
                     .map(|_| ())

@@ -21,10 +21,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 use crate::model::MAX_HIDDEN;
 
+mod budget_range;
 mod lambda_range;
 mod policy_kind;
 mod test_data;
 mod test_split;
+pub use budget_range::{BudgetRange, MAX_BUDGET};
 pub use lambda_range::{LambdaRange, VALIDATION_GRID};
 pub use policy_kind::PolicyKind;
 pub use test_data::TestData;
@@ -39,6 +41,8 @@ pub const DEFAULT_TEST_DATA: &str = "synth:math500?problems=2000&test_fraction=1
 
 /// Report name of λ-conditioned TRIM-Agg.
 pub const CONDITIONED_NAME: &str = "TRIM-Agg (λ-conditioned)";
+/// Report name of budget-aware TRIM-Agg.
+pub const BUDGETED_NAME: &str = "TRIM-Agg (budget-aware)";
 
 /// Largest λ accepted. At λ = 1 one strong token already costs as much as a correct answer,
 /// so every larger λ trains the same always-weak policy; far larger values overflow the f32
@@ -126,6 +130,11 @@ train_config! {
     /// averages the greedy reward over 8 log-spaced λ of the range; `lambda` must lie inside
     /// (the run's summary reports at it). `off`: one policy for `lambda`. [default: off]
     lambda_range: LambdaRange = LambdaRange::Off;
+    /// Budget-aware TRIM-Agg: `LO:HI` strong tokens (for example `100:800`) gives every episode
+    /// a hard budget drawn uniformly from the range (`regenerate` masked once the strong step
+    /// no longer fits), the remaining budget becomes a policy input, and validation averages
+    /// the greedy reward over 8 budgets of the range. `off`: no budgets. [default: off]
+    budget_range: BudgetRange = BudgetRange::Off;
     /// Seed of everything random: validation hold-out, problem order, tree and action sampling,
     /// initial weights. [default: 10]
     seed: u64 = 10;
@@ -243,8 +252,28 @@ impl TrainConfig {
         self.validate_lambda_range()
     }
 
-    /// A conditioned range is for TRIM-Agg and must contain the run's `lambda`.
+    /// A conditioned range is for TRIM-Agg and must contain the run's `lambda`; a budget range
+    /// is for TRIM-Agg, and not (yet) together with a λ range.
     fn validate_lambda_range(&self) -> Result<()> {
+        if self.budget_range.bounds().is_some() {
+            if self.policy != PolicyKind::Agg {
+                return bad(
+                    "budget_range",
+                    format!(
+                        "{} with policy = {}: budget-aware training is built for TRIM-Agg only",
+                        self.budget_range, self.policy
+                    ),
+                );
+            }
+            if self.lambda_range.bounds().is_some() {
+                return bad(
+                    "budget_range",
+                    "set together with lambda_range: a policy conditioned on both is not \
+                     built yet; train one or the other"
+                        .into(),
+                );
+            }
+        }
         let Some((lo, hi)) = self.lambda_range.bounds() else {
             return Ok(());
         };
@@ -272,6 +301,9 @@ impl TrainConfig {
     /// The report name of the family this configuration trains (TRIM-Agg, TRIM-Seq, or
     /// [`CONDITIONED_NAME`] when `lambda_range` is set).
     pub fn family_display_name(&self) -> &'static str {
+        if self.budget_range.bounds().is_some() {
+            return BUDGETED_NAME;
+        }
         match self.lambda_range.bounds() {
             Some(_) => CONDITIONED_NAME,
             None => self.policy.display_name(),

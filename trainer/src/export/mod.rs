@@ -25,8 +25,8 @@ use burn::tensor::{Tensor, TensorData};
 use trim_env::checksum::sha256_hex;
 use trim_env::features::{STEP_SCALE, TOKEN_SCALE};
 pub use trim_router::manifest::{
-    ActionSpec, Architecture, DEFAULT_THRESHOLD, DecisionSpec, FORMAT, FORMAT_VERSION, FeatureSpec,
-    MANIFEST, Manifest, ONNX, PARITY, ParamSpec, SAFETENSORS, Training, architecture,
+    ActionSpec, Architecture, DEFAULT_THRESHOLD, DecisionSpec, ExtraInputs, FORMAT, FORMAT_VERSION,
+    FeatureSpec, MANIFEST, Manifest, ONNX, PARITY, ParamSpec, SAFETENSORS, Training, architecture,
     feature_names, feature_specs,
 };
 use trim_router::mlp::softmax2;
@@ -36,7 +36,7 @@ pub use trim_router::parity::{
 use trim_router::{RouterError, safetensors};
 
 use crate::checkpoint::{self, TrainState};
-use crate::family::{Family, agg::Agg, agg_lambda::AggLambda};
+use crate::family::{Family, agg::Agg, agg_budget::AggBudget, agg_lambda::AggLambda};
 use crate::model::{N_ACTIONS, PolicyWeights};
 
 /// Why an export could not be written or was refused.
@@ -212,6 +212,7 @@ pub fn export(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportRep
     match state.family.as_str() {
         Agg::NAME => export_agg::<Agg>(checkpoint, format, out),
         AggLambda::NAME => export_agg::<AggLambda>(checkpoint, format, out),
+        AggBudget::NAME => export_agg::<AggBudget>(checkpoint, format, out),
         <crate::family::seq::Seq as Family>::NAME => seq::export_seq(checkpoint, format, out),
         other => Err(ExportError::invalid(
             checkpoint,
@@ -251,7 +252,7 @@ fn export_agg<F: Family<Net = crate::model::ActorCritic>>(
     let meta_kv = [
         ("format", FORMAT.to_string()),
         ("format_version", FORMAT_VERSION.to_string()),
-        ("features", feature_names(F::CONDITIONED).join(",")),
+        ("features", feature_names(extra_inputs(&state)).join(",")),
         ("run_name", state.run_name.clone()),
     ];
     if matches!(format, Format::Safetensors | Format::All) {
@@ -260,7 +261,9 @@ fn export_agg<F: Family<Net = crate::model::ActorCritic>>(
         w.put(out, SAFETENSORS, &bytes)?;
     }
     if matches!(format, Format::Onnx | Format::All) {
-        let (bytes, diff) = onnx_bytes(&weights, &fixture, &meta_kv, &state.run_name, out)?;
+        let names = feature_names(extra_inputs(&state));
+        let (bytes, diff) =
+            onnx_bytes(&weights, &fixture, &meta_kv, (&state.run_name, &names), out)?;
         w.onnx_diff = Some(diff);
         w.put(out, ONNX, &bytes)?;
     }
@@ -365,10 +368,9 @@ fn onnx_bytes(
     weights: &PolicyWeights,
     fixture: &ParityFixture,
     meta_kv: &[(&str, String)],
-    run_name: &str,
+    (run_name, names): (&str, &[&str]),
     out: &Path,
 ) -> Result<(Vec<u8>, f32), ExportError> {
-    let names = feature_names(weights.input_dim() > trim_env::AGG_DIM);
     let doc = format!(
         "trim routing policy {run_name} (TRIM-Agg); input obs [batch, {}] = {}; logits/probs index 0 = continue, 1 = regenerate",
         names.len(),
@@ -400,7 +402,7 @@ fn manifest(
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         architecture: architecture(weights),
-        features: feature_specs(state.config.lambda_range.bounds().is_some()),
+        features: feature_specs(extra_inputs(state)),
         token_scale: TOKEN_SCALE,
         step_scale: STEP_SCALE,
         normalisation: "none beyond the token/step scales: the network takes the features as computed (PRM scores in [0, 1])".into(),
@@ -408,11 +410,20 @@ fn manifest(
         decision: network_decision(),
         lambda: state.config.lambda,
         lambda_range: state.config.lambda_range.bounds().map(|(lo, hi)| [lo, hi]),
+        budget_range: state.config.budget_range.bounds().map(|(lo, hi)| [lo, hi]),
         training: training(checkpoint, state, [weak_models, strong_models, prm_models])?,
         evaluation,
         files,
         calibration: None,
     })
+}
+
+/// The inputs a TRIM-Agg checkpoint's network takes after the 5 features.
+fn extra_inputs(state: &TrainState) -> ExtraInputs {
+    ExtraInputs {
+        lambda: state.config.lambda_range.bounds().is_some(),
+        budget: state.config.budget_range.bounds().is_some(),
+    }
 }
 
 /// The two actions, by logit index (every export's `actions`).

@@ -77,7 +77,10 @@ mod tests {
             for (row, l) in rows.iter_mut().zip([1e-5f32, 1e-2]) {
                 AggLambda::observe(
                     &StepView {
-                        cond: Conditions { lambda: l },
+                        cond: Conditions {
+                            lambda: l,
+                            ..Conditions::NONE
+                        },
                         ..view
                     },
                     row,

@@ -19,12 +19,13 @@
 //! `trim_router::agg::KIND`), refusing kinds it does not know.
 
 pub mod agg;
+pub mod agg_budget;
 pub mod agg_lambda;
 pub mod seq;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use trim_env::{Conditions, Policy, Rng, StepView};
+use trim_env::{Policy, Rng, StepView};
 
 use crate::config::TrainConfig;
 
@@ -68,6 +69,10 @@ pub trait Family: Send + Sync + 'static {
     /// Whether the policy takes λ as an input ([`StepView::cond`]): episodes then draw λ from
     /// the run's `lambda_range`, and greedy evaluation names the λ to act at.
     const CONDITIONED: bool = false;
+    /// Whether the policy takes the episode's remaining strong-token budget as inputs
+    /// ([`StepView::cond`]): training episodes then draw a budget from the run's
+    /// `budget_range`, and a decision without a budget is refused at serving time.
+    const BUDGETED: bool = false;
     /// The trained network.
     type Net: TrainNet;
     /// Its plain-Rust acting copy.
@@ -95,20 +100,22 @@ pub trait Family: Send + Sync + 'static {
 /// [`at_lambda`](Self::at_lambda) (the episode's own condition otherwise).
 pub struct GreedyOf<'a, F: Family> {
     acting: &'a F::Acting,
-    cond: Option<Conditions>,
+    lambda: Option<f32>,
 }
 
 impl<'a, F: Family> GreedyOf<'a, F> {
     /// Greedy acting of `acting`.
     pub fn new(acting: &'a F::Acting) -> Self {
-        GreedyOf { acting, cond: None }
+        GreedyOf {
+            acting,
+            lambda: None,
+        }
     }
 
-    /// Act as if every episode were conditioned on `lambda` (for conditioned families).
+    /// Act as if every episode were conditioned on `lambda` (for conditioned families; the
+    /// episode's budget, if any, is still the episode's own).
     pub fn at_lambda(mut self, lambda: f64) -> Self {
-        self.cond = Some(Conditions {
-            lambda: lambda as f32,
-        });
+        self.lambda = Some(lambda as f32);
         self
     }
 }
@@ -118,8 +125,12 @@ impl<F: Family> Policy for GreedyOf<'_, F> {
         const { assert!(F::OBS_DIM <= MAX_OBS_DIM) };
         let mut obs = [0.0f32; MAX_OBS_DIM];
         let row = &mut obs[..F::OBS_DIM];
-        match self.cond {
-            Some(cond) => F::observe(&StepView { cond, ..*view }, row),
+        match self.lambda {
+            Some(lambda) => {
+                let mut v = *view;
+                v.cond.lambda = lambda;
+                F::observe(&v, row)
+            }
             None => F::observe(view, row),
         }
         let (lp, _) = self.acting.log_probs(row, mask);

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{RunOptions, Trainer};
 use crate::config::{PolicyKind, TrainConfig};
 use crate::error::Result;
-use crate::family::{agg::Agg, agg_lambda::AggLambda, seq::Seq};
+use crate::family::{agg::Agg, agg_budget::AggBudget, agg_lambda::AggLambda, seq::Seq};
 use crate::run_summary::RunSummary;
 use crate::train::progress::TrainEvent;
 
@@ -14,6 +14,7 @@ use crate::train::progress::TrainEvent;
 pub enum AnyTrainer {
     Agg(Box<Trainer<Agg>>),
     AggLambda(Box<Trainer<AggLambda>>),
+    AggBudget(Box<Trainer<AggBudget>>),
     Seq(Box<Trainer<Seq>>),
 }
 
@@ -22,14 +23,17 @@ pub enum AnyTrainer {
 enum Which {
     Agg,
     AggLambda,
+    AggBudget,
     Seq,
 }
 
 fn which(cfg: &TrainConfig) -> Which {
-    match (cfg.policy, cfg.lambda_range.bounds()) {
-        (PolicyKind::Seq, _) => Which::Seq,
-        (PolicyKind::Agg, None) => Which::Agg,
-        (PolicyKind::Agg, Some(_)) => Which::AggLambda,
+    let budget = cfg.budget_range.bounds().is_some();
+    match (cfg.policy, cfg.lambda_range.bounds(), budget) {
+        (PolicyKind::Seq, _, _) => Which::Seq,
+        (PolicyKind::Agg, _, true) => Which::AggBudget,
+        (PolicyKind::Agg, None, false) => Which::Agg,
+        (PolicyKind::Agg, Some(_), false) => Which::AggLambda,
     }
 }
 
@@ -39,6 +43,7 @@ impl AnyTrainer {
         Ok(match which(&cfg) {
             Which::Agg => AnyTrainer::Agg(Box::new(Trainer::new(cfg, opts)?)),
             Which::AggLambda => AnyTrainer::AggLambda(Box::new(Trainer::new(cfg, opts)?)),
+            Which::AggBudget => AnyTrainer::AggBudget(Box::new(Trainer::new(cfg, opts)?)),
             Which::Seq => AnyTrainer::Seq(Box::new(Trainer::new(cfg, opts)?)),
         })
     }
@@ -51,6 +56,7 @@ impl AnyTrainer {
         Ok(match which(&crate::run_dir::recorded_config(&run)?) {
             Which::Agg => AnyTrainer::Agg(Box::new(Trainer::resume(opts)?)),
             Which::AggLambda => AnyTrainer::AggLambda(Box::new(Trainer::resume(opts)?)),
+            Which::AggBudget => AnyTrainer::AggBudget(Box::new(Trainer::resume(opts)?)),
             Which::Seq => AnyTrainer::Seq(Box::new(Trainer::resume(opts)?)),
         })
     }
@@ -60,6 +66,7 @@ impl AnyTrainer {
         match self {
             AnyTrainer::Agg(t) => t.run_dir(),
             AnyTrainer::AggLambda(t) => t.run_dir(),
+            AnyTrainer::AggBudget(t) => t.run_dir(),
             AnyTrainer::Seq(t) => t.run_dir(),
         }
     }
@@ -69,6 +76,7 @@ impl AnyTrainer {
         match self {
             AnyTrainer::Agg(t) => t.config(),
             AnyTrainer::AggLambda(t) => t.config(),
+            AnyTrainer::AggBudget(t) => t.config(),
             AnyTrainer::Seq(t) => t.config(),
         }
     }
@@ -78,6 +86,7 @@ impl AnyTrainer {
         match self {
             AnyTrainer::Agg(t) => t.run_with(on_event),
             AnyTrainer::AggLambda(t) => t.run_with(on_event),
+            AnyTrainer::AggBudget(t) => t.run_with(on_event),
             AnyTrainer::Seq(t) => t.run_with(on_event),
         }
     }

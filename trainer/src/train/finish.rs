@@ -10,7 +10,7 @@ use super::validate::{EvalSet, best_of};
 use crate::error::{Result, TrainError};
 use crate::family::Family;
 use crate::run_summary::{
-    LambdaScores, RunStatus, RunSummary, SplitReport, ThresholdScores, Timing,
+    BudgetScores, LambdaScores, RunStatus, RunSummary, SplitReport, ThresholdScores, Timing,
 };
 
 impl<F: Family> Trainer<F> {
@@ -107,7 +107,7 @@ impl<F: Family> Trainer<F> {
         all: &[ThresholdScores],
     ) -> Result<SplitReport> {
         let best_policy = match &self.best_weights {
-            Some(w) => Some(self.score(set, &self.greedy(w))?),
+            Some(w) => Some(self.score_policy(set, w)?),
             None => None,
         };
         Ok(SplitReport {
@@ -118,9 +118,21 @@ impl<F: Family> Trainer<F> {
             best_threshold: chosen,
             oracle_threshold: best_of(all).unwrap_or(chosen),
             best_policy,
-            final_policy: Some(self.score(set, &self.greedy(&self.weights))?),
+            final_policy: Some(self.score_policy(set, &self.weights)?),
             lambda_curve: self.lambda_curve(set)?,
+            budget_curve: self.budget_curve(set)?,
         })
+    }
+
+    /// The `best/` policy of a budget-aware run under each budget of its grid (empty otherwise).
+    fn budget_curve(&self, set: &EvalSet) -> Result<Vec<BudgetScores>> {
+        let Some(w) = self.best_weights.as_ref().filter(|_| F::BUDGETED) else {
+            return Ok(vec![]);
+        };
+        let scores = self.score_budgets(set, w)?;
+        Ok((self.budget_grid().into_iter().zip(scores))
+            .map(|(budget, scores)| BudgetScores { budget, scores })
+            .collect())
     }
 
     /// The `best/` policy of a conditioned run at each λ of its grid (empty otherwise).

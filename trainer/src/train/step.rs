@@ -22,6 +22,8 @@ struct Scratch {
     trees: Vec<u32>,
     /// Per-episode λ of a conditioned run.
     lambdas: Vec<f32>,
+    /// Per-episode strong-token budgets of a budget-aware run.
+    budgets: Vec<u64>,
 }
 
 /// What steps 3 and 4 produced, for the log.
@@ -102,7 +104,7 @@ impl<F: Family> Trainer<F> {
         let batch = &self.state.pass_order[lo..hi];
         s.trees.resize(batch.len(), 0);
         let (lambda, weights, rng) = (self.cfg.lambda as f32, &self.weights, &mut self.rng);
-        let range = self.cfg.lambda_range;
+        let (range, budgets) = (self.cfg.lambda_range, self.cfg.budget_range);
         with_world!(&self.data, |forest| {
             VecEnv::sample_trees(forest, batch, rng, &mut s.trees);
             let mut env = VecEnv::new(forest, batch.len(), lambda);
@@ -113,6 +115,13 @@ impl<F: Family> Trainer<F> {
                 s.lambdas
                     .extend((0..batch.len()).map(|_| range.at(rng.f64()) as f32));
                 env.set_slot_lambdas(&s.lambdas);
+            }
+            if F::BUDGETED {
+                // Each episode's budget, uniform over the range (budget-aware runs only).
+                s.budgets.clear();
+                s.budgets
+                    .extend((0..batch.len()).map(|_| budgets.at(rng.f64())));
+                env.set_slot_budgets(&s.budgets);
             }
             s.buf.collect::<F, _>(&mut env, &s.trees, weights, rng)
         })?;

@@ -2,7 +2,7 @@
 //! ([`EvalSet`]), the TRIM-Thr threshold baselines and the periodic validation record.
 
 use trim_data::{DataSource, with_world};
-use trim_env::{EvalOptions, Policy, RefPolicy, World, evaluate, summarize};
+use trim_env::{EvalOptions, Policy, RefPolicy, World, evaluate, evaluate_budgeted, summarize};
 
 use super::Trainer;
 use crate::checkpoint::EvalRecord;
@@ -64,7 +64,18 @@ impl EvalSet {
         p: &P,
         lambda: f64,
     ) -> Result<Scores> {
-        let o = evaluate(forest, &self.problems, p, EvalOptions::default())?;
+        self.score_budgeted(forest, p, lambda, None)
+    }
+
+    /// [`score`](Self::score) with every episode under a hard budget of `budget` strong tokens.
+    pub fn score_budgeted<W: World, P: Policy + ?Sized>(
+        &self,
+        forest: &W,
+        p: &P,
+        lambda: f64,
+        budget: Option<u64>,
+    ) -> Result<Scores> {
+        let o = evaluate_budgeted(forest, &self.problems, p, EvalOptions::default(), budget)?;
         Ok(summarize(&o, self.strong_ref, lambda).into())
     }
 
@@ -101,9 +112,34 @@ impl<F: Family> Trainer<F> {
         }
     }
 
+    /// The trained policy `w` (greedy) on `set` at the run's λ; a budget-aware policy under
+    /// the top budget of its range (it cannot act without a budget).
+    pub(super) fn score_policy(&self, set: &EvalSet, w: &F::Acting) -> Result<Scores> {
+        let top = self.cfg.budget_range.bounds().map(|(_, hi)| hi);
+        let (p, lambda) = (self.greedy(w), self.cfg.lambda);
+        with_world!(self.source_of(set), |x| set
+            .score_budgeted(x, &p, lambda, top))
+    }
+
+    /// The trained policy `w` (greedy) on `set` under each budget of [`Self::budget_grid`].
+    pub(super) fn score_budgets(&self, set: &EvalSet, w: &F::Acting) -> Result<Vec<Scores>> {
+        let (p, lambda) = (GreedyOf::<F>::new(w), self.cfg.lambda);
+        (self.budget_grid().into_iter())
+            .map(|b| {
+                with_world!(self.source_of(set), |x| set.score_budgeted(
+                    x,
+                    &p,
+                    lambda,
+                    Some(b)
+                ))
+            })
+            .collect()
+    }
+
     /// Greedy validation of the current weights (None without validation problems). A
     /// conditioned policy is scored at each λ of [`Self::lambda_grid`], each with its own
-    /// reward, and the record holds the means (what `best/` is chosen by).
+    /// reward, and a budget-aware one under each budget of [`Self::budget_grid`]; the record
+    /// holds the means (what `best/` is chosen by).
     pub(super) fn validate(&self) -> Result<Option<EvalRecord>> {
         let Some(val) = &self.val else {
             return Ok(None);
@@ -114,6 +150,8 @@ impl<F: Family> Trainer<F> {
                 .map(|&l| self.score_at(val, &GreedyOf::<F>::new(&self.weights).at_lambda(l), l))
                 .collect::<Result<Vec<_>>>()?;
             Scores::mean(&each)
+        } else if F::BUDGETED {
+            Scores::mean(&self.score_budgets(val, &self.weights)?)
         } else {
             self.score(val, &GreedyOf::<F>::new(&self.weights))?
         };
@@ -163,6 +201,11 @@ impl<F: Family> Trainer<F> {
     /// The λ grid a conditioned run validates and reports on (empty when not conditioned).
     pub(super) fn lambda_grid(&self) -> Vec<f64> {
         self.cfg.lambda_range.grid(crate::config::VALIDATION_GRID)
+    }
+
+    /// The budget grid a budget-aware run validates and reports on (empty otherwise).
+    pub(super) fn budget_grid(&self) -> Vec<u64> {
+        self.cfg.budget_range.grid(crate::config::VALIDATION_GRID)
     }
 
     /// Every threshold on `set`.
