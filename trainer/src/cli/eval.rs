@@ -46,6 +46,10 @@ pub struct EvalArgs {
     /// Also write the --budgets table as JSON to this file.
     #[arg(long)]
     pub budgets_json: Option<PathBuf>,
+    /// Also draw the --budgets table (accuracy against budget, one line per policy, 95 % CI
+    /// bars) into FILE.png and FILE.svg (FILE without extension).
+    #[arg(long)]
+    pub budgets_plot: Option<PathBuf>,
     /// Also write the full evaluation report (every baseline family, the query oracle and the
     /// hindsight-optimal frontier; CSV, JSON, Markdown, PNG/SVG plot) into this directory, with
     /// this command's split, λ, repeats and seed. `trim report` adds trained checkpoints.
@@ -117,6 +121,11 @@ fn budgets(
     }
     if let Some(path) = &a.budgets_json {
         trim_data::io::write_text_atomic(path, &serde_json::to_string_pretty(&pts)?)?;
+    }
+    if let Some(stem) = &a.budgets_plot {
+        let (png, svg) = (stem.with_extension("png"), stem.with_extension("svg"));
+        trim::eval::budget_plot::plot_budgets(&super::eval_budget::series(&pts), &png, &svg)?;
+        println!("plot: {}, {}", png.display(), svg.display());
     }
     Ok(())
 }

@@ -117,6 +117,22 @@ pub fn budget_table<W: World>(
     Ok(pts)
 }
 
+/// The table as one series per policy, in row order (for the plot).
+pub fn series(points: &[BudgetPoint]) -> Vec<trim::eval::budget_plot::BudgetSeries> {
+    let mut out: Vec<trim::eval::budget_plot::BudgetSeries> = vec![];
+    for p in points {
+        let cell = (p.budget, p.accuracy, p.ci95);
+        match out.iter_mut().find(|s| s.policy == p.policy) {
+            Some(s) => s.points.push(cell),
+            None => out.push(trim::eval::budget_plot::BudgetSeries {
+                policy: p.policy.clone(),
+                points: vec![cell],
+            }),
+        }
+    }
+    out
+}
+
 /// Print the table: one row per policy, one column per budget.
 pub fn print(points: &[BudgetPoint], budgets: &[u64]) {
     let mut names: Vec<String> = vec![];

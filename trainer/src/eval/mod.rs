@@ -10,6 +10,7 @@
 //! Cost is always the strong-token fraction `c` against always-strong **on the same problems**,
 //! and the reported reward uses one λ for every point, so rows are comparable across families.
 
+pub mod budget_plot;
 mod checkpoints;
 pub mod conditioned;
 pub mod plot;

@@ -16,11 +16,11 @@ use trim_env::metrics::{Point, upper_envelope};
 
 use super::{Kind, Suite, names};
 
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (1900, 800);
 
 /// Register the embedded font once per process (plotters keeps a global font table).
-fn ensure_font() -> anyhow::Result<()> {
+pub(super) fn ensure_font() -> anyhow::Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
     let ok = *DONE.get_or_init(|| {
         register_font(FONT, FontStyle::Normal, epaint_default_fonts::HACK_REGULAR).is_ok()
