@@ -244,20 +244,9 @@ pub fn calibrate<W: World>(
     // Threshold 0 regenerates wherever it can, threshold 1 only where continuing is impossible.
     let (lo, hi) = (grid[GRID as usize].0, grid[0].0);
     let want = target.value();
-    anyhow::ensure!(
-        want >= lo - 1e-12 && want <= hi + 1e-12,
-        "target {target} is infeasible for this policy on this traffic: it reaches {} from {lo:.4} \
-         ({}) to {hi:.4} ({}); feasible targets are in [{lo:.4}, {hi:.4}]",
-        kind_name(&target),
-        match knob {
-            Knob::Threshold => "threshold 1: only where continuing is impossible",
-            Knob::Lambda { .. } => "at the highest λ of the policy's range",
-        },
-        match knob {
-            Knob::Threshold => "threshold 0: regenerating whenever it can",
-            Knob::Lambda { .. } => "at the lowest λ of its range",
-        }
-    );
+    if want < lo - 1e-12 || want > hi + 1e-12 {
+        return Err(infeasible(target, knob, (lo, hi)));
+    }
     // From low thresholds (more strong use) up: the first grid point that meets the target,
     // then bisection between it and the infeasible grid point below it.
     let meets = |m: f64| m <= want + 1e-12;
@@ -279,23 +268,56 @@ pub fn calibrate<W: World>(
             }
         }
     }
-    let (num, den): (Vec<f64>, Vec<f64>) = (out.iter().zip(&strong))
-        .map(|(o, s)| target.parts(o, s))
-        .unzip();
-    let ci95 = bootstrap_ratio_ci(&num, &den, RESAMPLES, seed).unwrap_or((f64::NAN, f64::NAN));
-    let acc: Vec<f64> = out.iter().map(|o| o.accuracy).collect();
-    let ones = vec![1.0; acc.len()];
     let chosen = knob.at(export, feasible_t);
     Ok(Calibrated {
         threshold: chosen.threshold,
         lambda: chosen.lambda,
-        achieved: target.measure(&out, &strong),
-        ci95,
-        accuracy: acc.iter().sum::<f64>() / acc.len() as f64,
-        accuracy_ci95: bootstrap_ratio_ci(&acc, &ones, RESAMPLES, seed)
-            .unwrap_or((f64::NAN, f64::NAN)),
-        feasible: (lo, hi),
+        ..achieved(target, (&out, &strong), (lo, hi), seed)
     })
+}
+
+/// What the chosen operating point's outcomes `out` achieve (measure and accuracy, each with
+/// its bootstrap CI); the knob fields are left for the caller.
+fn achieved(
+    target: Target,
+    (out, strong): (&[ProblemOutcome], &[ProblemOutcome]),
+    feasible: (f64, f64),
+    seed: u64,
+) -> Calibrated {
+    let (num, den): (Vec<f64>, Vec<f64>) = (out.iter().zip(strong))
+        .map(|(o, s)| target.parts(o, s))
+        .unzip();
+    let acc: Vec<f64> = out.iter().map(|o| o.accuracy).collect();
+    let ones = vec![1.0; acc.len()];
+    let nan = (f64::NAN, f64::NAN);
+    Calibrated {
+        threshold: f32::NAN,
+        lambda: None,
+        achieved: target.measure(out, strong),
+        ci95: bootstrap_ratio_ci(&num, &den, RESAMPLES, seed).unwrap_or(nan),
+        accuracy: acc.iter().sum::<f64>() / acc.len() as f64,
+        accuracy_ci95: bootstrap_ratio_ci(&acc, &ones, RESAMPLES, seed).unwrap_or(nan),
+        feasible,
+    }
+}
+
+/// The refusal of a target outside `[lo, hi]`, naming the range and what its ends mean.
+fn infeasible(target: Target, knob: Knob, (lo, hi): (f64, f64)) -> anyhow::Error {
+    let (least, most) = match knob {
+        Knob::Threshold => (
+            "threshold 1: only where continuing is impossible",
+            "threshold 0: regenerating whenever it can",
+        ),
+        Knob::Lambda { .. } => (
+            "at the highest λ of the policy's range",
+            "at the lowest λ of its range",
+        ),
+    };
+    anyhow::anyhow!(
+        "target {target} is infeasible for this policy on this traffic: it reaches {} from {lo:.4} \
+         ({least}) to {hi:.4} ({most}); feasible targets are in [{lo:.4}, {hi:.4}]",
+        kind_name(&target)
+    )
 }
 
 fn kind_name(t: &Target) -> &'static str {

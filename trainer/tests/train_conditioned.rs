@@ -80,6 +80,63 @@ fn conditioned_runs_train_export_route_and_report() {
     );
     assert!(String::from_utf8_lossy(&e.stderr).contains("TRIM-Agg only"));
 
+    conditioned_export_and_route(&d);
+    // Report: the conditioned policy acts at each per-λ run's λ and is compared with them.
+    let rep = ok(
+        &d,
+        &[
+            "report",
+            "--data=tiny.jsonl",
+            "--split=all",
+            "--runs",
+            "checkpoints/c",
+            "--runs",
+            "checkpoints/p",
+            "--pomdp-fit-data=none",
+            "--out",
+            "rep",
+        ],
+    );
+    assert!(
+        rep.contains("λ-conditioned TRIM-Agg against the envelope"),
+        "{rep}"
+    );
+    assert!(rep.contains("c lambda=1.000e-3"), "{rep}");
+
+    // Calibration moves λ (the threshold stays); decisions without λ then act at it.
+    let out = ok(
+        &d,
+        &[
+            "calibrate",
+            "--export",
+            "expc",
+            "--data",
+            "tiny.jsonl",
+            "--target",
+            "cost=0.3",
+        ],
+    );
+    assert!(out.contains("at threshold 0.500000"), "{out}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("expc/policy.json")).unwrap())
+            .unwrap();
+    let cal = &m["calibration"];
+    let lam = cal["lambda"].as_f64().unwrap();
+    assert!((1e-4..=1e-2).contains(&lam), "{cal}");
+    assert!(cal["achieved"].as_f64().unwrap() <= 0.3 + 1e-12, "{cal}");
+    let line = "{\"id\":1,\"prev_prm\":[0.8],\"prm\":0.4,\"tokens\":30}\n";
+    let (_, default, _) = route(&d, "expc", &[], line);
+    let named =
+        format!("{{\"id\":1,\"prev_prm\":[0.8],\"prm\":0.4,\"tokens\":30,\"lambda\":{lam}}}\n");
+    let (_, explicit, _) = route(&d, "expc", &[], &named);
+    assert!(default.contains("\"action\""), "{default}");
+    assert_eq!(default, explicit);
+}
+
+/// Export the conditioned run `c` and the plain run `p`, route through both (λ given, missing,
+/// out of range, refused), and check Python's decisions against Rust's.
+fn conditioned_export_and_route(d: &Path) {
+    let d = d.to_path_buf();
     // Export: the manifest names the λ input and its range; the router verifies parity.
     for (run, out) in [("c", "expc"), ("p", "expp")] {
         let ck = format!("checkpoints/{run}/best");
@@ -154,57 +211,6 @@ fn conditioned_runs_train_export_route_and_report() {
 
     // Python: parity of numpy and ONNX on the 6-wide fixture, and the same decisions as Rust.
     python_parity(&d, "expc", &lines, &answers);
-
-    // Report: the conditioned policy acts at each per-λ run's λ and is compared with them.
-    let rep = ok(
-        &d,
-        &[
-            "report",
-            "--data=tiny.jsonl",
-            "--split=all",
-            "--runs",
-            "checkpoints/c",
-            "--runs",
-            "checkpoints/p",
-            "--pomdp-fit-data=none",
-            "--out",
-            "rep",
-        ],
-    );
-    assert!(
-        rep.contains("λ-conditioned TRIM-Agg against the envelope"),
-        "{rep}"
-    );
-    assert!(rep.contains("c lambda=1.000e-3"), "{rep}");
-
-    // Calibration moves λ (the threshold stays); decisions without λ then act at it.
-    let out = ok(
-        &d,
-        &[
-            "calibrate",
-            "--export",
-            "expc",
-            "--data",
-            "tiny.jsonl",
-            "--target",
-            "cost=0.3",
-        ],
-    );
-    assert!(out.contains("at threshold 0.500000"), "{out}");
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("expc/policy.json")).unwrap())
-            .unwrap();
-    let cal = &m["calibration"];
-    let lam = cal["lambda"].as_f64().unwrap();
-    assert!((1e-4..=1e-2).contains(&lam), "{cal}");
-    assert!(cal["achieved"].as_f64().unwrap() <= 0.3 + 1e-12, "{cal}");
-    let line = "{\"id\":1,\"prev_prm\":[0.8],\"prm\":0.4,\"tokens\":30}\n";
-    let (_, default, _) = route(&d, "expc", &[], line);
-    let named =
-        format!("{{\"id\":1,\"prev_prm\":[0.8],\"prm\":0.4,\"tokens\":30,\"lambda\":{lam}}}\n");
-    let (_, explicit, _) = route(&d, "expc", &[], &named);
-    assert!(default.contains("\"action\""), "{default}");
-    assert_eq!(default, explicit);
 }
 
 fn python_parity(d: &Path, export: &str, lines: &str, rust: &[serde_json::Value]) {
@@ -294,44 +300,7 @@ fn budget_aware_runs_train_export_route_and_evaluate() {
     let r = trim_router::Router::load(&d.join("expb")).unwrap();
     assert!(r.budget_input() && r.lambda_range().is_none());
 
-    // Stateless: a budget is required (and budget_left ≤ budget); sessions pass what is left.
-    let lines: String = (0..30)
-        .map(|i| {
-            format!(
-                "{{\"id\":{i},\"prev_prm\":[0.9],\"prm\":{},\"tokens\":{},\"budget\":400,\"budget_left\":{}}}\n",
-                (i as f64 * 0.173) % 1.0,
-                20 + 5 * i,
-                (i * 37) % 401
-            )
-        })
-        .collect();
-    let (okb, out, err) = route(&d, "expb", &[], &lines);
-    assert!(okb, "{err}");
-    let answers: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(answers.iter().all(|a| a.get("action").is_some()), "{out}");
-    let (_, out, _) = route(&d, "expb", &[], "{\"id\":1,\"prm\":0.4,\"tokens\":30}\n");
-    assert!(out.contains("budget-aware"), "{out}");
-    let (_, out, _) = route(
-        &d,
-        "expb",
-        &[],
-        "{\"id\":1,\"prm\":0.4,\"tokens\":30,\"budget\":10,\"budget_left\":11}\n",
-    );
-    assert!(out.contains("exceeds the budget"), "{out}");
-    let first = "{\"session\":\"a\",\"prm\":0.4,\"tokens\":30,\"budget\":400}\n";
-    let (oks, out, err) = route(&d, "expb", &["--sessions"], first);
-    assert!(oks && out.contains("\"action\""), "{out}{err}");
-    let (_, out, _) = route(
-        &d,
-        "expb",
-        &["--sessions"],
-        "{\"session\":\"a\",\"prm\":0.4,\"tokens\":30}\n",
-    );
-    assert!(out.contains("budget-aware"), "{out}");
-
+    let (lines, answers) = budget_aware_routing(&d);
     // The budgeted-accuracy table has its row; calibration refuses it (the budget is its knob).
     let t = ok(
         &d,
@@ -361,4 +330,48 @@ fn budget_aware_runs_train_export_route_and_evaluate() {
 
     // Python agrees line by line (numpy and ONNX).
     python_parity(&d, "expb", &lines, &answers);
+}
+
+/// Route through the budget-aware export `expb`: stateless lines with and without budgets, and
+/// sessions; returns the stateless lines and Rust's answers.
+fn budget_aware_routing(d: &Path) -> (String, Vec<serde_json::Value>) {
+    // Stateless: a budget is required (and budget_left ≤ budget); sessions pass what is left.
+    let lines: String = (0..30)
+        .map(|i| {
+            format!(
+                "{{\"id\":{i},\"prev_prm\":[0.9],\"prm\":{},\"tokens\":{},\"budget\":400,\"budget_left\":{}}}\n",
+                (i as f64 * 0.173) % 1.0,
+                20 + 5 * i,
+                (i * 37) % 401
+            )
+        })
+        .collect();
+    let (okb, out, err) = route(d, "expb", &[], &lines);
+    assert!(okb, "{err}");
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(answers.iter().all(|a| a.get("action").is_some()), "{out}");
+    let (_, out, _) = route(d, "expb", &[], "{\"id\":1,\"prm\":0.4,\"tokens\":30}\n");
+    assert!(out.contains("budget-aware"), "{out}");
+    let (_, out, _) = route(
+        d,
+        "expb",
+        &[],
+        "{\"id\":1,\"prm\":0.4,\"tokens\":30,\"budget\":10,\"budget_left\":11}\n",
+    );
+    assert!(out.contains("exceeds the budget"), "{out}");
+    let first = "{\"session\":\"a\",\"prm\":0.4,\"tokens\":30,\"budget\":400}\n";
+    let (oks, out, err) = route(d, "expb", &["--sessions"], first);
+    assert!(oks && out.contains("\"action\""), "{out}{err}");
+    let (_, out, _) = route(
+        d,
+        "expb",
+        &["--sessions"],
+        "{\"session\":\"a\",\"prm\":0.4,\"tokens\":30}\n",
+    );
+    assert!(out.contains("budget-aware"), "{out}");
+
+    (lines, answers)
 }

@@ -51,8 +51,12 @@ fn draw<DB: DrawingBackend>(
             .label(s.policy.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], c.stroke_width(3)));
         // The CI as a vertical bar at each budget.
-        let bars = (s.points.iter())
-            .map(|p| PathElement::new([(p.0 as f64, p.2.0), (p.0 as f64, p.2.1)], c.stroke_width(2)));
+        let bars = (s.points.iter()).map(|p| {
+            PathElement::new(
+                [(p.0 as f64, p.2.0), (p.0 as f64, p.2.1)],
+                c.stroke_width(2),
+            )
+        });
         chart.draw_series(bars).map_err(err)?;
         let dots = (s.points.iter()).map(|p| Circle::new((p.0 as f64, p.1), 5, c.filled()));
         chart.draw_series(dots).map_err(err)?;
