@@ -281,19 +281,27 @@ impl Manifest {
     /// computes, the architecture kind and sizes, a decision threshold in `[0, 1]`, a finite
     /// λ ≥ 0, and only known files. Returns the reason of the first failure.
     pub fn check(&self) -> Result<(), String> {
+        if let Some([lo, hi]) = self.lambda_range
+            && !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi)
+        {
+            return Err(format!(
+                "lambda_range [{lo}, {hi}] is not a range 0 < lo < hi"
+            ));
+        }
+        if let Some([lo, hi]) = self.budget_range
+            && lo >= hi
+        {
+            return Err(format!("budget_range [{lo}, {hi}] is not a range lo < hi"));
+        }
+        if self.lambda_range.is_some() && self.budget_range.is_some() {
+            return Err("lambda_range and budget_range together: no such network is built".into());
+        }
         let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
         let want = feature_names(self.extra_inputs());
         if names != want || self.token_scale != TOKEN_SCALE || self.step_scale != STEP_SCALE {
             return Err(format!(
                 "features {names:?} (scales {}/{}) do not match this build's {want:?} ({TOKEN_SCALE}/{STEP_SCALE})",
                 self.token_scale, self.step_scale
-            ));
-        }
-        if let Some([lo, hi]) = self.lambda_range
-            && !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi)
-        {
-            return Err(format!(
-                "lambda_range [{lo}, {hi}] is not a range 0 < lo < hi"
             ));
         }
         let a = &self.architecture;

@@ -161,6 +161,7 @@ fn conditioned_export_and_route(d: &Path) {
     assert_eq!(m["features"][5]["name"], "log10_lambda_scaled");
     let r = trim_router::Router::load(&d.join("expc")).unwrap();
     assert_eq!(r.lambda_range(), Some([1e-4, 1e-2]));
+    damaged_manifests_are_refused(&d);
 
     // Routing: λ per line or from --lambda; missing or out-of-range λ is an error answer; an
     // export without a λ input refuses --lambda and a line's λ.
@@ -211,6 +212,38 @@ fn conditioned_export_and_route(d: &Path) {
 
     // Python: parity of numpy and ONNX on the 6-wide fixture, and the same decisions as Rust.
     python_parity(&d, "expc", &lines, &answers);
+}
+
+/// Hand-edited conditioning fields of a conditioned export's manifest are refused at load.
+fn damaged_manifests_are_refused(d: &Path) {
+    let text = std::fs::read_to_string(d.join("expc/policy.json")).unwrap();
+    let edits: [(&str, fn(&mut serde_json::Value)); 4] = [
+        ("is not a range", |m| {
+            m["lambda_range"] = serde_json::json!([1e-2, 1e-4])
+        }),
+        ("do not match", |m| {
+            m.as_object_mut().unwrap().remove("lambda_range");
+        }),
+        ("together", |m| {
+            m["budget_range"] = serde_json::json!([0, 400])
+        }),
+        ("is not a range", |m| {
+            m["lambda_range"] = serde_json::json!([0.0, 1e-2])
+        }),
+    ];
+    for (i, (want, edit)) in edits.iter().enumerate() {
+        let bad = d.join(format!("bad-manifest-{i}"));
+        std::fs::create_dir_all(&bad).unwrap();
+        for f in std::fs::read_dir(d.join("expc")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, bad.join(f.file_name().unwrap())).unwrap();
+        }
+        let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+        edit(&mut m);
+        std::fs::write(bad.join("policy.json"), m.to_string()).unwrap();
+        let e = trim_router::Router::load(&bad).unwrap_err().to_string();
+        assert!(e.contains(want), "edit {i}: {e}");
+    }
 }
 
 fn python_parity(d: &Path, export: &str, lines: &str, rust: &[serde_json::Value]) {
