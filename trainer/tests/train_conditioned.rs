@@ -217,7 +217,8 @@ fn conditioned_export_and_route(d: &Path) {
 /// Hand-edited conditioning fields of a conditioned export's manifest are refused at load.
 fn damaged_manifests_are_refused(d: &Path) {
     let text = std::fs::read_to_string(d.join("expc/policy.json")).unwrap();
-    let edits: [(&str, fn(&mut serde_json::Value)); 4] = [
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 4] = [
         ("is not a range", |m| {
             m["lambda_range"] = serde_json::json!([1e-2, 1e-4])
         }),
