@@ -131,6 +131,32 @@ impl StepObservation {
     }
 }
 
+/// The λ input of a decision: the feature value for a conditioned policy (`range` set; λ from
+/// the decision, else the calibrated `default`), refusing a missing or out-of-range λ, and a λ
+/// given to a policy without a λ input (`trained`: the λ it was trained for, for the message).
+pub(crate) fn lambda_input(
+    range: Option<[f64; 2]>,
+    lambda: Option<f64>,
+    trained: Option<f64>,
+) -> Result<Option<f32>, String> {
+    match (range, lambda) {
+        (None, None) => Ok(None),
+        (None, Some(l)) => Err(no_lambda_input(l, trained)),
+        (Some([lo, hi]), None) => Err(format!(
+            "this policy is λ-conditioned: each decision needs `lambda`, the cost per strong \
+             token to act at, in [{lo:e}, {hi:e}]"
+        )),
+        (Some([lo, hi]), Some(l)) => {
+            if !(l.is_finite() && l >= lo * (1.0 - 1e-9) && l <= hi * (1.0 + 1e-9)) {
+                return Err(format!(
+                    "lambda {l:e} is outside the range this policy was trained on [{lo:e}, {hi:e}]"
+                ));
+            }
+            Ok(Some(lambda_feature(l as f32)))
+        }
+    }
+}
+
 /// The error for a λ given to a policy without a λ input.
 pub(crate) fn no_lambda_input(lambda: f64, trained: Option<f64>) -> String {
     let at = trained.map_or(String::new(), |t| {
@@ -296,24 +322,9 @@ impl Router {
             }
             row[AGG_DIM..AGG_DIM + 2].copy_from_slice(&budget_features(b.left, b.budget));
         }
-        match (self.lambda_range, lambda.or(self.default_lambda)) {
-            (None, None) => {}
-            (None, Some(l)) => return Err(no_lambda_input(l, self.trained_lambda())),
-            (Some([lo, hi]), None) => {
-                return Err(format!(
-                    "this policy is λ-conditioned: each decision needs `lambda`, the cost per \
-                     strong token to act at, in [{lo:e}, {hi:e}]"
-                ));
-            }
-            (Some([lo, hi]), Some(l)) => {
-                if !(l.is_finite() && l >= lo * (1.0 - 1e-9) && l <= hi * (1.0 + 1e-9)) {
-                    return Err(format!(
-                        "lambda {l:e} is outside the range this policy was trained on \
-                         [{lo:e}, {hi:e}]"
-                    ));
-                }
-                row[AGG_DIM] = lambda_feature(l as f32);
-            }
+        let lam = lambda.or(self.default_lambda);
+        if let Some(x) = lambda_input(self.lambda_range, lam, self.trained_lambda())? {
+            row[AGG_DIM] = x;
         }
         Ok(self.decide_row(&row[..self.net.input_dim()]))
     }

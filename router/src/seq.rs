@@ -37,7 +37,8 @@ use crate::mlp::{Dense, Norm, masked_log_softmax, tanh_f32};
 pub const SEQ_LEN: usize = 32;
 /// Numbers per token.
 pub const TOKEN_DIM: usize = 5;
-/// Width of a flat observation row: the tokens, then their count.
+/// Width of a flat observation row: the tokens, then their count (then, for a λ-conditioned
+/// network, the λ input: [`SeqShape::lambda_input`]).
 pub const SEQ_OBS_DIM: usize = SEQ_LEN * TOKEN_DIM + 1;
 /// Largest model width the stack buffers hold.
 pub const MAX_SEQ_DIM: usize = 128;
@@ -55,6 +56,12 @@ pub struct SeqShape {
     pub layers: usize,
     /// Feed-forward width.
     pub ff: usize,
+    /// λ-conditioned: the heads also read the scaled log λ
+    /// (`trim_env::features::lambda_feature`), appended to the final representation and to
+    /// the observation row (after the token count). The transformer and its tokens are
+    /// unchanged, so a serving loop's key/value cache does not depend on λ.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lambda_input: bool,
 }
 
 impl SeqShape {
@@ -174,6 +181,12 @@ impl SeqNet {
     /// Raw logits and value of a token sequence (`tokens.len() = n · TOKEN_DIM`, 1 ≤ n ≤
     /// `SEQ_LEN`): the output at the last token.
     pub fn forward_tokens(&self, tokens: &[f32], n: usize) -> ([f32; 2], f32) {
+        self.forward_tokens_with(tokens, n, &[])
+    }
+
+    /// [`forward_tokens`](Self::forward_tokens) with the heads' extra inputs (`[λ input]` for a
+    /// λ-conditioned network, empty otherwise).
+    pub fn forward_tokens_with(&self, tokens: &[f32], n: usize, extra: &[f32]) -> ([f32; 2], f32) {
         let d = self.shape.dim;
         let mut h: Rows = [[0.0; MAX_SEQ_DIM]; SEQ_LEN];
         let mut a: Rows = [[0.0; MAX_SEQ_DIM]; SEQ_LEN];
@@ -191,7 +204,12 @@ impl SeqNet {
         let z = &mut a[0][..d];
         z.copy_from_slice(&h[n - 1][..d]);
         self.ln_f.forward(z);
-        self.heads_of(z)
+        self.heads_of(z, extra)
+    }
+
+    /// Inputs the heads read besides the final representation (0, or 1 with the λ input).
+    pub fn head_extra(&self) -> usize {
+        usize::from(self.shape.lambda_input)
     }
 
     /// One block over positions `0..n`, updating the outputs of positions `from..n`.
@@ -275,9 +293,16 @@ impl SeqNet {
         }
     }
 
-    /// Actor and critic heads on the final representation `z`.
-    pub(crate) fn heads_of(&self, z: &[f32]) -> ([f32; 2], f32) {
+    /// Actor and critic heads on the final representation `z` followed by `extra` (the λ
+    /// input of a conditioned network; missing values read as 0).
+    pub(crate) fn heads_of(&self, z: &[f32], extra: &[f32]) -> ([f32; 2], f32) {
         let d = self.shape.dim;
+        let e = self.head_extra();
+        let mut zz = [0.0f32; MAX_SEQ_DIM + 1];
+        zz[..d].copy_from_slice(z);
+        let k = extra.len().min(e);
+        zz[d..d + k].copy_from_slice(&extra[..k]);
+        let z = &zz[..d + e];
         let mut t = [0.0f32; MAX_SEQ_DIM];
         self.actor1.forward(z, &mut t[..d]);
         t[..d].iter_mut().for_each(|x| *x = tanh_f32(*x));
@@ -293,7 +318,7 @@ impl SeqNet {
     /// Raw logits and value of one flat observation row ([`write_row`]).
     pub fn forward(&self, row: &[f32]) -> ([f32; 2], f32) {
         let (tokens, n) = row_tokens(row);
-        self.forward_tokens(tokens, n)
+        self.forward_tokens_with(tokens, n, &row[SEQ_OBS_DIM.min(row.len())..])
     }
 
     /// Masked action log-probabilities and the value of one observation row.

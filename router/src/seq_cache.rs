@@ -53,6 +53,17 @@ impl SeqCache {
 
     /// Raw logits and value of the candidate token `x`, given the kept steps in the cache.
     pub fn decide(&self, net: &SeqNet, x: &[f32; TOKEN_DIM]) -> ([f32; 2], f32) {
+        self.decide_with(net, x, &[])
+    }
+
+    /// [`decide`](Self::decide) with the heads' extra inputs (the λ input of a conditioned
+    /// network).
+    pub fn decide_with(
+        &self,
+        net: &SeqNet,
+        x: &[f32; TOKEN_DIM],
+        extra: &[f32],
+    ) -> ([f32; 2], f32) {
         let d = net.shape.dim;
         let mut h = [0.0f32; MAX_SEQ_DIM];
         net.embed.forward(x, &mut h[..d]);
@@ -61,7 +72,7 @@ impl SeqCache {
             self.step(net, b, l, &mut h, (&mut k, &mut v));
         }
         net.ln_f.forward(&mut h[..d]);
-        net.heads_of(&h[..d])
+        net.heads_of(&h[..d], extra)
     }
 
     /// Append a kept step's token: its keys and values at every layer join the cache (the

@@ -57,6 +57,10 @@ pub struct SeqManifest {
     pub actions: Vec<ActionSpec>,
     pub decision: DecisionSpec,
     pub lambda: f64,
+    /// `[lo, hi]` of a λ-conditioned policy (`architecture.shape.lambda_input`): decisions name
+    /// the λ to act at, inside this range. Absent: no λ input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_range: Option<[f64; 2]>,
     pub training: Training,
     pub evaluation: serde_json::Value,
     pub files: BTreeMap<String, String>,
@@ -86,6 +90,23 @@ pub fn token_specs() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// [`parity_steps`] for a network with the λ input when `range` is set: step `i` names a λ
+/// log-spaced over the range, so the fixture exercises the λ input too.
+pub fn parity_steps_in(range: Option<[f64; 2]>) -> Vec<StepObservation> {
+    let mut steps = parity_steps();
+    if let Some([lo, hi]) = range {
+        let n = (steps.len() - 1).max(1) as f64;
+        for (i, s) in steps.iter_mut().enumerate() {
+            s.lambda = Some(
+                (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / n)
+                    .exp()
+                    .clamp(lo, hi),
+            );
+        }
+    }
+    steps
 }
 
 /// Fixed parity histories: 0, 4 and 29 kept steps (1, 5 and 30 tokens), then random lengths
@@ -136,6 +157,16 @@ impl SeqManifest {
             ));
         }
         a.shape.check()?;
+        if self.lambda_range.is_some() != a.shape.lambda_input {
+            return Err("lambda_range and architecture.shape.lambda_input disagree".into());
+        }
+        if let Some([lo, hi]) = self.lambda_range
+            && !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi)
+        {
+            return Err(format!(
+                "lambda_range [{lo}, {hi}] is not a range 0 < lo < hi"
+            ));
+        }
         let t = self.decision.default_threshold;
         if !(0.0..=1.0).contains(&t) {
             return Err(format!("decision.default_threshold {t} is not in [0, 1]"));
@@ -203,8 +234,10 @@ pub(crate) fn load_seq_dir(dir: &Path) -> Result<(SeqRouter, SeqManifest), Route
             "architecture.params do not match the tensors of policy.safetensors",
         ));
     }
+    let calibrated = m.calibration.as_ref().and_then(|c| c.lambda);
     let router = SeqRouter::from_net(net)
         .with_threshold(m.decision.default_threshold)
+        .and_then(|r| r.with_lambdas(m.lambda_range, calibrated, m.lambda))
         .map_err(|e| RouterError::invalid(&mpath, e))?;
     let ppath = dir.join(PARITY);
     let fixture: SeqParity = serde_json::from_slice(&read_listed(dir, &m.files, PARITY)?)

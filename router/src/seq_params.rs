@@ -74,10 +74,11 @@ impl SeqNet {
             }
             layers.push(ls);
         }
+        let e = usize::from(shape.lambda_input);
         let heads = [
-            dense("actor1", d, d)?,
+            dense("actor1", d + e, d)?,
             dense("actor_out", d, 2)?,
-            dense("critic1", d, d)?,
+            dense("critic1", d + e, d)?,
             dense("critic_out", d, 1)?,
         ];
         let mut norm = |name: &str| -> Result<Norm, E> {

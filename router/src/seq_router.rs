@@ -10,15 +10,62 @@ use crate::seq::{SEQ_LEN, SEQ_OBS_DIM, SeqNet, TOKEN_DIM, candidate_token, kept_
 pub struct SeqRouter {
     net: SeqNet,
     threshold: f32,
+    /// `[lo, hi]` of a λ-conditioned network (any λ in (0, 1] until an export names its range).
+    lambda_range: Option<[f64; 2]>,
+    /// The λ `trim calibrate` chose for a conditioned network (used when a decision names none).
+    default_lambda: Option<f64>,
+    /// The λ the policy was trained for (for the refusal of a λ it has no input for).
+    trained_lambda: Option<f64>,
 }
 
 impl SeqRouter {
     /// A router over in-memory weights, deciding greedily (threshold 0.5).
     pub fn from_net(net: SeqNet) -> Self {
+        let lambda_range = net.shape().lambda_input.then_some([f64::MIN_POSITIVE, 1.0]);
         SeqRouter {
             net,
             threshold: crate::manifest::DEFAULT_THRESHOLD,
+            lambda_range,
+            default_lambda: None,
+            trained_lambda: None,
         }
+    }
+
+    /// `[lo, hi]` of a λ-conditioned policy; None when it has no λ input.
+    pub fn lambda_range(&self) -> Option<[f64; 2]> {
+        self.lambda_range
+    }
+
+    /// The λ `trim calibrate` chose for a conditioned policy.
+    pub fn default_lambda(&self) -> Option<f64> {
+        self.default_lambda
+    }
+
+    /// Set what an export's manifest says about λ: the conditioned range, the calibrated λ and
+    /// the λ it was trained for.
+    pub(crate) fn with_lambdas(
+        mut self,
+        range: Option<[f64; 2]>,
+        default: Option<f64>,
+        trained: f64,
+    ) -> Result<Self, String> {
+        if range.is_some() != self.lambda_range.is_some() {
+            return Err("lambda_range does not match the network's λ input".into());
+        }
+        (self.lambda_range, self.default_lambda) = (range, default.filter(|_| range.is_some()));
+        self.trained_lambda = Some(trained);
+        Ok(self)
+    }
+
+    /// The heads' extra inputs for a decision at `lambda` (empty without a λ input), with the
+    /// same refusals as TRIM-Agg.
+    pub(crate) fn lambda_extra(&self, lambda: Option<f64>) -> Result<Vec<f32>, String> {
+        let lam = lambda.or(self.default_lambda);
+        Ok(
+            crate::router::lambda_input(self.lambda_range, lam, self.trained_lambda)?
+                .into_iter()
+                .collect(),
+        )
     }
 
     /// Load and verify a TRIM-Seq export directory (see [`crate::seq_export`]).
@@ -61,13 +108,12 @@ impl SeqRouter {
     /// was regenerated (`prev_prm`, `prev_tokens`, `prev_regenerated`, equal lengths), and the
     /// current weak candidate.
     pub fn decide_step(&self, step: &StepObservation) -> Result<Decision, String> {
-        if let Some(l) = step.lambda {
-            return Err(crate::router::no_lambda_input(l, None));
-        }
+        let extra = self.lambda_extra(step.lambda)?;
         step.budget_state(false)?;
         let mut row = [0.0f32; SEQ_OBS_DIM];
         step_row(step, &mut row)?;
-        let (logits, _) = self.net.forward(&row);
+        let (tokens, n) = crate::seq::row_tokens(&row);
+        let (logits, _) = self.net.forward_tokens_with(tokens, n, &extra);
         Ok(self.decision(logits))
     }
 }

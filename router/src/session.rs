@@ -35,6 +35,8 @@ pub enum Session<'r> {
         router: &'r SeqRouter,
         cache: Box<SeqCache>,
         steps: usize,
+        /// The λ a conditioned policy acts at for the whole episode.
+        lambda: Option<f64>,
     },
 }
 
@@ -59,12 +61,23 @@ impl Router {
 }
 
 impl SeqRouter {
-    /// A new episode.
+    /// A new episode (of a policy without a λ input; a conditioned one refuses to decide).
     pub fn session(&self) -> Session<'_> {
         Session::Seq {
             router: self,
             cache: Box::new(SeqCache::new(self.net())),
             steps: 0,
+            lambda: None,
+        }
+    }
+
+    /// A new episode acting at `lambda` (a λ-conditioned policy; others refuse to decide).
+    pub fn session_at(&self, lambda: f64) -> Session<'_> {
+        Session::Seq {
+            router: self,
+            cache: Box::new(SeqCache::new(self.net())),
+            steps: 0,
+            lambda: Some(lambda),
         }
     }
 }
@@ -93,9 +106,12 @@ impl Session<'_> {
                 router,
                 cache,
                 steps,
+                lambda,
             } => {
                 check_prm(prm)?;
-                let (logits, _) = cache.decide(router.net(), &candidate_token(prm, tokens, *steps));
+                let extra = router.lambda_extra(*lambda)?;
+                let tok = candidate_token(prm, tokens, *steps);
+                let (logits, _) = cache.decide_with(router.net(), &tok, &extra);
                 Ok(router.decision(logits))
             }
         }
@@ -109,6 +125,7 @@ impl Session<'_> {
                 router,
                 cache,
                 steps,
+                ..
             } => {
                 check_prm(kept.prm)?;
                 let tok = kept_token(kept.prm, kept.tokens, kept.regenerated, *steps);

@@ -10,6 +10,9 @@ forward pass; this file implements it from `policy.safetensors` and checks itsel
     d = router.decide(prev_prm=[0.9, 0.7], prev_tokens=[80, 120], prev_regenerated=[False, True],
                       prm=0.2, tokens=80)        # {"action", "p_regenerate", "logits"}
 
+A λ-conditioned export (`lambda_range` in policy.json) needs `lam=` (the λ to act at, or its
+calibrated one) and every other export refuses it, as `trim route` does.
+
 Command line: JSON lines of steps on stdin (the `trim route` schema with prev_tokens and
 prev_regenerated), one decision per line on stdout:
     python3 trim_seq_router.py EXPORT_DIR [numpy|onnx]
@@ -63,6 +66,10 @@ class SeqRouter:
         elif backend != "numpy":
             raise ValueError(f"backend {backend!r} is not numpy or onnx")
         self.threshold = m["decision"]["default_threshold"]
+        self.lambda_range = m.get("lambda_range")
+        self.trained_lambda = m["lambda"]
+        cal = m.get("calibration") or {}
+        self.default_lambda = cal.get("lambda") if self.lambda_range is not None else None
         # The whole export must be consistent: the weights (numpy) always, and the graph too
         # when it serves.
         fx = json.loads((d / "parity.json").read_text())
@@ -93,10 +100,32 @@ class SeqRouter:
         # Rust rounds each input to f32 before the network.
         return np.asarray(rows, dtype=np.float32).astype(np.float64)
 
-    def logits(self, prev_prm, prev_tokens, prev_regenerated, prm, tokens) -> np.ndarray:
+    def lambda_input(self, lam):
+        """The scaled log λ of a conditioned export ([] without a λ input), with the Rust
+        router's refusals."""
+        if self.lambda_range is None:
+            if lam is not None:
+                raise ValueError(f"lambda {lam} given, but this policy has no λ input (it was "
+                                 f"trained for λ = {self.trained_lambda}); drop the field")
+            return []
+        lo, hi = self.lambda_range
+        lam = self.default_lambda if lam is None else lam
+        if lam is None:
+            raise ValueError("this policy is λ-conditioned: each decision needs `lambda`, the "
+                             f"cost per strong token to act at, in [{lo}, {hi}]")
+        if not (lo * (1 - 1e-9) <= lam <= hi * (1 + 1e-9)):
+            raise ValueError(f"lambda {lam} is outside the range this policy was trained on "
+                             f"[{lo}, {hi}]")
+        x = (np.log10(np.float32(lam)) - np.float32(-3.5)) / np.float32(1.5)
+        return [float(np.float32(x))]
+
+    def logits(self, prev_prm, prev_tokens, prev_regenerated, prm, tokens, lam=None) -> np.ndarray:
         x = self.tokens(prev_prm, prev_tokens, prev_regenerated, prm, tokens)
+        extra = self.lambda_input(lam)
         if self.backend == "onnx":
             feed = {"tokens": x[None].astype(np.float32)}
+            if extra:
+                feed["lambda_input"] = np.asarray([extra], dtype=np.float32)
             return self.sess.run(["logits"], feed)[0][0].astype(np.float64)
         p = self.p
         lin = lambda x, name: x @ p[f"{name}.weight"].T + p[f"{name}.bias"]  # noqa: E731
@@ -118,10 +147,11 @@ class SeqRouter:
             c = _ln(h, p[f"{b}.ln2.weight"], p[f"{b}.ln2.bias"])
             h = h + lin(np.maximum(lin(c, f"{b}.ff1"), 0.0), f"{b}.ff2")
         z = _ln(h[-1], p["ln_f.weight"], p["ln_f.bias"])
+        z = np.concatenate([z, np.asarray(extra, dtype=np.float64)])
         return lin(np.tanh(lin(z, "actor1")), "actor_out")
 
-    def decide(self, prev_prm, prev_tokens, prev_regenerated, prm, tokens) -> dict:
-        lg = self.logits(prev_prm, prev_tokens, prev_regenerated, prm, tokens)
+    def decide(self, prev_prm, prev_tokens, prev_regenerated, prm, tokens, lam=None) -> dict:
+        lg = self.logits(prev_prm, prev_tokens, prev_regenerated, prm, tokens, lam)
         pr = 1.0 / (1.0 + math.exp(lg[0] - lg[1]))
         return {
             "action": "regenerate" if pr > self.threshold else "continue",
@@ -137,6 +167,7 @@ def _args(step: dict) -> dict:
         "prev_regenerated": step.get("prev_regenerated", []),
         "prm": step["prm"],
         "tokens": step["tokens"],
+        "lam": step.get("lambda"),
     }
 
 
@@ -147,7 +178,11 @@ def main() -> None:
         if not line.strip():
             continue
         step = json.loads(line)
-        d = router.decide(**_args(step))
+        try:
+            d = router.decide(**_args(step))
+        except ValueError as e:
+            print(json.dumps({"id": step.get("id"), "error": str(e)}), flush=True)
+            continue
         if "id" in step:
             d["id"] = step["id"]
         print(json.dumps(d), flush=True)

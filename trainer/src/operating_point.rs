@@ -105,7 +105,11 @@ impl ExportAt<'_> {
                 (r.decide_with(&view.agg(), self.lambda, budget)).map_or(0.0, |d| d.p_regenerate)
             }
             Export::Seq(r, _) => {
-                (r.decide_step(&observation(view))).map_or(0.0, |d| d.p_regenerate)
+                let step = StepObservation {
+                    lambda: self.lambda,
+                    ..observation(view)
+                };
+                (r.decide_step(&step)).map_or(0.0, |d| d.p_regenerate)
             }
             Export::Pomdp(..) => 0.0,
         }
@@ -166,7 +170,15 @@ impl Knob {
                 },
                 None => Knob::Threshold,
             },
-            _ => Knob::Threshold,
+            Export::Seq(r, _) => match r.lambda_range() {
+                Some([lo, hi]) => Knob::Lambda {
+                    lo,
+                    hi,
+                    threshold: r.threshold(),
+                },
+                None => Knob::Threshold,
+            },
+            Export::Pomdp(..) => Knob::Threshold,
         }
     }
 

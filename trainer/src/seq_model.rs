@@ -79,13 +79,14 @@ impl SeqActorCritic {
                 ff2: linear(s.ff, d, residual, rng, device),
             })
             .collect();
+        let e = usize::from(s.lambda_input);
         Ok(SeqActorCritic {
             embed,
             blocks,
             ln_f: norm(d, device),
-            actor1: linear(d, d, GAIN_TRUNK, rng, device),
+            actor1: linear(d + e, d, GAIN_TRUNK, rng, device),
             actor_out: linear(d, 2, GAIN_ACTOR, rng, device),
-            critic1: linear(d, d, GAIN_TRUNK, rng, device),
+            critic1: linear(d + e, d, GAIN_TRUNK, rng, device),
             critic_out: linear(d, 1, GAIN_CRITIC, rng, device),
             heads: s.heads,
         })
@@ -103,6 +104,7 @@ impl SeqActorCritic {
             heads: self.heads,
             layers: self.blocks.len(),
             ff,
+            lambda_input: self.actor1.weight.val().dims()[0] > dim,
         }
     }
 
@@ -113,9 +115,9 @@ impl SeqActorCritic {
     /// short histories then costs what its tokens cost, not `n × 32`.
     ///
     /// # Shapes
-    /// `obs: [n, SEQ_OBS_DIM]` → `(logits: [n, 2], value: [n])`
+    /// `obs: [n, SEQ_OBS_DIM (+1 with the λ input)]` → `(logits: [n, 2], value: [n])`
     pub fn forward(&self, obs: Tensor<2>) -> (Tensor<2>, Tensor<1>) {
-        let [n, _] = obs.dims();
+        let [n, width] = obs.dims();
         let device = obs.device();
         let lens = to_vec(
             obs.clone()
@@ -154,6 +156,11 @@ impl SeqActorCritic {
             }
         };
         let z = self.ln_f.forward(z);
+        // A λ-conditioned network's heads read the λ input after the final representation.
+        let z = match width > SEQ_OBS_DIM {
+            true => Tensor::cat(vec![z, obs.slice([0..n, SEQ_OBS_DIM..SEQ_OBS_DIM + 1])], 1),
+            false => z,
+        };
         let logits = self.actor_out.forward(tanh(self.actor1.forward(z.clone())));
         let value = (self.critic_out.forward(tanh(self.critic1.forward(z)))).squeeze_dim::<1>(1);
         (logits, value)

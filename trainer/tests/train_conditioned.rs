@@ -76,7 +76,7 @@ fn conditioned_runs_train_export_route_and_report() {
     );
     let e = trim(
         &d,
-        &[TRAIN, &["--lambda-range=1e-4:1e-2", "--policy=seq"]].concat(),
+        &[TRAIN, &["--budget-range=0:400", "--policy=seq"]].concat(),
     );
     assert!(String::from_utf8_lossy(&e.stderr).contains("TRIM-Agg only"));
 
@@ -248,6 +248,17 @@ fn damaged_manifests_are_refused(d: &Path) {
 }
 
 fn python_parity(d: &Path, export: &str, lines: &str, rust: &[serde_json::Value]) {
+    python_parity_with(d, ("trim_router.py", export), lines, rust);
+}
+
+/// Parity of the Python router `script` on `export`: `check_parity.py` for TRIM-Agg exports,
+/// and the same decisions as Rust on `lines` with the numpy and ONNX backends.
+fn python_parity_with(
+    d: &Path,
+    (script, export): (&str, &str),
+    lines: &str,
+    rust: &[serde_json::Value],
+) {
     let Some(py) = python_with("numpy, safetensors, onnxruntime") else {
         assert_ne!(
             std::env::var("TRIM_REQUIRE_PYTHON").as_deref(),
@@ -258,17 +269,19 @@ fn python_parity(d: &Path, export: &str, lines: &str, rust: &[serde_json::Value]
         return;
     };
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/python");
-    let o = Command::new(&py)
-        .arg(scripts.join("check_parity.py"))
-        .arg(d.join(export))
-        .arg("--require-onnx")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{text}");
+    if script == "trim_router.py" {
+        let o = Command::new(&py)
+            .arg(scripts.join("check_parity.py"))
+            .arg(d.join(export))
+            .arg("--require-onnx")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{text}");
+    }
     for backend in ["numpy", "onnx"] {
         let mut child = Command::new(&py)
-            .arg(scripts.join("trim_router.py"))
+            .arg(scripts.join(script))
             .arg(d.join(export))
             .arg(backend)
             .stdin(std::process::Stdio::piped())
@@ -408,4 +421,66 @@ fn budget_aware_routing(d: &Path) -> (String, Vec<serde_json::Value>) {
     assert!(out.contains("budget-aware"), "{out}");
 
     (lines, answers)
+}
+
+#[test]
+fn seq_conditioned_runs_train_export_and_route() {
+    let d = tmpdir("seq-conditioned");
+    make_dataset(&d, "tiny", 60, 2, 7);
+    train(&d, "s", &["--policy=seq", "--lambda-range=1e-4:1e-2"]);
+    let curve = summary(&d, "s")["val"]["lambda_curve"].clone();
+    assert_eq!(curve.as_array().map(Vec::len), Some(8), "{curve}");
+    let ck = "checkpoints/s/best";
+    ok(
+        &d,
+        &[
+            "export",
+            "--checkpoint",
+            ck,
+            "--format",
+            "all",
+            "--out",
+            "exs",
+        ],
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("exs/policy.json")).unwrap()).unwrap();
+    assert_eq!(m["lambda_range"], serde_json::json!([1e-4, 1e-2]));
+    assert_eq!(m["architecture"]["shape"]["lambda_input"], true);
+    let lines: String = (0..24)
+        .map(|i| {
+            let lam = [1e-4, 1e-3, 1e-2][i % 3];
+            let t = i % 5;
+            let prev: Vec<String> = (0..t).map(|k| format!("{}", 0.5 + 0.1 * k as f64)).collect();
+            let toks: Vec<String> = (0..t).map(|k| format!("{}", 30 + k)).collect();
+            let regen: Vec<&str> = (0..t).map(|k| if k % 2 == 0 { "false" } else { "true" }).collect();
+            format!(
+                "{{\"id\":{i},\"prev_prm\":[{}],\"prev_tokens\":[{}],\"prev_regenerated\":[{}],\"prm\":{},\"tokens\":{},\"lambda\":{lam}}}\n",
+                prev.join(","),
+                toks.join(","),
+                regen.join(","),
+                (i as f64 * 0.131) % 1.0,
+                20 + 3 * i
+            )
+        })
+        .collect();
+    let (oks, out, err) = route(&d, "exs", &[], &lines);
+    assert!(oks, "{err}");
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(answers.iter().all(|a| a.get("action").is_some()), "{out}");
+    let (_, out, _) = route(&d, "exs", &[], "{\"id\":1,\"prm\":0.4,\"tokens\":30}\n");
+    assert!(out.contains("needs `lambda`"), "{out}");
+    // Sessions at --lambda decide like the stateless call at that λ.
+    let sess = "{\"session\":\"a\",\"prm\":0.4,\"tokens\":30}\n";
+    let (_, s_out, _) = route(&d, "exs", &["--sessions", "--lambda", "1e-3"], sess);
+    let one = "{\"prm\":0.4,\"tokens\":30,\"lambda\":1e-3}\n";
+    let (_, o_out, _) = route(&d, "exs", &[], one);
+    let p = |t: &str| {
+        serde_json::from_str::<serde_json::Value>(t.lines().next().unwrap()).unwrap()["p_regenerate"].clone()
+    };
+    assert_eq!(p(&s_out), p(&o_out), "{s_out} {o_out}");
+    python_parity_with(&d, ("trim_seq_router.py", "exs"), &lines, &answers);
 }

@@ -185,8 +185,9 @@ pub fn report(
 /// The report name of the family a checkpoint directory records.
 fn checkpoint_family(dir: &Path) -> anyhow::Result<String> {
     let state = trim::checkpoint::load_state(dir)?;
-    if state.family == <trim::family::agg_lambda::AggLambda as trim::family::Family>::NAME {
-        return Ok(state.config.family_display_name().into());
+    let cfg = &state.config;
+    if cfg.lambda_range.bounds().is_some() || cfg.budget_range.bounds().is_some() {
+        return Ok(cfg.family_display_name().into());
     }
     let kind: trim::config::PolicyKind =
         (state.family.parse()).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;

@@ -75,7 +75,11 @@ enum Decider {
 impl Decider {
     /// Check `--lambda` against the policy: only a λ-conditioned export takes one.
     fn check_lambda(&self, lambda: Option<f64>) -> Result<()> {
-        let conditioned = matches!(self, Decider::Agg(r) if r.lambda_range().is_some());
+        let conditioned = match self {
+            Decider::Agg(r) => r.lambda_range().is_some(),
+            Decider::Seq(r) => r.lambda_range().is_some(),
+            Decider::Pomdp(_) => false,
+        };
         match (lambda, conditioned) {
             (Some(l), false) => anyhow::bail!(
                 "--lambda {l:e}: this export has no λ input (it is not λ-conditioned); drop it"
@@ -173,7 +177,10 @@ fn maker<'r>(
             Some(l) => Box::new(move || r.session_at(l)),
             None => Box::new(|| r.session()),
         },
-        Decider::Seq(r) => Box::new(|| r.session()),
+        Decider::Seq(r) => match lambda {
+            Some(l) => Box::new(move || r.session_at(l)),
+            None => Box::new(|| r.session()),
+        },
         Decider::Pomdp(_) => anyhow::bail!(
             "--sessions serves TRIM-Agg and TRIM-Seq exports; a TRIM-POMDP decision needs only \
              the kept PRM scores: send whole steps without --sessions"

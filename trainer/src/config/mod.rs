@@ -41,6 +41,8 @@ pub const DEFAULT_TEST_DATA: &str = "synth:math500?problems=2000&test_fraction=1
 
 /// Report name of λ-conditioned TRIM-Agg.
 pub const CONDITIONED_NAME: &str = "TRIM-Agg (λ-conditioned)";
+/// Report name of λ-conditioned TRIM-Seq.
+pub const SEQ_CONDITIONED_NAME: &str = "TRIM-Seq (λ-conditioned)";
 /// Report name of budget-aware TRIM-Agg.
 pub const BUDGETED_NAME: &str = "TRIM-Agg (budget-aware)";
 
@@ -125,7 +127,7 @@ train_config! {
     /// Cost per strong token λ: reward = 1{correct} − λ·(strong tokens); in [0, 1].
     /// [default: 8e-4]
     lambda: f64 = 8e-4;
-    /// λ-conditioned TRIM-Agg: `LO:HI` (for example `1e-5:1e-2`) makes log λ a policy input,
+    /// λ-conditioned TRIM-Agg or TRIM-Seq: `LO:HI` (for example `1e-5:1e-2`) makes log λ a policy input,
     /// each episode draws λ log-uniformly from the range and its reward uses it, and validation
     /// averages the greedy reward over 8 log-spaced λ of the range; `lambda` must lie inside
     /// (the run's summary reports at it). `off`: one policy for `lambda`. [default: off]
@@ -277,15 +279,6 @@ impl TrainConfig {
         let Some((lo, hi)) = self.lambda_range.bounds() else {
             return Ok(());
         };
-        if self.policy != PolicyKind::Agg {
-            return bad(
-                "lambda_range",
-                format!(
-                    "{} with policy = {}: λ-conditioning is built for TRIM-Agg only",
-                    self.lambda_range, self.policy
-                ),
-            );
-        }
         if !self.lambda_range.contains(self.lambda) {
             return bad(
                 "lambda",
@@ -304,9 +297,10 @@ impl TrainConfig {
         if self.budget_range.bounds().is_some() {
             return BUDGETED_NAME;
         }
-        match self.lambda_range.bounds() {
-            Some(_) => CONDITIONED_NAME,
-            None => self.policy.display_name(),
+        match (self.lambda_range.bounds(), self.policy) {
+            (Some(_), PolicyKind::Agg) => CONDITIONED_NAME,
+            (Some(_), PolicyKind::Seq) => SEQ_CONDITIONED_NAME,
+            (None, p) => p.display_name(),
         }
     }
 
@@ -317,6 +311,7 @@ impl TrainConfig {
             heads: self.seq_heads,
             layers: self.seq_layers,
             ff: self.seq_ff,
+            lambda_input: self.lambda_range.bounds().is_some(),
         }
     }
 

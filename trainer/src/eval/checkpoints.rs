@@ -8,9 +8,8 @@ use super::push_to;
 use super::{CheckpointSpec, Family, Kind, OperatingPoint, Scorer, SuiteOptions, family, names};
 use crate::backend::Backend;
 use crate::checkpoint;
-use crate::family::{
-    self, ActingNet, GreedyOf, MAX_OBS_DIM, agg::Agg, agg_lambda::AggLambda, seq::Seq,
-};
+use crate::family::seq::{Seq, SeqLambda};
+use crate::family::{self, ActingNet, GreedyOf, MAX_OBS_DIM, agg::Agg, agg_lambda::AggLambda};
 
 /// A trained policy that regenerates when its probability of `regenerate` exceeds `threshold`.
 ///
@@ -59,7 +58,11 @@ pub(super) fn checkpoint_families<W: World>(
         } else if recorded == <Seq as family::Family>::NAME {
             points::<Seq, W>(forest, problems, sc, c, o, out)?;
         } else if recorded == <AggLambda as family::Family>::NAME {
-            for p in super::conditioned::points(forest, problems, sc, c, o)? {
+            for p in super::conditioned::points::<AggLambda, W>(forest, problems, sc, c, o)? {
+                push_to(out.0, &c.family, p);
+            }
+        } else if recorded == <SeqLambda as family::Family>::NAME {
+            for p in super::conditioned::points::<SeqLambda, W>(forest, problems, sc, c, o)? {
                 push_to(out.0, &c.family, p);
             }
         } else {

@@ -9,7 +9,7 @@ use super::{CheckpointSpec, OperatingPoint, Scorer, Suite, SuiteOptions};
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::config::VALIDATION_GRID;
-use crate::family::{Family as _, GreedyOf, agg_lambda::AggLambda};
+use crate::family::{Family, GreedyOf};
 
 /// The λ a conditioned checkpoint is evaluated at: `o.conditioned_lambdas` inside its trained
 /// range, or else its validation grid.
@@ -27,7 +27,7 @@ fn lambdas_for(c: &CheckpointSpec, o: &SuiteOptions) -> anyhow::Result<Vec<f64>>
 
 /// The greedy points of one conditioned checkpoint, one per λ; each point's reward uses the
 /// suite's λ like every other row (its label names the λ the policy acted at).
-pub(super) fn points<W: World>(
+pub(super) fn points<F: Family, W: World>(
     forest: &W,
     problems: &[u32],
     sc: &Scorer,
@@ -39,17 +39,12 @@ pub(super) fn points<W: World>(
         seed: o.seed,
     };
     let device = Backend::Flex.device()?;
-    let (model, _) = checkpoint::load_model_as::<AggLambda>(&c.dir, &device)?;
-    let w = AggLambda::acting(&model).map_err(anyhow::Error::msg)?;
+    let (model, _) = checkpoint::load_model_as::<F>(&c.dir, &device)?;
+    let w = F::acting(&model).map_err(anyhow::Error::msg)?;
     lambdas_for(c, o)?
         .into_iter()
         .map(|l| {
-            let out = evaluate(
-                forest,
-                problems,
-                &GreedyOf::<AggLambda>::new(&w).at_lambda(l),
-                det,
-            )?;
+            let out = evaluate(forest, problems, &GreedyOf::<F>::new(&w).at_lambda(l), det)?;
             Ok(sc.point(&c.family, format!("{} lambda={l:.3e}", c.label), &out))
         })
         .collect()

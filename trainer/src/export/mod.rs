@@ -213,7 +213,10 @@ pub fn export(checkpoint: &Path, format: Format, out: &Path) -> Result<ExportRep
         Agg::NAME => export_agg::<Agg>(checkpoint, format, out),
         AggLambda::NAME => export_agg::<AggLambda>(checkpoint, format, out),
         AggBudget::NAME => export_agg::<AggBudget>(checkpoint, format, out),
-        <crate::family::seq::Seq as Family>::NAME => seq::export_seq(checkpoint, format, out),
+        <crate::family::seq::Seq as Family>::NAME
+        | <crate::family::seq::SeqLambda as Family>::NAME => {
+            seq::export_seq(checkpoint, format, out)
+        }
         other => Err(ExportError::invalid(
             checkpoint,
             format!("policy family `{other}` has no exporter in this build"),

@@ -1,7 +1,8 @@
 //! The TRIM-Seq network as an ONNX graph (opset 17) with a symbolic sequence axis.
 //!
 //! Input `tokens` `[batch, seq, 5]` (the kept steps then the candidate, `seq` ≤ 32, every row of
-//! a batch the same length: no padding); outputs `logits` `[batch, 2]`, `probs` `[batch, 2]` and
+//! a batch the same length: no padding) and, for a λ-conditioned network, `lambda_input`
+//! `[batch, 1]` (the scaled log λ, concatenated to the heads' input); outputs `logits` `[batch, 2]`, `probs` `[batch, 2]` and
 //! `value` `[batch, 1]`, read at the last token. The causal mask is built inside the graph from
 //! the input's length (`Shape` → `Range` → `Greater` → `Where`), so one file serves every
 //! history length. Dense weights are stored transposed (`<name>.weight_t`, `[in, out]`) for
@@ -100,6 +101,16 @@ pub fn encode_seq(net: &SeqNet, doc: &str, metadata: &[(&str, String)]) -> Vec<u
         &[Attr::Int("axis", 1)],
     );
     let z = g.norm(&z, "ln_f");
+    // A λ-conditioned network's heads read the λ input after the final representation.
+    let z = match s.lambda_input {
+        true => g.op(
+            "Concat",
+            &[&z, "lambda_input"],
+            "z_lambda",
+            &[Attr::Int("axis", -1)],
+        ),
+        false => z,
+    };
     let a = g.dense(&z, "actor1");
     let a = g.op("Tanh", &[&a], "actor1.tanh", &[]);
     let l = g.dense(&a, "actor_out");
@@ -121,6 +132,9 @@ pub fn encode_seq(net: &SeqNet, doc: &str, metadata: &[(&str, String)]) -> Vec<u
     graph.str(10, doc);
     let (batch, seq): (Dim, Dim) = (Err("batch"), Err("seq"));
     graph.msg(11, value_info("tokens", &[batch, seq, Ok(TOKEN_DIM)]));
+    if s.lambda_input {
+        graph.msg(11, value_info("lambda_input", &[batch, Ok(1)]));
+    }
     graph.msg(12, value_info("logits", &[batch, Ok(2)]));
     graph.msg(12, value_info("probs", &[batch, Ok(2)]));
     graph.msg(12, value_info("value", &[batch, Ok(1)]));

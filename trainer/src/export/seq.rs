@@ -14,7 +14,7 @@ use trim_router::manifest::ParamSpec;
 use trim_router::parity::TOLERANCE;
 use trim_router::seq::{SEQ_KIND, SEQ_LEN, SEQ_OBS_DIM, TOKEN_DIM};
 use trim_router::seq_export::{
-    SEQ_EXPORT_KIND, SeqArchitecture, SeqManifest, SeqParity, parity_steps,
+    SEQ_EXPORT_KIND, SeqArchitecture, SeqManifest, SeqParity, parity_steps_in,
     seq_net_from_safetensors, seq_parity_diff, token_specs,
 };
 use trim_router::seq_router::step_row;
@@ -25,12 +25,30 @@ use super::{
     Written, model_names, run_evaluation, write,
 };
 use crate::checkpoint::{self, TrainState};
-use crate::family::seq::Seq;
+use crate::family::Family;
+use crate::family::seq::{Seq, SeqLambda};
 use crate::seq_model::SeqActorCritic;
 
-/// Export the TRIM-Seq checkpoint at `checkpoint` into `out`.
+/// Export the TRIM-Seq checkpoint (plain or λ-conditioned) at `checkpoint` into `out`.
 pub(super) fn export_seq(
     checkpoint: &Path,
+    format: Format,
+    out: &Path,
+) -> Result<ExportReport, ExportError> {
+    let recorded = checkpoint::load_state(checkpoint)?.family;
+    let (model, state) = {
+        let device = crate::backend::Backend::Flex.device()?;
+        match recorded == SeqLambda::NAME {
+            true => checkpoint::load_model_as::<SeqLambda>(checkpoint, &device)?,
+            false => checkpoint::load_model_as::<Seq>(checkpoint, &device)?,
+        }
+    };
+    export_seq_model(checkpoint, (&model, &state), format, out)
+}
+
+fn export_seq_model(
+    checkpoint: &Path,
+    (model, state): (&SeqActorCritic, &TrainState),
     format: Format,
     out: &Path,
 ) -> Result<ExportReport, ExportError> {
@@ -42,13 +60,12 @@ pub(super) fn export_seq(
              check read it): use --format all (with ONNX) or safetensors",
         ));
     }
-    let device = crate::backend::Backend::Flex.device()?;
-    let (model, state) = checkpoint::load_model_as::<Seq>(checkpoint, &device)?;
+    let range = state.config.lambda_range.bounds().map(|(lo, hi)| [lo, hi]);
     let net = model
         .try_acting()
         .map_err(|e| ExportError::invalid(checkpoint, e))?;
     let evaluation = run_evaluation(checkpoint, &mut warnings)?;
-    let fixture = fixture(&model, checkpoint)?;
+    let fixture = fixture(model, checkpoint, range)?;
     let meta: BTreeMap<String, String> = [
         ("format", FORMAT.to_string()),
         ("kind", SEQ_EXPORT_KIND.to_string()),
@@ -78,9 +95,14 @@ pub(super) fn export_seq(
     w.put(out, PARITY, parity.as_bytes())?;
     let onnx_path = out.join(super::ONNX);
     if format == Format::All {
+        let lam = match range {
+            Some(_) => "; input lambda_input [batch, 1] = (log10(λ) + 3.5) / 1.5",
+            None => "",
+        };
         let doc = format!(
             "trim routing policy {} (TRIM-Seq); input tokens [batch, seq, 5] = the kept steps \
-             then the candidate (see policy.json); logits/probs index 0 = continue, 1 = regenerate",
+             then the candidate (see policy.json){lam}; logits/probs index 0 = continue, 1 = \
+             regenerate",
             state.run_name
         );
         let meta_kv: Vec<(&str, String)> =
@@ -94,7 +116,7 @@ pub(super) fn export_seq(
         std::fs::remove_file(&onnx_path).map_err(|e| ExportError::io(&onnx_path, e))?;
     }
     let files = std::mem::take(&mut w.files);
-    let manifest = manifest(checkpoint, &state, &net, evaluation, files, &mut warnings)?;
+    let manifest = manifest(checkpoint, state, &net, evaluation, files, &mut warnings)?;
     let text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| ExportError::invalid(out.join(MANIFEST), e))?;
     write(&out.join(MANIFEST), text.as_bytes())?;
@@ -111,16 +133,24 @@ pub(super) fn export_seq(
 /// The parity histories and the burn model's logits on them.
 ///
 /// # Shapes
-/// rows `[n, SEQ_OBS_DIM]` → logits `[n, 2]`
-fn fixture(model: &SeqActorCritic, checkpoint: &Path) -> Result<SeqParity, ExportError> {
-    let steps = parity_steps();
-    let mut rows = vec![0.0f32; steps.len() * SEQ_OBS_DIM];
-    for (s, row) in steps.iter().zip(rows.chunks_exact_mut(SEQ_OBS_DIM)) {
-        step_row(s, row).map_err(|e| ExportError::invalid(checkpoint, e))?;
+/// rows `[n, SEQ_OBS_DIM (+1 with the λ input)]` → logits `[n, 2]`
+fn fixture(
+    model: &SeqActorCritic,
+    checkpoint: &Path,
+    range: Option<[f64; 2]>,
+) -> Result<SeqParity, ExportError> {
+    let steps = parity_steps_in(range);
+    let w = SEQ_OBS_DIM + usize::from(range.is_some());
+    let mut rows = vec![0.0f32; steps.len() * w];
+    for (s, row) in steps.iter().zip(rows.chunks_exact_mut(w)) {
+        step_row(s, &mut row[..SEQ_OBS_DIM]).map_err(|e| ExportError::invalid(checkpoint, e))?;
+        if let Some(l) = s.lambda {
+            row[SEQ_OBS_DIM] = trim_env::features::lambda_feature(l as f32);
+        }
     }
     let device = crate::backend::Backend::Flex.device()?;
     let n = steps.len();
-    let x = Tensor::<2>::from_data(TensorData::new(rows, [n, SEQ_OBS_DIM]), &device);
+    let x = Tensor::<2>::from_data(TensorData::new(rows, [n, w]), &device);
     let (logits, _) = model.forward(x);
     let v = (logits.into_data().convert::<f32>().try_into_vec::<f32>())
         .map_err(|e| ExportError::invalid(checkpoint, format!("burn forward failed: {e:?}")))?;
@@ -158,7 +188,7 @@ fn manifest(
                 "per block i: h = h + blocks.i.o(causal_attention(blocks.i.q/k/v(LayerNorm_blocks.i.ln1(h)), heads)); h = h + blocks.i.ff2(relu(blocks.i.ff1(LayerNorm_blocks.i.ln2(h))))".into(),
                 "attention: softmax(q·kᵀ/√(d/heads)) over positions ≤ the query's, per head; heads concatenated".into(),
                 "z = LayerNorm_ln_f(h at the last token)".into(),
-                "logits = actor_out(tanh(actor1(z))); value = critic_out(tanh(critic1(z)))".into(),
+                "logits = actor_out(tanh(actor1(z))); value = critic_out(tanh(critic1(z))) — with the λ input (shape.lambda_input), z is followed by (log10(λ) + 3.5) / 1.5".into(),
             ],
             weight_layout: "PyTorch: Linear weight [out, in], y = x @ W.T + b; LayerNorm weight = gamma, bias = beta, biased variance, eps 1e-5 inside the sqrt".into(),
             params,
@@ -171,6 +201,7 @@ fn manifest(
         actions: super::actions(),
         decision: super::network_decision(),
         lambda: state.config.lambda,
+        lambda_range: state.config.lambda_range.bounds().map(|(lo, hi)| [lo, hi]),
         training: super::training(checkpoint, state, [weak_models, strong_models, prm_models])?,
         evaluation,
         files,

@@ -5,6 +5,7 @@
 //! the environment's per-step history, so training and serving share one definition.
 
 use burn::tensor::{Device, Tensor};
+use trim_env::features::lambda_feature;
 use trim_env::{Rng, StepView};
 use trim_router::seq::{SEQ_OBS_DIM, SeqNet, write_row};
 
@@ -54,6 +55,40 @@ impl Family for Seq {
 
     fn init(cfg: &TrainConfig, rng: &mut Rng, device: &Device) -> Result<SeqActorCritic, String> {
         SeqActorCritic::new(cfg.seq_shape(), rng, device)
+    }
+
+    fn acting(net: &SeqActorCritic) -> Result<SeqNet, String> {
+        net.try_acting()
+    }
+}
+
+/// λ-conditioned TRIM-Seq: the TRIM-Seq network whose heads also read the scaled log λ
+/// (`trim_router::SeqShape::lambda_input`); the row is TRIM-Seq's followed by the λ input.
+pub struct SeqLambda;
+
+impl Family for SeqLambda {
+    const NAME: &'static str = "seq-lambda";
+    const OBS_DIM: usize = SEQ_OBS_DIM + 1;
+    const CONDITIONED: bool = true;
+    type Net = SeqActorCritic;
+    type Acting = SeqNet;
+
+    #[inline]
+    fn observe(view: &StepView<'_>, out: &mut [f32]) {
+        write_row(view.history, view.weak, &mut out[..SEQ_OBS_DIM]);
+        out[SEQ_OBS_DIM] = lambda_feature(view.cond.lambda);
+    }
+
+    fn needs_history() -> bool {
+        true
+    }
+
+    fn init(cfg: &TrainConfig, rng: &mut Rng, device: &Device) -> Result<SeqActorCritic, String> {
+        let shape = trim_router::SeqShape {
+            lambda_input: true,
+            ..cfg.seq_shape()
+        };
+        SeqActorCritic::new(shape, rng, device)
     }
 
     fn acting(net: &SeqActorCritic) -> Result<SeqNet, String> {

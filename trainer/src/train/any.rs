@@ -6,7 +6,10 @@ use std::path::Path;
 use super::{RunOptions, Trainer};
 use crate::config::{PolicyKind, TrainConfig};
 use crate::error::Result;
-use crate::family::{agg::Agg, agg_budget::AggBudget, agg_lambda::AggLambda, seq::Seq};
+use crate::family::agg::Agg;
+use crate::family::agg_budget::AggBudget;
+use crate::family::agg_lambda::AggLambda;
+use crate::family::seq::{Seq, SeqLambda};
 use crate::run_summary::RunSummary;
 use crate::train::progress::TrainEvent;
 
@@ -16,6 +19,7 @@ pub enum AnyTrainer {
     AggLambda(Box<Trainer<AggLambda>>),
     AggBudget(Box<Trainer<AggBudget>>),
     Seq(Box<Trainer<Seq>>),
+    SeqLambda(Box<Trainer<SeqLambda>>),
 }
 
 /// The families a configuration can name: TRIM-Agg is λ-conditioned when `lambda_range` is set.
@@ -25,12 +29,14 @@ enum Which {
     AggLambda,
     AggBudget,
     Seq,
+    SeqLambda,
 }
 
 fn which(cfg: &TrainConfig) -> Which {
     let budget = cfg.budget_range.bounds().is_some();
     match (cfg.policy, cfg.lambda_range.bounds(), budget) {
-        (PolicyKind::Seq, _, _) => Which::Seq,
+        (PolicyKind::Seq, None, _) => Which::Seq,
+        (PolicyKind::Seq, Some(_), _) => Which::SeqLambda,
         (PolicyKind::Agg, _, true) => Which::AggBudget,
         (PolicyKind::Agg, None, false) => Which::Agg,
         (PolicyKind::Agg, Some(_), false) => Which::AggLambda,
@@ -45,6 +51,7 @@ impl AnyTrainer {
             Which::AggLambda => AnyTrainer::AggLambda(Box::new(Trainer::new(cfg, opts)?)),
             Which::AggBudget => AnyTrainer::AggBudget(Box::new(Trainer::new(cfg, opts)?)),
             Which::Seq => AnyTrainer::Seq(Box::new(Trainer::new(cfg, opts)?)),
+            Which::SeqLambda => AnyTrainer::SeqLambda(Box::new(Trainer::new(cfg, opts)?)),
         })
     }
 
@@ -58,6 +65,7 @@ impl AnyTrainer {
             Which::AggLambda => AnyTrainer::AggLambda(Box::new(Trainer::resume(opts)?)),
             Which::AggBudget => AnyTrainer::AggBudget(Box::new(Trainer::resume(opts)?)),
             Which::Seq => AnyTrainer::Seq(Box::new(Trainer::resume(opts)?)),
+            Which::SeqLambda => AnyTrainer::SeqLambda(Box::new(Trainer::resume(opts)?)),
         })
     }
 
@@ -68,6 +76,7 @@ impl AnyTrainer {
             AnyTrainer::AggLambda(t) => t.run_dir(),
             AnyTrainer::AggBudget(t) => t.run_dir(),
             AnyTrainer::Seq(t) => t.run_dir(),
+            AnyTrainer::SeqLambda(t) => t.run_dir(),
         }
     }
 
@@ -78,6 +87,7 @@ impl AnyTrainer {
             AnyTrainer::AggLambda(t) => t.config(),
             AnyTrainer::AggBudget(t) => t.config(),
             AnyTrainer::Seq(t) => t.config(),
+            AnyTrainer::SeqLambda(t) => t.config(),
         }
     }
 
@@ -88,6 +98,7 @@ impl AnyTrainer {
             AnyTrainer::AggLambda(t) => t.run_with(on_event),
             AnyTrainer::AggBudget(t) => t.run_with(on_event),
             AnyTrainer::Seq(t) => t.run_with(on_event),
+            AnyTrainer::SeqLambda(t) => t.run_with(on_event),
         }
     }
 
