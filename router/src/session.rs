@@ -189,6 +189,7 @@ pub(crate) mod tests {
             heads: 2,
             layers: 2,
             ff: 64,
+            lambda_input: false,
         };
         let router = SeqRouter::from_net(random_seq_net(shape, 3));
         let mut rng = Rng::new(11);
@@ -261,6 +262,7 @@ pub(crate) mod tests {
             heads: 2,
             layers: 1,
             ff: 32,
+            lambda_input: false,
         };
         let router = SeqRouter::from_net(random_seq_net(shape, 4));
         let s = router.session();

@@ -279,6 +279,7 @@ mod tests {
         heads: 2,
         layers: 2,
         ff: 64,
+        lambda_input: false,
     };
 
     /// Rows of histories of every length 0..=40 (longer than the context: truncated).
