@@ -176,6 +176,18 @@ impl<N: Copy> Episode<N> {
         }
     }
 
+    /// The episode's whole budget (`u64::MAX`: none).
+    #[inline(always)]
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Whether the budget (not the tree) masks `regenerate` at the current node.
+    #[inline]
+    pub fn budget_binds<W: World<Node = N>>(&self, world: &W) -> bool {
+        world.mask(&self.node)[1] && !self.mask(world)[1]
+    }
+
     /// Available actions at the current node: `[continue, regenerate]`.
     #[inline(always)]
     pub fn mask<W: World<Node = N>>(&self, world: &W) -> [bool; 2] {

@@ -239,6 +239,14 @@ impl<'f, W: World> VecEnv<'f, W> {
             .try_for_each(step_one)
     }
 
+    /// Slot `i`'s budget state: (strong tokens left, whole budget, whether the budget masks
+    /// `regenerate` now). None for a finished slot or without budgets.
+    pub fn budget_state(&self, i: usize) -> Option<(u64, u64, bool)> {
+        let ep = &self.eps[i];
+        (self.slot_budget.is_some() && !ep.done())
+            .then(|| (ep.budget_left(), ep.budget(), ep.budget_binds(self.forest)))
+    }
+
     /// True when every slot has finished.
     pub fn all_done(&self) -> bool {
         self.eps.iter().all(Episode::done)

@@ -137,6 +137,10 @@ train_config! {
     /// no longer fits), the remaining budget becomes a policy input, and validation averages
     /// the greedy reward over 8 budgets of the range. `off`: no budgets. [default: off]
     budget_range: BudgetRange = BudgetRange::Off;
+    /// With `budget_range`: hindsight relabelling — every episode whose budget never masked a
+    /// regenerate is added again under a larger budget from the range (its steps are the same
+    /// under any larger budget; log-probabilities and values recomputed). [default: false]
+    budget_relabel: bool = false;
     /// Seed of everything random: validation hold-out, problem order, tree and action sampling,
     /// initial weights. [default: 10]
     seed: u64 = 10;
@@ -257,6 +261,12 @@ impl TrainConfig {
     /// A conditioned range is for TRIM-Agg and must contain the run's `lambda`; a budget range
     /// is for TRIM-Agg, and not (yet) together with a λ range.
     fn validate_lambda_range(&self) -> Result<()> {
+        if self.budget_relabel && self.budget_range.bounds().is_none() {
+            return bad(
+                "budget_relabel",
+                "relabels budgets, so it needs budget_range".into(),
+            );
+        }
         if self.budget_range.bounds().is_some() {
             if self.policy != PolicyKind::Agg {
                 return bad(

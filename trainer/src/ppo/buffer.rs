@@ -47,6 +47,11 @@ pub struct RolloutBuffer {
     pub outcomes: Vec<EpisodeOutcome>,
     /// The λ each episode was rewarded with (one per episode, after `collect`).
     pub lambdas: Vec<f32>,
+    /// Columns at the end that are hindsight-relabelled copies ([`super::relabel`]), not
+    /// collected episodes (0 unless `budget_relabel`).
+    pub relabelled: usize,
+    /// The budgets of a budget-aware rollout (empty otherwise).
+    pub budget_log: super::relabel::BudgetLog,
 }
 
 /// The valid steps of some episodes, flattened (episode-major), ready to become tensors.
@@ -100,8 +105,22 @@ impl RolloutBuffer {
         let mut acts = vec![Action::Continue; n];
         let mut rew = vec![0.0f32; n];
         let mut done = vec![false; n];
+        self.budget_log = super::relabel::BudgetLog::default();
+        if F::BUDGETED {
+            self.budget_log.bound = vec![false; n];
+            self.budget_log.budget = (0..n)
+                .map(|i| env.budget_state(i).map_or(0, |s| s.1))
+                .collect();
+        }
         while !env.all_done() {
             env.observe_with(d, F::observe, &mut obs, &mut mask);
+            if F::BUDGETED {
+                for i in 0..n {
+                    let s = env.budget_state(i);
+                    self.budget_log.left.push(s.map_or(0, |s| s.0));
+                    self.budget_log.bound[i] |= s.is_some_and(|s| s.2);
+                }
+            }
             for i in 0..n {
                 let row = &obs[i * d..(i + 1) * d];
                 let m = [mask[2 * i], mask[2 * i + 1]];
@@ -134,6 +153,7 @@ impl RolloutBuffer {
             self.t_len += 1;
         }
         self.outcomes = (0..n).map(|i| env.outcome(i)).collect();
+        self.relabelled = 0;
         self.lambdas = (0..n).map(|i| env.slot_lambda(i)).collect();
         Ok(())
     }
@@ -148,9 +168,12 @@ impl RolloutBuffer {
         }
     }
 
-    /// Valid steps in the buffer.
+    /// Valid steps of the collected episodes (relabelled copies are not counted).
     pub fn steps(&self) -> usize {
-        self.valid.iter().filter(|&&v| v).count()
+        let cols = self.n - self.relabelled;
+        (self.valid.iter().enumerate())
+            .filter(|&(i, &v)| v && i % self.n.max(1) < cols)
+            .count()
     }
 
     /// Compute GAE advantages and returns (episodes always terminate: no bootstrap), then

@@ -9,6 +9,7 @@ pub mod buffer;
 pub mod gae;
 pub mod guard;
 pub mod loss;
+pub mod relabel;
 pub mod schedule;
 pub mod stats;
 pub mod update;

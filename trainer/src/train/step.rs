@@ -125,6 +125,12 @@ impl<F: Family> Trainer<F> {
             }
             s.buf.collect::<F, _>(&mut env, &s.trees, weights, rng)
         })?;
+        if let (true, true, Some((_, hi))) =
+            (F::BUDGETED, self.cfg.budget_relabel, budgets.bounds())
+        {
+            let log = std::mem::take(&mut s.buf.budget_log);
+            crate::ppo::relabel::relabel_budgets(&mut s.buf, &log, weights, hi, rng);
+        }
         Ok(hi)
     }
 
@@ -160,7 +166,7 @@ impl<F: Family> Trainer<F> {
         let st = &mut self.state;
         st.updates_done += 1;
         st.env_steps += steps;
-        st.episodes += buf.n as u64;
+        st.episodes += (buf.n - buf.relabelled) as u64;
         st.pass_pos = batch_end;
         if batch_end == st.pass_order.len() {
             st.pass += 1;
