@@ -238,3 +238,70 @@ fn export_replay_matches_the_checkpoints_own_evaluation() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A λ-conditioned export is calibrated by moving λ (threshold kept): the target holds on
+/// held-out traffic within the reported CI, and every router then acts at that λ.
+#[test]
+fn conditioned_exports_calibrate_lambda_and_hold_on_held_out_traffic() {
+    let d = tmpdir("calibrate-lambda");
+    make_dataset(&d, "tiny", 60, 2, 7);
+    let train = [
+        "train",
+        "--quiet",
+        "--name",
+        "c",
+        "--data=tiny.jsonl",
+        "--batch-episodes=8",
+        "--passes=2",
+        "--val-every=4",
+        "--lr=3e-3",
+        "--lambda=1e-3",
+        "--lambda-range=1e-4:1e-2",
+    ];
+    ok(&d, &train);
+    ok(
+        &d,
+        &[
+            "export",
+            "--checkpoint",
+            "checkpoints/c/best",
+            "--out",
+            "exp",
+        ],
+    );
+    make_dataset(&d, "traffic", 1500, 1, 11);
+    make_dataset(&d, "heldout", 6000, 1, 12);
+    let held = DataSource::open(&d.join("heldout.jsonl"), &LoadOptions::default()).unwrap();
+    let held_problems = held.problems_in_split("all");
+    for (i, target) in ["calls=0.15", "cost=0.25"].into_iter().enumerate() {
+        let args = [
+            "calibrate",
+            "--export",
+            "exp",
+            "--data",
+            "traffic.jsonl",
+            "--target",
+            target,
+        ];
+        let out = ok(&d, &args);
+        assert!(
+            out.contains("λ ") && out.contains("at threshold 0.5"),
+            "{out}"
+        );
+        let m = calibration(&d.join("exp"));
+        let c = &m["calibration"];
+        let lam = c["lambda"].as_f64().unwrap();
+        assert!((1e-4..=1e-2).contains(&lam), "{c}");
+        let [lo, hi] = [
+            c["ci95"][0].as_f64().unwrap(),
+            c["ci95"][1].as_f64().unwrap(),
+        ];
+        let export = trim_router::Policy::load(&d.join("exp")).unwrap();
+        let got = with_world!(&held, |w| measure_at(w, &held_problems, &export, 0.5, 0)).unwrap();
+        assert!(
+            lo <= got[i] && got[i] <= hi,
+            "{target}: held-out {} outside the reported CI [{lo}, {hi}] at λ {lam}",
+            got[i]
+        );
+    }
+}
