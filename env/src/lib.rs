@@ -21,6 +21,7 @@ pub mod policy;
 pub mod reach;
 pub mod rng;
 pub mod rollout;
+pub mod tiers;
 pub mod vec_env;
 pub mod world;
 

@@ -73,6 +73,9 @@ enum DataCmd {
     Synth(cli::synth::SynthArgs),
     /// A synthetic world's TRIM-Thr curve beside the real MATH-500 one (`--check`).
     Calibrate(cli::calibrate::CalibrateArgs),
+    /// TwinRouterBench-style gold tiers per step (downgrade-and-cascade with sequential
+    /// locking), its static-track rows (`--out`) and its scores for baselines and exports.
+    Tiers(cli::tiers::TiersArgs),
     /// Import real third-party data as rollout trees.
     #[command(subcommand)]
     Import(ImportCmd),
@@ -127,6 +130,7 @@ fn main() {
             DataCmd::Convert(a) => cli::data::convert(a),
             DataCmd::Synth(a) => cli::synth::run(a),
             DataCmd::Calibrate(a) => cli::calibrate::run(a),
+            DataCmd::Tiers(a) => cli::tiers::run(a),
             DataCmd::Import(i) => match i {
                 ImportCmd::Processbench(a) => cli::import_processbench::run(a),
                 ImportCmd::Gsm8kPaired(a) => cli::import_gsm8k::run(a),

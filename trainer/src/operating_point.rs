@@ -82,6 +82,29 @@ impl Target {
     }
 }
 
+/// Refuse an export that cannot act through [`ExportAt`] without more inputs: a budget-aware
+/// one outside a budgeted replay (`budgeted = false`), a λ-conditioned one with neither a λ
+/// nor a calibrated λ. (Its decisions would otherwise fail inside the replay and read as
+/// `continue`.)
+pub fn check_actable(export: &Export, lambda: Option<f64>, budgeted: bool) -> anyhow::Result<()> {
+    let (range, default, budget_input) = match export {
+        Export::Agg(r) => (r.lambda_range(), r.default_lambda(), r.budget_input()),
+        Export::Seq(r, _) => (r.lambda_range(), r.default_lambda(), false),
+        Export::Pomdp(..) => (None, None, false),
+    };
+    anyhow::ensure!(
+        budgeted || !budget_input,
+        "a budget-aware export acts under a request's budget: evaluate it with `trim eval \
+         --budgets … --export DIR`"
+    );
+    anyhow::ensure!(
+        range.is_none() || lambda.or(default).is_some(),
+        "a λ-conditioned export acts at a λ: calibrate one first (`trim calibrate --export DIR \
+         --target …`)"
+    );
+    Ok(())
+}
+
 /// An export acting through the environment at a given threshold on p(regenerate), and at a
 /// given λ when it is λ-conditioned.
 pub struct ExportAt<'a> {

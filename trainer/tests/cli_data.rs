@@ -421,3 +421,66 @@ fn budgeted_accuracy_table() {
     assert!(acc("hindsight", 150) > weak);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `trim data tiers`: one static-track row per labelled step (1-based step indices, gold tier
+/// low/high with the benchmark's ids, trim's observation), always-strong passes every row, and
+/// an existing output file is refused, not overwritten.
+#[test]
+fn tiers_write_static_track_rows_and_score_the_baselines() {
+    let dir = std::env::temp_dir().join(format!("trim-tiers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("rows.jsonl");
+    let o = trim(&[
+        "data",
+        "tiers",
+        "--data",
+        "data/sets/synth-math.parquet",
+        "--split",
+        "test",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("| always-strong (high) | 100.0 |"), "{text}");
+    assert!(text.contains("RSD δ = 0.7"), "{text}");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(rows.len() > 100, "{}", rows.len());
+    let mut expect_step = std::collections::HashMap::new();
+    for r in &rows {
+        let id = r["instance_id"].as_str().unwrap().to_string();
+        let k = expect_step.entry(id).or_insert(1u64);
+        assert_eq!(r["step_index"].as_u64(), Some(*k), "{r}");
+        *k += 1;
+        assert!(r["step_index"].as_u64() <= r["total_steps"].as_u64());
+        let (tier, id) = (
+            r["target_tier"].as_str().unwrap(),
+            r["target_tier_id"].as_u64(),
+        );
+        assert!(
+            (tier == "low" && id == Some(0)) || (tier == "high" && id == Some(3)),
+            "{r}"
+        );
+        let prev = r["observation"]["prev_prm"].as_array().unwrap().len() as u64;
+        assert_eq!(prev + 1, r["step_index"].as_u64().unwrap());
+        assert_eq!(r["messages"][0]["role"], "user");
+    }
+    let again = trim(&[
+        "data",
+        "tiers",
+        "--data",
+        "data/sets/synth-math.parquet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(fails(again).contains("does not overwrite"));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().lines().count(),
+        rows.len()
+    );
+}

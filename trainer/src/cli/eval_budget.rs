@@ -74,24 +74,10 @@ pub fn budget_table<W: World>(
             pts.push(p);
         }
         for (name, e) in exports {
+            trim::operating_point::check_actable(e, None, true)
+                .map_err(|err| anyhow::anyhow!("{name}: {err}"))?;
             let t = match e {
-                trim_router::Policy::Agg(r)
-                    if r.lambda_range().is_some() && r.default_lambda().is_none() =>
-                {
-                    anyhow::bail!(
-                        "{name}: a λ-conditioned export acts at a λ: calibrate one first \
-                         (`trim calibrate --export DIR --target …`)"
-                    )
-                }
                 trim_router::Policy::Agg(r) => r.threshold(),
-                trim_router::Policy::Seq(r, _)
-                    if r.lambda_range().is_some() && r.default_lambda().is_none() =>
-                {
-                    anyhow::bail!(
-                        "{name}: a λ-conditioned export acts at a λ: calibrate one first \
-                         (`trim calibrate --export DIR --target …`)"
-                    )
-                }
                 trim_router::Policy::Seq(r, _) => r.threshold(),
                 trim_router::Policy::Pomdp(..) => {
                     anyhow::bail!("{name}: TRIM-POMDP exports are not supported here")

@@ -22,6 +22,7 @@ mod route_sessions;
 pub mod sweep;
 mod sweep_modes;
 pub mod synth;
+pub mod tiers;
 pub mod train;
 
 /// The command line as typed, for dataset metadata ("the command that regenerates it").
