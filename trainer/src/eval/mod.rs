@@ -17,6 +17,7 @@ pub mod plot;
 pub use checkpoints::RegenAbove;
 mod pomdp;
 pub mod report;
+pub mod tier_scores;
 
 use std::path::{Path, PathBuf};
 
@@ -166,6 +167,8 @@ pub struct Suite {
     pub strong_ref_tokens: f64,
     pub anchors: AnchorAccuracy,
     pub families: Vec<Family>,
+    /// TwinRouterBench-style `scores_v2` of the step-level policies ([`tier_scores`]).
+    pub tiers: Vec<tier_scores::TierRow>,
 }
 
 /// The anchors' accuracies (serialisable copy of `metrics::Anchors`).
@@ -348,6 +351,7 @@ pub fn run_suite<W: World>(
         &checkpoints,
         o,
     )?);
+    let tiers = tier_scores::tier_rows(forest, problems, grid(o.threshold_steps), &checkpoints)?;
     Ok(Suite {
         dataset: dataset.to_path_buf(),
         split: split.into(),
@@ -359,6 +363,7 @@ pub fn run_suite<W: World>(
             strong: anchors.strong,
         },
         families,
+        tiers,
     })
 }
 

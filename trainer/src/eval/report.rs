@@ -235,6 +235,7 @@ pub fn summary_markdown(suite: &Suite, m: &[FamilyMetrics]) -> String {
     }
     s.push_str(&checkpoint_table(suite));
     s.push_str(&super::conditioned::markdown(suite));
+    s.push_str(&super::tier_scores::markdown(&suite.tiers));
     s
 }
 
