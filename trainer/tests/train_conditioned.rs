@@ -102,6 +102,10 @@ fn conditioned_runs_train_export_route_and_report() {
         "{rep}"
     );
     assert!(rep.contains("c lambda=1.000e-3"), "{rep}");
+    // The TwinRouterBench table: the anchors, RSD's default point and the plain run.
+    for row in ["| always-strong (high) | 100.0 |", "RSD δ = 0.70", "TRIM-Agg p |"] {
+        assert!(rep.contains(row), "{row}: {rep}");
+    }
 
     // Calibration moves λ (the threshold stays); decisions without λ then act at it.
     let out = ok(
