@@ -38,6 +38,29 @@ class ExportError(ValueError):
     """The export is damaged, incomplete, or of an unsupported version."""
 
 
+def lambda_input(manifest: dict, lam: float | None) -> list[float]:
+    """The λ input of a decision for the export described by `manifest`: `[x]` for a
+    λ-conditioned export (λ from the call, else its calibrated λ; refused when missing or outside
+    `lambda_range`), `[]` for any other (which refuses a λ), as the Rust routers do."""
+    rng = manifest.get("lambda_range")
+    if rng is None:
+        if lam is not None:
+            raise ValueError(f"lambda {lam} given, but this policy has no λ input "
+                             f"(it was trained for λ = {manifest['lambda']}); drop the field")
+        return []
+    lo, hi = rng
+    if lam is None:
+        lam = (manifest.get("calibration") or {}).get("lambda")
+    if lam is None:
+        raise ValueError("this policy is λ-conditioned: each decision needs `lambda`, the cost "
+                         f"per strong token to act at, in [{lo}, {hi}]")
+    if not (lo * (1 - 1e-9) <= lam <= hi * (1 + 1e-9)):
+        raise ValueError(f"lambda {lam} is outside the range this policy was trained on "
+                         f"[{lo}, {hi}]")
+    x = (np.log10(np.float32(lam)) - LAMBDA_LOG10_CENTER) / LAMBDA_LOG10_HALF_WIDTH
+    return [float(np.float32(x))]
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -114,10 +137,6 @@ class Router:
         # or hand-edited manifest (or a bad argument), never something to route with.
         if not (isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0):
             raise ValueError(f"{d}: decision threshold {self.threshold!r} is not in [0, 1]")
-        self.lambda_range = self.manifest.get("lambda_range")
-        # `trim calibrate` on a conditioned export picks the λ used when a decision names none.
-        cal = self.manifest.get("calibration") or {}
-        self.default_lambda = cal.get("lambda") if self.lambda_range is not None else None
         self.token_scale = self.manifest["token_scale"]
         self.step_scale = self.manifest["step_scale"]
         self.backend = backend
@@ -184,22 +203,7 @@ class Router:
                 raise ValueError(f"budget_left {left} exceeds the budget {budget}")
             frac = np.float32(0.0) if budget == 0 else np.float32(min(left, budget) / budget)
             return np.append(obs, [frac, np.float32(left) / np.float32(1000.0)]).astype(np.float32)
-        if self.lambda_range is None:
-            if lam is not None:
-                raise ValueError(
-                    f"lambda {lam} given, but this policy has no λ input "
-                    f"(it was trained for λ = {self.manifest['lambda']}); drop the field")
-            return obs
-        lo, hi = self.lambda_range
-        lam = self.default_lambda if lam is None else lam
-        if lam is None:
-            raise ValueError("this policy is λ-conditioned: each decision needs `lambda`, the "
-                             f"cost per strong token to act at, in [{lo}, {hi}]")
-        if not (lo * (1 - 1e-9) <= lam <= hi * (1 + 1e-9)):
-            raise ValueError(f"lambda {lam} is outside the range this policy was trained on "
-                             f"[{lo}, {hi}]")
-        x = (np.log10(np.float32(lam)) - LAMBDA_LOG10_CENTER) / LAMBDA_LOG10_HALF_WIDTH
-        return np.append(obs, np.float32(x)).astype(np.float32)
+        return np.append(obs, lambda_input(self.manifest, lam)).astype(np.float32)
 
     def decide(self, obs: np.ndarray, lam: float | None = None, budget: int | None = None,
                budget_left: int | None = None) -> Decision:

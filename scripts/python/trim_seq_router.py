@@ -29,7 +29,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trim_router import ExportError, load_manifest  # noqa: E402
+from trim_router import ExportError, lambda_input, load_manifest  # noqa: E402
 
 KIND = "trim-seq"
 SEQ_LEN, TOKEN_DIM = 32, 5
@@ -66,10 +66,7 @@ class SeqRouter:
         elif backend != "numpy":
             raise ValueError(f"backend {backend!r} is not numpy or onnx")
         self.threshold = m["decision"]["default_threshold"]
-        self.lambda_range = m.get("lambda_range")
-        self.trained_lambda = m["lambda"]
-        cal = m.get("calibration") or {}
-        self.default_lambda = cal.get("lambda") if self.lambda_range is not None else None
+        self.manifest = m
         # The whole export must be consistent: the weights (numpy) always, and the graph too
         # when it serves.
         fx = json.loads((d / "parity.json").read_text())
@@ -100,28 +97,9 @@ class SeqRouter:
         # Rust rounds each input to f32 before the network.
         return np.asarray(rows, dtype=np.float32).astype(np.float64)
 
-    def lambda_input(self, lam):
-        """The scaled log λ of a conditioned export ([] without a λ input), with the Rust
-        router's refusals."""
-        if self.lambda_range is None:
-            if lam is not None:
-                raise ValueError(f"lambda {lam} given, but this policy has no λ input (it was "
-                                 f"trained for λ = {self.trained_lambda}); drop the field")
-            return []
-        lo, hi = self.lambda_range
-        lam = self.default_lambda if lam is None else lam
-        if lam is None:
-            raise ValueError("this policy is λ-conditioned: each decision needs `lambda`, the "
-                             f"cost per strong token to act at, in [{lo}, {hi}]")
-        if not (lo * (1 - 1e-9) <= lam <= hi * (1 + 1e-9)):
-            raise ValueError(f"lambda {lam} is outside the range this policy was trained on "
-                             f"[{lo}, {hi}]")
-        x = (np.log10(np.float32(lam)) - np.float32(-3.5)) / np.float32(1.5)
-        return [float(np.float32(x))]
-
     def logits(self, prev_prm, prev_tokens, prev_regenerated, prm, tokens, lam=None) -> np.ndarray:
         x = self.tokens(prev_prm, prev_tokens, prev_regenerated, prm, tokens)
-        extra = self.lambda_input(lam)
+        extra = lambda_input(self.manifest, lam)
         if self.backend == "onnx":
             feed = {"tokens": x[None].astype(np.float32)}
             if extra:

@@ -103,7 +103,11 @@ fn conditioned_runs_train_export_route_and_report() {
     );
     assert!(rep.contains("c lambda=1.000e-3"), "{rep}");
     // The TwinRouterBench table: the anchors, RSD's default point and the plain run.
-    for row in ["| always-strong (high) | 100.0 |", "RSD δ = 0.70", "TRIM-Agg p |"] {
+    for row in [
+        "| always-strong (high) | 100.0 |",
+        "RSD δ = 0.70",
+        "TRIM-Agg p |",
+    ] {
         assert!(rep.contains(row), "{row}: {rep}");
     }
 

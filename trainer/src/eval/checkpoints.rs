@@ -41,6 +41,13 @@ impl<F: family::Family> Policy for RegenAbove<'_, F> {
 
 type Points = Vec<(String, Vec<OperatingPoint>)>;
 
+/// The acting network of the checkpoint in `dir`, of family `F` (verified).
+pub(super) fn load_acting<F: family::Family>(dir: &std::path::Path) -> anyhow::Result<F::Acting> {
+    let device = Backend::Flex.device()?;
+    let (model, _) = checkpoint::load_model_as::<F>(dir, &device)?;
+    F::acting(&model).map_err(anyhow::Error::msg)
+}
+
 /// Checkpoints: greedy points form `<family>`; probability-threshold points `<family> p>t`.
 pub(super) fn checkpoint_families<W: World>(
     forest: &W,
@@ -91,9 +98,7 @@ fn points<F: family::Family, W: World>(
         repeats: 1,
         seed: o.seed,
     };
-    let device = Backend::Flex.device()?;
-    let (model, _) = checkpoint::load_model_as::<F>(&c.dir, &device)?;
-    let w = F::acting(&model).map_err(anyhow::Error::msg)?;
+    let w = load_acting::<F>(&c.dir)?;
     let out = evaluate(forest, problems, &GreedyOf::<F>::new(&w), det)?;
     push_to(
         greedy,

@@ -6,7 +6,6 @@ use serde::Serialize;
 use trim_env::{EvalOptions, World, evaluate};
 
 use super::{CheckpointSpec, OperatingPoint, Scorer, Suite, SuiteOptions};
-use crate::backend::Backend;
 use crate::checkpoint;
 use crate::config::VALIDATION_GRID;
 use crate::family::{Family, GreedyOf};
@@ -38,9 +37,7 @@ pub(super) fn points<F: Family, W: World>(
         repeats: 1,
         seed: o.seed,
     };
-    let device = Backend::Flex.device()?;
-    let (model, _) = checkpoint::load_model_as::<F>(&c.dir, &device)?;
-    let w = F::acting(&model).map_err(anyhow::Error::msg)?;
+    let w = super::checkpoints::load_acting::<F>(&c.dir)?;
     lambdas_for(c, o)?
         .into_iter()
         .map(|l| {

@@ -9,7 +9,6 @@ use trim_env::tiers::{LabelledStep, gold_tiers, predict, score};
 use trim_env::{Policy, RefPolicy, Rng, World};
 
 use super::CheckpointSpec;
-use crate::backend::Backend;
 use crate::checkpoint;
 use crate::family::{self, GreedyOf, agg::Agg, seq::Seq};
 
@@ -82,19 +81,16 @@ pub fn tier_rows<W: World>(
         "RSD δ = 0.70 (= TRIM-Thr 0.70)".into(),
         &RefPolicy::Threshold(0.7),
     ));
-    let device = Backend::Flex.device()?;
     for c in checkpoints {
         let Ok(state) = checkpoint::load_state(&c.dir) else {
             continue;
         };
         let name = format!("{} {}", c.family, c.label);
         if state.family == <Agg as family::Family>::NAME {
-            let (m, _) = checkpoint::load_model_as::<Agg>(&c.dir, &device)?;
-            let a = <Agg as family::Family>::acting(&m).map_err(anyhow::Error::msg)?;
+            let a = super::checkpoints::load_acting::<Agg>(&c.dir)?;
             rows.push(row(w, &all, name, &GreedyOf::<Agg>::new(&a)));
         } else if state.family == <Seq as family::Family>::NAME {
-            let (m, _) = checkpoint::load_model_as::<Seq>(&c.dir, &device)?;
-            let a = <Seq as family::Family>::acting(&m).map_err(anyhow::Error::msg)?;
+            let a = super::checkpoints::load_acting::<Seq>(&c.dir)?;
             rows.push(row(w, &all, name, &GreedyOf::<Seq>::new(&a)));
         }
     }

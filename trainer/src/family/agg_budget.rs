@@ -44,7 +44,7 @@ impl Family for AggBudget {
     }
 
     fn acting(net: &ActorCritic) -> Result<AggNet, String> {
-        net.try_weights()
+        super::agg::Agg::acting(net)
     }
 }
 

@@ -41,7 +41,7 @@ impl Family for AggLambda {
     }
 
     fn acting(net: &ActorCritic) -> Result<AggNet, String> {
-        net.try_weights()
+        super::agg::Agg::acting(net)
     }
 }
 
