@@ -31,7 +31,7 @@ pub use features::{
 };
 pub use forest::{Action, Branch, Candidate, Coverage, Forest, ForestBuilder, ForestError};
 pub use oracle::{hindsight_optimal, query_cascade, query_oracle};
-pub use policy::{Conditions, Policy, RefPolicy, StepView, resolve};
+pub use policy::{Conditions, EpsGreedy, Policy, Propensity, RefPolicy, StepView, resolve};
 pub use rng::Rng;
 pub use rollout::{
     EvalOptions, ProblemOutcome, Summary, evaluate, evaluate_budgeted, run_episode,

@@ -66,6 +66,62 @@ impl StepView<'_> {
     }
 }
 
+/// A policy that knows how likely each of its actions is — what a serving router must log next
+/// to each decision so that other policies can be evaluated from its logs (off-policy
+/// evaluation).
+pub trait Propensity: Policy {
+    /// Probability of taking `action` at this decision, the mask applied (0 when masked).
+    fn prob(&self, view: &StepView<'_>, mask: [bool; 2], action: Action) -> f64;
+}
+
+/// ε-greedy exploration around a deterministic policy: with probability `epsilon` a uniformly
+/// random available action, otherwise the inner policy's. The inner policy must not draw from
+/// the RNG (TRIM-Thr, the anchors and greedy networks do not), so its choice is a function of
+/// the view and [`Propensity::prob`] is exact.
+#[derive(Clone, Copy, Debug)]
+pub struct EpsGreedy<P> {
+    pub inner: P,
+    pub epsilon: f64,
+}
+
+impl<P: Policy> EpsGreedy<P> {
+    fn greedy(&self, view: &StepView<'_>, mask: [bool; 2]) -> Action {
+        resolve(self.inner.act(view, mask, &mut Rng::new(0)), mask)
+    }
+}
+
+impl<P: Policy> Policy for EpsGreedy<P> {
+    fn act(&self, view: &StepView<'_>, mask: [bool; 2], rng: &mut Rng) -> Action {
+        let g = self.greedy(view, mask);
+        if mask[0] && mask[1] && rng.f64() < self.epsilon {
+            if rng.f64() < 0.5 {
+                Action::Continue
+            } else {
+                Action::Regenerate
+            }
+        } else {
+            g
+        }
+    }
+
+    fn wants_history(&self) -> bool {
+        self.inner.wants_history()
+    }
+}
+
+impl<P: Policy> Propensity for EpsGreedy<P> {
+    fn prob(&self, view: &StepView<'_>, mask: [bool; 2], action: Action) -> f64 {
+        if !mask[action as usize] {
+            return 0.0;
+        }
+        if !(mask[0] && mask[1]) {
+            return 1.0;
+        }
+        let g = f64::from(u8::from(self.greedy(view, mask) == action));
+        (1.0 - self.epsilon) * g + self.epsilon / 2.0
+    }
+}
+
 /// A routing policy.
 ///
 /// `act` returns the policy's preferred action; callers pass it through [`resolve`] so a masked

@@ -24,6 +24,7 @@ pub mod export;
 pub mod family;
 pub mod metrics;
 pub mod model;
+pub mod ope;
 pub mod operating_point;
 pub mod pomdp_fit;
 pub mod pomdp_models;

@@ -36,6 +36,9 @@ enum Cmd {
     /// Set an exported policy's operating point (its threshold on p(regenerate)) to a target
     /// strong-call rate, cost fraction or strong tokens per problem on your traffic.
     Calibrate(cli::calibrate_policy::CalibrateArgs),
+    /// Off-policy evaluation: a policy's value from serving logs with propensities (SNIS,
+    /// PDWIS, effective sample size, bootstrap CIs), optionally beside its exact replay value.
+    Ope(cli::ope::OpeArgs),
     /// Route steps: JSON lines of step observations in, continue/regenerate decisions out.
     Route(cli::route::RouteArgs),
     /// Benchmark: latency of one routing decision and batched decision throughput.
@@ -138,6 +141,7 @@ fn main() {
             },
         },
         Cmd::Calibrate(a) => cli::calibrate_policy::run(a),
+        Cmd::Ope(a) => cli::ope::run(a),
         Cmd::Collect(a) => cli::collect::run(*a),
         Cmd::BenchCollect(a) => cli::bench_collect::run(a),
         Cmd::Eval(a) => cli::eval::run(a),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use trim_data::import::paths::{self, DEFAULT_MAX_STEPS, Options};
-use trim_env::{Policy, RefPolicy};
+use trim_env::{EpsGreedy, Policy, Propensity, RefPolicy};
 
 /// Arguments of `trim data import paths`.
 #[derive(Args)]
@@ -49,6 +49,11 @@ pub struct PathsArgs {
     /// Seed of the policies' RNG streams (--emit-example).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// With --emit-example: log as an exploring router would — each policy ε-greedy with this
+    /// ε (RNG drawn per decision), and every row's `propensity` and `policy_id` recorded (what
+    /// `trim ope` needs). Deterministic policies only (not random:P).
+    #[arg(long)]
+    pub explore: Option<f64>,
 }
 
 pub fn run(a: PathsArgs) -> anyhow::Result<()> {
@@ -111,7 +116,29 @@ fn emit_example(a: &PathsArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?
     };
-    let rows = paths::log_traces(&loaded, &problems, &named, a.seed)?;
+    let rows = match a.explore {
+        None => paths::log_traces(&loaded, &problems, &named, a.seed)?,
+        Some(eps) => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&eps),
+                "--explore {eps}: ε is a probability in [0, 1]"
+            );
+            anyhow::ensure!(
+                !pols.iter().any(|p| matches!(p, RefPolicy::Random(_))),
+                "--explore wraps deterministic policies; random:P draws its own actions"
+            );
+            let explorers: Vec<EpsGreedy<RefPolicy>> = (pols.iter())
+                .map(|&inner| EpsGreedy {
+                    inner,
+                    epsilon: eps,
+                })
+                .collect();
+            let named: Vec<(String, &dyn Propensity)> = (pols.iter().zip(&explorers))
+                .map(|(p, e)| (format!("{p}+eps{eps}"), e as &dyn Propensity))
+                .collect();
+            paths::log_explored(&loaded, &problems, &named, a.seed)?
+        }
+    };
     paths::write_traces(&a.out, &rows)?;
     println!(
         "{}: {} rows ({} policies × {} problems of {})",

@@ -14,6 +14,7 @@ pub mod export;
 pub mod import_gsm8k;
 pub mod import_paths;
 pub mod import_processbench;
+pub mod ope;
 pub mod pomdp;
 pub mod progress;
 pub mod report;

@@ -57,6 +57,17 @@ pub(super) fn check_row(path: &Path, loc: &Loc, r: RawRow, max_steps: u16) -> Re
             "action is regenerate but no strong candidate was recorded".into(),
         ));
     }
+    if let Some(p) = r.propensity
+        && !(p.is_finite() && p > 0.0 && p <= 1.0)
+    {
+        return Err(err(
+            col::PROPENSITY,
+            format!("{p} is not a probability in (0, 1] of the action taken"),
+        ));
+    }
+    if r.policy_id.as_deref() == Some("") {
+        return Err(err(col::POLICY_ID, "must not be empty when given".into()));
+    }
     Ok(TraceRow {
         trace_id,
         problem_id,
@@ -66,6 +77,8 @@ pub(super) fn check_row(path: &Path, loc: &Loc, r: RawRow, max_steps: u16) -> Re
         strong,
         correct: r.correct,
         info: r.info,
+        propensity: r.propensity,
+        policy_id: r.policy_id,
     })
 }
 

@@ -38,7 +38,7 @@ use crate::schema::Dataset;
 
 pub use merge::merge;
 pub use schema::{DEFAULT_MAX_STEPS, INFO_DEFAULTS, Options, Report, TraceRow, col};
-pub use simulate::log_traces;
+pub use simulate::{log_explored, log_traces};
 pub use write::write_traces;
 
 /// Read a trace log (`.jsonl` or `.parquet`), checking every row. Rows keep their location

@@ -12,6 +12,8 @@ pub(super) struct RawRow {
     pub(super) strong: RawCand,
     pub(super) correct: Option<bool>,
     pub(super) info: [Option<String>; 5],
+    pub(super) propensity: Option<f64>,
+    pub(super) policy_id: Option<String>,
 }
 
 /// A candidate's fields as read.

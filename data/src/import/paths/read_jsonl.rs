@@ -202,6 +202,8 @@ pub(super) fn read_jsonl_rows(path: &Path) -> Result<Vec<(Loc, RawRow)>> {
                 strong: j.cand("strong")?,
                 correct: j.boolean(col::CORRECT)?,
                 info,
+                propensity: j.float(col::PROPENSITY)?,
+                policy_id: j.string(col::POLICY_ID, true)?,
             },
         ));
     }

@@ -36,6 +36,8 @@ pub(super) fn read_parquet_rows(path: &Path) -> Result<Vec<(Loc, RawRow)>> {
     let mut weak = CandCols::read(&c, "weak")?;
     let mut strong = CandCols::read(&c, "strong")?;
     let correct = c.bools(col::CORRECT)?;
+    let propensity = c.floats(col::PROPENSITY)?;
+    let mut policy_id = c.strings(col::POLICY_ID, true)?;
     let mut info: Vec<Vec<Option<String>>> = col::INFO
         .iter()
         .map(|n| c.strings(n, false))
@@ -51,6 +53,8 @@ pub(super) fn read_parquet_rows(path: &Path) -> Result<Vec<(Loc, RawRow)>> {
                 strong: strong.take(i),
                 correct: correct[i],
                 info: std::array::from_fn(|k| info[k][i].take()),
+                propensity: propensity[i],
+                policy_id: policy_id[i].take(),
             };
             (Loc::Row(i), row)
         })

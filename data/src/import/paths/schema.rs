@@ -32,6 +32,11 @@ pub mod col {
     pub const WEAK_MODEL: &str = "weak_model";
     pub const STRONG_MODEL: &str = "strong_model";
     pub const PRM_MODEL: &str = "prm_model";
+    /// Probability the logging policy gave the action it took (optional; off-policy evaluation
+    /// needs it).
+    pub const PROPENSITY: &str = "propensity";
+    /// Which policy (export, version, exploration setting) logged the row (optional).
+    pub const POLICY_ID: &str = "policy_id";
     /// Optional problem-level columns, in [`super::TraceRow::info`] order.
     pub const INFO: [&str; 5] = [DATASET, SPLIT, WEAK_MODEL, STRONG_MODEL, PRM_MODEL];
 }
@@ -56,6 +61,11 @@ pub struct TraceRow {
     pub correct: Option<bool>,
     /// Optional problem-level fields: dataset, split, weak_model, strong_model, prm_model.
     pub info: [Option<String>; 5],
+    /// The logging policy's probability of `action`, in (0, 1] (absent in logs from before
+    /// propensities were logged, or from a router that did not log them).
+    pub propensity: Option<f64>,
+    /// The logging policy's id.
+    pub policy_id: Option<String>,
 }
 
 impl TraceRow {

@@ -1,8 +1,8 @@
 //! The serving side, replayed: walk trees with policies and record the executed steps as a
-//! serving system would log them (how `data/examples/paths-example.jsonl` is made, and the round
-//! trip the importer is tested on).
+//! serving system would log them (how `data/examples/paths-example.jsonl` is made, the round
+//! trip the importer is tested on, and the logs off-policy evaluation is validated on).
 
-use trim_env::{Episode, Policy, Rng, StepError, resolve};
+use trim_env::{Action, Episode, Policy, Propensity, Rng, StepError, StepView, resolve};
 
 use crate::validate::Loaded;
 
@@ -17,6 +17,30 @@ pub fn log_traces(
     policies: &[(String, &dyn Policy)],
     seed: u64,
 ) -> std::result::Result<Vec<TraceRow>, StepError> {
+    walk(l, problems, policies, seed, |_, _, _, _| None)
+}
+
+/// [`log_traces`] for policies that know their action probabilities: every row also records
+/// the probability of the action taken (`propensity`) and the policy's name (`policy_id`).
+pub fn log_explored(
+    l: &Loaded,
+    problems: &[u32],
+    policies: &[(String, &dyn Propensity)],
+    seed: u64,
+) -> std::result::Result<Vec<TraceRow>, StepError> {
+    walk(l, problems, policies, seed, |p, v, m, a| {
+        Some(p.prob(v, m, a))
+    })
+}
+
+/// The walk behind both: `prob` gives the propensity to log (None: not logged).
+fn walk<P: Policy + ?Sized>(
+    l: &Loaded,
+    problems: &[u32],
+    policies: &[(String, &P)],
+    seed: u64,
+    prob: impl Fn(&P, &StepView<'_>, [bool; 2], Action) -> Option<f64>,
+) -> std::result::Result<Vec<TraceRow>, StepError> {
     let f = &l.forest;
     let mut out = vec![];
     for &p in problems {
@@ -29,7 +53,9 @@ pub fn log_traces(
                 while !ep.done() {
                     let node = ep.node();
                     let mask = ep.mask(f);
-                    let a = resolve(policy.act(&ep.view(f), mask, &mut rng), mask);
+                    let view = ep.view(f);
+                    let a = resolve(policy.act(&view, mask, &mut rng), mask);
+                    let propensity = prob(*policy, &view, mask, a);
                     let row = &l.ds.rows[l.forest_row[node as usize] as usize];
                     out.push(TraceRow {
                         trace_id: format!("{}/tree{k}/{name}", info.problem_id),
@@ -46,6 +72,8 @@ pub fn log_traces(
                             Some(info.strong_model.clone()),
                             Some(info.prm_model.clone()),
                         ],
+                        propensity,
+                        policy_id: propensity.map(|_| name.clone()),
                     });
                     ep.step(f, a, 0.0)?;
                 }

@@ -47,6 +47,10 @@ struct RowOut<'a> {
     strong_model: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prm_model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    propensity: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_id: Option<&'a str>,
 }
 
 fn row_out(r: &TraceRow) -> RowOut<'_> {
@@ -75,6 +79,8 @@ fn row_out(r: &TraceRow) -> RowOut<'_> {
         weak_model: info(2),
         strong_model: info(3),
         prm_model: info(4),
+        propensity: r.propensity,
+        policy_id: r.policy_id.as_deref(),
     }
 }
 
@@ -171,5 +177,7 @@ fn trace_columns<'a>(rows: &'a [TraceRow]) -> Vec<Column> {
     for (k, name) in col::INFO.iter().enumerate() {
         optional(&mut cols, name, rows, |r| r.info[k].as_deref());
     }
+    optional(&mut cols, col::PROPENSITY, rows, |r| r.propensity);
+    optional(&mut cols, col::POLICY_ID, rows, |r| r.policy_id.as_deref());
     cols
 }

@@ -129,6 +129,8 @@ fn bad_nan() {
         strong: None,
         correct: Some(true),
         info: Default::default(),
+        propensity: None,
+        policy_id: None,
     }];
     let dir = tmpdir("nan-pq");
     let p = dir.join("log.parquet");
@@ -149,6 +151,12 @@ fn bad_out_of_range() {
         ("step", json!(-1), 1),
         ("step", json!(30), 1),
         ("weak_state", json!(3), 1),
+        ("propensity", json!(0.0), 2),
+        ("propensity", json!(1.5), 1),
+        ("propensity", json!(-0.2), 3),
+        ("propensity", json!("high"), 1),
+        ("policy_id", json!(""), 2),
+        ("policy_id", json!(true), 1),
     ] {
         let mut lines = two_agreeing();
         lines[line - 1][field] = value.clone();
