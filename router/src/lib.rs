@@ -26,6 +26,7 @@
 pub mod agg;
 pub mod budget;
 pub mod error;
+pub mod explore;
 mod load;
 pub mod manifest;
 pub mod mlp;
@@ -46,6 +47,7 @@ pub mod session;
 pub use agg::{AggNet, MAX_HIDDEN, N_ACTIONS, sample_action};
 pub use budget::BudgetedSession;
 pub use error::RouterError;
+pub use explore::Exploration;
 pub use load::weights_from_safetensors;
 pub use manifest::Manifest;
 pub use policy::{Policy, PolicyDecision};

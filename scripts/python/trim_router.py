@@ -38,6 +38,22 @@ class ExportError(ValueError):
     """The export is damaged, incomplete, or of an unsupported version."""
 
 
+def explore_p_regenerate(regenerate: bool, p_regenerate: float, epsilon: float | None = None,
+                         temperature: float | None = None) -> float:
+    """Probability of regenerating when exploring around a decision (as `trim route
+    --explore-epsilon` / `--explore-temperature`, `trim_router::Exploration`): ε-greedy gives
+    `(1 − ε)·[decision] + ε/2`; a temperature τ gives `p^(1/τ) / (p^(1/τ) + (1 − p)^(1/τ))`."""
+    if epsilon is not None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"ε {epsilon} is not a probability in [0, 1]")
+        return (1.0 - epsilon) * float(regenerate) + epsilon / 2.0
+    if temperature is None or not temperature > 0.0:
+        raise ValueError(f"temperature {temperature} is not > 0")
+    p = min(max(float(p_regenerate), 0.0), 1.0)
+    a, b = p ** (1.0 / temperature), (1.0 - p) ** (1.0 / temperature)
+    return a / (a + b) if a + b > 0.0 else 0.5
+
+
 def lambda_input(manifest: dict, lam: float | None) -> list[float]:
     """The λ input of a decision for the export described by `manifest`: `[x]` for a
     λ-conditioned export (λ from the call, else its calibrated λ; refused when missing or outside
@@ -212,6 +228,14 @@ class Router:
         lg = self.logits(self.row(obs, lam, budget, budget_left))
         p = float(1.0 / (1.0 + np.exp(float(lg[0]) - float(lg[1]))))
         return Decision(p > self.threshold, p, lg)
+
+    def explore(self, d: Decision, rng: np.random.Generator, epsilon: float | None = None,
+                temperature: float | None = None) -> tuple[bool, float]:
+        """Draw the action to take around decision `d` and its propensity (log both beside the
+        step, for `trim ope`)."""
+        p = explore_p_regenerate(d.regenerate, d.p_regenerate, epsilon, temperature)
+        regen = bool(rng.random() < p)
+        return regen, (p if regen else 1.0 - p)
 
     def decide_batch(self, obs: np.ndarray) -> np.ndarray:
         """Boolean regenerate decisions for obs [batch, 5]."""

@@ -181,3 +181,127 @@ fn propensity_logs_round_trip_and_trim_ope_runs_through_the_binary() {
         "{err}"
     );
 }
+
+/// `trim route --explore-epsilon`: every answer's propensity is that of the action drawn
+/// around the policy's decision, non-greedy actions come at rate ε/2, and the Python router's
+/// exploration rule gives the same propensities.
+#[test]
+fn routing_with_exploration_logs_exact_propensities() {
+    let dir = std::env::temp_dir().join(format!("trim-explore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let trim = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let toy = root.join("data/sets/synth-math.parquet");
+    let o = trim(&[
+        "train",
+        "--quiet",
+        "--name",
+        "r",
+        "--data",
+        toy.to_str().unwrap(),
+        "--passes=1",
+        "--batch-episodes=64",
+        "--val-every=1000",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = trim(&[
+        "export",
+        "--checkpoint",
+        "checkpoints/r/final",
+        "--out",
+        "exp",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: String = (0..4000)
+        .map(|i| {
+            format!(
+                "{{\"id\":{i},\"prm\":{},\"tokens\":{}}}\n",
+                (i as f64 * 0.37) % 1.0,
+                10 + i % 90
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("steps.jsonl"), &lines).unwrap();
+    let eps = 0.3;
+    let o = trim(&[
+        "route",
+        "--export",
+        "exp",
+        "--input",
+        "steps.jsonl",
+        "--explore-epsilon",
+        "0.3",
+        "--seed",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let answers: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 4000);
+    let mut off = 0;
+    for a in &answers {
+        let greedy = a["greedy_action"] == a["action"];
+        off += usize::from(!greedy);
+        let want = if greedy { 1.0 - eps / 2.0 } else { eps / 2.0 };
+        assert!(
+            (a["propensity"].as_f64().unwrap() - want).abs() < 1e-12,
+            "{a}"
+        );
+        assert_eq!(a["policy_id"], "exp");
+    }
+    assert!((off as f64 / 4000.0 - eps / 2.0).abs() < 0.02, "{off}");
+    // Python's rule, on the same decisions and actions.
+    let Some(py) = trim_python() else { return };
+    let script = format!(
+        "import json,sys; sys.path.insert(0, {:?}); from trim_router import explore_p_regenerate as f\n\
+         for l in sys.stdin:\n a = json.loads(l); p = f(a['greedy_action'] == 'regenerate', a['p_regenerate'], epsilon=0.3)\n \
+         q = p if a['action'] == 'regenerate' else 1 - p\n assert abs(q - a['propensity']) < 1e-12, (q, a)\nprint('ok')",
+        root.join("scripts/python").display()
+    );
+    let mut child = std::process::Command::new(py)
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&o.stdout).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Python with numpy and safetensors (the router's imports), or None (required when
+/// `TRIM_REQUIRE_PYTHON=1`).
+fn trim_python() -> Option<std::path::PathBuf> {
+    let mut cands: Vec<std::path::PathBuf> = vec![];
+    if let Ok(p) = std::env::var("TRIM_PYTHON") {
+        cands.push(p.into());
+    }
+    cands.push("/root/.cache/trim-venv/bin/python".into());
+    cands.push("python3".into());
+    let found = cands.into_iter().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import numpy, safetensors"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    assert!(
+        found.is_some() || std::env::var("TRIM_REQUIRE_PYTHON").as_deref() != Ok("1"),
+        "TRIM_REQUIRE_PYTHON=1 but no python with numpy and safetensors"
+    );
+    found
+}

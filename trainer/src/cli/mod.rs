@@ -19,6 +19,7 @@ pub mod pomdp;
 pub mod progress;
 pub mod report;
 pub mod route;
+mod route_explore;
 mod route_sessions;
 pub mod sweep;
 mod sweep_modes;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use trim_router::{Policy, PomdpRouter, Router, SeqRouter, StepObservation};
+use trim_router::{Exploration, Policy, PomdpRouter, Router, SeqRouter, StepObservation};
 
 /// Arguments of `trim route`.
 #[derive(Args)]
@@ -42,6 +42,46 @@ pub struct RouteArgs {
     /// their own `lambda` (and by every session). Refused for exports without a λ input.
     #[arg(long)]
     pub lambda: Option<f64>,
+    /// Explore ε-greedily (TRIM-Agg / TRIM-Seq exports, stateless lines): answers carry the
+    /// action drawn, its `propensity`, the policy's `greedy_action` and a `policy_id`, which a
+    /// serving log records so that `trim ope` can evaluate other policies on it.
+    #[arg(long, conflicts_with_all = ["explore_temperature", "sessions"])]
+    pub explore_epsilon: Option<f64>,
+    /// Explore by sampling regenerate with p(regenerate) sharpened by a temperature (1: the
+    /// policy's own probability); answers as with --explore-epsilon.
+    #[arg(long, conflicts_with = "sessions")]
+    pub explore_temperature: Option<f64>,
+    /// Seed of the exploration draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The `policy_id` answers carry when exploring (default: the export directory's name).
+    #[arg(long)]
+    pub policy_id: Option<String>,
+}
+
+impl RouteArgs {
+    /// The exploring state the flags ask for (None: decide greedily).
+    fn explorer(&self, router: &Decider) -> Result<Option<super::route_explore::Explorer>> {
+        let x = match (self.explore_epsilon, self.explore_temperature) {
+            (Some(e), _) => Exploration::Epsilon(e),
+            (None, Some(t)) => Exploration::Temperature(t),
+            (None, None) => return Ok(None),
+        };
+        let x = x.check().map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            !matches!(router, Decider::Pomdp(_)),
+            "exploration needs a network export (TRIM-Agg or TRIM-Seq) with p(regenerate)"
+        );
+        let policy_id = self.policy_id.clone().unwrap_or_else(|| {
+            (self.export.as_ref().and_then(|e| e.file_name()))
+                .map_or("policy".into(), |n| n.to_string_lossy().into())
+        });
+        Ok(Some(super::route_explore::Explorer {
+            exploration: x,
+            rng: trim_env::Rng::new(self.seed),
+            policy_id,
+        }))
+    }
 }
 
 /// Load any export (`trim_router::Policy`); `--threshold` applies to TRIM-Agg only.
@@ -104,6 +144,18 @@ impl Decider {
         }
     }
 
+    /// A network policy's decision (None for TRIM-POMDP).
+    fn network(
+        &self,
+        step: &StepObservation,
+    ) -> std::result::Result<Option<trim_router::Decision>, String> {
+        Ok(match self {
+            Decider::Agg(r) => Some(r.decide_step(step)?),
+            Decider::Seq(r) => Some(r.decide_step(step)?),
+            Decider::Pomdp(_) => None,
+        })
+    }
+
     /// The answer object for one valid step, or the reason it cannot be decided.
     fn decide(&self, step: &StepObservation) -> std::result::Result<serde_json::Value, String> {
         let action = |r: bool| if r { "regenerate" } else { "continue" };
@@ -161,8 +213,9 @@ pub fn run(a: RouteArgs) -> Result<()> {
         }
         return Ok(());
     }
+    let mut explorer = a.explorer(&router)?;
     serve_lines(input, &name, a.strict, &mut |line| {
-        answer(&router, a.lambda, line)
+        answer(&router, (a.lambda, explorer.as_mut()), line)
     })
 }
 
@@ -222,7 +275,11 @@ fn serve_lines(
 /// The answer to one input line: a decision object, an error with the request id when one could
 /// be read, or `None` for a blank line. Lines are bytes: invalid UTF-8 is an error answer, not
 /// the end of the stream.
-fn answer(router: &Decider, lambda: Option<f64>, line: &[u8]) -> super::route_sessions::Answer {
+fn answer(
+    router: &Decider,
+    (lambda, explorer): (Option<f64>, Option<&mut super::route_explore::Explorer>),
+    line: &[u8],
+) -> super::route_sessions::Answer {
     let mut step: StepObservation =
         match super::route_sessions::parse_line(line, "id", "a step observation")? {
             Ok(s) => s,
@@ -230,7 +287,13 @@ fn answer(router: &Decider, lambda: Option<f64>, line: &[u8]) -> super::route_se
         };
     step.lambda = step.lambda.or(lambda);
     let id = step.id.clone().unwrap_or(serde_json::Value::Null);
-    Some(match router.decide(&step) {
+    let decided = match explorer {
+        Some(x) => router
+            .network(&step)
+            .map(|d| d.map_or(serde_json::Value::Null, |d| x.answer(&d))),
+        None => router.decide(&step),
+    };
+    Some(match decided {
         Ok(mut o) => {
             if let Some(id) = step.id {
                 o["id"] = id;
