@@ -25,6 +25,7 @@ pub mod family;
 pub mod metrics;
 pub mod model;
 pub mod ope;
+pub mod ope_dr;
 pub mod operating_point;
 pub mod pomdp_fit;
 pub mod pomdp_models;

@@ -3,8 +3,9 @@
 //! recorded propensities (`trim data import paths` trace format, `propensity` column).
 //!
 //! Estimators, each with a 95 % bootstrap CI over trajectories: trajectory-wise self-normalised
-//! importance sampling (SNIS) and per-decision weighted importance sampling (PDWIS), with the
-//! effective sample size of the trajectory weights. The target policy is deterministic (a
+//! importance sampling (SNIS), per-decision weighted importance sampling (PDWIS) and weighted
+//! doubly robust with a fitted-Q critic ([`crate::ope_dr`]; the bootstrap keeps the critic
+//! fitted on all the logs), with the effective sample size of the trajectory weights. The target policy is deterministic (a
 //! threshold or an export at its threshold), so a trajectory's weight is the product of
 //! `1[target would take the logged action] / propensity`.
 //!
@@ -131,6 +132,7 @@ pub struct OpeReport {
     pub trajectories: usize,
     pub snis: Option<Estimate>,
     pub pdwis: Option<Estimate>,
+    pub dr: Option<Estimate>,
     /// `(Σw)² / Σw²` of the trajectory weights.
     pub ess: f64,
     /// The logging policy's own value (the logged returns' mean).
@@ -141,15 +143,25 @@ pub struct OpeReport {
     pub supported_trajectories: usize,
 }
 
-/// Per trajectory: the target's ratio at each step (`1[target = logged] / propensity`, 1 where
-/// the logger had no choice), the reward at each step and the number of forced steps.
-fn ratios<P: Policy + ?Sized>(
+/// One step as the estimators see it.
+struct Scored {
+    /// `1[target = logged] / propensity` (1 where the logger had no choice).
+    rho: f64,
+    reward: f64,
+    /// The target's action (the logged one where it was forced).
+    target: Action,
+    logged: Action,
+    phi: [f64; crate::ope_dr::PHI],
+}
+
+/// Every step of trajectory `t` scored for `target`, and the number of forced steps.
+fn score_steps<P: Policy + ?Sized>(
     t: &Trajectory,
     target: &P,
     lambda: f64,
-) -> (Vec<f64>, Vec<f64>, usize) {
+) -> (Vec<Scored>, usize) {
     let mut rng = Rng::new(0);
-    let (mut rho, mut rew, mut forced) = (vec![], vec![], 0);
+    let (mut out, mut forced) = (vec![], 0);
     let last = t.steps.len().saturating_sub(1);
     for (k, s) in t.steps.iter().enumerate() {
         let view = StepView {
@@ -158,21 +170,28 @@ fn ratios<P: Policy + ?Sized>(
             history: &s.history,
             cond: Conditions::NONE,
         };
-        if s.propensity >= 1.0 {
+        let (rho, a) = if s.propensity >= 1.0 {
             forced += 1;
-            rho.push(1.0);
+            (1.0, s.action)
         } else {
             let a = resolve(target.act(&view, [true, true], &mut rng), [true, true]);
-            rho.push(f64::from(u8::from(a == s.action)) / s.propensity);
-        }
+            (f64::from(u8::from(a == s.action)) / s.propensity, a)
+        };
         let end = if k == last {
             f64::from(u8::from(t.correct))
         } else {
             0.0
         };
-        rew.push(end - lambda * f64::from(s.strong_tokens));
+        let agg = view.agg();
+        out.push(Scored {
+            rho,
+            reward: end - lambda * f64::from(s.strong_tokens),
+            target: a,
+            logged: s.action,
+            phi: std::array::from_fn(|j| agg.get(j).map_or(1.0, |&x| f64::from(x))),
+        });
     }
-    (rho, rew, forced)
+    (out, forced)
 }
 
 /// Per-decision weighted IS over `idx` (trajectories, with repetition for the bootstrap).
@@ -206,9 +225,13 @@ pub fn evaluate<P: Policy + ?Sized>(
     let n = trajs.len();
     let (mut cum, mut rewards, mut weight, mut ret) = (vec![], vec![], vec![], vec![]);
     let mut forced_decisions = 0;
+    let mut scored = vec![];
     for t in trajs {
-        let (rho, rew, forced) = ratios(t, target, lambda);
+        let (steps, forced) = score_steps(t, target, lambda);
         forced_decisions += forced;
+        let rho: Vec<f64> = steps.iter().map(|s| s.rho).collect();
+        let rew: Vec<f64> = steps.iter().map(|s| s.reward).collect();
+        scored.push(steps);
         let c: Vec<f64> = (rho.iter())
             .scan(1.0, |acc, r| {
                 *acc *= r;
@@ -232,15 +255,50 @@ pub fn evaluate<P: Policy + ?Sized>(
         value,
         ci95: bootstrap(n, seed, |idx| pdwis(idx, &cum, &rewards)),
     });
+    let dr = doubly_robust(&scored, (&cum, &rewards), seed);
     OpeReport {
         trajectories: n,
         snis,
         pdwis,
+        dr,
         ess: if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 },
         logged_value: ret.iter().sum::<f64>() / n.max(1) as f64,
         forced_decisions,
         supported_trajectories: weight.iter().filter(|&&w| w > 0.0).count(),
     }
+}
+
+/// The weighted doubly robust estimate with the critic fitted on every logged step.
+fn doubly_robust(
+    scored: &[Vec<Scored>],
+    (cum, rewards): (&[Vec<f64>], &[Vec<f64>]),
+    seed: u64,
+) -> Option<Estimate> {
+    use crate::ope_dr::{CriticStep, fit, wdr};
+    let mut steps = vec![];
+    for traj in scored {
+        let base = steps.len();
+        for (k, s) in traj.iter().enumerate() {
+            steps.push(CriticStep {
+                phi: s.phi,
+                action: s.logged,
+                reward: s.reward,
+                target: s.target,
+                next: (k + 1 < traj.len()).then_some(base + k + 1),
+            });
+        }
+    }
+    let critic = fit(&steps, scored.iter().map(Vec::len).max().unwrap_or(0));
+    let per_step = |f: &dyn Fn(&Scored) -> f64| -> Vec<Vec<f64>> {
+        scored.iter().map(|t| t.iter().map(f).collect()).collect()
+    };
+    let q = per_step(&|s| critic.q(&s.phi, s.logged));
+    let v = per_step(&|s| critic.q(&s.phi, s.target));
+    let all: Vec<usize> = (0..scored.len()).collect();
+    wdr(&all, cum, rewards, &q, &v).map(|value| Estimate {
+        value,
+        ci95: bootstrap(scored.len(), seed, |idx| wdr(idx, cum, rewards, &q, &v)),
+    })
 }
 
 /// 95 % percentile bootstrap of `stat` over `n` resampled trajectory indices.

@@ -91,6 +91,7 @@ pub fn run(a: OpeArgs) -> Result<()> {
     println!("logging policy's own value   {:.4}", r.logged_value);
     println!("SNIS (trajectory-wise)       {}", fmt(r.snis));
     println!("PDWIS (per-decision)         {}", fmt(r.pdwis));
+    println!("doubly robust (FQE critic)   {}", fmt(r.dr));
     println!(
         "effective sample size        {:.1} of {} ({:.1} %)",
         r.ess,
