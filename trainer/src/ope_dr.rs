@@ -85,12 +85,13 @@ fn solve(mut a: [[f64; PHI]; PHI], mut b: [f64; PHI]) -> [f64; PHI] {
             .unwrap_or(k);
         a.swap(k, p);
         b.swap(k, p);
-        for i in k + 1..PHI {
-            let f = a[i][k] / a[k][k];
-            for j in k..PHI {
-                a[i][j] -= f * a[k][j];
+        let (pivot_row, pivot_b) = (a[k], b[k]);
+        for (row, bi) in a.iter_mut().zip(b.iter_mut()).skip(k + 1) {
+            let f = row[k] / pivot_row[k];
+            for (x, p) in row.iter_mut().zip(&pivot_row).skip(k) {
+                *x -= f * p;
             }
-            b[i] -= f * b[k];
+            *bi -= f * pivot_b;
         }
     }
     let mut x = [0.0f64; PHI];
