@@ -80,6 +80,24 @@ impl Guide {
         }
         let p = Policy::load(std::path::Path::new(spec))
             .map_err(|e| CollectError::config("expand.policy", e.to_string()))?;
+        // A guide decides from the steps alone: a λ-conditioned export needs a calibrated λ,
+        // and a budget-aware one a budget the collector does not have.
+        let needs = match &p {
+            Policy::Agg(r) if r.budget_input() => Some("a request budget"),
+            Policy::Agg(r) if r.lambda_range().is_some() && r.default_lambda().is_none() => {
+                Some("a λ (calibrate one with `trim calibrate`)")
+            }
+            Policy::Seq(r, _) if r.lambda_range().is_some() && r.default_lambda().is_none() => {
+                Some("a λ (calibrate one with `trim calibrate`)")
+            }
+            _ => None,
+        };
+        if let Some(what) = needs {
+            return Err(CollectError::config(
+                "expand.policy",
+                format!("`{spec}`: this export needs {what} at every decision"),
+            ));
+        }
         Ok(Guide::Export(Box::new(p)))
     }
 

@@ -354,6 +354,9 @@ fn budget_aware_runs_train_export_route_and_evaluate() {
     );
     let r = trim_router::Router::load(&d.join("expb")).unwrap();
     assert!(r.budget_input() && r.lambda_range().is_none());
+    // Tools that decide without a budget refuse it up front (never a panic).
+    let e = trim(&d, &["bench-route", "--export", "expb"]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("without λ or budget inputs"));
 
     let (lines, answers) = budget_aware_routing(&d);
     // The budgeted-accuracy table has its row; calibration refuses it (the budget is its knob).

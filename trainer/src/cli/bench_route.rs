@@ -31,7 +31,19 @@ pub struct BenchRouteArgs {
 /// Run the benchmark and print the figures.
 pub fn run(a: BenchRouteArgs) -> Result<()> {
     let iters = a.iters.max(1);
-    match Policy::load(&a.export)? {
+    let policy = Policy::load(&a.export)?;
+    let extra_inputs = match &policy {
+        Policy::Agg(r) => r.lambda_range().is_some() || r.budget_input(),
+        Policy::Seq(r, _) => r.lambda_range().is_some(),
+        Policy::Pomdp(..) => false,
+    };
+    anyhow::ensure!(
+        !extra_inputs,
+        "{}: bench-route measures exports without λ or budget inputs; this one needs one per \
+         decision (its cost per decision is the same network's)",
+        a.export.display()
+    );
+    match policy {
         Policy::Agg(r) => {
             agg(&r, iters, a.batch.max(1));
             session("TRIM-Agg", || r.session(), iters)
