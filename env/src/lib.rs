@@ -37,5 +37,5 @@ pub use rollout::{
     EvalOptions, ProblemOutcome, Summary, evaluate, evaluate_budgeted, run_episode,
     run_episode_budgeted, run_episode_with, summarize,
 };
-pub use vec_env::VecEnv;
+pub use vec_env::{SlotBudget, VecEnv};
 pub use world::{Next, World};

@@ -16,6 +16,17 @@ use crate::world::World;
 /// Below this many slots per rayon task, stepping runs on one thread.
 const MIN_SLOTS_PER_TASK: usize = 512;
 
+/// A budgeted slot's state at its current decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotBudget {
+    /// Strong tokens still allowed.
+    pub left: u64,
+    /// The episode's whole budget.
+    pub budget: u64,
+    /// The budget (not the tree) masks `regenerate` now.
+    pub binds: bool,
+}
+
 /// One slot's mutable state as zipped by the parallel iterator: (episode, history, history length).
 type Slot<'a, N> = ((&'a mut Episode<N>, &'a mut [HistStep]), &'a mut u16);
 /// One slot's inputs and outputs: (action, reward out, done out).
@@ -239,12 +250,14 @@ impl<'f, W: World> VecEnv<'f, W> {
             .try_for_each(step_one)
     }
 
-    /// Slot `i`'s budget state: (strong tokens left, whole budget, whether the budget masks
-    /// `regenerate` now). None for a finished slot or without budgets.
-    pub fn budget_state(&self, i: usize) -> Option<(u64, u64, bool)> {
+    /// Slot `i`'s budget state; None for a finished slot or without budgets.
+    pub fn budget_state(&self, i: usize) -> Option<SlotBudget> {
         let ep = &self.eps[i];
-        (self.slot_budget.is_some() && !ep.done())
-            .then(|| (ep.budget_left(), ep.budget(), ep.budget_binds(self.forest)))
+        (self.slot_budget.is_some() && !ep.done()).then(|| SlotBudget {
+            left: ep.budget_left(),
+            budget: ep.budget(),
+            binds: ep.budget_binds(self.forest),
+        })
     }
 
     /// True when every slot has finished.

@@ -30,7 +30,6 @@ const RESAMPLES: u32 = 1000;
 struct Step {
     features: FeatureState,
     weak: Candidate,
-    history: Vec<HistStep>,
     action: Action,
     propensity: f64,
     /// Strong tokens paid at this step (the regenerated step's tokens, else 0).
@@ -42,6 +41,8 @@ struct Step {
 pub struct Trajectory {
     pub id: String,
     steps: Vec<Step>,
+    /// One record per step; step `k` sees `history[..k]`.
+    history: Vec<HistStep>,
     correct: bool,
 }
 
@@ -91,7 +92,6 @@ fn trajectory(id: &str, rs: &[&TraceRow]) -> Result<Trajectory, String> {
         steps.push(Step {
             features,
             weak,
-            history: history.clone(),
             action: r.action,
             propensity,
             strong_tokens: if regen { kept.tokens } else { 0 },
@@ -115,6 +115,7 @@ fn trajectory(id: &str, rs: &[&TraceRow]) -> Result<Trajectory, String> {
     Ok(Trajectory {
         id: id.to_string(),
         steps,
+        history,
         correct,
     })
 }
@@ -167,7 +168,7 @@ fn score_steps<P: Policy + ?Sized>(
         let view = StepView {
             features: s.features,
             weak: s.weak,
-            history: &s.history,
+            history: &t.history[..k],
             cond: Conditions::NONE,
         };
         let (rho, a) = if s.propensity >= 1.0 {

@@ -184,24 +184,14 @@ pub enum Knob {
 impl Knob {
     /// The knob of `export`.
     pub fn of(export: &Export) -> Knob {
-        match export {
-            Export::Agg(r) => match r.lambda_range() {
-                Some([lo, hi]) => Knob::Lambda {
-                    lo,
-                    hi,
-                    threshold: r.threshold(),
-                },
-                None => Knob::Threshold,
-            },
-            Export::Seq(r, _) => match r.lambda_range() {
-                Some([lo, hi]) => Knob::Lambda {
-                    lo,
-                    hi,
-                    threshold: r.threshold(),
-                },
-                None => Knob::Threshold,
-            },
-            Export::Pomdp(..) => Knob::Threshold,
+        let (range, threshold) = match export {
+            Export::Agg(r) => (r.lambda_range(), r.threshold()),
+            Export::Seq(r, _) => (r.lambda_range(), r.threshold()),
+            Export::Pomdp(..) => (None, 0.5),
+        };
+        match range {
+            Some([lo, hi]) => Knob::Lambda { lo, hi, threshold },
+            None => Knob::Threshold,
         }
     }
 

@@ -245,20 +245,7 @@ fn export_replay_matches_the_checkpoints_own_evaluation() {
 fn conditioned_exports_calibrate_lambda_and_hold_on_held_out_traffic() {
     let d = tmpdir("calibrate-lambda");
     make_dataset(&d, "tiny", 60, 2, 7);
-    let train = [
-        "train",
-        "--quiet",
-        "--name",
-        "c",
-        "--data=tiny.jsonl",
-        "--batch-episodes=8",
-        "--passes=2",
-        "--val-every=4",
-        "--lr=3e-3",
-        "--lambda=1e-3",
-        "--lambda-range=1e-4:1e-2",
-    ];
-    ok(&d, &train);
+    train_support::train_tiny(&d, "c", &["--lambda-range=1e-4:1e-2"]);
     ok(
         &d,
         &[

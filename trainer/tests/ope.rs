@@ -2,6 +2,8 @@
 //! the shipped synthetic trees, a different threshold policy estimated from them, and the
 //! estimate's 95 % CI checked against the target's exact value by replay, over seeds.
 
+mod train_support;
+
 use std::path::Path;
 
 use trim::ope::{evaluate, trajectories};
@@ -267,7 +269,12 @@ fn routing_with_exploration_logs_exact_propensities() {
     }
     assert!((off as f64 / 4000.0 - eps / 2.0).abs() < 0.02, "{off}");
     // Python's rule, on the same decisions and actions.
-    let Some(py) = trim_python() else { return };
+    let py = train_support::python_with("numpy, safetensors");
+    assert!(
+        py.is_some() || std::env::var("TRIM_REQUIRE_PYTHON").as_deref() != Ok("1"),
+        "TRIM_REQUIRE_PYTHON=1 but no python with numpy and safetensors"
+    );
+    let Some(py) = py else { return };
     let script = format!(
         "import json,sys; sys.path.insert(0, {:?}); from trim_router import explore_p_regenerate as f\n\
          for l in sys.stdin:\n a = json.loads(l); p = f(a['greedy_action'] == 'regenerate', a['p_regenerate'], epsilon=0.3)\n \
@@ -289,26 +296,4 @@ fn routing_with_exploration_logs_exact_propensities() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A Python with numpy and safetensors (the router's imports), or None (required when
-/// `TRIM_REQUIRE_PYTHON=1`).
-fn trim_python() -> Option<std::path::PathBuf> {
-    let mut cands: Vec<std::path::PathBuf> = vec![];
-    if let Ok(p) = std::env::var("TRIM_PYTHON") {
-        cands.push(p.into());
-    }
-    cands.push("/root/.cache/trim-venv/bin/python".into());
-    cands.push("python3".into());
-    let found = cands.into_iter().find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import numpy, safetensors"])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    assert!(
-        found.is_some() || std::env::var("TRIM_REQUIRE_PYTHON").as_deref() != Ok("1"),
-        "TRIM_REQUIRE_PYTHON=1 but no python with numpy and safetensors"
-    );
-    found
 }

@@ -7,26 +7,11 @@ mod train_support;
 use std::path::Path;
 use std::process::Command;
 
-use train_support::{make_dataset, ok, python_with, tmpdir, trim, weights_of_as};
+use train_support::{
+    TINY_TRAIN as TRAIN, make_dataset, ok, python_with, tmpdir, train_tiny as train, trim,
+    weights_of_as,
+};
 use trim::family::agg_lambda::AggLambda;
-
-const TRAIN: &[&str] = &[
-    "train",
-    "--quiet",
-    "--data=tiny.jsonl",
-    "--batch-episodes=8",
-    "--passes=2",
-    "--val-every=4",
-    "--lr=3e-3",
-    "--lambda=1e-3",
-];
-
-fn train(dir: &Path, name: &str, extra: &[&str]) {
-    let mut args = TRAIN.to_vec();
-    args.extend(["--name", name]);
-    args.extend(extra);
-    ok(dir, &args);
-}
 
 fn summary(dir: &Path, run: &str) -> serde_json::Value {
     let p = dir.join("checkpoints").join(run).join("summary.json");

@@ -8,9 +8,9 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use trim_data::{DataSource, LoadOptions, with_world};
-use trim_env::tiers::{LabelledStep, TierScores, gold_tiers, predict, score};
-use trim_env::{Action, Policy, RefPolicy, Rng, World};
+use trim_env::{Action, RefPolicy, World};
 
+use trim::eval::tier_scores::{Labelled, labelled, row, table};
 use trim::operating_point::ExportAt;
 
 /// Arguments of `trim data tiers`.
@@ -28,32 +28,6 @@ pub struct TiersArgs {
     /// Exported policies to score beside the baselines (repeatable).
     #[arg(long)]
     pub export: Vec<PathBuf>,
-}
-
-/// A labelled trajectory: (problem, tree, its steps).
-type Labelled = (u32, usize, Vec<LabelledStep>);
-
-/// Label every tree of `problems`; trees whose labels are undefined are counted, not labelled.
-fn label_all<W: World>(w: &W, problems: &[u32]) -> (Vec<Labelled>, usize) {
-    let (mut out, mut skipped) = (vec![], 0);
-    for &p in problems {
-        for t in w.trees_of(p as usize) {
-            match gold_tiers(w, t) {
-                Some(l) => out.push((p, t, l)),
-                None => skipped += 1,
-            }
-        }
-    }
-    (out, skipped)
-}
-
-/// The scores of `policy` on every labelled trajectory.
-fn scores_of<W: World, P: Policy + ?Sized>(w: &W, all: &[Labelled], policy: &P) -> TierScores {
-    let mut rng = Rng::new(0);
-    let preds: Vec<_> = (all.iter())
-        .map(|(_, t, l)| (l.clone(), predict(w, *t, l, policy, &mut rng)))
-        .collect();
-    score(&preds)
 }
 
 /// One static-track row per labelled step: the router-visible prefix (here the problem id and
@@ -110,31 +84,20 @@ fn rows(name: &str, ids: &dyn Fn(u32) -> String, all: &[Labelled]) -> String {
     s
 }
 
-fn print_row(name: &str, s: &TierScores) {
-    println!(
-        "| {name} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
-        s.case_pass, s.exact_match, s.trajectory_pass, s.cost_savings, s.combined
-    );
-}
-
-/// The baselines and exports, scored.
+/// The baselines and exports, scored: the anchors, TRIM-Thr 0.1 … 0.9 (0.7 is RSD's default
+/// δ), each export at its threshold.
 fn score_table<W: World>(w: &W, all: &[Labelled], exports: &[(String, trim_router::Policy)]) {
-    println!(
-        "| policy | case pass % | exact match % | trajectory pass % | cost savings % | combined % |"
-    );
-    println!("|---|---|---|---|---|---|");
-    print_row("always-weak (low)", &scores_of(w, all, &RefPolicy::Weak));
-    print_row(
-        "always-strong (high)",
-        &scores_of(w, all, &RefPolicy::Strong),
-    );
+    let mut rows = vec![
+        row(w, all, "always-weak (low)".into(), &RefPolicy::Weak),
+        row(w, all, "always-strong (high)".into(), &RefPolicy::Strong),
+    ];
     for k in 1..10 {
         let t = k as f32 / 10.0;
         let name = match k {
             7 => "TRIM-Thr 0.7 = RSD δ = 0.7".to_string(),
             _ => format!("TRIM-Thr {t:.1}"),
         };
-        print_row(&name, &scores_of(w, all, &RefPolicy::Threshold(t)));
+        rows.push(row(w, all, name, &RefPolicy::Threshold(t)));
     }
     for (name, e) in exports {
         let threshold = match e {
@@ -147,8 +110,9 @@ fn score_table<W: World>(w: &W, all: &[Labelled], exports: &[(String, trim_route
             threshold,
             lambda: None,
         };
-        print_row(name, &scores_of(w, all, &p));
+        rows.push(row(w, all, name.clone(), &p));
     }
+    print!("{}", table(&rows));
 }
 
 /// The id of problem `p` (a synthetic world's problems are numbered).
@@ -179,7 +143,7 @@ pub fn run(a: TiersArgs) -> Result<()> {
             Ok((d.display().to_string(), e))
         })
         .collect::<Result<Vec<_>>>()?;
-    let (all, skipped) = with_world!(&src, |w| label_all(w, &problems));
+    let (all, skipped) = with_world!(&src, |w| labelled(w, &problems));
     let n_rows: usize = all.iter().map(|x| x.2.len()).sum();
     let high: usize = (all.iter().flat_map(|x| x.2.iter()))
         .filter(|s| s.gold == trim_env::tiers::Tier::High)

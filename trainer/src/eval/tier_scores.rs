@@ -23,23 +23,29 @@ pub struct TierRow {
     pub combined: f64,
 }
 
-/// The labelled trajectories of `problems` (trees without defined labels are left out).
-fn labelled<W: World>(w: &W, problems: &[u32]) -> Vec<(usize, Vec<LabelledStep>)> {
-    (problems.iter())
-        .flat_map(|&p| w.trees_of(p as usize))
-        .filter_map(|t| gold_tiers(w, t).map(|l| (t, l)))
-        .collect()
+/// A labelled trajectory: its problem, its sample tree and its steps.
+pub type Labelled = (u32, usize, Vec<LabelledStep>);
+
+/// The labelled trajectories of `problems`, and how many trees had undefined labels (a
+/// cheaper-tier trajectory the tree does not hold) and were left out.
+pub fn labelled<W: World>(w: &W, problems: &[u32]) -> (Vec<Labelled>, usize) {
+    let (mut out, mut skipped) = (vec![], 0);
+    for &p in problems {
+        for t in w.trees_of(p as usize) {
+            match gold_tiers(w, t) {
+                Some(l) => out.push((p, t, l)),
+                None => skipped += 1,
+            }
+        }
+    }
+    (out, skipped)
 }
 
-fn row<W: World, P: Policy + ?Sized>(
-    w: &W,
-    all: &[(usize, Vec<LabelledStep>)],
-    name: String,
-    p: &P,
-) -> TierRow {
+/// `policy`'s scores on the labelled trajectories `all`, named `name`.
+pub fn row<W: World, P: Policy + ?Sized>(w: &W, all: &[Labelled], name: String, p: &P) -> TierRow {
     let mut rng = Rng::new(0);
     let preds: Vec<_> = (all.iter())
-        .map(|(t, l)| (l.clone(), predict(w, *t, l, p, &mut rng)))
+        .map(|(_, t, l)| (l.clone(), predict(w, *t, l, p, &mut rng)))
         .collect();
     let s = score(&preds);
     TierRow {
@@ -60,7 +66,7 @@ pub fn tier_rows<W: World>(
     thresholds: impl Iterator<Item = f32>,
     checkpoints: &[CheckpointSpec],
 ) -> anyhow::Result<Vec<TierRow>> {
-    let all = labelled(w, problems);
+    let (all, _) = labelled(w, problems);
     let mut rows = vec![
         row(w, &all, "always-weak (low)".into(), &RefPolicy::Weak),
         row(w, &all, "always-strong (high)".into(), &RefPolicy::Strong),
@@ -99,15 +105,24 @@ pub fn tier_rows<W: World>(
 
 /// The Markdown table of `rows` (empty for none).
 pub fn markdown(rows: &[TierRow]) -> String {
-    use std::fmt::Write;
     if rows.is_empty() {
         return String::new();
     }
     let mut s = String::from(
         "\n**TwinRouterBench-style step labels** (gold tier per step by downgrade-and-cascade with \
          sequential locking; low = keep the weak step, high = regenerate; `trim data tiers` writes \
-         the rows): `scores_v2` in percent.\n\n| policy | case pass | exact match | trajectory \
-         pass | cost savings | combined |\n|---|---|---|---|---|---|\n",
+         the rows): `scores_v2` in percent.\n\n",
+    );
+    s.push_str(&table(rows));
+    s
+}
+
+/// The table of `rows` alone (what `trim data tiers` prints).
+pub fn table(rows: &[TierRow]) -> String {
+    use std::fmt::Write;
+    let mut s = String::from(
+        "| policy | case pass | exact match | trajectory pass | cost savings | combined |\n\
+         |---|---|---|---|---|---|\n",
     );
     for r in rows {
         let _ = writeln!(

@@ -109,7 +109,7 @@ impl RolloutBuffer {
         if F::BUDGETED {
             self.budget_log.bound = vec![false; n];
             self.budget_log.budget = (0..n)
-                .map(|i| env.budget_state(i).map_or(0, |s| s.1))
+                .map(|i| env.budget_state(i).map_or(0, |s| s.budget))
                 .collect();
         }
         while !env.all_done() {
@@ -117,8 +117,8 @@ impl RolloutBuffer {
             if F::BUDGETED {
                 for i in 0..n {
                     let s = env.budget_state(i);
-                    self.budget_log.left.push(s.map_or(0, |s| s.0));
-                    self.budget_log.bound[i] |= s.is_some_and(|s| s.2);
+                    self.budget_log.left.push(s.map_or(0, |s| s.left));
+                    self.budget_log.bound[i] |= s.is_some_and(|s| s.binds);
                 }
             }
             for i in 0..n {

@@ -244,6 +244,26 @@ pub fn python_with(modules: &str) -> Option<PathBuf> {
     })
 }
 
+/// `trim train` on `dir/tiny.jsonl` with a short schedule (12 updates) at λ = 1e-3.
+pub const TINY_TRAIN: &[&str] = &[
+    "train",
+    "--quiet",
+    "--data=tiny.jsonl",
+    "--batch-episodes=8",
+    "--passes=2",
+    "--val-every=4",
+    "--lr=3e-3",
+    "--lambda=1e-3",
+];
+
+/// Run [`TINY_TRAIN`] as run `name` with `extra` flags, failing the test if it fails.
+pub fn train_tiny(dir: &Path, name: &str, extra: &[&str]) {
+    let mut args = TINY_TRAIN.to_vec();
+    args.extend(["--name", name]);
+    args.extend(extra);
+    ok(dir, &args);
+}
+
 /// The tiny dataset `dir/tiny.jsonl`, a full tiny TRIM-Agg run `dir/checkpoints/p` (12
 /// updates) and its export in `dir/exp`, through the binary.
 pub fn train_and_export_tiny(dir: &Path) {
