@@ -443,6 +443,36 @@ fn seq_conditioned_runs_train_export_and_route() {
         serde_json::from_str(&std::fs::read_to_string(d.join("exs/policy.json")).unwrap()).unwrap();
     assert_eq!(m["lambda_range"], serde_json::json!([1e-4, 1e-2]));
     assert_eq!(m["architecture"]["shape"]["lambda_input"], true);
+    // Hand-edited conditioning fields of the TRIM-Seq manifest are refused at load.
+    let text = std::fs::read_to_string(d.join("exs/policy.json")).unwrap();
+    for (i, (key, value, want)) in [
+        (
+            "lambda_range",
+            serde_json::json!([1e-2, 1e-4]),
+            "is not a range",
+        ),
+        ("lambda_range", serde_json::Value::Null, "disagree"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bad = d.join(format!("bad-seq-{i}"));
+        std::fs::create_dir_all(&bad).unwrap();
+        for f in std::fs::read_dir(d.join("exs")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, bad.join(f.file_name().unwrap())).unwrap();
+        }
+        let mut mm: serde_json::Value = serde_json::from_str(&text).unwrap();
+        match value {
+            serde_json::Value::Null => {
+                mm.as_object_mut().unwrap().remove(key);
+            }
+            v => mm[key] = v,
+        }
+        std::fs::write(bad.join("policy.json"), mm.to_string()).unwrap();
+        let e = trim_router::Policy::load(&bad).unwrap_err().to_string();
+        assert!(e.contains(want), "{key}: {e}");
+    }
     let lines: String = (0..24)
         .map(|i| {
             let lam = [1e-4, 1e-3, 1e-2][i % 3];
