@@ -214,5 +214,7 @@ fn rec(c: &Cand) -> CandidateRec {
         state: None,
         text: Some(c.text.clone()),
         hash: None,
+        judge_score: None,
+        mean_logprob: None,
     }
 }

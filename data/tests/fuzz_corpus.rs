@@ -29,6 +29,10 @@ fn candidate(rng: &mut Rng, finished: bool, audit: bool) -> CandidateRec {
         finished,
         state: (rng.f32() < 0.8).then(|| StepState::ALL[rng.below(3) as usize]),
         hash: text.as_deref().map(io::text_hash),
+        // The optional signal columns, on every candidate (a weak column must cover every
+        // node), so damage to them is covered too.
+        judge_score: Some(rng.below(10) as f32 / 9.0),
+        mean_logprob: Some(-2.0 * rng.f32()),
         text,
     }
 }

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use crate::features::{AggObs, FeatureState, HistStep, TOKEN_SCALE};
 use crate::forest::Action;
 use crate::policy::{Conditions, StepView};
+use crate::signals::Signals;
 use crate::world::{Next, World};
 
 /// Why a step could not be taken.
@@ -14,6 +15,9 @@ pub enum StepError {
     /// The chosen action is masked at this node (its branch was never generated). `node` is
     /// the world's [`node_id`](World::node_id).
     Masked { node: u64, action: Action },
+    /// The policy reads step signals (judge score, mean log-probability) the world does not
+    /// carry: evaluating it would act on missing values.
+    MissingSignals { names: Vec<&'static str> },
 }
 
 impl fmt::Display for StepError {
@@ -25,6 +29,13 @@ impl fmt::Display for StepError {
                     "action {action} is masked at node {node} (branch not generated)"
                 )
             }
+            StepError::MissingSignals { names } => write!(
+                f,
+                "the policy reads the step signal(s) {} that this dataset does not carry (a \
+                 weak_judge_score / weak_mean_logprob column, or a synth world with \
+                 latent.signals.judge / latent.signals.logprob = true)",
+                names.join(", ")
+            ),
         }
     }
 }
@@ -173,6 +184,21 @@ impl<N: Copy> Episode<N> {
                 budget_left: self.budget_left,
                 budget: self.budget,
             },
+            signals: Signals::NONE,
+        }
+    }
+
+    /// [`Self::view_with`] plus the weak candidate's optional signals (for policies that
+    /// [want them](crate::Policy::wants_signals)).
+    #[inline(always)]
+    pub fn view_signals<'h, W: World<Node = N>>(
+        &self,
+        world: &W,
+        history: &'h [HistStep],
+    ) -> StepView<'h> {
+        StepView {
+            signals: world.weak_signals(&self.node),
+            ..self.view_with(world, history)
         }
     }
 

@@ -21,6 +21,7 @@ pub mod policy;
 pub mod reach;
 pub mod rng;
 pub mod rollout;
+pub mod signals;
 pub mod tiers;
 pub mod vec_env;
 pub mod world;
@@ -34,8 +35,9 @@ pub use oracle::{hindsight_optimal, query_cascade, query_oracle};
 pub use policy::{Conditions, EpsGreedy, Policy, Propensity, RefPolicy, StepView, resolve};
 pub use rng::Rng;
 pub use rollout::{
-    EvalOptions, ProblemOutcome, Summary, evaluate, evaluate_budgeted, run_episode,
+    EvalOptions, ProblemOutcome, Summary, check_signals, evaluate, evaluate_budgeted, run_episode,
     run_episode_budgeted, run_episode_with, summarize,
 };
+pub use signals::{SignalColumns, SignalKinds, Signals};
 pub use vec_env::{SlotBudget, VecEnv};
 pub use world::{Next, World};

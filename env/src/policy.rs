@@ -6,6 +6,7 @@ use std::str::FromStr;
 use crate::features::{AggObs, FeatureState, HistStep};
 use crate::forest::{Action, Candidate};
 use crate::rng::Rng;
+use crate::signals::{SignalKinds, Signals};
 
 /// Everything a policy may look at when it decides on one step: the running feature state
 /// (kept steps' PRM min/product, step index), the current weak candidate, and — for policies
@@ -24,6 +25,9 @@ pub struct StepView<'a> {
     pub history: &'a [HistStep],
     /// What the episode is conditioned on (its λ); policies without such inputs ignore it.
     pub cond: Conditions,
+    /// The weak candidate's optional signals (judge score, mean log-prob); NaN unless the
+    /// policy asked for them ([`Policy::wants_signals`]) and the world carries them.
+    pub signals: Signals,
 }
 
 /// What an episode is conditioned on besides its steps. Conditioned policies read it as
@@ -107,6 +111,10 @@ impl<P: Policy> Policy for EpsGreedy<P> {
     fn wants_history(&self) -> bool {
         self.inner.wants_history()
     }
+
+    fn needs_signals(&self) -> SignalKinds {
+        self.inner.needs_signals()
+    }
 }
 
 impl<P: Policy> Propensity for EpsGreedy<P> {
@@ -134,6 +142,27 @@ pub trait Policy: Sync {
     fn wants_history(&self) -> bool {
         false
     }
+
+    /// Which of [`StepView::signals`] the policy reads (none by default). Filled only for
+    /// policies that read some: a generated world draws them on demand.
+    fn needs_signals(&self) -> SignalKinds {
+        SignalKinds::default()
+    }
+
+    /// Whether [`StepView::signals`] must be filled.
+    fn wants_signals(&self) -> bool {
+        self.needs_signals() != SignalKinds::default()
+    }
+}
+
+/// `x < bound`, or `x` is NaN (missing).
+#[inline(always)]
+fn below_or_missing(x: f32, bound: f32) -> bool {
+    use std::cmp::Ordering;
+    !matches!(
+        x.partial_cmp(&bound),
+        Some(Ordering::Greater | Ordering::Equal)
+    )
 }
 
 /// Apply the action mask: keep `preferred` when it is available, otherwise take the other one.
@@ -160,6 +189,22 @@ pub enum RefPolicy {
     Threshold(f32),
     /// Regenerate with probability `p`, independently at each step.
     Random(f32),
+    /// SpecReason-style judge rule: keep the weak step iff its judge score is ≥ `s`
+    /// (regenerate below). Needs the `judge_score` signal.
+    Judge(f32),
+    /// Confidence rule: keep the weak step iff its mean token log-probability is ≥ `c`
+    /// (regenerate below). Needs the `mean_logprob` signal.
+    Confidence(f32),
+}
+
+impl RefPolicy {
+    /// The optional signals this policy reads.
+    pub fn needs(&self) -> SignalKinds {
+        SignalKinds {
+            judge_score: matches!(self, RefPolicy::Judge(_)),
+            mean_logprob: matches!(self, RefPolicy::Confidence(_)),
+        }
+    }
 }
 
 impl Policy for RefPolicy {
@@ -170,12 +215,20 @@ impl Policy for RefPolicy {
             RefPolicy::Strong => true,
             RefPolicy::Threshold(k) => view.weak.prm < k,
             RefPolicy::Random(p) => rng.f32() < p,
+            // A missing signal (NaN) regenerates, never silently keeps the step; evaluation
+            // refuses a world without the signal up front (`check_signals`).
+            RefPolicy::Judge(s) => below_or_missing(view.signals.judge_score, s),
+            RefPolicy::Confidence(c) => below_or_missing(view.signals.mean_logprob, c),
         };
         if regen {
             Action::Regenerate
         } else {
             Action::Continue
         }
+    }
+
+    fn needs_signals(&self) -> SignalKinds {
+        self.needs()
     }
 }
 
@@ -186,6 +239,8 @@ impl fmt::Display for RefPolicy {
             RefPolicy::Strong => f.write_str("strong"),
             RefPolicy::Threshold(k) => write!(f, "threshold:{k}"),
             RefPolicy::Random(p) => write!(f, "random:{p}"),
+            RefPolicy::Judge(s) => write!(f, "judge:{s}"),
+            RefPolicy::Confidence(c) => write!(f, "confidence:{c}"),
         }
     }
 }
@@ -193,7 +248,8 @@ impl fmt::Display for RefPolicy {
 impl FromStr for RefPolicy {
     type Err = String;
 
-    /// Parse `weak`, `strong`, `threshold:K` or `random:P` (K, P in [0, 1]).
+    /// Parse `weak`, `strong`, `threshold:K`, `random:P`, `judge:S` (K, P, S in [0, 1]) or
+    /// `confidence:C` (a mean log-probability, finite and ≤ 0).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let unit = |name: &str, v: &str| -> Result<f32, String> {
             let x: f32 = v
@@ -211,8 +267,23 @@ impl FromStr for RefPolicy {
             None if s.trim() == "strong" => Ok(RefPolicy::Strong),
             Some(("threshold", v)) => Ok(RefPolicy::Threshold(unit("threshold", v)?)),
             Some(("random", v)) => Ok(RefPolicy::Random(unit("random", v)?)),
+            Some(("judge", v)) => Ok(RefPolicy::Judge(unit("judge", v)?)),
+            Some(("confidence", v)) => {
+                let c: f32 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("confidence value `{v}` is not a number"))?;
+                if c.is_finite() && c <= 0.0 {
+                    Ok(RefPolicy::Confidence(c))
+                } else {
+                    Err(format!(
+                        "confidence value {c} must be a mean log-probability (finite, ≤ 0)"
+                    ))
+                }
+            }
             _ => Err(format!(
-                "unknown policy `{s}`: expected weak, strong, threshold:K or random:P"
+                "unknown policy `{s}`: expected weak, strong, threshold:K, random:P, judge:S or \
+                 confidence:C"
             )),
         }
     }
@@ -224,13 +295,61 @@ mod tests {
 
     #[test]
     fn parse_and_display_round_trip() {
-        for s in ["weak", "strong", "threshold:0.5", "random:0.25"] {
+        for s in [
+            "weak",
+            "strong",
+            "threshold:0.5",
+            "random:0.25",
+            "judge:0.5",
+            "confidence:-0.3",
+        ] {
             let p: RefPolicy = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
         }
         assert!("threshold:1.5".parse::<RefPolicy>().is_err());
         assert!("threshold:x".parse::<RefPolicy>().is_err());
         assert!("greedy".parse::<RefPolicy>().is_err());
+        assert!("confidence:0.1".parse::<RefPolicy>().is_err());
+        assert!("confidence:NaN".parse::<RefPolicy>().is_err());
+        assert!("judge:-0.1".parse::<RefPolicy>().is_err());
+    }
+
+    #[test]
+    fn peer_rules_read_their_signal_and_regenerate_without_it() {
+        let mut v = StepView {
+            features: FeatureState::new(),
+            weak: Candidate {
+                tokens: 30,
+                prm: 0.9,
+            },
+            history: &[],
+            cond: Conditions::NONE,
+            signals: Signals {
+                judge_score: 6.0 / 9.0,
+                mean_logprob: -0.2,
+            },
+        };
+        let mut rng = Rng::new(0);
+        let act = |p: RefPolicy, v: &StepView<'_>, rng: &mut Rng| p.act(v, [true, true], rng);
+        assert_eq!(act(RefPolicy::Judge(0.6), &v, &mut rng), Action::Continue);
+        assert_eq!(
+            act(RefPolicy::Judge(7.0 / 9.0), &v, &mut rng),
+            Action::Regenerate
+        );
+        assert_eq!(
+            act(RefPolicy::Confidence(-0.25), &v, &mut rng),
+            Action::Continue
+        );
+        assert_eq!(
+            act(RefPolicy::Confidence(-0.1), &v, &mut rng),
+            Action::Regenerate
+        );
+        v.signals = Signals::NONE;
+        assert_eq!(act(RefPolicy::Judge(0.0), &v, &mut rng), Action::Regenerate);
+        assert!(
+            RefPolicy::Judge(0.5).wants_signals() && !RefPolicy::Threshold(0.5).wants_signals()
+        );
+        assert!(RefPolicy::Confidence(-1.0).needs().mean_logprob);
     }
 
     #[test]
@@ -243,6 +362,7 @@ mod tests {
             },
             history: &[],
             cond: Conditions::NONE,
+            signals: Signals::NONE,
         };
         assert_eq!(obs.agg(), [1.0, 1.0, 0.1, 0.1, 0.0]);
         let mut rng = Rng::new(0);

@@ -49,6 +49,7 @@ pub fn run_episode_budgeted<W: World, P: Policy + ?Sized>(
     budget: Option<u64>,
 ) -> Result<EpisodeOutcome, StepError> {
     let record = policy.wants_history();
+    let signals = policy.wants_signals();
     history.clear();
     let mut ep = match budget {
         Some(b) => Episode::start_with_budget(forest, tree, b),
@@ -56,7 +57,12 @@ pub fn run_episode_budgeted<W: World, P: Policy + ?Sized>(
     };
     while !ep.done() {
         let mask = ep.mask(forest);
-        let a = resolve(policy.act(&ep.view_with(forest, history), mask, rng), mask);
+        let view = if signals {
+            ep.view_signals(forest, history)
+        } else {
+            ep.view_with(forest, history)
+        };
+        let a = resolve(policy.act(&view, mask, rng), mask);
         if record {
             history.push(ep.hist_entry(forest, a));
         }
@@ -64,6 +70,15 @@ pub fn run_episode_budgeted<W: World, P: Policy + ?Sized>(
         ep.step(forest, a, 0.0)?;
     }
     Ok(ep.outcome())
+}
+
+/// Refuse a policy that reads signals `world` does not carry (it would act on NaN).
+pub fn check_signals<W: World, P: Policy + ?Sized>(world: &W, policy: &P) -> Result<(), StepError> {
+    let missing = world.signal_kinds().missing(policy.needs_signals());
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(StepError::MissingSignals { names: missing }),
+    }
 }
 
 /// Per-problem averages over sample trees and repeats.
@@ -117,6 +132,7 @@ pub fn evaluate_budgeted<W: World, P: Policy + ?Sized>(
     opts: EvalOptions,
     budget: Option<u64>,
 ) -> Result<Vec<ProblemOutcome>, StepError> {
+    check_signals(forest, policy)?;
     problems
         .par_iter()
         .with_min_len(64)

@@ -119,7 +119,12 @@ pub fn predict<W: World, P: Policy + ?Sized>(
     let mut out = Vec::with_capacity(labels.len());
     for l in labels {
         let mask = ep.mask(w);
-        let a = resolve(policy.act(&ep.view_with(w, &history), mask, rng), mask);
+        let view = if policy.wants_signals() {
+            ep.view_signals(w, &history)
+        } else {
+            ep.view_with(w, &history)
+        };
+        let a = resolve(policy.act(&view, mask, rng), mask);
         out.push(Tier::of(a));
         if policy.wants_history() {
             history.push(ep.hist_entry(w, l.locked));

@@ -202,6 +202,16 @@ impl<'f, W: World> VecEnv<'f, W> {
         })
     }
 
+    /// [`Self::view`] with the weak candidate's optional signals filled (for policies that
+    /// [want them](crate::Policy::wants_signals); training's networks do not).
+    pub fn view_signals(&self, i: usize) -> Option<(StepView<'_>, [bool; 2])> {
+        let ep = &self.eps[i];
+        (!ep.done()).then(|| {
+            let view = ep.view_signals(self.forest, self.history(i));
+            (view, ep.mask(self.forest))
+        })
+    }
+
     /// Step every running slot with its action; finished slots are left alone (reward 0,
     /// done true). A masked action is an error (policies must respect the mask).
     ///

@@ -11,6 +11,7 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::forest::{Action, Branch, Candidate, Forest};
+use crate::signals::{SignalKinds, Signals};
 
 /// Where an action at a node leads, in any world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +54,16 @@ pub trait World: Sync {
     /// memory misses with the current episode's steps. Changes no result.
     #[inline(always)]
     fn prefetch_tree(&self, _tree: usize) {}
+    /// Which optional signals every weak candidate of this world carries (none by default).
+    fn signal_kinds(&self) -> SignalKinds {
+        SignalKinds::default()
+    }
+    /// The optional signals of the weak candidate at `node` (NaN where the world has none).
+    /// Asked for only by policies that read them ([`crate::Policy::wants_signals`]).
+    #[inline(always)]
+    fn weak_signals(&self, _node: &Self::Node) -> Signals {
+        Signals::NONE
+    }
 }
 
 impl World for Forest {
@@ -113,5 +124,14 @@ impl World for Forest {
     #[inline(always)]
     fn prefetch_tree(&self, tree: usize) {
         Forest::prefetch_tree(self, tree)
+    }
+
+    fn signal_kinds(&self) -> SignalKinds {
+        self.signals().kinds()
+    }
+
+    #[inline]
+    fn weak_signals(&self, node: &u32) -> Signals {
+        self.signals().at(*node as usize)
     }
 }

@@ -86,6 +86,7 @@ impl PomdpRouter {
             features.push(p);
         }
         let view = StepView {
+            signals: trim_env::Signals::NONE,
             features,
             weak: Candidate {
                 tokens: step.tokens,

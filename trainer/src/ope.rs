@@ -166,6 +166,7 @@ fn score_steps<P: Policy + ?Sized>(
     let last = t.steps.len().saturating_sub(1);
     for (k, s) in t.steps.iter().enumerate() {
         let view = StepView {
+            signals: trim_env::Signals::NONE,
             features: s.features,
             weak: s.weak,
             history: &t.history[..k],

@@ -187,7 +187,31 @@ type Job<'a> = (&'static str, Box<dyn Fn() -> String + Sync + 'a>);
 fn node_columns(t: &NodeTable) -> Vec<(&'static str, String)> {
     let mut jobs = structure_jobs(t);
     jobs.extend(candidate_jobs(t));
+    jobs.extend(signal_jobs(t));
     jobs.par_iter().map(|(name, job)| (*name, job())).collect()
+}
+
+/// The optional signal columns, each only when the table has it (a presence byte, then the
+/// f32 bits): a file without them digests exactly as before they existed.
+fn signal_jobs(t: &NodeTable) -> Vec<Job<'_>> {
+    let n = t.len();
+    t.signals
+        .columns()
+        .into_iter()
+        .filter_map(|(col, values)| {
+            let v = values?;
+            let job: Job<'_> = (
+                col.name,
+                Box::new(move || {
+                    fixed(n, |i| {
+                        let x = v[i];
+                        opt::<5, 4>(x.is_some(), x.unwrap_or(0.0).to_bits().to_le_bytes())
+                    })
+                }),
+            );
+            Some(job)
+        })
+        .collect()
 }
 
 /// Problem index, tree, node, parent, action, depth.

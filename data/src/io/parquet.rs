@@ -9,7 +9,7 @@ use polars::prelude::*;
 use super::checksum::{CHECKSUM_KEY, Content, StrColumnHasher, content_sha256};
 use super::contain::contain;
 use crate::error::{DataError, Loc, Result};
-use crate::schema::{Dataset, META_KEY, NodeRow, NodeTable, ProblemInfo};
+use crate::schema::{Dataset, META_KEY, NodeRow, NodeTable, ProblemInfo, SignalTable};
 
 /// Column names, in file order. Optional audit columns come last.
 pub mod col {
@@ -196,6 +196,20 @@ fn frame(path: &Path, ds: &Dataset) -> Result<DataFrame> {
         .map(|s| s as u8));
     column!(col::CONTINUE_CORRECT, |r| r.continue_correct);
     column!(col::REGENERATE_CORRECT, |r| r.regenerate_correct);
+    // Signal columns only when some row carries them.
+    for sig in SignalTable::COLUMNS {
+        let get = move |r: &NodeRow| {
+            let c = if sig.strong {
+                r.strong.as_ref()
+            } else {
+                Some(&r.weak)
+            };
+            c.and_then(|c| SignalTable::pick(sig, c))
+        };
+        if rows.iter().any(|r| get(r).is_some()) {
+            column!(sig.name, get);
+        }
+    }
     // Audit columns only when some row carries them.
     type Pick = fn(&NodeRow) -> Option<&str>;
     let audit: [(&str, Pick); 4] = [

@@ -14,7 +14,7 @@ use super::parquet::col;
 use super::{ContentCheck, Decoded};
 use crate::error::{DataError, Loc, Result};
 use crate::schema::{
-    AuditColumns, Dataset, META_KEY, Meta, NodeFlags as F, NodeTable, ProblemInfo,
+    AuditColumns, Dataset, META_KEY, Meta, NodeFlags as F, NodeTable, ProblemInfo, SignalTable,
 };
 
 const U32: i128 = u32::MAX as i128;
@@ -90,6 +90,7 @@ pub(crate) fn read_parquet_decoded(
             problems.read(&pc, &b, &mut t)?;
             read_structure(&pc, &b, &mut t)?;
             read_candidates(&pc, &b, &mut t)?;
+            read_signals(&pc, &b, &mut t)?;
             audit.read(&pc, &b, &t)?;
         }
         Ok::<(), DataError>(())
@@ -389,6 +390,23 @@ fn read_candidates(pc: &ParquetColumns, b: &Batch, t: &mut NodeTable) -> Result<
     bools(pc, b, fl, col::CONTINUE_CORRECT, cont)?;
     let regen = (F::REGENERATE_SET, F::REGENERATE_CORRECT);
     bools(pc, b, fl, col::REGENERATE_CORRECT, regen)
+}
+
+/// The optional signal columns (judge score, mean log-prob), each read when the file has it.
+/// Values are range-checked by the validator, which names the node.
+fn read_signals(pc: &ParquetColumns, b: &Batch, t: &mut NodeTable) -> Result<()> {
+    let n = t.len();
+    for (k, sig) in SignalTable::COLUMNS.into_iter().enumerate() {
+        let Some(c) = b.column(sig.name) else {
+            continue;
+        };
+        let out = t.signals.column_mut(k).get_or_insert_with(|| vec![None; n]);
+        pc.for_each_float(sig.name, c, b.base, |row, v| {
+            out[row] = v.map(|x| x as f32);
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// The strong candidate's columns are all set or all null, and nothing describes an absent one.

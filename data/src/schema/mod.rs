@@ -10,7 +10,7 @@ use trim_env::Action;
 
 pub mod table;
 
-pub use table::{AuditColumns, NodeFlags, NodeStates, NodeTable};
+pub use table::{AuditColumns, NodeFlags, NodeStates, NodeTable, SignalColumn, SignalTable};
 
 /// Name of the format, written into every file's metadata.
 pub const FORMAT_NAME: &str = "trim-rollout-trees";
@@ -109,6 +109,14 @@ pub struct CandidateRec {
     /// Hash of the step text, for auditing without shipping text (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
+    /// A judge model's score of this step in `[0, 1]` (SpecReason-style; a 0–9 judge's digit
+    /// divided by 9), optional. Read by the judge rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_score: Option<f32>,
+    /// Mean token log-probability of this step under the model that wrote it (finite, ≤ 0),
+    /// optional. Read by the confidence rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_logprob: Option<f32>,
 }
 
 /// One decision node: the point at step `depth` after the action history leading from the root.

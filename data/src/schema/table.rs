@@ -75,6 +75,108 @@ pub struct NodeTable {
     pub strong_prm: Vec<f32>,
     pub strong_state: Vec<u8>,
     pub flags: Vec<NodeFlags>,
+    /// The optional signal columns.
+    pub signals: SignalTable,
+}
+
+/// The optional per-candidate signal columns (`None`: no row carries that signal). Kept as
+/// `Option<f32>` per row, so a null and a stored NaN stay distinct and the validator can refuse
+/// the NaN.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SignalTable {
+    pub weak_judge_score: Option<Vec<Option<f32>>>,
+    pub weak_mean_logprob: Option<Vec<Option<f32>>>,
+    pub strong_judge_score: Option<Vec<Option<f32>>>,
+    pub strong_mean_logprob: Option<Vec<Option<f32>>>,
+}
+
+/// Which signal a column holds, and of which candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalColumn {
+    /// Column name (parquet) and checksum name.
+    pub name: &'static str,
+    pub strong: bool,
+    /// `judge_score` (in `[0, 1]`) or `mean_logprob` (≤ 0).
+    pub judge: bool,
+}
+
+impl SignalTable {
+    /// The four columns, in file order.
+    pub const COLUMNS: [SignalColumn; 4] = [
+        SignalColumn {
+            name: "weak_judge_score",
+            strong: false,
+            judge: true,
+        },
+        SignalColumn {
+            name: "weak_mean_logprob",
+            strong: false,
+            judge: false,
+        },
+        SignalColumn {
+            name: "strong_judge_score",
+            strong: true,
+            judge: true,
+        },
+        SignalColumn {
+            name: "strong_mean_logprob",
+            strong: true,
+            judge: false,
+        },
+    ];
+
+    /// The columns with their values, in the order of [`Self::COLUMNS`].
+    pub fn columns(&self) -> [(SignalColumn, Option<&Vec<Option<f32>>>); 4] {
+        let v = [
+            &self.weak_judge_score,
+            &self.weak_mean_logprob,
+            &self.strong_judge_score,
+            &self.strong_mean_logprob,
+        ];
+        std::array::from_fn(|k| (Self::COLUMNS[k], v[k].as_ref()))
+    }
+
+    /// Mutable access to column `k` of [`Self::COLUMNS`].
+    pub fn column_mut(&mut self, k: usize) -> &mut Option<Vec<Option<f32>>> {
+        match k {
+            0 => &mut self.weak_judge_score,
+            1 => &mut self.weak_mean_logprob,
+            2 => &mut self.strong_judge_score,
+            _ => &mut self.strong_mean_logprob,
+        }
+    }
+
+    /// The value of column `col` for a candidate.
+    pub fn pick(col: SignalColumn, c: &CandidateRec) -> Option<f32> {
+        if col.judge {
+            c.judge_score
+        } else {
+            c.mean_logprob
+        }
+    }
+
+    /// The columns of `rows`: each present when some row carries it.
+    fn of_rows<'a>(rows: impl Iterator<Item = &'a NodeRow> + Clone) -> Self {
+        let mut t = SignalTable::default();
+        for (k, col) in Self::COLUMNS.into_iter().enumerate() {
+            let get = |r: &NodeRow| {
+                let c = if col.strong {
+                    r.strong.as_ref()
+                } else {
+                    Some(&r.weak)
+                };
+                c.and_then(|c| Self::pick(col, c))
+            };
+            if rows.clone().any(|r| get(r).is_some()) {
+                *t.column_mut(k) = Some(rows.clone().map(get).collect());
+            }
+        }
+        t
+    }
+
+    fn value(col: Option<&Vec<Option<f32>>>, i: usize) -> Option<f32> {
+        col.and_then(|c| c.get(i).copied().flatten())
+    }
 }
 
 /// The optional audit text columns, kept only when the caller wants [`NodeRow`]s back.
@@ -110,6 +212,7 @@ impl NodeTable {
             strong_prm: vec![0.0; n],
             strong_state: vec![0; n],
             flags: vec![NodeFlags::default(); n],
+            signals: SignalTable::default(),
         }
     }
 
@@ -125,12 +228,13 @@ impl NodeTable {
 
     /// The table of `rows`, with each row's problem index mapped by `problem_of`.
     pub fn from_rows<'a>(
-        rows: impl ExactSizeIterator<Item = &'a NodeRow>,
+        rows: impl ExactSizeIterator<Item = &'a NodeRow> + Clone,
         problem_of: impl Fn(&NodeRow) -> u32,
     ) -> Self {
         let mut t = NodeTable::zeroed(0);
         let n = rows.len();
         t.reserve(n);
+        t.signals = SignalTable::of_rows(rows.clone());
         for r in rows {
             t.push_row(r, problem_of(r));
         }
@@ -213,6 +317,7 @@ impl NodeTable {
     pub fn row(&self, i: usize, audit: &mut AuditColumns) -> NodeRow {
         let f = self.flags[i];
         let st = self.states(i);
+        let s = &self.signals;
         let strong = f.has(NodeFlags::STRONG).then(|| CandidateRec {
             tokens: self.strong_tokens[i],
             prm: self.strong_prm[i],
@@ -220,6 +325,8 @@ impl NodeTable {
             state: st.strong.map(typed_state),
             text: take(&mut audit.strong_text, i),
             hash: take(&mut audit.strong_hash, i),
+            judge_score: SignalTable::value(s.strong_judge_score.as_ref(), i),
+            mean_logprob: SignalTable::value(s.strong_mean_logprob.as_ref(), i),
         });
         NodeRow {
             problem: self.problem[i],
@@ -237,6 +344,8 @@ impl NodeTable {
                 state: st.weak.map(typed_state),
                 text: take(&mut audit.weak_text, i),
                 hash: take(&mut audit.weak_hash, i),
+                judge_score: SignalTable::value(s.weak_judge_score.as_ref(), i),
+                mean_logprob: SignalTable::value(s.weak_mean_logprob.as_ref(), i),
             },
             strong,
             continue_correct: f.opt_bool(NodeFlags::CONTINUE_SET, NodeFlags::CONTINUE_CORRECT),

@@ -290,6 +290,8 @@ impl LatentModel {
                 state: Some(st),
                 text: None,
                 hash: None,
+                judge_score: None,
+                mean_logprob: None,
             },
             correct,
         }

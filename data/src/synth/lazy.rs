@@ -15,7 +15,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use rayon::prelude::*;
-use trim_env::{Action, Candidate, Next, World};
+use trim_env::{Action, Candidate, Next, SignalKinds, Signals, World};
 
 use crate::error::Result;
 use crate::schema::{SourceRef, StepState};
@@ -240,6 +240,16 @@ impl World for LazyWorld {
     fn node_id(&self, node: &LazyNode) -> u64 {
         node.at.key
     }
+
+    fn signal_kinds(&self) -> SignalKinds {
+        self.model.cfg.signals.kinds()
+    }
+
+    /// Drawn on demand from the node's key (only policies that read signals ask).
+    fn weak_signals(&self, node: &LazyNode) -> Signals {
+        let d = &self.difficulty[node.tree as usize / self.trees_per_problem];
+        self.model.weak_signals(d, &node.at, node.weak.state)
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +275,12 @@ mod tests {
         assert_eq!(World::strong(f, &n), w.strong(l), "strong at {l:?}");
         assert_eq!(World::mask(f, &n), w.mask(l), "mask at {l:?}");
         assert_eq!(World::depth(f, &n), w.depth(l));
+        let bits = |s: Signals| (s.judge_score.to_bits(), s.mean_logprob.to_bits());
+        assert_eq!(
+            bits(World::weak_signals(f, &n)),
+            bits(w.weak_signals(l)),
+            "signals at {l:?}"
+        );
         let mut seen = 1;
         for a in [Action::Continue, Action::Regenerate] {
             match (World::next(f, &n, a), w.next(l, a)) {
@@ -286,6 +302,9 @@ mod tests {
             let f = &loaded.forest;
             let capped = LazyWorld::with_cap(&c, Path::new("<t>"), k).unwrap();
             assert_eq!(capped.n_problems(), f.n_problems());
+            // The shipped profile carries both signals: the file has their columns.
+            assert_eq!(World::signal_kinds(f), capped.signal_kinds());
+            assert!(capped.signal_kinds().judge_score && capped.signal_kinds().mean_logprob);
             let mut nodes = 0;
             for t in 0..f.n_trees() {
                 nodes += walk(f, f.root(t), &capped, &capped.root(t));
@@ -311,15 +330,16 @@ mod tests {
         // Every policy that the file supports plays identically in the lazy world.
         let problems: Vec<u32> = (0..30).collect();
         let mut compared = 0;
-        for thr in [0.0f32, 0.3, 0.7, 0.95] {
-            let pol = RefPolicy::Threshold(thr);
+        let rules = [0.0f32, 0.3, 0.7, 0.95].map(RefPolicy::Threshold);
+        let peers = [RefPolicy::Judge(0.6), RefPolicy::Confidence(-0.3)];
+        for pol in rules.into_iter().chain(peers) {
             let a = evaluate(&f, &problems, &pol, EvalOptions::default()).unwrap();
             let b = evaluate(&lazy, &problems, &pol, EvalOptions::default()).unwrap();
             // An episode that made at most K = 1 strong calls in the lazy world never met the
             // cap, so the file plays it identically.
             for (x, y) in a.iter().zip(&b) {
                 if y.strong_calls <= 1.0 {
-                    assert_eq!(x, y, "threshold {thr}");
+                    assert_eq!(x, y, "{pol}");
                     compared += 1;
                 }
             }

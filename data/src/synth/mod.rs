@@ -25,6 +25,7 @@ pub(crate) mod parallel;
 pub mod params;
 pub mod progress;
 pub mod real_curve;
+pub mod signals;
 pub mod step_tokens;
 
 pub use calibrate::{Calibration, RoleStats, calibrate};

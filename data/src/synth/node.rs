@@ -78,6 +78,19 @@ impl LatentModel {
     /// The weak candidate at `at`: `real` (the importer's logged step, PRM drawn by its real
     /// state) when given, else drawn from the model.
     pub fn weak_at(&self, d: &Difficulty, at: &NodeAt, real: Option<&RealStep>) -> Draw {
+        let mut draw = self.weak_candidate(d, at, real);
+        if !self.cfg.signals.is_off() {
+            let st = draw.rec.state.unwrap_or(StepState::S0);
+            let s = self.weak_signals(d, at, st);
+            let set = |x: f32| (!x.is_nan()).then_some(x);
+            draw.rec.judge_score = set(s.judge_score);
+            draw.rec.mean_logprob = set(s.mean_logprob);
+        }
+        draw
+    }
+
+    /// The weak candidate without its signals.
+    fn weak_candidate(&self, d: &Difficulty, at: &NodeAt, real: Option<&RealStep>) -> Draw {
         let mut rng = Rng::stream(at.key, WEAK_STREAM);
         match real {
             Some(r) => Draw {
@@ -88,6 +101,8 @@ impl LatentModel {
                     state: Some(r.state),
                     text: r.text.clone(),
                     hash: r.hash.clone(),
+                    judge_score: None,
+                    mean_logprob: None,
                 },
                 correct: r.correct.or(r.finished.then_some(false)),
             },

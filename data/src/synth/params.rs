@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::signals::SignalConfig;
 use crate::error::{DataError, Loc, Result};
 
 /// Largest regeneration cap K accepted: a tree has roughly depth^K nodes, so K = 6 already
@@ -98,6 +99,10 @@ pub struct LatentConfig {
     /// 8.7. The accuracy calibration uses the scaled hazard.
     #[serde(skip_serializing_if = "is_one")]
     pub strong_hazard_scale: f64,
+    /// Optional step signals (judge score, mean log-probability) drawn for weak candidates;
+    /// left out of recorded configs when off.
+    #[serde(skip_serializing_if = "SignalConfig::is_off")]
+    pub signals: SignalConfig,
 }
 
 fn is_one(x: &f64) -> bool {
@@ -152,6 +157,7 @@ impl Default for LatentConfig {
             noise_s2_max: 1.0,
             routed_strong_shift: 0.0,
             strong_hazard_scale: 1.0,
+            signals: SignalConfig::default(),
         }
     }
 }
@@ -176,6 +182,7 @@ impl LatentConfig {
             noise_s2_max: other.noise_s2_max,
             routed_strong_shift: other.routed_strong_shift,
             regen_tokens_factor: other.regen_tokens_factor,
+            signals: other.signals.clone(),
             ..self.clone()
         }
     }
@@ -239,6 +246,9 @@ impl LatentConfig {
                 "regen_tokens_factor",
                 format!("{} outside [0.25, 4]", self.regen_tokens_factor),
             );
+        }
+        if let Err((field, reason)) = self.signals.check() {
+            return bad(&format!("signals.{field}"), reason);
         }
         if self.q_err >= self.q_ok {
             return bad(

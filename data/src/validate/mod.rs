@@ -12,6 +12,7 @@
 //! offers at least one action; every problem has nodes.
 
 mod order;
+mod signals;
 mod tree;
 
 use std::collections::BTreeMap;
@@ -220,6 +221,7 @@ fn build_forest(src: &Source<'_>) -> Result<(Forest, Vec<u32>)> {
         return Err(DataError::file(src.path, "dataset has no nodes"));
     }
     check_problems(src)?;
+    signals::check(src)?;
     let order = order::group_order(t);
     let mut fb = ForestBuilder::with_capacity(t.len());
     let mut forest_row = Vec::with_capacity(t.len());
@@ -232,8 +234,10 @@ fn build_forest(src: &Source<'_>) -> Result<(Forest, Vec<u32>)> {
         Ok(())
     })?;
     drop(order);
-    let forest = fb
-        .finish()
-        .map_err(|e| DataError::file(src.path, format!("internal forest check failed: {e}")))?;
+    let internal = |e| DataError::file(src.path, format!("internal forest check failed: {e}"));
+    let mut forest = fb.finish().map_err(internal)?;
+    forest
+        .set_signals(signals::forest_columns(t, &forest_row))
+        .map_err(internal)?;
     Ok((forest, forest_row))
 }

@@ -26,6 +26,8 @@ pub fn cand(tokens: u32, prm: f32, finished: bool, state: Option<u8>) -> Candida
         state: state.and_then(StepState::from_u8),
         text: None,
         hash: None,
+        judge_score: None,
+        mean_logprob: None,
     }
 }
 

@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use crate::signals::SignalColumns;
+
 /// The router's two actions, in the official TRIM order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -248,6 +250,8 @@ pub struct Forest {
     tree_root: Vec<u32>,
     /// Tree ranges per problem: problem `p` owns trees `problem_trees[p]..problem_trees[p+1]`.
     problem_trees: Vec<u32>,
+    /// Optional weak-candidate signals (judge score, mean log-prob), in node order.
+    signals: SignalColumns,
 }
 
 impl Forest {
@@ -335,6 +339,29 @@ impl Forest {
     #[inline]
     pub fn root(&self, tree: usize) -> u32 {
         self.tree_root[tree]
+    }
+
+    /// The optional weak-candidate signal columns.
+    #[inline(always)]
+    pub fn signals(&self) -> &SignalColumns {
+        &self.signals
+    }
+
+    /// Attach weak-candidate signal columns (one value per node, in node order).
+    pub fn set_signals(&mut self, signals: SignalColumns) -> Result<(), ForestError> {
+        let n = self.weak.len();
+        for c in [&signals.judge_score, &signals.mean_logprob]
+            .into_iter()
+            .flatten()
+        {
+            if c.len() != n {
+                return Err(ForestError::BadIndex {
+                    what: format!("a signal column has {} values for {n} nodes", c.len()),
+                });
+            }
+        }
+        self.signals = signals;
+        Ok(())
     }
 
     /// Depth (step index `t`, from 0) of a node.

@@ -96,7 +96,11 @@ fn vec_env_loop<W: World>(
         while !env.all_done() {
             env.observe(&mut obs, &mut mask);
             for (i, a) in actions.iter_mut().enumerate() {
-                if let Some((view, m)) = env.view(i) {
+                let view = match policy.wants_signals() {
+                    true => env.view_signals(i),
+                    false => env.view(i),
+                };
+                if let Some((view, m)) = view {
                     *a = resolve(policy.act(&view, m, &mut rng), m);
                     steps += 1;
                 }
@@ -119,6 +123,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn measure<W: World>(f: &W, a: &BenchArgs, policy: &RefPolicy, what: &str) -> anyhow::Result<()> {
+    trim_env::check_signals(f, policy)?;
     let budget = Duration::from_secs_f64(a.seconds);
     let threads = rayon::current_num_threads();
     println!(

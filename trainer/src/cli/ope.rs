@@ -62,6 +62,12 @@ pub fn run(a: OpeArgs) -> Result<()> {
             "--target random:P is not deterministic; evaluate threshold:K, weak or strong"
         );
     }
+    if let Some(p) = reference.filter(|p| p.wants_signals()) {
+        anyhow::bail!(
+            "--target {p} reads step signals, which trace logs do not carry; evaluate \
+             threshold:K, weak or strong"
+        );
+    }
     let at = match &export {
         Some(e) => {
             check_actable(e, None, false)?;

@@ -15,6 +15,7 @@ mod checkpoints;
 pub mod conditioned;
 pub mod plot;
 pub use checkpoints::RegenAbove;
+pub mod peers;
 mod pomdp;
 pub mod report;
 pub mod tier_scores;
@@ -204,6 +205,9 @@ pub mod names {
     pub const POMDP: &str = "TRIM-POMDP (official)";
     pub const REFERENCE: &str = "Bayes reference";
     pub const POMDP_FITTED: &str = "TRIM-POMDP (fitted)";
+    /// Step-level peer rules (shown when the world carries their signal).
+    pub const JUDGE: &str = "judge rule (SpecReason-style)";
+    pub const CONFIDENCE: &str = "confidence rule (mean log-prob)";
     /// Suffix of a checkpoint family's regenerate-probability threshold sweep.
     pub const SWEPT_SUFFIX: &str = " p>t";
 }
@@ -339,6 +343,7 @@ pub fn run_suite<W: World>(
         anchor(names::STRONG, "strong", &strong),
     ];
     families.extend(baseline_families(forest, problems, &sc, o)?);
+    families.extend(peers::peer_families(forest, problems, &sc, o.seed)?);
     families.extend(oracle_families(forest, extras.stored, problems, &sc, o));
     families.extend(pomdp::pomdp_families(forest, extras, problems, &sc, o)?);
     let (pomdp_runs, checkpoints): (Vec<_>, Vec<_>) =

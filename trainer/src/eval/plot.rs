@@ -55,15 +55,19 @@ fn marker(shape: usize, r: i32) -> Vec<(i32, i32)> {
     }
 }
 
-/// Family colours in suite order (random, TRIM-Thr, cascade, query oracle, hindsight — drawn in
-/// black —, then the POMDP families and trained families), chosen so that neighbours on the plot
-/// differ clearly; twelve so that a full report (ten or eleven families) never repeats one.
-const COLOURS: [RGBColor; 12] = [
+/// Family colours in suite order (random, TRIM-Thr, cascade, the peer rules when the world has
+/// their signals, query oracle, hindsight — always drawn in black —, then the POMDP families and
+/// trained families), chosen so that neighbours on the plot
+/// differ clearly; fourteen so that a full report (with the peer rules, up to thirteen families)
+/// never repeats one.
+const COLOURS: [RGBColor; 14] = [
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
-    RGBColor(0, 0, 0),
+    // Black is the hindsight-optimal frontier's own colour; this slot is for whichever family
+    // comes fifth on a world without it.
+    RGBColor(128, 0, 0),
     RGBColor(214, 39, 40),
     RGBColor(23, 190, 207),
     RGBColor(227, 119, 194),
@@ -71,6 +75,8 @@ const COLOURS: [RGBColor; 12] = [
     RGBColor(188, 189, 34),
     RGBColor(127, 127, 127),
     RGBColor(0, 100, 0),
+    RGBColor(255, 187, 120),
+    RGBColor(0, 0, 139),
 ];
 
 /// Largest cost shown in the zoomed panel, where the cheap operating points (and the

@@ -87,6 +87,16 @@ pub fn tier_rows<W: World>(
         "RSD δ = 0.70 (= TRIM-Thr 0.70)".into(),
         &RefPolicy::Threshold(0.7),
     ));
+    // The peer rules the world carries signals for, each at its best combined score.
+    for (name, policies) in super::peers::rules(w) {
+        let best = (policies.iter())
+            .map(|p| {
+                let label = super::peers::label(*p);
+                row(w, &all, format!("{name}: {label} (best combined)"), p)
+            })
+            .max_by(|a, b| a.combined.total_cmp(&b.combined));
+        rows.extend(best);
+    }
     for c in checkpoints {
         let Ok(state) = checkpoint::load_state(&c.dir) else {
             continue;

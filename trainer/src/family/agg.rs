@@ -79,6 +79,7 @@ mod tests {
                 features.push(rng.f32());
             }
             let view = StepView {
+                signals: trim_env::Signals::NONE,
                 features,
                 weak: trim_env::Candidate {
                     tokens: 1 + (rng.f32() * 400.0) as u32,

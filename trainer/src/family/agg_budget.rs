@@ -57,6 +57,7 @@ mod tests {
     #[test]
     fn budget_inputs_are_the_fraction_left_and_the_tokens_left() {
         let view = |left: u64, budget: u64| StepView {
+            signals: trim_env::Signals::NONE,
             features: FeatureState::new(),
             weak: trim_env::Candidate {
                 tokens: 30,

@@ -65,6 +65,7 @@ mod tests {
         let mut differ = 0;
         for _ in 0..200 {
             let view = StepView {
+                signals: trim_env::Signals::NONE,
                 features: FeatureState::new(),
                 weak: trim_env::Candidate {
                     tokens: 1 + (rng.f32() * 300.0) as u32,
@@ -77,6 +78,7 @@ mod tests {
             for (row, l) in rows.iter_mut().zip([1e-5f32, 1e-2]) {
                 AggLambda::observe(
                     &StepView {
+                        signals: trim_env::Signals::NONE,
                         cond: Conditions {
                             lambda: l,
                             ..Conditions::NONE

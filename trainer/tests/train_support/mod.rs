@@ -98,6 +98,8 @@ fn candidate(tokens: u32, prm: f32, finished: bool) -> CandidateRec {
         state: None,
         text: None,
         hash: None,
+        judge_score: None,
+        mean_logprob: None,
     }
 }
 

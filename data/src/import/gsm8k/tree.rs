@@ -56,6 +56,8 @@ impl Sampler<'_> {
             state: Some(s),
             text: self.with_text.then(|| step.text.clone()),
             hash: Some(text_hash(&step.text)),
+            judge_score: None,
+            mean_logprob: None,
         }
     }
 }

@@ -145,5 +145,7 @@ fn check_cand(
         state,
         text: c.text,
         hash: c.hash,
+        judge_score: None,
+        mean_logprob: None,
     }))
 }

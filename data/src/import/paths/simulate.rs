@@ -42,6 +42,9 @@ fn walk<P: Policy + ?Sized>(
     prob: impl Fn(&P, &StepView<'_>, [bool; 2], Action) -> Option<f64>,
 ) -> std::result::Result<Vec<TraceRow>, StepError> {
     let f = &l.forest;
+    for (_, p) in policies {
+        trim_env::check_signals(f, *p)?;
+    }
     let mut out = vec![];
     for &p in problems {
         let info = &l.ds.problems[p as usize];
@@ -53,7 +56,11 @@ fn walk<P: Policy + ?Sized>(
                 while !ep.done() {
                     let node = ep.node();
                     let mask = ep.mask(f);
-                    let view = ep.view(f);
+                    let view = if policy.wants_signals() {
+                        ep.view_signals(f, &[])
+                    } else {
+                        ep.view(f)
+                    };
                     let a = resolve(policy.act(&view, mask, &mut rng), mask);
                     let propensity = prob(*policy, &view, mask, a);
                     let row = &l.ds.rows[l.forest_row[node as usize] as usize];

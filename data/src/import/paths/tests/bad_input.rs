@@ -125,6 +125,8 @@ fn bad_nan() {
             state: None,
             text: None,
             hash: None,
+            judge_score: None,
+            mean_logprob: None,
         },
         strong: None,
         correct: Some(true),

@@ -153,6 +153,8 @@ fn tree_dataset() -> Dataset {
         state: StepState::from_u8(rng.below(3) as u8),
         text: None,
         hash: Some(format!("{:016x}", rng.next_u64())),
+        judge_score: None,
+        mean_logprob: None,
     };
     for (pi, trees) in [1, 2, 1].into_iter().enumerate() {
         let p = b.add_problem(ProblemInfo {
