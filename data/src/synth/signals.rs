@@ -195,5 +195,14 @@ mod tests {
             .sum();
         assert!(m_hard < m_easy);
         assert!(model(false, false).cfg.signals.is_off());
+        // Signals change no candidate: the same node without them is the same draw.
+        let plain = model(false, false);
+        for k in 0..50u64 {
+            let at = NodeAt::root(k);
+            let mut a = both.weak_at(&d, &at, None);
+            assert!(a.rec.judge_score.is_some() && a.rec.mean_logprob.is_some());
+            (a.rec.judge_score, a.rec.mean_logprob) = (None, None);
+            assert_eq!(a, plain.weak_at(&d, &at, None));
+        }
     }
 }

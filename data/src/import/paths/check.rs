@@ -95,6 +95,8 @@ fn check_cand(
             ("state", c.state.is_some()),
             ("hash", c.hash.is_some()),
             ("text", c.text.is_some()),
+            ("judge_score", c.judge_score.is_some()),
+            ("mean_logprob", c.mean_logprob.is_some()),
         ] {
             if present {
                 return Err(err(
@@ -145,7 +147,29 @@ fn check_cand(
         state,
         text: c.text,
         hash: c.hash,
-        judge_score: None,
-        mean_logprob: None,
+        judge_score: signal(err, &k("judge_score"), c.judge_score, true)?,
+        mean_logprob: signal(err, &k("mean_logprob"), c.mean_logprob, false)?,
     }))
+}
+
+/// An optional step signal: a judge score in `[0, 1]` or a mean log-probability (finite, ≤ 0).
+fn signal(
+    err: &dyn Fn(&str, String) -> DataError,
+    field: &str,
+    v: Option<f64>,
+    judge: bool,
+) -> Result<Option<f32>> {
+    let Some(x) = v else { return Ok(None) };
+    let ok = match judge {
+        true => (0.0..=1.0).contains(&x),
+        false => x.is_finite() && x <= 0.0,
+    };
+    match (ok, judge) {
+        (true, _) => Ok(Some(x as f32)),
+        (false, true) => Err(err(field, format!("{x} is not a judge score in [0, 1]"))),
+        (false, false) => Err(err(
+            field,
+            format!("{x} is not a mean log-probability (finite, ≤ 0)"),
+        )),
+    }
 }

@@ -25,6 +25,8 @@ pub(super) struct RawCand {
     pub(super) state: Option<i64>,
     pub(super) hash: Option<String>,
     pub(super) text: Option<String>,
+    pub(super) judge_score: Option<f64>,
+    pub(super) mean_logprob: Option<f64>,
 }
 
 /// An action as logged: 0/1 or "continue"/"regenerate" (checked later).

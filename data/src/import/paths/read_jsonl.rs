@@ -151,6 +151,8 @@ impl JsonRow<'_> {
             state: self.int(&k("state"))?,
             hash: self.string(&k("hash"), false)?,
             text: self.string(&k("text"), false)?,
+            judge_score: self.float(&k("judge_score"))?,
+            mean_logprob: self.float(&k("mean_logprob"))?,
         })
     }
 }

@@ -70,6 +70,8 @@ struct CandCols {
     state: Vec<Option<i64>>,
     hash: Vec<Option<String>>,
     text: Vec<Option<String>>,
+    judge_score: Vec<Option<f64>>,
+    mean_logprob: Vec<Option<f64>>,
 }
 
 impl CandCols {
@@ -82,6 +84,8 @@ impl CandCols {
             state: c.ints(&k("state"))?,
             hash: c.strings(&k("hash"), false)?,
             text: c.strings(&k("text"), false)?,
+            judge_score: c.floats(&k("judge_score"))?,
+            mean_logprob: c.floats(&k("mean_logprob"))?,
         })
     }
 
@@ -94,6 +98,8 @@ impl CandCols {
             state: self.state[i],
             hash: self.hash[i].take(),
             text: self.text[i].take(),
+            judge_score: self.judge_score[i],
+            mean_logprob: self.mean_logprob[i],
         }
     }
 }

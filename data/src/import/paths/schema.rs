@@ -26,6 +26,12 @@ pub mod col {
     pub const STRONG_STATE: &str = "strong_state";
     pub const STRONG_HASH: &str = "strong_hash";
     pub const STRONG_TEXT: &str = "strong_text";
+    /// Optional step signals per candidate (a judge's score in [0, 1], the step's mean token
+    /// log-probability ≤ 0).
+    pub const WEAK_JUDGE_SCORE: &str = "weak_judge_score";
+    pub const WEAK_MEAN_LOGPROB: &str = "weak_mean_logprob";
+    pub const STRONG_JUDGE_SCORE: &str = "strong_judge_score";
+    pub const STRONG_MEAN_LOGPROB: &str = "strong_mean_logprob";
     pub const CORRECT: &str = "correct";
     pub const DATASET: &str = "dataset";
     pub const SPLIT: &str = "split";

@@ -27,6 +27,8 @@ fn agree(a: &CandidateRec, b: &CandidateRec) -> bool {
         && both_equal(&a.state, &b.state)
         && both_equal(&a.hash, &b.hash)
         && both_equal(&a.text, &b.text)
+        && both_equal(&a.judge_score, &b.judge_score)
+        && both_equal(&a.mean_logprob, &b.mean_logprob)
 }
 
 /// Equal where both are recorded.
@@ -40,6 +42,8 @@ fn both_equal<T: PartialEq>(x: &Option<T>, y: &Option<T>) -> bool {
 /// Fill optional audit fields that `dst` lacks from `src` (they agree where both have them).
 fn fill(dst: &mut CandidateRec, src: &CandidateRec) {
     dst.state = dst.state.or(src.state);
+    dst.judge_score = dst.judge_score.or(src.judge_score);
+    dst.mean_logprob = dst.mean_logprob.or(src.mean_logprob);
     if dst.hash.is_none() {
         dst.hash.clone_from(&src.hash);
     }

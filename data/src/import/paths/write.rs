@@ -27,6 +27,10 @@ struct RowOut<'a> {
     weak_hash: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     weak_text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weak_judge_score: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weak_mean_logprob: Option<f32>,
     strong_tokens: Option<u32>,
     strong_prm: Option<f64>,
     strong_finished: Option<bool>,
@@ -36,6 +40,10 @@ struct RowOut<'a> {
     strong_hash: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     strong_text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strong_judge_score: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strong_mean_logprob: Option<f32>,
     correct: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dataset: Option<&'a str>,
@@ -67,12 +75,16 @@ fn row_out(r: &TraceRow) -> RowOut<'_> {
         weak_state: r.weak.state.map(|s| s as u8),
         weak_hash: r.weak.hash.as_deref(),
         weak_text: r.weak.text.as_deref(),
+        weak_judge_score: r.weak.judge_score,
+        weak_mean_logprob: r.weak.mean_logprob,
         strong_tokens: s.map(|c| c.tokens),
         strong_prm: s.map(|c| f64::from(c.prm)),
         strong_finished: s.map(|c| c.finished),
         strong_state: s.and_then(|c| c.state).map(|s| s as u8),
         strong_hash: s.and_then(|c| c.hash.as_deref()),
         strong_text: s.and_then(|c| c.text.as_deref()),
+        strong_judge_score: s.and_then(|c| c.judge_score),
+        strong_mean_logprob: s.and_then(|c| c.mean_logprob),
         correct: r.correct,
         dataset: info(0),
         split: info(1),
@@ -157,6 +169,8 @@ fn trace_columns<'a>(rows: &'a [TraceRow]) -> Vec<Column> {
     });
     optional(&mut cols, col::WEAK_HASH, rows, |r| r.weak.hash.as_deref());
     optional(&mut cols, col::WEAK_TEXT, rows, |r| r.weak.text.as_deref());
+    optional(&mut cols, col::WEAK_JUDGE_SCORE, rows, |r| r.weak.judge_score);
+    optional(&mut cols, col::WEAK_MEAN_LOGPROB, rows, |r| r.weak.mean_logprob);
     cols.push(column(col::STRONG_TOKENS, rows, |r| {
         strong(r).map(|s| s.tokens)
     }));
@@ -172,6 +186,12 @@ fn trace_columns<'a>(rows: &'a [TraceRow]) -> Vec<Column> {
     });
     optional(&mut cols, col::STRONG_TEXT, rows, |r| {
         strong(r).and_then(|s| s.text.as_deref())
+    });
+    optional(&mut cols, col::STRONG_JUDGE_SCORE, rows, |r| {
+        strong(r).and_then(|s| s.judge_score)
+    });
+    optional(&mut cols, col::STRONG_MEAN_LOGPROB, rows, |r| {
+        strong(r).and_then(|s| s.mean_logprob)
     });
     cols.push(column(col::CORRECT, rows, |r| r.correct));
     for (k, name) in col::INFO.iter().enumerate() {

@@ -159,6 +159,11 @@ fn bad_out_of_range() {
         ("propensity", json!("high"), 1),
         ("policy_id", json!(""), 2),
         ("policy_id", json!(true), 1),
+        ("weak_judge_score", json!(1.5), 2),
+        ("weak_judge_score", json!("high"), 1),
+        ("weak_mean_logprob", json!(0.2), 1),
+        ("strong_judge_score", json!(-0.1), 3),
+        ("strong_mean_logprob", json!(0.5), 3),
     ] {
         let mut lines = two_agreeing();
         lines[line - 1][field] = value.clone();

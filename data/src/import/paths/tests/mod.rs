@@ -153,8 +153,8 @@ fn tree_dataset() -> Dataset {
         state: StepState::from_u8(rng.below(3) as u8),
         text: None,
         hash: Some(format!("{:016x}", rng.next_u64())),
-        judge_score: None,
-        mean_logprob: None,
+        judge_score: Some(rng.below(10) as f32 / 9.0),
+        mean_logprob: Some(-2.0 * rng.f32()),
     };
     for (pi, trees) in [1, 2, 1].into_iter().enumerate() {
         let p = b.add_problem(ProblemInfo {
@@ -203,6 +203,8 @@ fn round_trip_walk_log_import_gives_same_outcomes() {
         RefPolicy::Threshold(0.3),
         RefPolicy::Threshold(0.6),
         RefPolicy::Threshold(0.9),
+        RefPolicy::Judge(0.5),
+        RefPolicy::Confidence(-0.7),
     ];
     let named: Vec<(String, &dyn Policy)> = pols
         .iter()
