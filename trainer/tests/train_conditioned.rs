@@ -87,11 +87,14 @@ fn conditioned_runs_train_export_route_and_report() {
         "{rep}"
     );
     assert!(rep.contains("c lambda=1.000e-3"), "{rep}");
-    // The TwinRouterBench table: the anchors, RSD's default point and the plain run.
+    // The TwinRouterBench table: the anchors, RSD's default point, TRIM-Thr's best point, the
+    // plain run and the conditioned run at its best λ.
     for row in [
         "| always-strong (high) | 100.0 |",
-        "RSD δ = 0.70",
-        "TRIM-Agg p |",
+        "| RSD (δ = 0.70, i.e. TRIM-Thr 0.70) |",
+        "best combined of 51) |",
+        "TRIM-Agg p (greedy) |",
+        "TRIM-Agg (λ-conditioned) c (lambda=",
     ] {
         assert!(rep.contains(row), "{row}: {rep}");
     }

@@ -100,6 +100,9 @@ fn points<F: family::Family, W: World>(
     };
     let w = load_acting::<F>(&c.dir)?;
     let out = evaluate(forest, problems, &GreedyOf::<F>::new(&w), det)?;
+    // Each checkpoint is its own row in the TwinRouterBench table.
+    let name = format!("{} {}", c.family, c.label);
+    sc.tier(forest, &name, "greedy", &GreedyOf::<F>::new(&w));
     push_to(
         greedy,
         &c.family,

@@ -41,7 +41,10 @@ pub(super) fn points<F: Family, W: World>(
     lambdas_for(c, o)?
         .into_iter()
         .map(|l| {
-            let out = evaluate(forest, problems, &GreedyOf::<F>::new(&w).at_lambda(l), det)?;
+            let policy = GreedyOf::<F>::new(&w).at_lambda(l);
+            let out = evaluate(forest, problems, &policy, det)?;
+            let tier_row = format!("{} {}", c.family, c.label);
+            sc.tier(forest, &tier_row, &format!("lambda={l:.3e}"), &policy);
             Ok(sc.point(&c.family, format!("{} lambda={l:.3e}", c.label), &out))
         })
         .collect()

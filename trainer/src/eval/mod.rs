@@ -26,7 +26,9 @@ use serde::Serialize;
 use trim_data::DataSource;
 use trim_env::metrics::{self, Anchors, Point};
 use trim_env::oracle::{hindsight_optimal, query_cascade, query_oracle};
-use trim_env::{EvalOptions, Forest, ProblemOutcome, RefPolicy, World, evaluate, summarize};
+use trim_env::{
+    EvalOptions, Forest, Policy, ProblemOutcome, RefPolicy, World, evaluate, summarize,
+};
 use trim_pomdp::PomdpModel;
 
 /// Bootstrap resamples behind every confidence interval.
@@ -208,6 +210,8 @@ pub mod names {
     /// Step-level peer rules (shown when the world carries their signal).
     pub const JUDGE: &str = "judge rule (SpecReason-style)";
     pub const CONFIDENCE: &str = "confidence rule (mean log-prob)";
+    /// RSD's default point in the TwinRouterBench table.
+    pub const RSD: &str = "RSD";
     /// Suffix of a checkpoint family's regenerate-probability threshold sweep.
     pub const SWEPT_SUFFIX: &str = " p>t";
 }
@@ -218,9 +222,16 @@ struct Scorer {
     lambda: f64,
     anchors: Option<Anchors>,
     seed: u64,
+    /// The TwinRouterBench rows every step-level family feeds.
+    tiers: tier_scores::TierSink,
 }
 
 impl Scorer {
+    /// Offer a step-level policy to the TwinRouterBench table (see [`tier_scores::TierSink`]).
+    fn tier<W: World, P: Policy + ?Sized>(&self, w: &W, family: &str, label: &str, p: &P) {
+        self.tiers.offer(w, family, label, p);
+    }
+
     fn point(&self, family: &str, label: String, o: &[ProblemOutcome]) -> OperatingPoint {
         let s = summarize(o, self.strong_ref, self.lambda);
         let acc: Vec<f64> = o.iter().map(|x| x.accuracy).collect();
@@ -332,7 +343,10 @@ pub fn run_suite<W: World>(
         lambda: o.lambda,
         anchors: Some(anchors),
         seed: o.seed,
+        tiers: tier_scores::TierSink::new(forest, problems),
     };
+    sc.tier(forest, names::WEAK, "low", &RefPolicy::Weak);
+    sc.tier(forest, names::STRONG, "high", &RefPolicy::Strong);
     let anchor = |name: &str, label: &str, out: &[ProblemOutcome]| Family {
         name: name.into(),
         kind: Kind::Anchor,
@@ -356,7 +370,14 @@ pub fn run_suite<W: World>(
         &checkpoints,
         o,
     )?);
-    let tiers = tier_scores::tier_rows(forest, problems, grid(o.threshold_steps), &checkpoints)?;
+    // RSD's default point, named as such (it is TRIM-Thr at δ = 0.7).
+    sc.tier(
+        forest,
+        names::RSD,
+        "δ = 0.70, i.e. TRIM-Thr 0.70",
+        &RefPolicy::Threshold(0.7),
+    );
+    let tiers = sc.tiers.rows();
     Ok(Suite {
         dataset: dataset.to_path_buf(),
         split: split.into(),
@@ -390,12 +411,16 @@ fn baseline_families<W: World>(
     let mut rnd = vec![];
     for p in grid(o.random_steps) {
         let out = evaluate(forest, problems, &RefPolicy::Random(p), random)?;
-        rnd.push(sc.point(names::RANDOM, format!("p={p:.2}"), &out));
+        let label = format!("p={p:.2}");
+        sc.tier(forest, names::RANDOM, &label, &RefPolicy::Random(p));
+        rnd.push(sc.point(names::RANDOM, label, &out));
     }
     let mut thr = vec![];
     for k in grid(o.threshold_steps) {
         let out = evaluate(forest, problems, &RefPolicy::Threshold(k), det)?;
-        thr.push(sc.point(names::THRESHOLD, format!("threshold={k:.2}"), &out));
+        let label = format!("threshold={k:.2}");
+        sc.tier(forest, names::THRESHOLD, &label, &RefPolicy::Threshold(k));
+        thr.push(sc.point(names::THRESHOLD, label, &out));
     }
     let cascade = grid(o.cascade_steps)
         .map(|tau| {

@@ -116,7 +116,9 @@ fn one<W: World>(
             rule,
         };
         let out = evaluate(forest, problems, &p, det)?;
-        points.push(sc.point(name, format!("lambda={:.3e}", sol.lambda), &out));
+        let label = format!("lambda={:.3e}", sol.lambda);
+        sc.tier(forest, name, &label, &p);
+        points.push(sc.point(name, label, &out));
     }
     Ok(family(name, kind, points))
 }
@@ -140,6 +142,7 @@ pub(super) fn run_families<W: World>(
         };
         let out = evaluate(forest, problems, &p, det)?;
         let name = format!("TRIM-POMDP ({}) runs", run.source.name);
+        sc.tier(forest, &name, &c.label, &p);
         push_to(&mut fams, &name, sc.point(&name, c.label.clone(), &out));
     }
     Ok(fams

@@ -1,16 +1,17 @@
 //! TwinRouterBench's `scores_v2` in the evaluation report: every tree labelled by
-//! downgrade-and-cascade with sequential locking (`trim_env::tiers`), and the step-level
-//! policies of the report scored on those rows — the anchors, TRIM-Thr over its grid, RSD's
-//! default point (δ = 0.7, which is TRIM-Thr under another name) and each trained checkpoint's
-//! greedy policy. Query-level and oracle families make no per-step prediction and are left out.
+//! downgrade-and-cascade with sequential locking (`trim_env::tiers`), and every step-level
+//! family of the report scored on those rows as the suite evaluates it ([`TierSink`]): the
+//! anchors, random(p), TRIM-Thr, RSD's default point (δ = 0.7, which is TRIM-Thr under another
+//! name), the peer rules, the TRIM-POMDP families and the Bayes reference, and each trained
+//! checkpoint (greedy; λ-conditioned ones at each λ they act at). Query-level families (cascade,
+//! query oracle) make no per-step prediction and the hindsight-optimal policy is what the labels
+//! are derived from, so they are left out.
+
+use std::sync::Mutex;
 
 use serde::Serialize;
 use trim_env::tiers::{LabelledStep, gold_tiers, predict, score};
-use trim_env::{Policy, RefPolicy, Rng, World};
-
-use super::CheckpointSpec;
-use crate::checkpoint;
-use crate::family::{self, GreedyOf, agg::Agg, seq::Seq};
+use trim_env::{Policy, Rng, World};
 
 /// One policy's scores (percent), as in the benchmark's `scores_v2`.
 #[derive(Clone, Debug, Serialize)]
@@ -58,59 +59,52 @@ pub fn row<W: World, P: Policy + ?Sized>(w: &W, all: &[Labelled], name: String, 
     }
 }
 
-/// The rows of the report: anchors, TRIM-Thr at its best combined score over `thresholds`, RSD
-/// at δ = 0.7, and each plain (unconditioned) checkpoint's greedy policy.
-pub fn tier_rows<W: World>(
-    w: &W,
-    problems: &[u32],
-    thresholds: impl Iterator<Item = f32>,
-    checkpoints: &[CheckpointSpec],
-) -> anyhow::Result<Vec<TierRow>> {
-    let (all, _) = labelled(w, problems);
-    let mut rows = vec![
-        row(w, &all, "always-weak (low)".into(), &RefPolicy::Weak),
-        row(w, &all, "always-strong (high)".into(), &RefPolicy::Strong),
-    ];
-    let best = (thresholds.map(|k| {
-        row(
-            w,
-            &all,
-            format!("TRIM-Thr {k:.2} (best combined)"),
-            &RefPolicy::Threshold(k),
-        )
-    }))
-    .max_by(|a, b| a.combined.total_cmp(&b.combined));
-    rows.extend(best);
-    rows.push(row(
-        w,
-        &all,
-        "RSD δ = 0.70 (= TRIM-Thr 0.70)".into(),
-        &RefPolicy::Threshold(0.7),
-    ));
-    // The peer rules the world carries signals for, each at its best combined score.
-    for (name, policies) in super::peers::rules(w) {
-        let best = (policies.iter())
-            .map(|p| {
-                let label = super::peers::label(*p);
-                row(w, &all, format!("{name}: {label} (best combined)"), p)
-            })
-            .max_by(|a, b| a.combined.total_cmp(&b.combined));
-        rows.extend(best);
-    }
-    for c in checkpoints {
-        let Ok(state) = checkpoint::load_state(&c.dir) else {
-            continue;
-        };
-        let name = format!("{} {}", c.family, c.label);
-        if state.family == <Agg as family::Family>::NAME {
-            let a = super::checkpoints::load_acting::<Agg>(&c.dir)?;
-            rows.push(row(w, &all, name, &GreedyOf::<Agg>::new(&a)));
-        } else if state.family == <Seq as family::Family>::NAME {
-            let a = super::checkpoints::load_acting::<Seq>(&c.dir)?;
-            rows.push(row(w, &all, name, &GreedyOf::<Seq>::new(&a)));
+/// The tier rows of a report, fed by every step-level family as the suite evaluates it: each
+/// family keeps its best-combined point (anchors and single checkpoints their only one). Shared
+/// by reference through the suite's scorer, hence the lock.
+pub struct TierSink {
+    all: Vec<Labelled>,
+    /// (family, its best point's label and row so far, points offered), in first-offer order.
+    best: Mutex<Vec<(String, String, TierRow, usize)>>,
+}
+
+impl TierSink {
+    /// A sink over the labelled trajectories of `problems` of `w`.
+    pub fn new<W: World>(w: &W, problems: &[u32]) -> Self {
+        TierSink {
+            all: labelled(w, problems).0,
+            best: Mutex::new(vec![]),
         }
     }
-    Ok(rows)
+
+    /// Score `p` (labelled `label`) as a point of `family`; the family keeps its best.
+    pub fn offer<W: World, P: Policy + ?Sized>(&self, w: &W, family: &str, label: &str, p: &P) {
+        let r = row(w, &self.all, String::new(), p);
+        let mut best = self.best.lock().expect("tier sink lock");
+        match best.iter_mut().find(|(f, _, _, _)| f == family) {
+            Some((_, l, b, n)) => {
+                *n += 1;
+                if r.combined > b.combined {
+                    (*l, *b) = (label.to_string(), r);
+                }
+            }
+            None => best.push((family.to_string(), label.to_string(), r, 1)),
+        }
+    }
+
+    /// One row per family, named by its best point ("best of N" when it had several).
+    pub fn rows(self) -> Vec<TierRow> {
+        let best = self.best.into_inner().expect("tier sink lock");
+        (best.into_iter())
+            .map(|(family, label, mut r, n)| {
+                r.policy = match n {
+                    1 => format!("{family} ({label})"),
+                    _ => format!("{family} ({label}: best combined of {n})"),
+                };
+                r
+            })
+            .collect()
+    }
 }
 
 /// The Markdown table of `rows` (empty for none).

@@ -169,8 +169,12 @@ fn trace_columns<'a>(rows: &'a [TraceRow]) -> Vec<Column> {
     });
     optional(&mut cols, col::WEAK_HASH, rows, |r| r.weak.hash.as_deref());
     optional(&mut cols, col::WEAK_TEXT, rows, |r| r.weak.text.as_deref());
-    optional(&mut cols, col::WEAK_JUDGE_SCORE, rows, |r| r.weak.judge_score);
-    optional(&mut cols, col::WEAK_MEAN_LOGPROB, rows, |r| r.weak.mean_logprob);
+    optional(&mut cols, col::WEAK_JUDGE_SCORE, rows, |r| {
+        r.weak.judge_score
+    });
+    optional(&mut cols, col::WEAK_MEAN_LOGPROB, rows, |r| {
+        r.weak.mean_logprob
+    });
     cols.push(column(col::STRONG_TOKENS, rows, |r| {
         strong(r).map(|s| s.tokens)
     }));
