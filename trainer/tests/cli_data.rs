@@ -173,6 +173,18 @@ fn bad_input_fails_with_file_line_and_field() {
     let o = trim_unverified(&["eval", "--data", TOY, "--policy", "threshold:2"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("must be in [0, 1]"));
+    // The peer rules need their signal: refused by name on data without it, evaluated on a
+    // world that draws it (judge 0 keeps every step: always-weak).
+    let o = trim_unverified(&["eval", "--data", TOY, "--policy", "judge:0.5"]);
+    assert!(fails(o).contains("judge_score"));
+    let o = trim_unverified(&["eval", "--data", TOY, "--policy", "confidence:-0.5"]);
+    assert!(fails(o).contains("mean_logprob"));
+    let world = "synth:math500?problems=60&test_fraction=1";
+    let rows = ok(&["eval", "--data", world, "--policy", "weak,judge:0,confidence:-0.2"]);
+    let lines: Vec<&str> = rows.lines().filter(|l| l.contains('%')).collect();
+    assert!(lines.len() >= 3, "{rows}");
+    let acc = |l: &str| l.split_whitespace().nth(1).unwrap_or("").to_string();
+    assert_eq!(acc(lines[0]), acc(lines[1]), "{rows}");
     let o = trim(&[
         "data",
         "validate",
