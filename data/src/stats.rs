@@ -23,6 +23,8 @@ pub struct DatasetStats {
     pub mean_weak_step_tokens: f64,
     pub mean_strong_step_tokens: f64,
     pub prm: PrmStats,
+    /// The same separation for the optional step signals of the weak candidates.
+    pub signals: SignalStats,
     /// How often the world runs out of regenerations for budgeted threshold policies.
     pub masked_regenerate: MaskedRegenerate,
     /// Which parts are real / synthetic (from the metadata).
@@ -181,6 +183,7 @@ pub fn compute(l: &LoadedForest) -> DatasetStats {
         mean_weak_step_tokens: weak_sum as f64 / f.n_nodes().max(1) as f64,
         mean_strong_step_tokens: strong_sum as f64 / n_strong.max(1) as f64,
         prm: prm_stats(&labelled_in_file_order(l)),
+        signals: signal_stats_in_file_order(l),
         masked_regenerate: masked_regenerate(f),
         real: l.meta.real.clone(),
         synthetic: l.meta.synthetic.clone(),
@@ -234,6 +237,49 @@ fn labelled_in_file_order(l: &LoadedForest) -> [Vec<f64>; 3] {
         }
     }
     by_state
+}
+
+/// How well the optional step signals of the weak candidates separate correct from incorrect
+/// steps (None: the data carries no such signal), like [`PrmStats`] for the PRM.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SignalStats {
+    pub judge_score: Option<PrmStats>,
+    pub mean_logprob: Option<PrmStats>,
+}
+
+impl SignalStats {
+    /// From per-state value lists of each signal (`None`: absent).
+    pub(crate) fn of(judge: Option<[Vec<f64>; 3]>, logprob: Option<[Vec<f64>; 3]>) -> Self {
+        SignalStats {
+            judge_score: judge.as_ref().map(prm_stats),
+            mean_logprob: logprob.as_ref().map(prm_stats),
+        }
+    }
+}
+
+/// The weak candidates' signals with a known state, per state, in file row order.
+fn signal_stats_in_file_order(l: &LoadedForest) -> SignalStats {
+    let f = &l.forest;
+    let kinds = f.signal_kinds();
+    let mut node_of_row = vec![0u32; l.forest_row.len()];
+    for (node, &row) in l.forest_row.iter().enumerate() {
+        node_of_row[row as usize] = node as u32;
+    }
+    let mut judge: [Vec<f64>; 3] = Default::default();
+    let mut logprob: [Vec<f64>; 3] = Default::default();
+    for &node in &node_of_row {
+        let Some(s) = l.states[node as usize].weak else {
+            continue;
+        };
+        let sig = f.weak_signals(&node);
+        let k = usize::from(s.min(2));
+        judge[k].push(f64::from(sig.judge_score));
+        logprob[k].push(f64::from(sig.mean_logprob));
+    }
+    SignalStats::of(
+        kinds.judge_score.then_some(judge),
+        kinds.mean_logprob.then_some(logprob),
+    )
 }
 
 pub(crate) fn prm_stats(by_state: &[Vec<f64>; 3]) -> PrmStats {

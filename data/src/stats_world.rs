@@ -5,7 +5,9 @@ use serde::Serialize;
 use trim_env::{Action, Next, World};
 
 use crate::source::LazySource;
-use crate::stats::{AnchorStats, MaskedRegenerate, PrmStats, anchor, masked_regenerate, prm_stats};
+use crate::stats::{
+    AnchorStats, MaskedRegenerate, PrmStats, SignalStats, anchor, masked_regenerate, prm_stats,
+};
 use crate::synth::lazy::LazyWorld;
 
 /// Everything `trim data stats` reports for a lazy world.
@@ -24,6 +26,8 @@ pub struct WorldStats {
     pub always_strong: AnchorStats,
     /// PRM quality over the candidates of both anchor paths (states are known).
     pub prm: PrmStats,
+    /// The optional step signals' separation on the all-weak paths' weak candidates.
+    pub signals: SignalStats,
     pub masked_regenerate: MaskedRegenerate,
 }
 
@@ -41,6 +45,7 @@ pub fn compute_world(z: &LazySource) -> WorldStats {
         always_weak: anchor(w, Action::Continue),
         always_strong: anchor(w, Action::Regenerate),
         prm: prm_stats(&anchor_scores(w)),
+        signals: weak_path_signals(w),
         masked_regenerate: masked_regenerate(w),
     }
 }
@@ -70,6 +75,32 @@ fn anchor_scores(w: &LazyWorld) -> [Vec<f64>; 3] {
     by_state
 }
 
+/// The weak candidates' signals on every all-weak path, per latent state.
+fn weak_path_signals(w: &LazyWorld) -> SignalStats {
+    let kinds = w.signal_kinds();
+    let mut judge: [Vec<f64>; 3] = Default::default();
+    let mut logprob: [Vec<f64>; 3] = Default::default();
+    if kinds.judge_score || kinds.mean_logprob {
+        for tree in (0..w.n_problems()).flat_map(|p| w.trees_of(p)) {
+            let mut node = w.root(tree);
+            loop {
+                let s = w.weak_signals(&node);
+                let k = node.weak.state.index();
+                judge[k].push(f64::from(s.judge_score));
+                logprob[k].push(f64::from(s.mean_logprob));
+                match w.next(&node, Action::Continue) {
+                    Next::Node(n) => node = n,
+                    _ => break,
+                }
+            }
+        }
+    }
+    SignalStats::of(
+        kinds.judge_score.then_some(judge),
+        kinds.mean_logprob.then_some(logprob),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +114,15 @@ mod tests {
         assert!((s.always_weak.accuracy - 0.376).abs() < 0.03, "{s:?}");
         assert!((s.always_strong.accuracy - 0.771).abs() < 0.03, "{s:?}");
         assert!(s.prm.auroc_correct_vs_first_error.unwrap() > 0.8);
+        // The shipped profile's signals separate first errors, the judge better than the
+        // log-probability (which mostly tracks the problem's difficulty).
+        let judge = s.signals.judge_score.as_ref().unwrap();
+        let lp = s.signals.mean_logprob.as_ref().unwrap();
+        let (j, l) = (
+            judge.auroc_correct_vs_first_error.unwrap(),
+            lp.auroc_correct_vs_first_error.unwrap(),
+        );
+        assert!(j > 0.85 && (0.6..j).contains(&l), "{judge:?} {lp:?}");
         let capped = LazySource::open("synth:math-train?problems=300&cap=1").unwrap();
         assert!(compute_world(&capped).masked_regenerate.worst.1 > 0.05);
     }

@@ -180,7 +180,13 @@ fn bad_input_fails_with_file_line_and_field() {
     let o = trim_unverified(&["eval", "--data", TOY, "--policy", "confidence:-0.5"]);
     assert!(fails(o).contains("mean_logprob"));
     let world = "synth:math500?problems=60&test_fraction=1";
-    let rows = ok(&["eval", "--data", world, "--policy", "weak,judge:0,confidence:-0.2"]);
+    let rows = ok(&[
+        "eval",
+        "--data",
+        world,
+        "--policy",
+        "weak,judge:0,confidence:-0.2",
+    ]);
     let lines: Vec<&str> = rows.lines().filter(|l| l.contains('%')).collect();
     assert!(lines.len() >= 3, "{rows}");
     let acc = |l: &str| l.split_whitespace().nth(1).unwrap_or("").to_string();

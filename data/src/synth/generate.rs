@@ -160,6 +160,14 @@ fn synth_meta(
          bisection to match the accuracy targets"
             .into(),
     ];
+    if !cfg.latent.signals.is_off() {
+        meta.synthetic.push(
+            "step signals (weak_judge_score / weak_mean_logprob): drawn from a documented model \
+             of the latent state and difficulty whose parameters are choices, not fits \
+             (data/docs/synth.md, Step signals)"
+                .into(),
+        );
+    }
     meta.tokenizer = TOKENIZER_NAME.into();
     meta.sources = sources;
     meta.command = command.to_string();

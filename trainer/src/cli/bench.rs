@@ -19,7 +19,7 @@ pub struct BenchArgs {
     /// demand; pass a file for the stored-forest figures).
     #[arg(long, default_value = DEFAULT_DATA)]
     pub data: PathBuf,
-    /// Policy to replay (weak, strong, threshold:K, random:P).
+    /// Policy to replay (weak, strong, threshold:K, random:P, judge:S, confidence:C).
     #[arg(long, default_value = "threshold:0.5")]
     pub policy: String,
     /// Seconds per measurement.

@@ -207,6 +207,7 @@ fn print_stats(file: &str, s: &DatasetStats) {
         s.mean_weak_step_tokens, s.mean_strong_step_tokens
     );
     print_prm(&s.prm, "labelled candidates");
+    print_signals(&s.signals, "labelled weak candidates");
     print_masked(&s.masked_regenerate);
     if !s.tokenizer.is_empty() {
         println!("tokenizer      {}", s.tokenizer);
@@ -250,14 +251,30 @@ fn print_world_stats(s: &trim_data::stats_world::WorldStats) {
     print_anchor("always-weak", &s.always_weak);
     print_anchor("always-strong", &s.always_strong);
     print_prm(&s.prm, "candidates on the anchor paths");
+    print_signals(&s.signals, "weak candidates on the all-weak paths");
     print_masked(&s.masked_regenerate);
 }
 
 /// The PRM-quality line; `what` says which candidates were scored.
 fn print_prm(p: &trim_data::stats::PrmStats, what: &str) {
+    print_separation("PRM           ", p, what);
+}
+
+/// The same line for each optional step signal the data carries.
+fn print_signals(s: &trim_data::stats::SignalStats, what: &str) {
+    if let Some(p) = &s.judge_score {
+        print_separation("judge score   ", p, what);
+    }
+    if let Some(p) = &s.mean_logprob {
+        print_separation("mean logprob  ", p, what);
+    }
+}
+
+/// How well a score separates correct from incorrect steps.
+fn print_separation(name: &str, p: &trim_data::stats::PrmStats, what: &str) {
     let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.3}"));
     println!(
-        "PRM            {} {what}; AUROC correct vs error {}, correct vs first error {}; mean by state S0 {} S1 {} S2 {}",
+        "{name} {} {what}; AUROC correct vs error {}, correct vs first error {}; mean by state S0 {} S1 {} S2 {}",
         p.labelled,
         fmt(p.auroc_correct_vs_error),
         fmt(p.auroc_correct_vs_first_error),
