@@ -18,6 +18,7 @@ pub mod fake;
 pub mod grade;
 pub mod grade_cmd;
 pub mod http;
+pub mod judge;
 pub mod models;
 pub mod output;
 pub mod problems;
