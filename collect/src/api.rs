@@ -38,15 +38,18 @@ pub struct LogprobSum {
     pub tokens: u32,
 }
 
-impl LogprobSum {
-    /// Both requests' tokens together.
-    pub fn add(self, o: LogprobSum) -> LogprobSum {
+/// Both requests' tokens together.
+impl std::ops::Add for LogprobSum {
+    type Output = LogprobSum;
+    fn add(self, o: LogprobSum) -> LogprobSum {
         LogprobSum {
             sum: self.sum + o.sum,
             tokens: self.tokens + o.tokens,
         }
     }
+}
 
+impl LogprobSum {
     /// The mean token log-probability (≤ 0); 0 for a generation without tokens (nothing was
     /// uncertain), so the value is always one the dataset accepts.
     pub fn mean(self) -> f32 {
@@ -405,7 +408,7 @@ mod tests {
             sum: -5.0,
             tokens: 3,
         };
-        assert_eq!(a.add(b).mean(), -1.5);
+        assert_eq!((a + b).mean(), -1.5);
         assert_eq!(LogprobSum::default().mean(), 0.0);
     }
 

@@ -128,7 +128,7 @@ impl Generator {
             prompt = g.prompt_tokens.unwrap_or(prompt);
             tokens = tokens.saturating_add(g.tokens);
             if let Some(lp) = g.logprobs {
-                logprobs = Some(logprobs.unwrap_or_default().add(lp));
+                logprobs = Some(logprobs.unwrap_or_default() + lp);
             }
             let splice = is_degenerate(&g.text)
                 && g.finish == Finish::Stop
