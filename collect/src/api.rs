@@ -26,6 +26,38 @@ pub struct Generated {
     pub finish: Finish,
     /// Prompt tokens, when the server reports them.
     pub prompt_tokens: Option<u32>,
+    /// Log-probabilities of the step's tokens, when they were asked for (`signals.logprobs`).
+    pub logprobs: Option<LogprobSum>,
+}
+
+/// The summed log-probability of a step's tokens and how many there were: sums, not means, so
+/// a step spliced from several requests gets the token-weighted mean of all of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LogprobSum {
+    pub sum: f64,
+    pub tokens: u32,
+}
+
+/// Both requests' tokens together.
+impl std::ops::Add for LogprobSum {
+    type Output = LogprobSum;
+    fn add(self, o: LogprobSum) -> LogprobSum {
+        LogprobSum {
+            sum: self.sum + o.sum,
+            tokens: self.tokens + o.tokens,
+        }
+    }
+}
+
+impl LogprobSum {
+    /// The mean token log-probability (≤ 0); 0 for a generation without tokens (nothing was
+    /// uncertain), so the value is always one the dataset accepts.
+    pub fn mean(self) -> f32 {
+        if self.tokens == 0 {
+            return 0.0;
+        }
+        ((self.sum / f64::from(self.tokens)) as f32).min(0.0)
+    }
 }
 
 /// The route of a generator's API under its base URL.
@@ -152,7 +184,125 @@ pub fn parse_generation(api: Api, v: &Value) -> Result<Generated, String> {
         tokens,
         finish,
         prompt_tokens,
+        logprobs: None,
     })
+}
+
+/// Ask a generation request for the sampled tokens' log-probabilities, in each API's spelling:
+/// `"logprobs": 1` on `/v1/completions` (the sampled token's, plus the top one), `"logprobs":
+/// true` on `/v1/chat/completions`.
+pub fn request_logprobs(api: Api, body: &mut Value) {
+    if let Value::Object(b) = body {
+        let v = match api {
+            Api::Completions => json!(1),
+            Api::Chat => json!(true),
+        };
+        b.insert("logprobs".into(), v);
+    }
+}
+
+/// The log-probabilities of the tokens that make up `text` (the step as the server cut it),
+/// from `choices[0].logprobs.token_logprobs` (completions; with `tokens`) or
+/// `choices[0].logprobs.content[i].logprob` (chat; with `token`). Tokens past the end of the
+/// text (the `"\n\n"` stop token, which servers may report though the text omits it) are left
+/// out when the token strings allow aligning them; nulls (the first token of an echoed prompt)
+/// are skipped. `generated` is the response's completion-token count: an empty list for a
+/// non-empty generation is malformed, as is a missing list — the request asked for it.
+pub fn parse_logprobs(
+    api: Api,
+    v: &Value,
+    text: &str,
+    generated: u32,
+) -> Result<LogprobSum, String> {
+    let lp = v
+        .get("choices")
+        .and_then(|c| c.get(0))
+        .and_then(|c| c.get("logprobs"))
+        .filter(|l| !l.is_null())
+        .ok_or(
+            "no `choices[0].logprobs` in the response (log-probabilities were asked for: \
+             `signals.logprobs = true`; does the server support them?)",
+        )?;
+    let entries = match api {
+        Api::Completions => completion_entries(lp)?,
+        Api::Chat => chat_entries(lp)?,
+    };
+    if entries.is_empty() && generated > 0 {
+        return Err(format!(
+            "`choices[0].logprobs` lists no tokens for {generated} generated tokens"
+        ));
+    }
+    Ok(step_sum(&entries, text))
+}
+
+/// One reported token: its text (when given) and log-probability (None: null).
+type Entry<'a> = (Option<&'a str>, Option<f64>);
+
+fn completion_entries(lp: &Value) -> Result<Vec<Entry<'_>>, String> {
+    let values = (lp.get("token_logprobs").and_then(Value::as_array))
+        .ok_or("`choices[0].logprobs.token_logprobs` is missing or not a list")?;
+    let tokens = lp.get("tokens").and_then(Value::as_array);
+    let mut out = Vec::with_capacity(values.len());
+    for (i, x) in values.iter().enumerate() {
+        let t = tokens.and_then(|t| t.get(i)).and_then(Value::as_str);
+        out.push((t, logprob(x, || format!("token_logprobs[{i}]"))?));
+    }
+    Ok(out)
+}
+
+fn chat_entries(lp: &Value) -> Result<Vec<Entry<'_>>, String> {
+    let content = (lp.get("content").and_then(Value::as_array))
+        .ok_or("`choices[0].logprobs.content` is missing or not a list")?;
+    let mut out = Vec::with_capacity(content.len());
+    for (i, e) in content.iter().enumerate() {
+        let x = e.get("logprob").unwrap_or(&Value::Null);
+        let t = e.get("token").and_then(Value::as_str);
+        out.push((t, logprob(x, || format!("content[{i}].logprob"))?));
+    }
+    Ok(out)
+}
+
+/// A log-probability: null, or a number ≤ 0 (a rounding hair above 0 is read as 0).
+fn logprob(x: &Value, field: impl Fn() -> String) -> Result<Option<f64>, String> {
+    match x {
+        Value::Null => Ok(None),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.is_finite() && f <= 1e-4 => Ok(Some(f.min(0.0))),
+            _ => Err(format!(
+                "`{}` = {n} is not a log-probability (≤ 0)",
+                field()
+            )),
+        },
+        other => Err(format!("`{}` = {other} is not a number", field())),
+    }
+}
+
+/// Sum the entries that belong to `text`: with every token string given, those that start
+/// inside the text (a token straddling the boundary counts, one after it does not); without
+/// them, or when none starts inside (an empty step), every non-null entry.
+fn step_sum(entries: &[Entry<'_>], text: &str) -> LogprobSum {
+    let sum_of = |keep: &dyn Fn(usize) -> bool| {
+        (entries.iter().enumerate())
+            .filter(|(i, _)| keep(*i))
+            .filter_map(|(_, (_, x))| *x)
+            .fold(LogprobSum::default(), |a, x| LogprobSum {
+                sum: a.sum + x,
+                tokens: a.tokens + 1,
+            })
+    };
+    if entries.iter().all(|(t, _)| t.is_some()) {
+        let mut starts = Vec::with_capacity(entries.len());
+        let mut at = 0usize;
+        for (t, _) in entries {
+            starts.push(at);
+            at += t.map_or(0, str::len);
+        }
+        let inside = sum_of(&|i| starts[i] < text.len());
+        if inside.tokens > 0 {
+            return inside;
+        }
+    }
+    sum_of(&|_| true)
 }
 
 /// Parse a `/pooling` response into one score per step: the class-1 ("correct") probability of
@@ -221,6 +371,74 @@ mod tests {
         ] {
             assert!(parse_pooling(&bad, 1, false).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn logprobs_cover_the_step_text_and_stop_at_its_boundary() {
+        // Completions: a null first entry is skipped; the "\n\n" stop token is left out.
+        let v = json!({"choices": [{"text": "x = 2", "logprobs": {
+            "tokens": ["x", " =", " 2", "\n\n"],
+            "token_logprobs": [null, -0.5, -1.5, -0.1]}}]});
+        let s = parse_logprobs(Api::Completions, &v, "x = 2", 4).unwrap();
+        assert_eq!((s.sum, s.tokens), (-2.0, 2));
+        assert_eq!(s.mean(), -1.0);
+        // Chat: a token straddling the boundary belongs to the step.
+        let v = json!({"choices": [{"logprobs": {"content": [
+            {"token": "x", "logprob": -1.0}, {"token": " 2.\n\n", "logprob": -3.0},
+            {"token": "y", "logprob": -9.0}]}}]});
+        let s = parse_logprobs(Api::Chat, &v, "x 2.", 3).unwrap();
+        assert_eq!((s.sum, s.tokens), (-4.0, 2));
+        // No token strings: every value counts. An empty step: its stop token's.
+        let v = json!({"choices": [{"logprobs": {"token_logprobs": [-1.0, -2.0, 0.0]}}]});
+        assert_eq!(
+            parse_logprobs(Api::Completions, &v, "ab", 3)
+                .unwrap()
+                .tokens,
+            3
+        );
+        let v =
+            json!({"choices": [{"logprobs": {"content": [{"token": "\n\n", "logprob": -0.5}]}}]});
+        assert_eq!(parse_logprobs(Api::Chat, &v, "", 1).unwrap().mean(), -0.5);
+        // Spliced requests: the token-weighted mean.
+        let a = LogprobSum {
+            sum: -1.0,
+            tokens: 1,
+        };
+        let b = LogprobSum {
+            sum: -5.0,
+            tokens: 3,
+        };
+        assert_eq!((a + b).mean(), -1.5);
+        assert_eq!(LogprobSum::default().mean(), 0.0);
+    }
+
+    #[test]
+    fn missing_or_bad_logprobs_are_malformed() {
+        let text = json!({"choices": [{"text": "x"}]});
+        let e = parse_logprobs(Api::Completions, &text, "x", 1).unwrap_err();
+        assert!(
+            e.contains("choices[0].logprobs") && e.contains("signals.logprobs"),
+            "{e}"
+        );
+        let null = json!({"choices": [{"text": "x", "logprobs": null}]});
+        assert!(parse_logprobs(Api::Completions, &null, "x", 1).is_err());
+        let wrong_shape = json!({"choices": [{"logprobs": {"token_logprobs": [-1.0]}}]});
+        let e = parse_logprobs(Api::Chat, &wrong_shape, "x", 1).unwrap_err();
+        assert!(e.contains("content"), "{e}");
+        for (bad, want) in [
+            (json!([0.5]), "not a log-probability"),
+            (json!(["a"]), "not a number"),
+            (json!([]), "no tokens for 1"),
+        ] {
+            let v = json!({"choices": [{"logprobs": {"token_logprobs": bad}}]});
+            let e = parse_logprobs(Api::Completions, &v, "x", 1).unwrap_err();
+            assert!(e.contains(want), "{e}");
+        }
+        let mut body = json!({"model": "m"});
+        request_logprobs(Api::Completions, &mut body);
+        assert_eq!(body["logprobs"], 1);
+        request_logprobs(Api::Chat, &mut body);
+        assert_eq!(body["logprobs"], true);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CollectError, Result};
+use crate::judge::{JudgeConfig, SignalsConfig};
 use crate::prompt::PromptConfig;
 
 /// A whole collection run.
@@ -40,6 +41,13 @@ pub struct CollectConfig {
     pub grader: Option<String>,
     #[serde(default)]
     pub run: RunConfig,
+    /// Per-step signals asked of the generators (`mean_logprob`). Left out of the serialised
+    /// config when off, so a run without signals pins the same `run.json` as before them.
+    #[serde(default, skip_serializing_if = "SignalsConfig::is_off")]
+    pub signals: SignalsConfig,
+    /// A judge rating every weak step (`judge_score`); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeConfig>,
 }
 
 /// Which generation API a generator speaks.
@@ -416,7 +424,7 @@ impl CollectConfig {
         if self.prm.step_tag.is_empty() {
             return bad("prm.step_tag", "must not be empty");
         }
-        Ok(())
+        self.judge.as_ref().map_or(Ok(()), JudgeConfig::check)
     }
 
     /// The dataset name: `name`, or the output file's stem.

@@ -24,6 +24,7 @@ use crate::config::{CollectConfig, Strategy};
 use crate::error::{CollectError, Result};
 use crate::grade_cmd::Grader;
 use crate::http::fnv;
+use crate::judge::Judge;
 use crate::models::{Generator, StepScorer};
 use crate::problems::Problem;
 use crate::tree::{Cand, Context, Tree};
@@ -36,14 +37,24 @@ pub struct Spend {
     /// Generation requests (degenerate splices included).
     pub gen_requests: u64,
     pub prm_requests: u64,
+    /// Judge requests (one per weak candidate when a judge is configured); not written when
+    /// zero, so records of runs without a judge are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub judge_requests: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Spend {
-    fn add(&mut self, o: Spend) {
+    /// Add `o` to this.
+    pub fn add(&mut self, o: Spend) {
         self.weak_tokens += o.weak_tokens;
         self.strong_tokens += o.strong_tokens;
         self.gen_requests += o.gen_requests;
         self.prm_requests += o.prm_requests;
+        self.judge_requests += o.judge_requests;
     }
 
     /// Generated tokens of both models.
@@ -51,9 +62,9 @@ impl Spend {
         self.weak_tokens + self.strong_tokens
     }
 
-    /// Requests of every kind.
+    /// Requests of every kind (what `budget.max_requests` limits).
     pub fn requests(&self) -> u64 {
-        self.gen_requests + self.prm_requests
+        self.gen_requests + self.prm_requests + self.judge_requests
     }
 }
 
@@ -117,6 +128,8 @@ pub struct Ctx {
     pub weak: Generator,
     pub strong: Generator,
     pub prm: Box<dyn StepScorer>,
+    /// Rates every weak candidate, when configured.
+    pub judge: Option<Judge>,
     pub grader: Grader,
     pub guide: Option<Guide>,
     /// Tokens generated so far by the weak and the strong model (progress display).
@@ -171,7 +184,10 @@ impl Ctx {
         self.live_tokens[role as usize].fetch_add(u64::from(step.tokens), Ordering::Relaxed);
         let mut all = prefix.to_vec();
         all.push(&step.text);
-        let scores = self.prm.score(&p.question, &all).await?;
+        // The PRM and the judge read the same step independently: ask both at once.
+        let judged = self.judge_step(p, prefix, &step.text, role);
+        let (scores, judge_score) = tokio::join!(self.prm.score(&p.question, &all), judged);
+        let (scores, judge_score) = (scores?, judge_score?);
         let prm = *scores.last().expect("one score per step, checked");
         let ctx_len = self.cfg.sampling.context_len;
         let context_full = ctx_len > 0 && step.prompt_tokens + step.tokens + 2 >= ctx_len;
@@ -191,6 +207,7 @@ impl Ctx {
         let mut spend = Spend {
             gen_requests: u64::from(step.requests),
             prm_requests: 1,
+            judge_requests: u64::from(judge_score.is_some()),
             ..Spend::default()
         };
         match role {
@@ -205,8 +222,25 @@ impl Ctx {
             correct,
             answer,
             prompt_tokens: step.prompt_tokens,
+            judge_score,
+            mean_logprob: step.mean_logprob,
         };
         Ok((cand, spend))
+    }
+
+    /// The judge's rating of a weak step (None without a judge, and for strong steps: the
+    /// routing rules judge the weak model's proposal, the strong one is the fallback).
+    async fn judge_step(
+        &self,
+        p: &Problem,
+        prefix: &[&str],
+        step: &str,
+        role: Action,
+    ) -> Result<Option<f32>> {
+        match (&self.judge, role) {
+            (Some(j), Action::Continue) => j.rate(&p.question, prefix, step).await.map(Some),
+            _ => Ok(None),
+        }
     }
 }
 

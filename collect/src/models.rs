@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::api::{self, Finish, Generated};
+use crate::api::{self, Finish, Generated, LogprobSum};
 use crate::config::{GeneratorConfig, PrmConfig, Sampling};
 use crate::error::Result;
 use crate::http::Endpoint;
@@ -77,6 +77,9 @@ pub struct Generator {
     pub sampling: Sampling,
     pub prompt: PromptConfig,
     pub endpoint: Endpoint,
+    /// Ask for token log-probabilities (`signals.logprobs`); a response without them is then
+    /// malformed, because the step's `mean_logprob` would be missing.
+    pub logprobs: bool,
 }
 
 /// One step after degenerate splicing.
@@ -90,6 +93,9 @@ pub struct Step {
     pub requests: u32,
     /// Prompt tokens of the request that wrote it (reported, else estimated).
     pub prompt_tokens: u32,
+    /// Mean token log-probability over every request that wrote it, spliced-out text included
+    /// (token-weighted, like the token count); None unless log-probabilities were asked for.
+    pub mean_logprob: Option<f32>,
 }
 
 impl Generator {
@@ -111,6 +117,7 @@ impl Generator {
         let mut spliced: Vec<String> = vec![];
         let mut tokens = 0u32;
         let mut requests = 0u32;
+        let mut logprobs: Option<LogprobSum> = None;
         let mut prompt = prompt_est.unwrap_or_else(|| self.estimate(question, steps));
         loop {
             let s = seed.wrapping_add(requests as u64);
@@ -120,6 +127,9 @@ impl Generator {
             requests += 1;
             prompt = g.prompt_tokens.unwrap_or(prompt);
             tokens = tokens.saturating_add(g.tokens);
+            if let Some(lp) = g.logprobs {
+                logprobs = Some(logprobs.unwrap_or_default() + lp);
+            }
             let splice = is_degenerate(&g.text)
                 && g.finish == Finish::Stop
                 && (spliced.len() as u32) < self.sampling.max_splices;
@@ -130,6 +140,7 @@ impl Generator {
                     finish: g.finish,
                     requests,
                     prompt_tokens: prompt,
+                    mean_logprob: logprobs.map(LogprobSum::mean),
                 });
             }
             prompt = prompt.saturating_add(g.tokens + 2);
@@ -166,11 +177,18 @@ impl Generator {
         max_tokens: u32,
     ) -> Result<Generated> {
         let (g, s, p) = (&self.cfg, &self.sampling, &self.prompt);
-        let body = api::generation_body(g, s, p, question, steps, seed, max_tokens);
-        let path = api::generation_path(self.cfg.api);
-        let kind = self.cfg.api;
-        self.endpoint
-            .call(path, &body, |v| api::parse_generation(kind, v))
-            .await
+        let mut body = api::generation_body(g, s, p, question, steps, seed, max_tokens);
+        let (path, kind, want) = (api::generation_path(g.api), g.api, self.logprobs);
+        if want {
+            api::request_logprobs(kind, &mut body);
+        }
+        let parse = |v: &serde_json::Value| {
+            let mut g = api::parse_generation(kind, v)?;
+            if want {
+                g.logprobs = Some(api::parse_logprobs(kind, v, &g.text, g.tokens)?);
+            }
+            Ok(g)
+        };
+        self.endpoint.call(path, &body, parse).await
     }
 }

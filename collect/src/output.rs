@@ -49,10 +49,7 @@ pub fn dataset(
                 }
             }
         }
-        spend.weak_tokens += rec.spend.weak_tokens;
-        spend.strong_tokens += rec.spend.strong_tokens;
-        spend.gen_requests += rec.spend.gen_requests;
-        spend.prm_requests += rec.spend.prm_requests;
+        spend.add(rec.spend);
     }
     let counts = json!({
         "problems": infos.len(),
@@ -88,6 +85,16 @@ fn meta(
         "PRM scores: the named PRM, in context".into(),
         format!("final-answer correctness: {}", ctx.grader.describe()),
     ];
+    if cfg.signals.logprobs {
+        meta.real
+            .push("mean_logprob: the generators' own token log-probabilities of each step".into());
+    }
+    if let Some(j) = &cfg.judge {
+        meta.real.push(format!(
+            "judge_score: {} rating each weak step 0-9 (digit / 9)",
+            j.model
+        ));
+    }
     meta.tokenizer = "each generator's own (usage.completion_tokens)".into();
     meta.sources = vec![SourceRef {
         name: cfg.problems.display().to_string(),
@@ -108,6 +115,10 @@ fn meta(
         "budget": cfg.budget,
         "seed": cfg.seed,
         "grader": ctx.grader.describe(),
+        "signals": {"logprobs": cfg.signals.logprobs, "judge": ctx.judge.is_some()},
+        "judge": ctx.judge.as_ref().map(|j| endpoint_meta(&j.endpoint, &j.cfg.model,
+            json!({"api": j.cfg.api, "format": j.cfg.format, "max_tokens": j.cfg.max_tokens,
+                   "prompt": j.cfg.prompt, "extra": j.cfg.extra}))),
         "counts": counts,
         "cost": spend,
     });

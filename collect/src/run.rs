@@ -16,6 +16,7 @@ use crate::error::{CollectError, Result};
 use crate::expand::{Ctx, Guide, Spend, collect_problem};
 use crate::grade_cmd::Grader;
 use crate::http::{Endpoint, EndpointStats};
+use crate::judge::Judge;
 use crate::models::{Generator, PoolingPrm};
 use crate::problems::{Problem, read_problems};
 use crate::shard::{ProblemRecord, RunIdentity, WorkDir, file_sha256};
@@ -52,6 +53,9 @@ pub struct Summary {
     pub weak: EndpointSummary,
     pub strong: EndpointSummary,
     pub prm: EndpointSummary,
+    /// The judge's counters, when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<EndpointSummary>,
     pub shards_written: usize,
     pub wall_s: f64,
     /// The dataset written, if it was.
@@ -81,7 +85,7 @@ fn identity_config(cfg: &CollectConfig) -> Value {
         for k in ["out", "name", "run", "problems"] {
             m.remove(k);
         }
-        for role in ["weak", "strong", "prm"] {
+        for role in ["weak", "strong", "prm", "judge"] {
             if let Some(Value::Object(r)) = m.get_mut(role) {
                 for k in ["url", "limits", "api_key_env", "usd_per_mtok"] {
                     r.remove(k);
@@ -227,7 +231,7 @@ async fn drive(
             Err(_) => {}
             Ok(Some((_, Ok(rec)))) => {
                 summary.collected += 1;
-                add(&mut summary.spend, &rec.spend);
+                summary.spend.add(rec.spend);
                 buffer.push(rec);
                 oldest.get_or_insert_with(Instant::now);
                 bar.inc(1);
@@ -254,13 +258,6 @@ async fn drive(
         bar.set_message(live_message(ctx, cfg, start));
     }
     commit(work, &mut buffer, done, summary)
-}
-
-fn add(a: &mut Spend, b: &Spend) {
-    a.weak_tokens += b.weak_tokens;
-    a.strong_tokens += b.strong_tokens;
-    a.gen_requests += b.gen_requests;
-    a.prm_requests += b.prm_requests;
 }
 
 fn commit(
@@ -290,12 +287,14 @@ fn build_ctx(cfg: &CollectConfig) -> Result<Ctx> {
         sampling: cfg.sampling.clone(),
         prompt: cfg.prompt.clone(),
         endpoint: gen_ep("weak", &cfg.weak)?,
+        logprobs: cfg.signals.logprobs,
     };
     let strong = Generator {
         cfg: cfg.strong.clone(),
         sampling: cfg.sampling.clone(),
         prompt: cfg.prompt.clone(),
         endpoint: gen_ep("strong", &cfg.strong)?,
+        logprobs: cfg.signals.logprobs,
     };
     let prm = PoolingPrm {
         cfg: cfg.prm.clone(),
@@ -316,6 +315,7 @@ fn build_ctx(cfg: &CollectConfig) -> Result<Ctx> {
         weak,
         strong,
         prm: Box::new(prm),
+        judge: cfg.judge.as_ref().map(Judge::new).transpose()?,
         grader: Grader::start(cfg.grader.as_deref())?,
         guide,
         live_tokens: Default::default(),
@@ -338,6 +338,7 @@ fn fill_endpoints(s: &mut Summary, ctx: &Ctx) {
     if let Some(e) = ctx.prm.endpoint() {
         s.prm = endpoint_summary(e);
     }
+    s.judge = ctx.judge.as_ref().map(|j| endpoint_summary(&j.endpoint));
 }
 
 fn progress_bar(show: bool, total: usize, done: usize) -> indicatif::ProgressBar {
@@ -373,7 +374,8 @@ fn live_message(ctx: &Ctx, cfg: &CollectConfig, start: Instant) -> String {
         + ctx
             .prm
             .endpoint()
-            .map_or(0, |e| e.stats.retries.load(Ordering::Relaxed));
+            .map_or(0, |e| e.stats.retries.load(Ordering::Relaxed))
+        + (ctx.judge.as_ref()).map_or(0, |j| j.endpoint.stats.retries.load(Ordering::Relaxed));
     if retries > 0 {
         m.push_str(&format!(", {retries} retries"));
     }

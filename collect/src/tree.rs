@@ -24,6 +24,13 @@ pub struct Cand {
     /// Prompt tokens of the request that wrote it (the context its successor builds on).
     #[serde(default)]
     pub prompt_tokens: u32,
+    /// The judge's rating in `[0, 1]` (weak candidates, when a judge is configured). Left out
+    /// of the shards when absent, so collections without signals store what they always did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_score: Option<f32>,
+    /// Mean token log-probability under the model that wrote it (`signals.logprobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_logprob: Option<f32>,
 }
 
 impl Cand {
@@ -214,7 +221,7 @@ fn rec(c: &Cand) -> CandidateRec {
         state: None,
         text: Some(c.text.clone()),
         hash: None,
-        judge_score: None,
-        mean_logprob: None,
+        judge_score: c.judge_score,
+        mean_logprob: c.mean_logprob,
     }
 }

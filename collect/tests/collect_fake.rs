@@ -1,43 +1,14 @@
 //! Collections against the fake server on 127.0.0.1: the trees have the properties the fake
 //! world implies, faults are retried or reported, and nothing half-done is ever written.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{config, load, tmpdir};
 use trim_collect::config::CollectConfig;
-use trim_collect::fake::world::problem_file;
 use trim_collect::fake::{FakeServer, FakeWorld, Faults};
 use trim_collect::{RunOptions, run};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("trim-collect-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A config for `n` fake problems against `srv`, with fast retries.
-fn config(dir: &Path, srv: &FakeServer, n: usize, extra: &[&str]) -> CollectConfig {
-    let problems = dir.join("problems.jsonl");
-    std::fs::write(&problems, problem_file(n)).unwrap();
-    let mut o: Vec<String> = vec![
-        format!("problems={}", problems.display()),
-        format!("out={}", dir.join("out.parquet").display()),
-        "seed=7".into(),
-        "run.shard_size=3".into(),
-    ];
-    o.extend(srv.overrides());
-    for role in ["weak", "strong", "prm"] {
-        o.push(format!("{role}.limits.backoff_ms=1"));
-        o.push(format!("{role}.limits.timeout_s=2"));
-        o.push(format!("{role}.limits.retries=8"));
-    }
-    o.extend(extra.iter().map(|s| s.to_string()));
-    CollectConfig::load(None, &o).unwrap()
-}
-
-fn load(path: &Path) -> trim_data::Loaded {
-    trim_data::load(path).unwrap()
-}
 
 #[test]
 fn full_trees_have_the_fake_worlds_properties() {
@@ -122,6 +93,8 @@ fn faults_are_retried_and_the_result_is_unchanged() {
         wrong_count: 0.05,
         always_wrong_for: None,
         latency_ms: 0,
+        no_logprobs_for: None,
+        no_digit_for: None,
     };
     let noisy = FakeServer::start(FakeWorld::default(), faults).unwrap();
     let d2 = d.join("noisy");

@@ -2,8 +2,11 @@
 //! bodies come from).
 
 use serde_json::Value;
-use trim_collect::api::{generation_body, pooling_body};
-use trim_collect::config::CollectConfig;
+use trim_collect::api::{
+    LogprobSum, generation_body, parse_generation, parse_logprobs, pooling_body, request_logprobs,
+};
+use trim_collect::config::{Api, CollectConfig};
+use trim_collect::judge::{judge_body, parse_judge, render};
 
 fn fixture(name: &str) -> Value {
     let p = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -66,4 +69,58 @@ fn pooling_bodies() {
     let c = config(&["prm.input=text", "prm.extra.truncate_prompt_tokens=4096"]);
     let b = pooling_body(&c.prm, &c.prompt, "What is 1+1?", &steps);
     assert_eq!(b, fixture("vllm_pooling_text.json"));
+}
+
+#[test]
+fn asking_for_logprobs_adds_one_field_in_each_apis_spelling() {
+    let c = config(&[]);
+    let q = "What is 1+1?";
+    for (g, name, want) in [
+        (&c.weak, "vllm_completions.json", serde_json::json!(1)),
+        (&c.strong, "vllm_chat.json", serde_json::json!(true)),
+    ] {
+        let mut b = generation_body(g, &c.sampling, &c.prompt, q, &["We add."], 42, 2048);
+        request_logprobs(g.api, &mut b);
+        let mut expected = fixture(name);
+        expected["logprobs"] = want;
+        assert_eq!(b, expected, "{name}");
+    }
+}
+
+/// Parse a response fixture as the collector does: the generation, then its step's tokens.
+fn step_logprobs(api: Api, name: &str) -> (String, LogprobSum) {
+    let v = fixture(name);
+    let g = parse_generation(api, &v).unwrap();
+    let lp = parse_logprobs(api, &v, &g.text, g.tokens).unwrap();
+    (g.text, lp)
+}
+
+#[test]
+fn vllm_logprob_responses_of_both_apis_are_parsed() {
+    // Completions: the reported "\n\n" stop token is past the step text, so it is left out.
+    let (text, lp) = step_logprobs(Api::Completions, "vllm_completions_logprobs_response.json");
+    assert_eq!(text, "We add 1 and 1.");
+    assert_eq!((lp.sum, lp.tokens), (-2.0, 6));
+    assert!((lp.mean() - (-2.0 / 6.0)).abs() < 1e-6);
+    // Chat: the last token ".\n\n" starts inside the text, so it counts.
+    let (text, lp) = step_logprobs(Api::Chat, "vllm_chat_logprobs_response.json");
+    assert_eq!(text, "Then 1 + 1 = 2.");
+    assert_eq!((lp.sum, lp.tokens), (-3.0, 7));
+    // The other API's parser refuses each shape (a misconfigured `api` is not read silently).
+    let v = fixture("vllm_chat_logprobs_response.json");
+    assert!(parse_logprobs(Api::Completions, &v, &text, 7).is_err());
+}
+
+#[test]
+fn judge_request_body() {
+    let mut c = config(&[
+        "judge.model=Qwen/Qwen2.5-7B-Instruct",
+        "judge.url=http://127.0.0.1:8001/v1",
+    ]);
+    let j = c.judge.take().unwrap();
+    let text = render(&j.prompt, "What is 1+1?", &["We add."], "So \\boxed{2}.");
+    assert_eq!(judge_body(&j, &text), fixture("judge_chat.json"));
+    let reply =
+        serde_json::json!({"choices": [{"message": {"role": "assistant", "content": "8"}}]});
+    assert_eq!(parse_judge(Api::Chat, &reply).unwrap(), 8.0 / 9.0);
 }

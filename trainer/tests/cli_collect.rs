@@ -232,3 +232,46 @@ fn walk(p: &Path) -> String {
     }
     s
 }
+
+#[test]
+fn judge_flags_and_logprobs_fill_the_signal_columns() {
+    let d = tmpdir("signals");
+    let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
+    std::fs::write(d.join("problems.jsonl"), problem_file(6)).unwrap();
+    write_config(&d, &srv, "");
+    let judge_url = format!("{}/v1", srv.url());
+    let out = ok(
+        &d,
+        &[
+            "collect",
+            "--config",
+            "collect.toml",
+            "--out",
+            "signals.parquet",
+            "--quiet",
+            "--judge-url",
+            &judge_url,
+            "--judge-model",
+            "fake-judge",
+            "--set",
+            "signals.logprobs=true",
+        ],
+    );
+    assert!(
+        out.contains("judge requests:") && out.contains("judge "),
+        "{out}"
+    );
+    ok(&d, &["data", "validate", "signals.parquet"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["data", "stats", "--json", "signals.parquet"])).unwrap();
+    let p = &json["params"];
+    assert_eq!(p["signals"]["logprobs"], true);
+    assert_eq!(p["judge"]["model"], "fake-judge");
+    assert_eq!(p["judge"]["url"], judge_url.as_str());
+    let rows = trim_data::load(&d.join("signals.parquet")).unwrap().ds.rows;
+    assert!(
+        rows.iter()
+            .all(|r| r.weak.judge_score.is_some() && r.weak.mean_logprob.is_some())
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -3,8 +3,11 @@
 //! of [`world`]. Real HTTP/1.1 over real sockets (keep-alive, content-length), so the client's
 //! connection handling, timeouts and retries are exercised for real. Faults are injected at
 //! configurable rates: HTTP 500, responses slower than the client's timeout, truncated JSON,
-//! dropped connections, and a wrong number of PRM scores.
+//! dropped connections, and a wrong number of PRM scores. Asked for them, it also returns token
+//! log-probabilities and answers as a judge model ([`signals`]); asked nothing new, it answers
+//! byte for byte as before.
 
+pub mod signals;
 pub mod world;
 
 use std::net::SocketAddr;
@@ -33,6 +36,10 @@ pub struct Faults {
     pub always_wrong_for: Option<String>,
     /// Latency added to every request (a model takes time to answer).
     pub latency_ms: u64,
+    /// Generation requests whose prompt contains this get no `logprobs`, even when asked.
+    pub no_logprobs_for: Option<String>,
+    /// Judge requests whose prompt contains this get a reply without a digit.
+    pub no_digit_for: Option<String>,
 }
 
 /// Requests served, by kind.
@@ -41,6 +48,7 @@ pub struct FakeStats {
     pub requests: AtomicU64,
     pub generations: AtomicU64,
     pub poolings: AtomicU64,
+    pub judgements: AtomicU64,
     pub faults: AtomicU64,
 }
 
@@ -117,6 +125,14 @@ impl FakeServer {
             format!("strong.url={url}/v1"),
             format!("prm.model={}", w.prm_model),
             format!("prm.url={url}"),
+        ]
+    }
+
+    /// The overrides that add this server's judge model (`[judge]`).
+    pub fn judge_overrides(&self) -> Vec<String> {
+        vec![
+            format!("judge.model={}", FakeWorld::default().judge_model),
+            format!("judge.url={}/v1", self.url()),
         ]
     }
 }
@@ -255,21 +271,30 @@ async fn handle(st: &State, path: &str, body: &[u8]) -> Reply {
 
 type Answer = Result<Value, (u16, String)>;
 
-fn generation(st: &State, path: &str, req: &Value) -> Answer {
-    st.stats.generations.fetch_add(1, Ordering::Relaxed);
-    let model = req["model"].as_str().unwrap_or_default();
-    if model != st.world.weak_model && model != st.world.strong_model {
-        return Err((404, format!("The model `{model}` does not exist.")));
-    }
-    let chat = path.ends_with("chat/completions");
-    let text = if chat {
+/// The prompt of a generation request: the completions prompt, or the chat messages' contents
+/// joined by newlines.
+fn prompt_text(chat: bool, req: &Value) -> String {
+    if chat {
         (req["messages"].as_array().into_iter().flatten())
             .filter_map(|m| m["content"].as_str())
             .collect::<Vec<_>>()
             .join("\n")
     } else {
         req["prompt"].as_str().unwrap_or_default().to_string()
-    };
+    }
+}
+
+fn generation(st: &State, path: &str, req: &Value) -> Answer {
+    let model = req["model"].as_str().unwrap_or_default();
+    let chat = path.ends_with("chat/completions");
+    if model == st.world.judge_model {
+        return judgement(st, chat, req);
+    }
+    st.stats.generations.fetch_add(1, Ordering::Relaxed);
+    if model != st.world.weak_model && model != st.world.strong_model {
+        return Err((404, format!("The model `{model}` does not exist.")));
+    }
+    let text = prompt_text(chat, req);
     let (question, steps) = world::parse_prompt(&text);
     if question.is_empty() {
         return Err((400, "no `Question: ` in the prompt".into()));
@@ -290,16 +315,40 @@ fn generation(st: &State, path: &str, req: &Value) -> Answer {
         s.length_stop = true;
     }
     let finish = if s.length_stop { "length" } else { "stop" };
-    let choice = if chat {
+    let mut choice = if chat {
         json!({"index": 0, "message": {"role": "assistant", "content": s.text}, "finish_reason": finish})
     } else {
         json!({"index": 0, "text": s.text, "finish_reason": finish})
     };
+    let withheld = (st.faults.no_logprobs_for.as_deref()).is_some_and(|w| text.contains(w));
+    if signals::wanted(req) && !withheld {
+        let toks = signals::token_logprobs(model, &s.text, !s.length_stop);
+        choice["logprobs"] = signals::logprobs_json(chat, &toks);
+    }
     Ok(
         json!({"id": "fake", "object": if chat { "chat.completion" } else { "text_completion" },
         "model": model, "choices": [choice],
         "usage": {"prompt_tokens": text.len() / 4, "completion_tokens": s.tokens,
                   "total_tokens": text.len() / 4 + s.tokens as usize}}),
+    )
+}
+
+/// A judge request: one digit rating the step after `New step:` (see [`signals`]).
+fn judgement(st: &State, chat: bool, req: &Value) -> Answer {
+    st.stats.judgements.fetch_add(1, Ordering::Relaxed);
+    let text = prompt_text(chat, req);
+    let refuse = (st.faults.no_digit_for.as_deref()).is_some_and(|w| text.contains(w));
+    let reply = signals::judge_reply(&text, refuse).map_err(|e| (400, e))?;
+    let choice = if chat {
+        json!({"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"})
+    } else {
+        json!({"index": 0, "text": reply, "finish_reason": "stop"})
+    };
+    Ok(
+        json!({"id": "fake-judge", "object": if chat { "chat.completion" } else { "text_completion" },
+        "model": st.world.judge_model, "choices": [choice],
+        "usage": {"prompt_tokens": text.len() / 4, "completion_tokens": 1,
+                  "total_tokens": text.len() / 4 + 1}}),
     )
 }
 

@@ -16,6 +16,8 @@ pub struct FakeWorld {
     pub weak_model: String,
     pub strong_model: String,
     pub prm_model: String,
+    /// The judge ([`super::signals`]): rates the step after `New step:` in its prompt.
+    pub judge_model: String,
     /// Per-step error probability of each model.
     pub weak_error: f64,
     pub strong_error: f64,
@@ -36,6 +38,7 @@ impl Default for FakeWorld {
             weak_model: "fake-weak".into(),
             strong_model: "fake-strong".into(),
             prm_model: "fake-prm".into(),
+            judge_model: "fake-judge".into(),
             weak_error: 0.25,
             strong_error: 0.05,
             degenerate: 0.05,

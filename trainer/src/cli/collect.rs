@@ -11,7 +11,9 @@ const AFTER: &str = "\
 Generators are OpenAI-compatible endpoints (vLLM, SGLang, TGI, hosted APIs); the PRM is vLLM's \
 /pooling (e.g. Qwen2.5-Math-PRM-7B). Problems are committed in shards under <out>.collect/; \
 re-running the same command (also after kill -9) continues where it stopped. Any config field \
-can be set with --set key.sub=value. See docs/collect.md.";
+can be set with --set key.sub=value. Per-step signals: --set signals.logprobs=true records each \
+step's mean token log-probability; --judge-url/--judge-model rate every weak step 0-9 (one \
+request per weak step). See docs/collect.md.";
 
 #[derive(Args)]
 #[command(after_help = AFTER)]
@@ -37,6 +39,12 @@ pub struct CollectArgs {
     pub prm_url: Option<String>,
     #[arg(long)]
     pub prm_model: Option<String>,
+    /// Judge endpoint (base URL up to /v1): every weak step gets a 0–9 rating (judge_score).
+    #[arg(long)]
+    pub judge_url: Option<String>,
+    /// Judge model name (with --judge-url, or the config's [judge]).
+    #[arg(long)]
+    pub judge_model: Option<String>,
     /// Expansion strategy: full or policy.
     #[arg(long)]
     pub strategy: Option<String>,
@@ -89,6 +97,8 @@ impl CollectArgs {
         put("strong.model", self.strong_model.clone());
         put("prm.url", self.prm_url.clone());
         put("prm.model", self.prm_model.clone());
+        put("judge.url", self.judge_url.clone());
+        put("judge.model", self.judge_model.clone());
         put("expand.strategy", self.strategy.clone());
         put("expand.policy", self.policy.clone());
         put("grader", self.grader.clone());
@@ -137,7 +147,12 @@ pub fn run(a: CollectArgs) -> Result<()> {
         "  tokens: weak {} strong {}; requests: generation {} PRM {}",
         sp.weak_tokens, sp.strong_tokens, sp.gen_requests, sp.prm_requests
     );
-    for (name, e) in [("weak", &s.weak), ("strong", &s.strong), ("prm", &s.prm)] {
+    if sp.judge_requests > 0 {
+        println!("  judge requests: {}", sp.judge_requests);
+    }
+    let judge = s.judge.as_ref().map(|j| ("judge", j));
+    let endpoints = [("weak", &s.weak), ("strong", &s.strong), ("prm", &s.prm)];
+    for (name, e) in endpoints.into_iter().chain(judge) {
         println!(
             "  {name:6} {}: {} ok, {} retries, {} failed",
             e.url, e.ok, e.retries, e.failed
