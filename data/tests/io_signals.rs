@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{UNVERIFIED_OK, sample, tmpdir};
+use common::{UNVERIFIED_OK, edited_parquet, sample, tmpdir};
 use polars::prelude::*;
 use trim_data::{Dataset, Integrity, io, load, load_forest, load_with};
 use trim_env::{EvalOptions, RefPolicy, World, evaluate};
@@ -119,17 +119,7 @@ fn bad_signal_values_name_the_node_and_column() {
 }
 
 fn expect_parquet_err(name: &str, edit: impl FnOnce(&mut DataFrame), needles: &[&str]) {
-    let d = tmpdir(name);
-    let p = d.join("base.parquet");
-    io::write_dataset(&p, &with_signals()).unwrap();
-    let mut df = ParquetReader::new(std::fs::File::open(&p).unwrap())
-        .finish()
-        .unwrap();
-    edit(&mut df);
-    let bad = d.join("bad.parquet");
-    ParquetWriter::new(std::fs::File::create(&bad).unwrap())
-        .finish(&mut df)
-        .unwrap();
+    let bad = edited_parquet(&tmpdir(name), &with_signals(), edit);
     let e = load_with(&bad, &UNVERIFIED_OK)
         .err()
         .expect("must be refused")

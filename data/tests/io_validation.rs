@@ -5,7 +5,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{UNVERIFIED_OK, sample, tmpdir};
+use common::{UNVERIFIED_OK, edited_parquet, sample, tmpdir};
 use polars::prelude::*;
 use trim_data::{DataError, Dataset, io, load, load_with};
 use trim_env::Action;
@@ -227,17 +227,7 @@ fn empty_truncated_and_malformed_files_are_refused() {
 
 /// Rewrite the sample parquet with one column changed by `edit`.
 fn bad_parquet(name: &str, edit: impl FnOnce(&mut DataFrame), needles: &[&str]) {
-    let d = tmpdir(name);
-    let p = d.join("base.parquet");
-    io::write_dataset(&p, &sample()).unwrap();
-    let mut df = ParquetReader::new(std::fs::File::open(&p).unwrap())
-        .finish()
-        .unwrap();
-    edit(&mut df);
-    let bad = d.join("bad.parquet");
-    ParquetWriter::new(std::fs::File::create(&bad).unwrap())
-        .finish(&mut df)
-        .unwrap();
+    let bad = edited_parquet(&tmpdir(name), &sample(), edit);
     // Rewritten by polars: no trim checksum, so the faults are reached only when unverified
     // files are allowed (by default the missing checksum is the error).
     let e = expect_err(&bad).to_string();

@@ -6,6 +6,27 @@ use std::path::PathBuf;
 use trim_data::{CandidateRec, Dataset, DatasetBuilder, LoadOptions, Meta, ProblemInfo, StepState};
 use trim_env::Action;
 
+/// `ds` written as parquet by trim, read back by polars, changed by `edit` and rewritten by
+/// polars as `<dir>/bad.parquet` (so without a trim checksum): a file with one planted fault.
+pub fn edited_parquet(
+    dir: &std::path::Path,
+    ds: &Dataset,
+    edit: impl FnOnce(&mut polars::prelude::DataFrame),
+) -> PathBuf {
+    use polars::prelude::*;
+    let p = dir.join("base.parquet");
+    trim_data::io::write_dataset(&p, ds).unwrap();
+    let mut df = ParquetReader::new(std::fs::File::open(&p).unwrap())
+        .finish()
+        .unwrap();
+    edit(&mut df);
+    let bad = dir.join("bad.parquet");
+    ParquetWriter::new(std::fs::File::create(&bad).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    bad
+}
+
 /// Options that accept files without a checksum (hand-written, or rewritten by polars).
 pub const UNVERIFIED_OK: LoadOptions = LoadOptions {
     allow_unverified: true,
