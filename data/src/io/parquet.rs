@@ -147,6 +147,26 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
     })
 }
 
+/// The signal columns some row carries (judge score, mean log-prob per candidate), in order.
+fn signal_columns(rows: &[NodeRow]) -> Vec<(&'static str, Column)> {
+    let mut out = vec![];
+    for sig in SignalTable::COLUMNS {
+        let get = |r: &NodeRow| {
+            let c = if sig.strong {
+                r.strong.as_ref()
+            } else {
+                Some(&r.weak)
+            };
+            c.and_then(|c| SignalTable::pick(sig, c))
+        };
+        if rows.iter().any(|r| get(r).is_some()) {
+            let values: Vec<Option<f32>> = rows.iter().map(get).collect();
+            out.push((sig.name, Column::new("".into(), values)));
+        }
+    }
+    out
+}
+
 /// The table to write: one row per node, columns in file order (audit columns only when some
 /// row carries them).
 fn frame(path: &Path, ds: &Dataset) -> Result<DataFrame> {
@@ -196,20 +216,7 @@ fn frame(path: &Path, ds: &Dataset) -> Result<DataFrame> {
         .map(|s| s as u8));
     column!(col::CONTINUE_CORRECT, |r| r.continue_correct);
     column!(col::REGENERATE_CORRECT, |r| r.regenerate_correct);
-    // Signal columns only when some row carries them.
-    for sig in SignalTable::COLUMNS {
-        let get = move |r: &NodeRow| {
-            let c = if sig.strong {
-                r.strong.as_ref()
-            } else {
-                Some(&r.weak)
-            };
-            c.and_then(|c| SignalTable::pick(sig, c))
-        };
-        if rows.iter().any(|r| get(r).is_some()) {
-            column!(sig.name, get);
-        }
-    }
+    cols.extend(signal_columns(rows));
     // Audit columns only when some row carries them.
     type Pick = fn(&NodeRow) -> Option<&str>;
     let audit: [(&str, Pick); 4] = [

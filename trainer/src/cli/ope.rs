@@ -46,6 +46,22 @@ fn fmt(e: Option<Estimate>) -> String {
 }
 
 /// `trim ope`.
+/// A `--target` reference policy must be deterministic and read only what logs carry.
+fn check_target(p: RefPolicy) -> anyhow::Result<()> {
+    if let RefPolicy::Random(_) = p {
+        anyhow::bail!(
+            "--target random:P is not deterministic; evaluate threshold:K, weak or strong"
+        );
+    }
+    if p.wants_signals() {
+        anyhow::bail!(
+            "--target {p} reads step signals, which trace logs do not carry; evaluate \
+             threshold:K, weak or strong"
+        );
+    }
+    Ok(())
+}
+
 pub fn run(a: OpeArgs) -> Result<()> {
     let rows: Vec<_> = (read_traces(&a.logs, DEFAULT_MAX_STEPS)?.into_iter())
         .map(|(_, r)| r)
@@ -57,16 +73,8 @@ pub fn run(a: OpeArgs) -> Result<()> {
     let reference: Option<RefPolicy> = (a.target.as_deref())
         .map(|t| t.parse().map_err(anyhow::Error::msg))
         .transpose()?;
-    if let Some(RefPolicy::Random(_)) = reference {
-        anyhow::bail!(
-            "--target random:P is not deterministic; evaluate threshold:K, weak or strong"
-        );
-    }
-    if let Some(p) = reference.filter(|p| p.wants_signals()) {
-        anyhow::bail!(
-            "--target {p} reads step signals, which trace logs do not carry; evaluate \
-             threshold:K, weak or strong"
-        );
+    if let Some(p) = reference {
+        check_target(p)?;
     }
     let at = match &export {
         Some(e) => {
