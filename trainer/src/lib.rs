@@ -22,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod family;
+pub mod fused;
 pub mod metrics;
 pub mod model;
 pub mod ope;

@@ -31,6 +31,8 @@ enum Cmd {
     Train(Box<cli::train::TrainArgs>),
     /// Benchmark: PPO updates/s and env steps/s on the paper's schedule (1060 × 64 episodes).
     BenchTrain(cli::bench_train::BenchTrainArgs),
+    /// Benchmark one TRIM-Agg PPO gradient step: burn against the fused plain-Rust kernels
+    BenchKernels(cli::bench_kernels::BenchKernelsArgs),
     /// Export a checkpoint for inference: safetensors + JSON manifest, ONNX, parity fixture.
     Export(cli::export::ExportArgs),
     /// Set an exported policy's operating point (its threshold on p(regenerate)) to a target
@@ -148,6 +150,7 @@ fn main() {
         Cmd::Bench(a) => cli::bench::run(a),
         Cmd::Train(a) => cli::train::run(*a),
         Cmd::BenchTrain(a) => cli::bench_train::run(a),
+        Cmd::BenchKernels(a) => cli::bench_kernels::run(a),
         Cmd::Report(a) => cli::report::run(*a),
         Cmd::Sweep(a) => cli::sweep::run(*a),
         Cmd::Export(a) => cli::export::run(a),

@@ -223,6 +223,17 @@ impl ActorCritic {
     /// weights are `[in, out]` and are transposed here). Fails for a width the plain-Rust
     /// network refuses (see `trim_router::MAX_HIDDEN`).
     pub fn try_weights(&self) -> Result<PolicyWeights, String> {
+        let mut params = self.torch_params();
+        PolicyWeights::from_named_params(
+            self.input_dim(),
+            self.hidden(),
+            |e| e,
+            |name, _| params.take(name),
+        )
+    }
+
+    /// Every parameter by PyTorch name and layout (what the fused kernels start from).
+    pub(crate) fn torch_params(&self) -> TorchParams {
         let mut params = TorchParams::default();
         for (name, l) in self.linears() {
             params.linear(name, l);
@@ -230,12 +241,32 @@ impl ActorCritic {
         for (name, l) in self.norms() {
             params.norm(name, l);
         }
-        PolicyWeights::from_named_params(
-            self.input_dim(),
-            self.hidden(),
-            |e| e,
-            |name, _| params.take(name),
-        )
+        params
+    }
+
+    /// The gradients of every parameter in `grads`, by PyTorch name and layout (zeros for a
+    /// parameter without one).
+    #[cfg(test)]
+    pub(crate) fn torch_grads(&self, grads: &burn::optim::GradientsParams) -> TorchParams {
+        let mut out = TorchParams::default();
+        let grad2 =
+            |p: &Param<Tensor<2>>| grads.get::<2>(p.id).unwrap_or_else(|| p.val().zeros_like());
+        let grad1 =
+            |p: &Param<Tensor<1>>| grads.get::<1>(p.id).unwrap_or_else(|| p.val().zeros_like());
+        for (name, l) in self.linears() {
+            let g = Linear {
+                weight: Param::from_tensor(grad2(&l.weight)),
+                bias: l.bias.as_ref().map(|b| Param::from_tensor(grad1(b))),
+            };
+            out.linear(name, &g);
+        }
+        for (name, l) in self.norms() {
+            let mut g = l.clone();
+            g.gamma = Param::from_tensor(grad1(&l.gamma));
+            g.beta = l.beta.as_ref().map(|b| Param::from_tensor(grad1(b)));
+            out.norm(name, &g);
+        }
+        out
     }
 
     /// The dense layers named as the plain-Rust network names them.

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_collect;
+pub mod bench_kernels;
 pub mod bench_route;
 pub mod bench_train;
 pub mod calibrate;

@@ -1,0 +1,552 @@
+//! The TRIM-Agg actor-critic over flat arrays: parameters, a forward pass that keeps what the
+//! backward pass needs, and the backward pass.
+//!
+//! ```text
+//! x ─ D0 ─ LN0 ─ tanh ─ D1 ─ LN1 ─ tanh ─┬─ D2 ─ LN2 ─ tanh ─ D3 ─ logits [n,2]
+//!                                       └─ D4 ─ LN3 ─ tanh ─ D5 ─ value  [n]
+//! ```
+
+use crate::model::{LN_EPS, N_ACTIONS};
+use trim_router::agg::{DENSE_NAMES, NORM_NAMES};
+use trim_router::mlp::tanh_lanes;
+
+/// One dense layer: `y = x Wᵀ + b`, `w` row-major `[d_out, d_in]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseP {
+    pub d_in: usize,
+    pub d_out: usize,
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+}
+
+/// One LayerNorm's affine parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NormP {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+/// Every parameter of the network (or, with the same shapes, every gradient).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggParams {
+    /// In [`DENSE_NAMES`] order.
+    pub dense: [DenseP; 6],
+    /// In [`NORM_NAMES`] order.
+    pub norm: [NormP; 4],
+}
+
+impl AggParams {
+    /// Parameters by PyTorch name (`<layer>.weight`, `<layer>.bias`) from `get`, which is asked
+    /// for each tensor with its shape.
+    pub fn from_named(
+        input_dim: usize,
+        hidden: usize,
+        mut get: impl FnMut(&str, &[usize]) -> Result<Vec<f32>, String>,
+    ) -> Result<Self, String> {
+        let dims = Self::dims(input_dim, hidden);
+        let mut dense = vec![];
+        for (name, (d_in, d_out)) in DENSE_NAMES.iter().zip(dims) {
+            let w = get(&format!("{name}.weight"), &[d_out, d_in])?;
+            let b = get(&format!("{name}.bias"), &[d_out])?;
+            if w.len() != d_in * d_out || b.len() != d_out {
+                return Err(format!("{name}: wrong parameter sizes"));
+            }
+            dense.push(DenseP { d_in, d_out, w, b });
+        }
+        let mut norm = vec![];
+        for name in NORM_NAMES {
+            let gamma = get(&format!("{name}.weight"), &[hidden])?;
+            let beta = get(&format!("{name}.bias"), &[hidden])?;
+            if gamma.len() != hidden || beta.len() != hidden {
+                return Err(format!("{name}: wrong parameter sizes"));
+            }
+            norm.push(NormP { gamma, beta });
+        }
+        Ok(AggParams {
+            dense: dense
+                .try_into()
+                .map_err(|_| "six dense layers".to_string())?,
+            norm: norm.try_into().map_err(|_| "four norms".to_string())?,
+        })
+    }
+
+    /// `(d_in, d_out)` of each dense layer.
+    fn dims(input_dim: usize, hidden: usize) -> [(usize, usize); 6] {
+        [
+            (input_dim, hidden),
+            (hidden, hidden),
+            (hidden, hidden),
+            (hidden, N_ACTIONS),
+            (hidden, hidden),
+            (hidden, 1),
+        ]
+    }
+
+    /// Zeros of the same shapes (a gradient accumulator).
+    pub fn zeros_like(&self) -> Self {
+        let mut z = self.clone();
+        z.for_each_mut(|v| v.fill(0.0));
+        z
+    }
+
+    /// Every tensor, named, in a fixed order (dense weight, bias per layer, then γ, β per norm).
+    pub fn named(&self) -> Vec<(String, &[f32])> {
+        let mut out = vec![];
+        for (name, d) in DENSE_NAMES.iter().zip(&self.dense) {
+            out.push((format!("{name}.weight"), d.w.as_slice()));
+            out.push((format!("{name}.bias"), d.b.as_slice()));
+        }
+        for (name, n) in NORM_NAMES.iter().zip(&self.norm) {
+            out.push((format!("{name}.weight"), n.gamma.as_slice()));
+            out.push((format!("{name}.bias"), n.beta.as_slice()));
+        }
+        out
+    }
+
+    /// Apply `f` to every tensor, in [`Self::named`] order.
+    pub fn for_each_mut(&mut self, f: impl FnMut(&mut [f32])) {
+        self.tensors_mut().into_iter().for_each(f);
+    }
+
+    /// Every tensor, in [`Self::named`] order.
+    pub fn tensors(&self) -> [&[f32]; 20] {
+        let d = &self.dense;
+        let n = &self.norm;
+        [
+            &d[0].w,
+            &d[0].b,
+            &d[1].w,
+            &d[1].b,
+            &d[2].w,
+            &d[2].b,
+            &d[3].w,
+            &d[3].b,
+            &d[4].w,
+            &d[4].b,
+            &d[5].w,
+            &d[5].b,
+            &n[0].gamma,
+            &n[0].beta,
+            &n[1].gamma,
+            &n[1].beta,
+            &n[2].gamma,
+            &n[2].beta,
+            &n[3].gamma,
+            &n[3].beta,
+        ]
+    }
+
+    /// Every tensor, mutably, in [`Self::named`] order.
+    pub fn tensors_mut(&mut self) -> Vec<&mut [f32]> {
+        let mut out: Vec<&mut [f32]> = Vec::with_capacity(20);
+        for d in self.dense.iter_mut() {
+            out.push(&mut d.w);
+            out.push(&mut d.b);
+        }
+        for n in self.norm.iter_mut() {
+            out.push(&mut n.gamma);
+            out.push(&mut n.beta);
+        }
+        out
+    }
+
+    pub fn input_dim(&self) -> usize {
+        self.dense[0].d_in
+    }
+
+    pub fn hidden(&self) -> usize {
+        self.dense[0].d_out
+    }
+}
+
+/// A LayerNorm's saved statistics and output for the backward pass.
+#[derive(Default)]
+struct NormCache {
+    /// Normalised input `(z − μ)·rstd`, `[n, h]`.
+    xhat: Vec<f32>,
+    /// `1 / sqrt(var + ε)` per row, `[n]`.
+    rstd: Vec<f32>,
+    /// `tanh(xhat·γ + β)`, `[n, h]` (the block's output).
+    out: Vec<f32>,
+}
+
+/// Activations of one forward pass and scratch for the backward pass, reused across steps.
+#[derive(Default)]
+pub struct Workspace {
+    n: usize,
+    /// Blocks in [`NORM_NAMES`] order: trunk 1, trunk 2, actor, critic.
+    blocks: [NormCache; 4],
+    /// `[n, 2]` raw logits and `[n]` values.
+    pub logits: Vec<f32>,
+    pub values: Vec<f32>,
+    /// Backward scratch: gradients w.r.t. a block's output and pre-norm input, `[n, h]`.
+    d_out: Vec<f32>,
+    d_pre: Vec<f32>,
+    d_trunk: Vec<f32>,
+    /// Transposed weights of the last forward pass (`[d_in, d_out]` per layer).
+    wt: [Vec<f32>; 6],
+}
+
+/// Output block width: a `[f32; BLOCK]` accumulator stays in vector registers, so the inner
+/// loops are bound by arithmetic, not by the latency of a running sum.
+const BLOCK: usize = 64;
+
+/// Rows per tile of the weight-gradient loop (32 rows × 64 inputs = 8 KB of activations).
+const ROW_TILE: usize = 32;
+
+/// `out += Σ a·x` over `terms` for one output block (`out.len() ≤ BLOCK`). A full block is
+/// accumulated in a fixed-size local the compiler keeps in vector registers, so the loop is
+/// bound by arithmetic rather than by loads and stores of the running sums.
+#[inline(always)]
+fn block_sum<'a>(out: &mut [f32], terms: impl Iterator<Item = (f32, &'a [f32])>) {
+    match <&mut [f32; BLOCK]>::try_from(&mut *out) {
+        Ok(out) => {
+            let mut acc = *out;
+            for (a, x) in terms {
+                let x: &[f32; BLOCK] = x.try_into().expect("terms are as long as the block");
+                for j in 0..BLOCK {
+                    acc[j] += a * x[j];
+                }
+            }
+            *out = acc;
+        }
+        Err(_) => {
+            for (a, x) in terms {
+                axpy(a, x, out);
+            }
+        }
+    }
+}
+
+/// `y[r] = b + Σ_i x[r, i]·Wᵀ[i, :]` for every row, from the transposed weights `wt`
+/// (`[d_in, d_out]`), one output block at a time.
+///
+/// # Shapes
+/// `x: [n, d_in]`, `y: [n, d_out]`
+#[inline(always)]
+fn dense_forward(d: &DenseP, wt: &[f32], x: &[f32], y: &mut [f32]) {
+    let (d_in, d_out) = (d.d_in, d.d_out);
+    for (xr, yr) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)) {
+        for start in (0..d_out).step_by(BLOCK) {
+            let len = BLOCK.min(d_out - start);
+            let out = &mut yr[start..start + len];
+            out.copy_from_slice(&d.b[start..start + len]);
+            let w_at = |i: usize| &wt[i * d_out + start..i * d_out + start + len];
+            block_sum(out, xr.iter().enumerate().map(|(i, &xi)| (xi, w_at(i))));
+        }
+    }
+}
+
+/// `wt = Wᵀ` (`[d_in, d_out]`).
+fn transpose_into(d: &DenseP, wt: &mut Vec<f32>) {
+    wt.resize(d.d_in * d.d_out, 0.0);
+    for o in 0..d.d_out {
+        for i in 0..d.d_in {
+            wt[i * d.d_out + o] = d.w[o * d.d_in + i];
+        }
+    }
+}
+
+/// `Σ f(x_k)` in 8 independent lanes (vectorises; a fixed summation order, so every build
+/// gives the same bits), instead of a sequential f32 sum bound by add latency.
+#[inline(always)]
+fn sum8(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += f(c[k]);
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in rest {
+        s += f(v);
+    }
+    s
+}
+
+/// `Σ a_k·b_k` in 8 lanes, like [`sum8`].
+#[inline(always)]
+fn sum8_pair(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ar.iter().zip(br) {
+        s += x * y;
+    }
+    s
+}
+
+/// `y += a·x`.
+#[inline(always)]
+fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// LayerNorm then tanh over each row of `z` (`[n, h]`), saving what the backward pass needs.
+#[inline(always)]
+fn norm_tanh_forward(p: &NormP, z: &[f32], c: &mut NormCache) {
+    let h = p.gamma.len();
+    let n = z.len() / h;
+    c.xhat.resize(z.len(), 0.0);
+    c.out.resize(z.len(), 0.0);
+    c.rstd.resize(n, 0.0);
+    for r in 0..n {
+        let zr = &z[r * h..(r + 1) * h];
+        let mean = sum8(zr, |v| v) / h as f32;
+        let var = sum8(zr, |v| (v - mean) * (v - mean)) / h as f32;
+        let rstd = 1.0 / (var + LN_EPS as f32).sqrt();
+        c.rstd[r] = rstd;
+        let (xr, or) = (
+            &mut c.xhat[r * h..(r + 1) * h],
+            &mut c.out[r * h..(r + 1) * h],
+        );
+        for k in 0..h {
+            let xh = (zr[k] - mean) * rstd;
+            xr[k] = xh;
+            or[k] = xh * p.gamma[k] + p.beta[k];
+        }
+        // The acting network's branch-free tanh (within 2e-7 of tanh; vectorises).
+        tanh_lanes(or);
+    }
+}
+
+impl Workspace {
+    /// Rows of the last forward pass.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Forward pass over `obs` (`[n, input_dim]`): fills `logits` and `values` and keeps the
+    /// activations. Runs an AVX2 build of the same loops when the CPU has it (run-time
+    /// detection; the same operations in the same order, so the results are bit-identical).
+    pub fn forward(&mut self, p: &AggParams, obs: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { self.forward_avx2(p, obs) };
+        }
+        self.forward_any(p, obs)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn forward_avx2(&mut self, p: &AggParams, obs: &[f32]) {
+        self.forward_any(p, obs)
+    }
+
+    #[inline(always)]
+    fn forward_any(&mut self, p: &AggParams, obs: &[f32]) {
+        let (h, n) = (p.hidden(), obs.len() / p.input_dim());
+        self.n = n;
+        for (d, wt) in p.dense.iter().zip(&mut self.wt) {
+            transpose_into(d, wt);
+        }
+        let wt = std::mem::take(&mut self.wt);
+        let mut z = std::mem::take(&mut self.d_pre);
+        z.resize(n * h, 0.0);
+        dense_forward(&p.dense[0], &wt[0], obs, &mut z);
+        norm_tanh_forward(&p.norm[0], &z, &mut self.blocks[0]);
+        dense_forward(&p.dense[1], &wt[1], &self.blocks[0].out, &mut z);
+        norm_tanh_forward(&p.norm[1], &z, &mut self.blocks[1]);
+        dense_forward(&p.dense[2], &wt[2], &self.blocks[1].out, &mut z);
+        norm_tanh_forward(&p.norm[2], &z, &mut self.blocks[2]);
+        dense_forward(&p.dense[4], &wt[4], &self.blocks[1].out, &mut z);
+        norm_tanh_forward(&p.norm[3], &z, &mut self.blocks[3]);
+        self.d_pre = z;
+        self.logits.resize(n * N_ACTIONS, 0.0);
+        self.values.resize(n, 0.0);
+        dense_forward(&p.dense[3], &wt[3], &self.blocks[2].out, &mut self.logits);
+        dense_forward(&p.dense[5], &wt[5], &self.blocks[3].out, &mut self.values);
+        self.wt = wt;
+    }
+
+    /// Backward pass from `d_logits` (`[n, 2]`) and `d_values` (`[n]`), the gradients of the
+    /// loss w.r.t. the last forward pass's outputs; gradients are **added** into `g`. AVX2
+    /// build when available, as [`Self::forward`].
+    pub fn backward(
+        &mut self,
+        p: &AggParams,
+        obs: &[f32],
+        d_logits: &[f32],
+        d_values: &[f32],
+        g: &mut AggParams,
+    ) {
+        let dy = (d_logits, d_values);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { self.backward_avx2(p, obs, dy, g) };
+        }
+        self.backward_any(p, obs, dy, g)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn backward_avx2(
+        &mut self,
+        p: &AggParams,
+        obs: &[f32],
+        dy: (&[f32], &[f32]),
+        g: &mut AggParams,
+    ) {
+        self.backward_any(p, obs, dy, g)
+    }
+
+    #[inline(always)]
+    fn backward_any(
+        &mut self,
+        p: &AggParams,
+        obs: &[f32],
+        (d_logits, d_values): (&[f32], &[f32]),
+        g: &mut AggParams,
+    ) {
+        let (h, n) = (p.hidden(), self.n);
+        let mut d_out = std::mem::take(&mut self.d_out);
+        let mut d_pre = std::mem::take(&mut self.d_pre);
+        let mut d_trunk = std::mem::take(&mut self.d_trunk);
+        d_out.resize(n * h, 0.0);
+        d_pre.resize(n * h, 0.0);
+        d_trunk.resize(n * h, 0.0);
+        // Actor head into d_trunk, then the critic head added to it.
+        d_trunk.fill(0.0);
+        for (head, (out_layer, in_layer, block)) in [(3, 2, 2), (5, 4, 3)].into_iter().enumerate() {
+            let dy = if head == 0 { d_logits } else { d_values };
+            let x = &self.blocks[block].out;
+            dense_backward(
+                &p.dense[out_layer],
+                x,
+                dy,
+                &mut g.dense[out_layer],
+                &mut d_out,
+            );
+            norm_tanh_backward(
+                &p.norm[block],
+                &self.blocks[block],
+                &d_out,
+                &mut g.norm[block],
+                &mut d_pre,
+            );
+            let trunk_out = &self.blocks[1].out;
+            dense_backward_add(
+                &p.dense[in_layer],
+                trunk_out,
+                &d_pre,
+                &mut g.dense[in_layer],
+                &mut d_trunk,
+            );
+        }
+        // Trunk block 2, then block 1, then the input layer (no input gradient needed).
+        norm_tanh_backward(
+            &p.norm[1],
+            &self.blocks[1],
+            &d_trunk,
+            &mut g.norm[1],
+            &mut d_pre,
+        );
+        dense_backward(
+            &p.dense[1],
+            &self.blocks[0].out,
+            &d_pre,
+            &mut g.dense[1],
+            &mut d_out,
+        );
+        norm_tanh_backward(
+            &p.norm[0],
+            &self.blocks[0],
+            &d_out,
+            &mut g.norm[0],
+            &mut d_pre,
+        );
+        dense_weight_grads(&p.dense[0], obs, &d_pre, &mut g.dense[0]);
+        (self.d_out, self.d_pre, self.d_trunk) = (d_out, d_pre, d_trunk);
+    }
+}
+
+/// Weight and bias gradients of a dense layer: `dW[o, :] += Σ_r dY[r, o]·X[r, :]` (one input
+/// block of one output at a time, summed over the rows in a register block), `db += Σ dY`.
+#[inline(always)]
+fn dense_weight_grads(d: &DenseP, x: &[f32], dy: &[f32], g: &mut DenseP) {
+    let (d_in, d_out) = (d.d_in, d.d_out);
+    let n = dy.len() / d_out;
+    for dyr in dy.chunks_exact(d_out) {
+        axpy(1.0, dyr, &mut g.b);
+    }
+    // Tiles of rows small enough to stay in L1 while every output sweeps them.
+    for r0 in (0..n).step_by(ROW_TILE) {
+        let rows = r0..n.min(r0 + ROW_TILE);
+        for o in 0..d_out {
+            for start in (0..d_in).step_by(BLOCK) {
+                let len = BLOCK.min(d_in - start);
+                let gw = &mut g.w[o * d_in + start..o * d_in + start + len];
+                let x_at = |r: usize| &x[r * d_in + start..r * d_in + start + len];
+                block_sum(gw, rows.clone().map(|r| (dy[r * d_out + o], x_at(r))));
+            }
+        }
+    }
+}
+
+/// [`dense_weight_grads`] and the input gradient `dX = dY W` (overwritten).
+#[inline(always)]
+fn dense_backward(d: &DenseP, x: &[f32], dy: &[f32], g: &mut DenseP, dx: &mut [f32]) {
+    dx.fill(0.0);
+    dense_backward_add(d, x, dy, g, dx);
+}
+
+/// [`dense_weight_grads`] and the input gradient `dX[r, :] += Σ_o dY[r, o]·W[o, :]`
+/// (accumulated, one input block at a time).
+#[inline(always)]
+fn dense_backward_add(d: &DenseP, x: &[f32], dy: &[f32], g: &mut DenseP, dx: &mut [f32]) {
+    dense_weight_grads(d, x, dy, g);
+    let (d_in, d_out) = (d.d_in, d.d_out);
+    for (dyr, dxr) in dy.chunks_exact(d_out).zip(dx.chunks_exact_mut(d_in)) {
+        for start in (0..d_in).step_by(BLOCK) {
+            let len = BLOCK.min(d_in - start);
+            let w_at = |o: usize| &d.w[o * d_in + start..o * d_in + start + len];
+            let terms = dyr.iter().enumerate().map(|(o, &gy)| (gy, w_at(o)));
+            block_sum(&mut dxr[start..start + len], terms);
+        }
+    }
+}
+
+/// Backward through tanh and LayerNorm: from the block output's gradient `d_out` to the
+/// pre-norm input's gradient `d_pre` (overwritten), adding γ and β gradients into `g`.
+#[inline(always)]
+fn norm_tanh_backward(p: &NormP, c: &NormCache, d_out: &[f32], g: &mut NormP, d_pre: &mut [f32]) {
+    let h = p.gamma.len();
+    for (r, rstd) in c.rstd.iter().enumerate() {
+        let span = r * h..(r + 1) * h;
+        let (xh, out, dout) = (
+            &c.xhat[span.clone()],
+            &c.out[span.clone()],
+            &d_out[span.clone()],
+        );
+        let dpre = &mut d_pre[span];
+        // dy = dout·(1 − tanh²); dxhat = dy·γ.
+        for k in 0..h {
+            let dy = dout[k] * (1.0 - out[k] * out[k]);
+            g.gamma[k] += dy * xh[k];
+            g.beta[k] += dy;
+            dpre[k] = dy * p.gamma[k];
+        }
+        let s1 = sum8(dpre, |v| v);
+        let s2 = sum8_pair(dpre, xh);
+        let (m1, m2) = (s1 / h as f32, s2 / h as f32);
+        for k in 0..h {
+            dpre[k] = rstd * (dpre[k] - m1 - xh[k] * m2);
+        }
+    }
+}
