@@ -259,10 +259,24 @@ fn every_subcommand_has_help() {
         vec!["data", "import", "paths", "--help"],
         vec!["eval", "--help"],
         vec!["bench", "--help"],
+        vec!["bench-kernels", "--help"],
     ] {
         let out = ok(&args);
         assert!(out.contains("Usage"), "{args:?}: {out}");
     }
+}
+
+/// `trim bench-kernels` times both paths on a small minibatch and reports positive figures;
+/// bad sizes are refused.
+#[test]
+fn bench_kernels_times_both_paths() {
+    let out = ok(&["bench-kernels", "--rows", "24", "--steps", "3", "--json"]);
+    let t: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for k in ["burn_s", "fused_s", "fused_forward_s", "fused_backward_s"] {
+        assert!(t[k].as_f64().unwrap() > 0.0, "{k}: {out}");
+    }
+    assert_eq!(t["rows"], 24);
+    assert!(fails(trim(&["bench-kernels", "--hidden", "0"])).contains("--hidden"));
 }
 
 #[test]
