@@ -151,14 +151,7 @@ pub fn write_parquet(path: &Path, ds: &Dataset) -> Result<()> {
 fn signal_columns(rows: &[NodeRow]) -> Vec<(&'static str, Column)> {
     let mut out = vec![];
     for sig in SignalTable::COLUMNS {
-        let get = |r: &NodeRow| {
-            let c = if sig.strong {
-                r.strong.as_ref()
-            } else {
-                Some(&r.weak)
-            };
-            c.and_then(|c| SignalTable::pick(sig, c))
-        };
+        let get = |r: &NodeRow| SignalTable::of_row(sig, r);
         if rows.iter().any(|r| get(r).is_some()) {
             let values: Vec<Option<f32>> = rows.iter().map(get).collect();
             out.push((sig.name, Column::new("".into(), values)));

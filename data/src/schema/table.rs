@@ -155,18 +155,21 @@ impl SignalTable {
         }
     }
 
+    /// The value of column `col` in a node row (None without it or without the candidate).
+    pub fn of_row(col: SignalColumn, r: &NodeRow) -> Option<f32> {
+        let c = if col.strong {
+            r.strong.as_ref()
+        } else {
+            Some(&r.weak)
+        };
+        c.and_then(|c| Self::pick(col, c))
+    }
+
     /// The columns of `rows`: each present when some row carries it.
     fn of_rows<'a>(rows: impl Iterator<Item = &'a NodeRow> + Clone) -> Self {
         let mut t = SignalTable::default();
         for (k, col) in Self::COLUMNS.into_iter().enumerate() {
-            let get = |r: &NodeRow| {
-                let c = if col.strong {
-                    r.strong.as_ref()
-                } else {
-                    Some(&r.weak)
-                };
-                c.and_then(|c| Self::pick(col, c))
-            };
+            let get = |r: &NodeRow| Self::of_row(col, r);
             if rows.clone().any(|r| get(r).is_some()) {
                 *t.column_mut(k) = Some(rows.clone().map(get).collect());
             }

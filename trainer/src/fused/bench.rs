@@ -111,14 +111,7 @@ pub fn time_steps(
     // fused
     let mut adam = Adam::new(&p, cfg.adam_eps as f32, cfg.weight_decay as f32);
     let (mut ws, mut head, mut g) = (Workspace::default(), HeadGrads::default(), p.zeros_like());
-    let batch = PpoBatch {
-        mask: &mb.mask,
-        actions: &mb.actions,
-        logp: &mb.logp,
-        values: &mb.values,
-        advantages: &mb.advantages,
-        returns: &mb.returns,
-    };
+    let batch = PpoBatch::of(&mb);
     let mut split = [0.0f64; 4];
     let whole = Instant::now();
     for _ in 0..steps {

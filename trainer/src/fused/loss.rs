@@ -26,6 +26,20 @@ pub struct PpoBatch<'a> {
     pub returns: &'a [f32],
 }
 
+impl<'a> PpoBatch<'a> {
+    /// The head's view of a rollout-buffer minibatch.
+    pub fn of(mb: &'a crate::ppo::buffer::Minibatch) -> Self {
+        PpoBatch {
+            mask: &mb.mask,
+            actions: &mb.actions,
+            logp: &mb.logp,
+            values: &mb.values,
+            advantages: &mb.advantages,
+            returns: &mb.returns,
+        }
+    }
+}
+
 /// The loss, its diagnostics and the gradients w.r.t. the network outputs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeadGrads {

@@ -27,14 +27,7 @@ fn check(coefs: LossCoefs, seed: u64) {
     let p = AggParams::from_named(AGG_DIM, 64, |name, _| tp.take(name)).unwrap();
     let mut ws = Workspace::default();
     ws.forward(&p, &mb.obs);
-    let batch = PpoBatch {
-        mask: &mb.mask,
-        actions: &mb.actions,
-        logp: &mb.logp,
-        values: &mb.values,
-        advantages: &mb.advantages,
-        returns: &mb.returns,
-    };
+    let batch = PpoBatch::of(&mb);
     let mut head = HeadGrads::default();
     ppo_head(&ws.logits, &ws.values, &batch, coefs, &mut head);
     let mut g = p.zeros_like();
@@ -120,14 +113,7 @@ fn clipped_adam_steps_follow_burns_update() {
     let mut p = AggParams::from_named(AGG_DIM, 64, |name, _| tp.take(name)).unwrap();
     let mut adam = Adam::new(&p, cfg.adam_eps as f32, cfg.weight_decay as f32);
     let (mut ws, mut head) = (Workspace::default(), HeadGrads::default());
-    let batch = PpoBatch {
-        mask: &mb.mask,
-        actions: &mb.actions,
-        logp: &mb.logp,
-        values: &mb.values,
-        advantages: &mb.advantages,
-        returns: &mb.returns,
-    };
+    let batch = PpoBatch::of(&mb);
     for step in 0..4 {
         let t = MinibatchTensors::new(&mb, AGG_DIM, &device);
         let out = ppo_loss(&model, &t, coefs, None);
