@@ -30,6 +30,8 @@ const RESAMPLES: u32 = 1000;
 struct Step {
     features: FeatureState,
     weak: Candidate,
+    /// The weak candidate's logged signals (NaN where the log has none).
+    signals: trim_env::Signals,
     action: Action,
     propensity: f64,
     /// Strong tokens paid at this step (the regenerated step's tokens, else 0).
@@ -44,6 +46,20 @@ pub struct Trajectory {
     /// One record per step; step `k` sees `history[..k]`.
     history: Vec<HistStep>,
     correct: bool,
+}
+
+/// The step signals `needed` that some logged step lacks (by name), so a target reading them
+/// is refused rather than evaluated on missing values.
+pub fn missing_signals(trajs: &[Trajectory], needed: trim_env::SignalKinds) -> Vec<&'static str> {
+    let steps = || trajs.iter().flat_map(|t| &t.steps);
+    let mut out = vec![];
+    if needed.judge_score && steps().any(|s| s.signals.judge_score.is_nan()) {
+        out.push("weak_judge_score");
+    }
+    if needed.mean_logprob && steps().any(|s| s.signals.mean_logprob.is_nan()) {
+        out.push("weak_mean_logprob");
+    }
+    out
 }
 
 /// Group trace rows into trajectories (steps 0, 1, … of each `trace_id`; the final answer's
@@ -92,6 +108,10 @@ fn trajectory(id: &str, rs: &[&TraceRow]) -> Result<Trajectory, String> {
         steps.push(Step {
             features,
             weak,
+            signals: trim_env::Signals {
+                judge_score: r.weak.judge_score.unwrap_or(f32::NAN),
+                mean_logprob: r.weak.mean_logprob.unwrap_or(f32::NAN),
+            },
             action: r.action,
             propensity,
             strong_tokens: if regen { kept.tokens } else { 0 },
@@ -166,7 +186,7 @@ fn score_steps<P: Policy + ?Sized>(
     let last = t.steps.len().saturating_sub(1);
     for (k, s) in t.steps.iter().enumerate() {
         let view = StepView {
-            signals: trim_env::Signals::NONE,
+            signals: s.signals,
             features: s.features,
             weak: s.weak,
             history: &t.history[..k],

@@ -297,3 +297,111 @@ fn routing_with_exploration_logs_exact_propensities() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The peer rules as OPE targets: logs that carry the judge score (emitted from a synthetic
+/// world drawing it) value `judge:0.6` with a CI around its exact replay value; logs without
+/// the signal refuse the target by name.
+#[test]
+fn judge_rule_targets_read_the_logged_signal() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(format!("trim-ope-judge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
+            .current_dir(&root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (world, logs) = (dir.join("w.parquet"), dir.join("logs.jsonl"));
+    let (world, logs) = (world.to_str().unwrap(), logs.to_str().unwrap());
+    let o = run(&["data", "synth", "--problems", "600", "--out", world]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "data",
+        "import",
+        "paths",
+        "--emit-example",
+        "--from",
+        world,
+        "--policies",
+        "threshold:0.5",
+        "--problems",
+        "600",
+        "--split",
+        "all",
+        "--explore",
+        "0.3",
+        "--seed",
+        "3",
+        "--out",
+        logs,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(logs).unwrap();
+    assert!(
+        text.contains("\"weak_judge_score\""),
+        "the log carries the signal"
+    );
+    let o = run(&[
+        "ope",
+        "--logs",
+        logs,
+        "--target",
+        "judge:0.6",
+        "--exact",
+        world,
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let number = |line: &str, at: usize| -> f64 {
+        let l = out.lines().find(|l| l.starts_with(line)).unwrap();
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words[at].trim_end_matches(')').parse().unwrap()
+    };
+    let exact = number("exact value by replay", 4);
+    // "doubly robust (FQE critic)   0.4683 (95 % CI 0.4244 … 0.5142)"
+    let (lo, hi) = (number("doubly robust", 8), number("doubly robust", 10));
+    assert!(
+        lo <= exact && exact <= hi,
+        "{exact} outside [{lo}, {hi}]: {out}"
+    );
+    // The shipped trees carry no signal: neither do logs emitted from them.
+    let plain = dir.join("plain.jsonl");
+    let o = run(&[
+        "data",
+        "import",
+        "paths",
+        "--emit-example",
+        "--from",
+        "data/sets/synth-math.parquet",
+        "--policies",
+        "threshold:0.5",
+        "--problems",
+        "50",
+        "--split",
+        "all",
+        "--explore",
+        "0.3",
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let o = run(&[
+        "ope",
+        "--logs",
+        plain.to_str().unwrap(),
+        "--target",
+        "judge:0.6",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("weak_judge_score"),
+        "{err}"
+    );
+}

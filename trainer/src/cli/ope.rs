@@ -45,23 +45,17 @@ fn fmt(e: Option<Estimate>) -> String {
     })
 }
 
-/// `trim ope`.
-/// A `--target` reference policy must be deterministic and read only what logs carry.
+/// A `--target` reference policy must be deterministic (signals are checked against the logs).
 fn check_target(p: RefPolicy) -> anyhow::Result<()> {
     if let RefPolicy::Random(_) = p {
         anyhow::bail!(
             "--target random:P is not deterministic; evaluate threshold:K, weak or strong"
         );
     }
-    if p.wants_signals() {
-        anyhow::bail!(
-            "--target {p} reads step signals, which trace logs do not carry; evaluate \
-             threshold:K, weak or strong"
-        );
-    }
     Ok(())
 }
 
+/// `trim ope`.
 pub fn run(a: OpeArgs) -> Result<()> {
     let rows: Vec<_> = (read_traces(&a.logs, DEFAULT_MAX_STEPS)?.into_iter())
         .map(|(_, r)| r)
@@ -75,6 +69,13 @@ pub fn run(a: OpeArgs) -> Result<()> {
         .transpose()?;
     if let Some(p) = reference {
         check_target(p)?;
+        let missing = trim::ope::missing_signals(&trajs, p.needs());
+        anyhow::ensure!(
+            missing.is_empty(),
+            "--target {p} reads {} on every step, which {} does not log on every row",
+            missing.join(", "),
+            a.logs.display()
+        );
     }
     let at = match &export {
         Some(e) => {
