@@ -191,6 +191,9 @@ pub struct Workspace {
 /// loops are bound by arithmetic, not by the latency of a running sum.
 const BLOCK: usize = 64;
 
+/// Layers narrower than this (the heads) compute each output as one dot product instead.
+const NARROW: usize = 8;
+
 /// Rows per tile of the weight-gradient loop (32 rows × 64 inputs = 8 KB of activations).
 const ROW_TILE: usize = 32;
 
@@ -226,6 +229,15 @@ fn block_sum<'a>(out: &mut [f32], terms: impl Iterator<Item = (f32, &'a [f32])>)
 #[inline(always)]
 fn dense_forward(d: &DenseP, wt: &[f32], x: &[f32], y: &mut [f32]) {
     let (d_in, d_out) = (d.d_in, d.d_out);
+    if d_out < NARROW {
+        // The heads (2 logits, 1 value): a dot product per output, in 8 lanes.
+        for (xr, yr) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)) {
+            for ((yo, wo), bo) in yr.iter_mut().zip(d.w.chunks_exact(d_in)).zip(&d.b) {
+                *yo = bo + sum8_pair(xr, wo);
+            }
+        }
+        return;
+    }
     for (xr, yr) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)) {
         for start in (0..d_out).step_by(BLOCK) {
             let len = BLOCK.min(d_out - start);
@@ -484,6 +496,16 @@ fn dense_weight_grads(d: &DenseP, x: &[f32], dy: &[f32], g: &mut DenseP) {
     let n = dy.len() / d_out;
     for dyr in dy.chunks_exact(d_out) {
         axpy(1.0, dyr, &mut g.b);
+    }
+    if d_in < NARROW {
+        // The input layer (5 or 6 features): row by row, every output's short weight row in
+        // turn, so consecutive updates never wait on each other.
+        for (xr, dyr) in x.chunks_exact(d_in).zip(dy.chunks_exact(d_out)) {
+            for (o, &gy) in dyr.iter().enumerate() {
+                axpy(gy, xr, &mut g.w[o * d_in..(o + 1) * d_in]);
+            }
+        }
+        return;
     }
     // Tiles of rows small enough to stay in L1 while every output sweeps them.
     for r0 in (0..n).step_by(ROW_TILE) {
