@@ -270,12 +270,27 @@ fn every_subcommand_has_help() {
 /// bad sizes are refused.
 #[test]
 fn bench_kernels_times_both_paths() {
-    let out = ok(&["bench-kernels", "--rows", "24", "--steps", "3", "--json"]);
-    let t: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let out = ok(&[
+        "bench-kernels",
+        "--rows",
+        "24",
+        "--steps",
+        "3",
+        "--population",
+        "3",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let t = &v["single"];
     for k in ["burn_s", "fused_s", "fused_forward_s", "fused_backward_s"] {
         assert!(t[k].as_f64().unwrap() > 0.0, "{k}: {out}");
     }
     assert_eq!(t["rows"], 24);
+    assert_eq!(v["population"]["members"], 3);
+    assert!(
+        v["population"]["steps_per_s"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
     assert!(fails(trim(&["bench-kernels", "--hidden", "0"])).contains("--hidden"));
 }
 

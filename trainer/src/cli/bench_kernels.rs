@@ -15,9 +15,44 @@ pub struct BenchKernelsArgs {
     /// Gradient steps timed per path.
     #[arg(long, default_value_t = 300)]
     pub steps: usize,
+    /// Also step this many independent learners at once (fused, in parallel over the cores),
+    /// as a population-trained sweep would (0: no population measurement).
+    #[arg(long, default_value_t = 0)]
+    pub population: usize,
     /// Print the measurements as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The population measurement.
+#[derive(serde::Serialize)]
+struct PopulationTimes {
+    members: usize,
+    steps_per_member: usize,
+    threads: usize,
+    wall_s: f64,
+    /// Gradient steps per second per member, and over the whole population.
+    steps_per_s_per_member: f64,
+    steps_per_s: f64,
+    gflop_per_s: f64,
+}
+
+fn population(a: &BenchKernelsArgs, flop_per_step: f64) -> anyhow::Result<PopulationTimes> {
+    use trim::fused::population::{Member, step_all};
+    let mut members = (1..=a.population as u64)
+        .map(|seed| Member::new(a.rows, a.hidden, seed))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let wall_s = step_all(&mut members, a.steps);
+    let total = (a.population * a.steps) as f64;
+    Ok(PopulationTimes {
+        members: a.population,
+        steps_per_member: a.steps,
+        threads: rayon::current_num_threads(),
+        wall_s,
+        steps_per_s_per_member: a.steps as f64 / wall_s,
+        steps_per_s: total / wall_s,
+        gflop_per_s: total * flop_per_step / wall_s / 1e9,
+    })
 }
 
 /// Run both paths and print ms per step, GFLOP/s and the fused split.
@@ -32,8 +67,12 @@ pub fn run(a: BenchKernelsArgs) -> anyhow::Result<()> {
         trim::model::MAX_HIDDEN
     );
     let t = trim::fused::bench::time_steps(a.rows, a.hidden, a.steps, 1)?;
+    let pop = (a.population > 0)
+        .then(|| population(&a, t.flop_per_step))
+        .transpose()?;
     if a.json {
-        println!("{}", serde_json::to_string(&t)?);
+        let v = serde_json::json!({"single": t, "population": pop});
+        println!("{v}");
         return Ok(());
     }
     let gflops = |s: f64| t.flop_per_step / s / 1e9;
@@ -59,5 +98,17 @@ pub fn run(a: BenchKernelsArgs) -> anyhow::Result<()> {
         1e3 * t.fused_backward_s,
         1e3 * t.fused_optim_s
     );
+    if let Some(p) = pop {
+        println!(
+            "  population           {} members × {} steps on {} threads in {:.2} s: {:.0} steps/s per member, {:.0} steps/s in all, {:.1} GFLOP/s",
+            p.members,
+            p.steps_per_member,
+            p.threads,
+            p.wall_s,
+            p.steps_per_s_per_member,
+            p.steps_per_s,
+            p.gflop_per_s
+        );
+    }
     Ok(())
 }

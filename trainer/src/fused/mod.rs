@@ -21,6 +21,7 @@ pub mod adam;
 pub mod bench;
 pub mod loss;
 pub mod mlp;
+pub mod population;
 
 pub use adam::{Adam, clip_grad_norm};
 pub use loss::{HeadGrads, PpoBatch, ppo_head};
