@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use trim::ope::{Estimate, evaluate, trajectories};
+use trim::ope::{Estimate, Trajectory, evaluate, trajectories};
 use trim::operating_point::{ExportAt, check_actable};
 use trim_data::import::paths::{DEFAULT_MAX_STEPS, read_traces};
 use trim_data::{DataSource, LoadOptions, with_world};
@@ -45,14 +45,26 @@ fn fmt(e: Option<Estimate>) -> String {
     })
 }
 
-/// A `--target` reference policy must be deterministic (signals are checked against the logs).
-fn check_target(p: RefPolicy) -> anyhow::Result<()> {
+/// The `--target` reference policy, if any: deterministic, and reading only signals the logs
+/// carry on every step.
+fn reference_target(a: &OpeArgs, trajs: &[Trajectory]) -> anyhow::Result<Option<RefPolicy>> {
+    let Some(t) = a.target.as_deref() else {
+        return Ok(None);
+    };
+    let p: RefPolicy = t.parse().map_err(anyhow::Error::msg)?;
     if let RefPolicy::Random(_) = p {
         anyhow::bail!(
             "--target random:P is not deterministic; evaluate threshold:K, weak or strong"
         );
     }
-    Ok(())
+    let missing = trim::ope::missing_signals(trajs, p.needs());
+    anyhow::ensure!(
+        missing.is_empty(),
+        "--target {p} reads {} on every step, which {} does not log on every row",
+        missing.join(", "),
+        a.logs.display()
+    );
+    Ok(Some(p))
 }
 
 /// `trim ope`.
@@ -64,19 +76,7 @@ pub fn run(a: OpeArgs) -> Result<()> {
     let export = (a.export.as_deref())
         .map(trim_router::Policy::load)
         .transpose()?;
-    let reference: Option<RefPolicy> = (a.target.as_deref())
-        .map(|t| t.parse().map_err(anyhow::Error::msg))
-        .transpose()?;
-    if let Some(p) = reference {
-        check_target(p)?;
-        let missing = trim::ope::missing_signals(&trajs, p.needs());
-        anyhow::ensure!(
-            missing.is_empty(),
-            "--target {p} reads {} on every step, which {} does not log on every row",
-            missing.join(", "),
-            a.logs.display()
-        );
-    }
+    let reference = reference_target(&a, &trajs)?;
     let at = match &export {
         Some(e) => {
             check_actable(e, None, false)?;
