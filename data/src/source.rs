@@ -13,8 +13,9 @@
 //! Overrides are `key=value` pairs joined by `&`: `cap` (a regeneration cap, default none), or
 //! any key of the synth config (`problems`, `seed`, `trees`, `test_fraction`,
 //! `latent.<name>`), values written as in TOML. The world's fingerprint (recorded by runs and
-//! checked on resume, like a file's sha256) is the sha256 of the resolved config and the
-//! sha256s of its calibration inputs.
+//! checked on resume, like a file's sha256) is the sha256 of the resolved config — without the
+//! optional step signals (`latent.signals`), which change no tree — and the sha256s of its
+//! calibration inputs.
 
 use std::path::{Path, PathBuf};
 
@@ -148,8 +149,13 @@ impl LazySource {
             Some(k) => LazyWorld::with_cap(&spec.cfg, path, k)?,
             None => LazyWorld::new(&spec.cfg, path)?,
         };
+        // The trees a policy replays: every parameter except the optional step signals, which
+        // no trained family reads and which change no candidate, score or outcome (their own key
+        // streams; tested). So adding signals to a world does not stop its runs from resuming.
+        let mut trees = spec.cfg.clone();
+        trees.latent.signals = Default::default();
         let resolved = serde_json::json!({
-            "config": spec.cfg,
+            "config": trees,
             "cap": spec.cap,
             "inputs": world.sources().iter().map(|s| &s.sha256).collect::<Vec<_>>(),
         });
@@ -306,6 +312,18 @@ mod tests {
         let p = Path::new("x");
         assert_eq!(a.fingerprint(p).unwrap(), b.fingerprint(p).unwrap());
         assert_ne!(a.fingerprint(p).unwrap(), c.fingerprint(p).unwrap());
+        // The step signals change no tree, so not the fingerprint either; a PRM knob does.
+        let open = |s: &str| {
+            DataSource::open(Path::new(s), &opts)
+                .unwrap()
+                .fingerprint(p)
+                .unwrap()
+        };
+        let quiet =
+            "synth:math-train?problems=20&latent.signals.judge=false&latent.signals.logprob=false";
+        assert_eq!(open(quiet), a.fingerprint(p).unwrap());
+        let knob = open("synth:math-train?problems=20&latent.flag_s2=0.3");
+        assert_ne!(knob, a.fingerprint(p).unwrap());
         let n = with_world!(&a, |w| w.n_problems());
         assert_eq!(n, 20);
         let total: usize = a.splits().iter().map(|s| s.1).sum();
