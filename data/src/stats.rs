@@ -218,10 +218,7 @@ pub(crate) fn masked_regenerate<W: World>(f: &W) -> MaskedRegenerate {
 /// order, then every strong one (a fixed order keeps the floating-point means reproducible).
 fn labelled_in_file_order(l: &LoadedForest) -> [Vec<f64>; 3] {
     let f = &l.forest;
-    let mut node_of_row = vec![0u32; l.forest_row.len()];
-    for (node, &row) in l.forest_row.iter().enumerate() {
-        node_of_row[row as usize] = node as u32;
-    }
+    let node_of_row = node_of_row(l);
     let mut by_state: [Vec<f64>; 3] = [vec![], vec![], vec![]];
     for strong in [false, true] {
         for &node in &node_of_row {
@@ -237,6 +234,15 @@ fn labelled_in_file_order(l: &LoadedForest) -> [Vec<f64>; 3] {
         }
     }
     by_state
+}
+
+/// The forest node of each file row (the inverse of `forest_row`), to walk nodes in file order.
+fn node_of_row(l: &LoadedForest) -> Vec<u32> {
+    let mut out = vec![0u32; l.forest_row.len()];
+    for (node, &row) in l.forest_row.iter().enumerate() {
+        out[row as usize] = node as u32;
+    }
+    out
 }
 
 /// How well the optional step signals of the weak candidates separate correct from incorrect
@@ -261,13 +267,9 @@ impl SignalStats {
 fn signal_stats_in_file_order(l: &LoadedForest) -> SignalStats {
     let f = &l.forest;
     let kinds = f.signal_kinds();
-    let mut node_of_row = vec![0u32; l.forest_row.len()];
-    for (node, &row) in l.forest_row.iter().enumerate() {
-        node_of_row[row as usize] = node as u32;
-    }
     let mut judge: [Vec<f64>; 3] = Default::default();
     let mut logprob: [Vec<f64>; 3] = Default::default();
-    for &node in &node_of_row {
+    for node in node_of_row(l) {
         let Some(s) = l.states[node as usize].weak else {
             continue;
         };

@@ -34,6 +34,7 @@ pub struct WorldStats {
 /// Replay `z`'s anchor paths and the masked-regenerate probe.
 pub fn compute_world(z: &LazySource) -> WorldStats {
     let w = &z.world;
+    let (scores, signals) = anchor_scores(w);
     WorldStats {
         name: z.spec.cfg.name.clone(),
         spec: z.spec.spec.clone(),
@@ -44,16 +45,21 @@ pub fn compute_world(z: &LazySource) -> WorldStats {
         splits: w.splits(),
         always_weak: anchor(w, Action::Continue),
         always_strong: anchor(w, Action::Regenerate),
-        prm: prm_stats(&anchor_scores(w)),
-        signals: weak_path_signals(w),
+        prm: prm_stats(&scores),
+        signals,
         masked_regenerate: masked_regenerate(w),
     }
 }
 
 /// PRM scores by state of the weak candidates on every all-weak path and the strong candidates
-/// on every all-strong path, in tree order.
-fn anchor_scores(w: &LazyWorld) -> [Vec<f64>; 3] {
+/// on every all-strong path, in tree order; and, in the same walk, the weak candidates' step
+/// signals (when the world draws them) per latent state.
+fn anchor_scores(w: &LazyWorld) -> ([Vec<f64>; 3], SignalStats) {
+    let kinds = w.signal_kinds();
+    let with_signals = kinds.judge_score || kinds.mean_logprob;
     let mut by_state: [Vec<f64>; 3] = Default::default();
+    let mut judge: [Vec<f64>; 3] = Default::default();
+    let mut logprob: [Vec<f64>; 3] = Default::default();
     let trees = (0..w.n_problems()).flat_map(|p| w.trees_of(p));
     for tree in trees {
         for a in [Action::Continue, Action::Regenerate] {
@@ -64,7 +70,13 @@ fn anchor_scores(w: &LazyWorld) -> [Vec<f64>; 3] {
                     Action::Regenerate => w.strong_candidate(&node),
                 };
                 let Some(c) = c else { break };
-                by_state[c.state.index()].push(f64::from(c.prm));
+                let k = c.state.index();
+                by_state[k].push(f64::from(c.prm));
+                if with_signals && a == Action::Continue {
+                    let s = w.weak_signals(&node);
+                    judge[k].push(f64::from(s.judge_score));
+                    logprob[k].push(f64::from(s.mean_logprob));
+                }
                 match w.next(&node, a) {
                     Next::Node(n) => node = n,
                     _ => break,
@@ -72,33 +84,11 @@ fn anchor_scores(w: &LazyWorld) -> [Vec<f64>; 3] {
             }
         }
     }
-    by_state
-}
-
-/// The weak candidates' signals on every all-weak path, per latent state.
-fn weak_path_signals(w: &LazyWorld) -> SignalStats {
-    let kinds = w.signal_kinds();
-    let mut judge: [Vec<f64>; 3] = Default::default();
-    let mut logprob: [Vec<f64>; 3] = Default::default();
-    if kinds.judge_score || kinds.mean_logprob {
-        for tree in (0..w.n_problems()).flat_map(|p| w.trees_of(p)) {
-            let mut node = w.root(tree);
-            loop {
-                let s = w.weak_signals(&node);
-                let k = node.weak.state.index();
-                judge[k].push(f64::from(s.judge_score));
-                logprob[k].push(f64::from(s.mean_logprob));
-                match w.next(&node, Action::Continue) {
-                    Next::Node(n) => node = n,
-                    _ => break,
-                }
-            }
-        }
-    }
-    SignalStats::of(
+    let signals = SignalStats::of(
         kinds.judge_score.then_some(judge),
         kinds.mean_logprob.then_some(logprob),
-    )
+    );
+    (by_state, signals)
 }
 
 #[cfg(test)]

@@ -197,16 +197,6 @@ pub enum RefPolicy {
     Confidence(f32),
 }
 
-impl RefPolicy {
-    /// The optional signals this policy reads.
-    pub fn needs(&self) -> SignalKinds {
-        SignalKinds {
-            judge_score: matches!(self, RefPolicy::Judge(_)),
-            mean_logprob: matches!(self, RefPolicy::Confidence(_)),
-        }
-    }
-}
-
 impl Policy for RefPolicy {
     #[inline(always)]
     fn act(&self, view: &StepView<'_>, _mask: [bool; 2], rng: &mut Rng) -> Action {
@@ -228,7 +218,10 @@ impl Policy for RefPolicy {
     }
 
     fn needs_signals(&self) -> SignalKinds {
-        self.needs()
+        SignalKinds {
+            judge_score: matches!(self, RefPolicy::Judge(_)),
+            mean_logprob: matches!(self, RefPolicy::Confidence(_)),
+        }
     }
 }
 
@@ -349,7 +342,7 @@ mod tests {
         assert!(
             RefPolicy::Judge(0.5).wants_signals() && !RefPolicy::Threshold(0.5).wants_signals()
         );
-        assert!(RefPolicy::Confidence(-1.0).needs().mean_logprob);
+        assert!(RefPolicy::Confidence(-1.0).needs_signals().mean_logprob);
     }
 
     #[test]

@@ -117,16 +117,17 @@ pub fn predict<W: World, P: Policy + ?Sized>(
     let mut ep = Episode::start(w, tree);
     let mut history = Vec::new();
     let mut out = Vec::with_capacity(labels.len());
+    let (signals, record) = (policy.wants_signals(), policy.wants_history());
     for l in labels {
         let mask = ep.mask(w);
-        let view = if policy.wants_signals() {
+        let view = if signals {
             ep.view_signals(w, &history)
         } else {
             ep.view_with(w, &history)
         };
         let a = resolve(policy.act(&view, mask, rng), mask);
         out.push(Tier::of(a));
-        if policy.wants_history() {
+        if record {
             history.push(ep.hist_entry(w, l.locked));
         }
         if ep.step(w, l.locked, 0.0).is_err() {

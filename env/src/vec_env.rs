@@ -206,9 +206,9 @@ impl<'f, W: World> VecEnv<'f, W> {
     /// [want them](crate::Policy::wants_signals); training's networks do not).
     pub fn view_signals(&self, i: usize) -> Option<(StepView<'_>, [bool; 2])> {
         let ep = &self.eps[i];
-        (!ep.done()).then(|| {
-            let view = ep.view_signals(self.forest, self.history(i));
-            (view, ep.mask(self.forest))
+        self.view(i).map(|(view, mask)| {
+            let signals = self.forest.weak_signals(&ep.node());
+            (StepView { signals, ..view }, mask)
         })
     }
 

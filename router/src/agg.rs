@@ -49,6 +49,18 @@ const TRUNK_LN2: usize = 1;
 const ACTOR_LN: usize = 2;
 const CRITIC_LN: usize = 3;
 
+/// `(d_in, d_out)` of each dense layer of a TRIM-Agg network, in [`DENSE_NAMES`] order.
+pub fn dense_dims(input_dim: usize, hidden: usize) -> [(usize, usize); 6] {
+    [
+        (input_dim, hidden),
+        (hidden, hidden),
+        (hidden, hidden),
+        (hidden, N_ACTIONS),
+        (hidden, hidden),
+        (hidden, 1),
+    ]
+}
+
 /// The TRIM-Agg network's weights: a `Send + Sync` policy, eval mode (no dropout).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AggNet {
@@ -165,15 +177,7 @@ impl AggNet {
                 "input width {input_dim} is not in {AGG_DIM}..={MAX_INPUT}"
             )));
         }
-        // (d_in, d_out) of each dense layer, in DENSE_NAMES order.
-        let dims = [
-            (input_dim, hidden),
-            (hidden, hidden),
-            (hidden, hidden),
-            (hidden, N_ACTIONS),
-            (hidden, hidden),
-            (hidden, 1),
-        ];
+        let dims = dense_dims(input_dim, hidden);
         let mut dense = Vec::with_capacity(6);
         for (name, (d_in, d_out)) in DENSE_NAMES.iter().zip(dims) {
             let w = get(&format!("{name}.weight"), &[d_out, d_in])?;

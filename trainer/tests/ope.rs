@@ -12,6 +12,15 @@ use trim_env::{EpsGreedy, EvalOptions, Propensity, RefPolicy, summarize};
 
 const LAMBDA: f64 = 8e-4;
 
+/// Run the `trim` binary in `dir` with `args`.
+fn trim_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn snis_and_pdwis_cover_the_exact_value_over_seeds() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sets/synth-math.parquet");
@@ -124,39 +133,46 @@ fn propensity_logs_round_trip_and_trim_ope_runs_through_the_binary() {
             .collect();
         assert_eq!(back, rows, "{name}");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
-        .current_dir(&root)
-        .args(["data", "import", "paths", "--emit-example", "--from"])
-        .arg("data/sets/synth-math.parquet")
-        .args([
+    let emitted = dir.join("emitted.jsonl");
+    let emitted = emitted.to_str().unwrap();
+    let out = trim_in(
+        &root,
+        &[
+            "data",
+            "import",
+            "paths",
+            "--emit-example",
+            "--from",
+            "data/sets/synth-math.parquet",
             "--policies",
             "threshold:0.5",
             "--problems",
             "400",
             "--split",
             "all",
-        ])
-        .args(["--explore", "0.3", "--out"])
-        .arg(dir.join("emitted.jsonl"))
-        .output()
-        .unwrap();
+            "--explore",
+            "0.3",
+            "--out",
+            emitted,
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
-        .current_dir(&root)
-        .args(["ope", "--logs"])
-        .arg(dir.join("emitted.jsonl"))
-        .args([
+    let out = trim_in(
+        &root,
+        &[
+            "ope",
+            "--logs",
+            emitted,
             "--target",
             "threshold:0.7",
             "--exact",
             "data/sets/synth-math.parquet",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -173,17 +189,16 @@ fn propensity_logs_round_trip_and_trim_ope_runs_through_the_binary() {
         assert!(text.contains(line), "{line}: {text}");
     }
     // A log without propensities is refused, naming the trace.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
-        .current_dir(&root)
-        .args([
+    let out = trim_in(
+        &root,
+        &[
             "ope",
             "--logs",
             "data/examples/paths-example.jsonl",
             "--target",
             "weak",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("no propensity logged"),
@@ -199,13 +214,7 @@ fn routing_with_exploration_logs_exact_propensities() {
     let dir = std::env::temp_dir().join(format!("trim-explore-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let trim = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let trim = |args: &[&str]| trim_in(&dir, args);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let toy = root.join("data/sets/synth-math.parquet");
     let o = trim(&[
@@ -307,13 +316,7 @@ fn judge_rule_targets_read_the_logged_signal() {
     let dir = std::env::temp_dir().join(format!("trim-ope-judge-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_trim"))
-            .current_dir(&root)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| trim_in(&root, args);
     let (world, logs) = (dir.join("w.parquet"), dir.join("logs.jsonl"));
     let (world, logs) = (world.to_str().unwrap(), logs.to_str().unwrap());
     let o = run(&["data", "synth", "--problems", "600", "--out", world]);

@@ -83,6 +83,7 @@ fn vec_env_loop<W: World>(
     let mut trees = vec![0u32; batch];
     let problems: Vec<u32> = (0..forest.n_problems() as u32).collect();
     let mut rng = Rng::new(0);
+    let signals = policy.wants_signals();
     let start = Instant::now();
     let mut steps = 0u64;
     let mut next_problem = 0usize;
@@ -96,7 +97,7 @@ fn vec_env_loop<W: World>(
         while !env.all_done() {
             env.observe(&mut obs, &mut mask);
             for (i, a) in actions.iter_mut().enumerate() {
-                let view = match policy.wants_signals() {
+                let view = match signals {
                     true => env.view_signals(i),
                     false => env.view(i),
                 };

@@ -57,7 +57,7 @@ fn reference_target(a: &OpeArgs, trajs: &[Trajectory]) -> anyhow::Result<Option<
             "--target random:P is not deterministic; evaluate threshold:K, weak or strong"
         );
     }
-    let missing = trim::ope::missing_signals(trajs, p.needs());
+    let missing = trim::ope::missing_signals(trajs, p.needs_signals());
     anyhow::ensure!(
         missing.is_empty(),
         "--target {p} reads {} on every step, which {} does not log on every row",

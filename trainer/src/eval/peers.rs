@@ -46,8 +46,9 @@ pub(super) fn peer_families<W: World>(
         let mut points = vec![];
         for p in policies {
             let o = evaluate(w, problems, &p, det)?;
-            sc.tier(w, name, &label(p), &p);
-            points.push(sc.point(name, label(p), &o));
+            let l = label(p);
+            sc.tier(w, name, &l, &p);
+            points.push(sc.point(name, l, &o));
         }
         out.push(family(name, Kind::Baseline, points));
     }

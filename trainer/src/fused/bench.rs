@@ -7,7 +7,8 @@ use std::time::Instant;
 use burn::optim::GradientsParams;
 use trim_env::{AGG_DIM, Rng};
 
-use super::{Adam, AggParams, HeadGrads, PpoBatch, Workspace, clip_grad_norm, ppo_head};
+use super::Workspace;
+use super::population::Member;
 use crate::backend::Backend;
 use crate::config::TrainConfig;
 use crate::model::ActorCritic;
@@ -19,11 +20,7 @@ use crate::ppo::update::{clip_grad_norm as burn_clip, optimizer};
 /// own (so some ratios and values clip and others do not), with some single-action masks.
 pub fn random_minibatch(model: &ActorCritic, n: usize, rng: &mut Rng) -> Minibatch {
     let obs: Vec<f32> = (0..n * AGG_DIM).map(|_| rng.f32()).collect();
-    let p = AggParams::from_named(AGG_DIM, model.hidden(), {
-        let mut t = model.torch_params();
-        move |name, _| t.take(name)
-    })
-    .unwrap();
+    let p = super::params_of(model).expect("a network this crate built");
     let mut ws = Workspace::default();
     ws.forward(&p, &obs);
     let mut mb = Minibatch {
@@ -86,17 +83,9 @@ pub fn time_steps(
     let mut rng = Rng::new(seed);
     let mut model = ActorCritic::new(hidden, &mut rng, &device);
     let mb = random_minibatch(&model, rows, &mut rng);
+    let mut member = Member::from_model(&model, mb.clone())?;
     let cfg = TrainConfig::default();
-    let coefs = LossCoefs {
-        clip_coef: cfg.clip_coef as f32,
-        vf_clip: cfg.vf_clip as f32,
-        vf_coef: cfg.vf_coef as f32,
-        ent_coef: cfg.ent_coef_start as f32,
-    };
-    let (lr, max_norm) = (cfg.lr, cfg.max_grad_norm as f32);
-    let mut tp = model.torch_params();
-    let mut p = AggParams::from_named(AGG_DIM, hidden, |name, _| tp.take(name))
-        .map_err(anyhow::Error::msg)?;
+    let coefs = LossCoefs::of(&cfg, cfg.ent_coef_start);
     // burn: the trainer's update path.
     let mut optim = optimizer(&cfg);
     let t = MinibatchTensors::new(&mb, AGG_DIM, &device);
@@ -104,31 +93,15 @@ pub fn time_steps(
     for _ in 0..steps {
         let out = ppo_loss(&model, &t, coefs, None);
         let mut grads = GradientsParams::from_grads(out.loss.backward(), &model);
-        burn_clip(&model, &mut grads, max_norm);
-        model = optim.step(lr, model, grads);
+        burn_clip(&model, &mut grads, cfg.max_grad_norm as f32);
+        model = optim.step(cfg.lr, model, grads);
     }
     let burn_s = start.elapsed().as_secs_f64() / steps as f64;
-    // fused
-    let mut adam = Adam::new(&p, cfg.adam_eps as f32, cfg.weight_decay as f32);
-    let (mut ws, mut head, mut g) = (Workspace::default(), HeadGrads::default(), p.zeros_like());
-    let batch = PpoBatch::of(&mb);
+    // fused: the same network, minibatch and settings.
     let mut split = [0.0f64; 4];
     let whole = Instant::now();
     for _ in 0..steps {
-        let t0 = Instant::now();
-        ws.forward(&p, &mb.obs);
-        let t1 = Instant::now();
-        ppo_head(&ws.logits, &ws.values, &batch, coefs, &mut head);
-        let t2 = Instant::now();
-        g.for_each_mut(|x| x.fill(0.0));
-        ws.backward(&p, &mb.obs, &head.d_logits, &head.d_values, &mut g);
-        let t3 = Instant::now();
-        clip_grad_norm(&mut g, max_norm);
-        adam.step(&mut p, &g, lr as f32);
-        let t4 = Instant::now();
-        for (s, d) in split.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
-            *s += d.as_secs_f64();
-        }
+        member.step_timed(Some(&mut split));
     }
     let fused_s = whole.elapsed().as_secs_f64() / steps as f64;
     let per = |x: f64| x / steps as f64;

@@ -7,7 +7,7 @@
 //! ```
 
 use crate::model::{LN_EPS, N_ACTIONS};
-use trim_router::agg::{DENSE_NAMES, NORM_NAMES};
+use trim_router::agg::{DENSE_NAMES, NORM_NAMES, dense_dims};
 use trim_router::mlp::tanh_lanes;
 
 /// One dense layer: `y = x Wᵀ + b`, `w` row-major `[d_out, d_in]`.
@@ -43,7 +43,7 @@ impl AggParams {
         hidden: usize,
         mut get: impl FnMut(&str, &[usize]) -> Result<Vec<f32>, String>,
     ) -> Result<Self, String> {
-        let dims = Self::dims(input_dim, hidden);
+        let dims = dense_dims(input_dim, hidden);
         let mut dense = vec![];
         for (name, (d_in, d_out)) in DENSE_NAMES.iter().zip(dims) {
             let w = get(&format!("{name}.weight"), &[d_out, d_in])?;
@@ -68,18 +68,6 @@ impl AggParams {
                 .map_err(|_| "six dense layers".to_string())?,
             norm: norm.try_into().map_err(|_| "four norms".to_string())?,
         })
-    }
-
-    /// `(d_in, d_out)` of each dense layer.
-    fn dims(input_dim: usize, hidden: usize) -> [(usize, usize); 6] {
-        [
-            (input_dim, hidden),
-            (hidden, hidden),
-            (hidden, hidden),
-            (hidden, N_ACTIONS),
-            (hidden, hidden),
-            (hidden, 1),
-        ]
     }
 
     /// Zeros of the same shapes (a gradient accumulator).

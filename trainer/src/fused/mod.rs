@@ -24,6 +24,12 @@ pub mod mlp;
 pub mod population;
 
 pub use adam::{Adam, clip_grad_norm};
+
+/// The fused kernels' copy of a burn TRIM-Agg network's parameters (exact: f32 for f32).
+pub fn params_of(model: &crate::model::ActorCritic) -> Result<AggParams, String> {
+    let mut tp = model.torch_params();
+    AggParams::from_named(model.input_dim(), model.hidden(), |name, _| tp.take(name))
+}
 pub use loss::{HeadGrads, PpoBatch, ppo_head};
 pub use mlp::{AggParams, Workspace};
 

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use rayon::prelude::*;
-use trim_env::{AGG_DIM, Rng};
+use trim_env::Rng;
 
 use super::bench::random_minibatch;
 use super::{Adam, AggParams, HeadGrads, PpoBatch, Workspace, clip_grad_norm, ppo_head};
@@ -38,9 +38,13 @@ impl Member {
         let mut rng = Rng::new(seed);
         let model = ActorCritic::new(hidden, &mut rng, &device);
         let mb = random_minibatch(&model, rows, &mut rng);
-        let mut tp = model.torch_params();
-        let params = AggParams::from_named(AGG_DIM, hidden, |name, _| tp.take(name))
-            .map_err(anyhow::Error::msg)?;
+        Self::from_model(&model, mb)
+    }
+
+    /// A member starting from `model`'s weights, stepping on `mb`, with the trainer's default
+    /// hyper-parameters.
+    pub fn from_model(model: &ActorCritic, mb: Minibatch) -> anyhow::Result<Self> {
+        let params = super::params_of(model).map_err(anyhow::Error::msg)?;
         let cfg = TrainConfig::default();
         Ok(Member {
             adam: Adam::new(&params, cfg.adam_eps as f32, cfg.weight_decay as f32),
@@ -49,12 +53,7 @@ impl Member {
             mb,
             ws: Workspace::default(),
             head: HeadGrads::default(),
-            coefs: LossCoefs {
-                clip_coef: cfg.clip_coef as f32,
-                vf_clip: cfg.vf_clip as f32,
-                vf_coef: cfg.vf_coef as f32,
-                ent_coef: cfg.ent_coef_start as f32,
-            },
+            coefs: LossCoefs::of(&cfg, cfg.ent_coef_start),
             lr: cfg.lr as f32,
             max_norm: cfg.max_grad_norm as f32,
         })
@@ -62,7 +61,15 @@ impl Member {
 
     /// One PPO gradient step on the member's minibatch.
     pub fn step(&mut self) {
+        self.step_timed(None);
+    }
+
+    /// [`Self::step`], adding the seconds of its phases (forward, loss head, backward,
+    /// clip + Adam) into `split` when given.
+    pub fn step_timed(&mut self, mut split: Option<&mut [f64; 4]>) {
+        let mut lap = Lap::new();
         self.ws.forward(&self.params, &self.mb.obs);
+        lap.to(&mut split, 0);
         let batch = PpoBatch::of(&self.mb);
         ppo_head(
             &self.ws.logits,
@@ -71,6 +78,7 @@ impl Member {
             self.coefs,
             &mut self.head,
         );
+        lap.to(&mut split, 1);
         self.grads.for_each_mut(|g| g.fill(0.0));
         let (d_logits, d_values) = (&self.head.d_logits, &self.head.d_values);
         self.ws.backward(
@@ -80,8 +88,28 @@ impl Member {
             d_values,
             &mut self.grads,
         );
+        lap.to(&mut split, 2);
         clip_grad_norm(&mut self.grads, self.max_norm);
         self.adam.step(&mut self.params, &self.grads, self.lr);
+        lap.to(&mut split, 3);
+    }
+}
+
+/// A stopwatch read between phases (only when a split is wanted).
+struct Lap(Instant);
+
+impl Lap {
+    fn new() -> Self {
+        Lap(Instant::now())
+    }
+
+    /// Add the time since the last lap to `split[k]` and restart.
+    fn to(&mut self, split: &mut Option<&mut [f64; 4]>, k: usize) {
+        if let Some(s) = split.as_deref_mut() {
+            let now = Instant::now();
+            s[k] += (now - self.0).as_secs_f64();
+            self.0 = now;
+        }
     }
 }
 

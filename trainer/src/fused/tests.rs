@@ -23,8 +23,7 @@ fn check(coefs: LossCoefs, seed: u64) {
     let grads = GradientsParams::from_grads(out.loss.backward(), &model);
     let mut burn_grads = model.torch_grads(&grads);
     // fused
-    let mut tp = model.torch_params();
-    let p = AggParams::from_named(AGG_DIM, 64, |name, _| tp.take(name)).unwrap();
+    let p = params_of(&model).unwrap();
     let mut ws = Workspace::default();
     ws.forward(&p, &mb.obs);
     let batch = PpoBatch::of(&mb);
@@ -109,8 +108,7 @@ fn clipped_adam_steps_follow_burns_update() {
     };
     let lr = 3e-4f32;
     let mut optim = optimizer(&cfg);
-    let mut tp = model.torch_params();
-    let mut p = AggParams::from_named(AGG_DIM, 64, |name, _| tp.take(name)).unwrap();
+    let mut p = params_of(&model).unwrap();
     let mut adam = Adam::new(&p, cfg.adam_eps as f32, cfg.weight_decay as f32);
     let (mut ws, mut head) = (Workspace::default(), HeadGrads::default());
     let batch = PpoBatch::of(&mb);

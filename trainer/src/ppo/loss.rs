@@ -23,6 +23,18 @@ pub struct LossCoefs {
     pub ent_coef: f32,
 }
 
+impl LossCoefs {
+    /// The run's coefficients with the entropy coefficient of this update.
+    pub fn of(cfg: &crate::config::TrainConfig, ent_coef: f64) -> Self {
+        LossCoefs {
+            clip_coef: cfg.clip_coef as f32,
+            vf_clip: cfg.vf_clip as f32,
+            vf_coef: cfg.vf_coef as f32,
+            ent_coef: ent_coef as f32,
+        }
+    }
+}
+
 /// A minibatch as tensors.
 ///
 /// # Shapes

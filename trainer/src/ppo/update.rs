@@ -101,12 +101,7 @@ impl<N: TrainNet> Learner<N> {
         ent_coef: f64,
         rng: &mut Rng,
     ) -> LossStats {
-        let coefs = LossCoefs {
-            clip_coef: cfg.clip_coef as f32,
-            vf_clip: cfg.vf_clip as f32,
-            vf_coef: cfg.vf_coef as f32,
-            ent_coef: ent_coef as f32,
-        };
+        let coefs = LossCoefs::of(cfg, ent_coef);
         let mut order: Vec<usize> = (0..buf.n).collect();
         let mb_size = cfg.minibatch_episodes.min(buf.n).max(1);
         let n_mb = buf.n.div_ceil(mb_size);

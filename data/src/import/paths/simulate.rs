@@ -52,11 +52,12 @@ fn walk<P: Policy + ?Sized>(
             for (pi, (name, policy)) in policies.iter().enumerate() {
                 let mut rng = Rng::stream(seed, ((tree as u64) << 16) | pi as u64);
                 let mut ep = Episode::start(f, tree);
+                let signals = policy.wants_signals();
                 let start = out.len();
                 while !ep.done() {
                     let node = ep.node();
                     let mask = ep.mask(f);
-                    let view = if policy.wants_signals() {
+                    let view = if signals {
                         ep.view_signals(f, &[])
                     } else {
                         ep.view(f)
