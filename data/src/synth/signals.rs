@@ -156,6 +156,27 @@ mod tests {
     }
 
     #[test]
+    fn bad_signal_parameters_are_refused_by_name() {
+        for (spec, field) in [
+            ("latent.signals.judge_sd=-1", "signals.judge_sd"),
+            ("latent.signals.judge_mean_s2=12", "signals.judge_mean_s2"),
+            ("latent.signals.logprob_median=0", "signals.logprob_median"),
+            ("latent.signals.logprob_sd=nan", "signals.logprob_sd"),
+        ] {
+            let e = crate::SynthSpec::parse(&format!("synth:math500?{spec}"))
+                .err()
+                .unwrap_or_else(|| panic!("{spec} accepted"))
+                .to_string();
+            assert!(e.contains(field), "{spec}: {e}");
+        }
+        let e = crate::SynthSpec::parse("synth:math500?latent.signals.colour=1")
+            .err()
+            .expect("unknown key")
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
     fn signals_separate_the_states_and_each_has_its_own_stream() {
         let both = model(true, true);
         let judge_only = model(true, false);
