@@ -170,8 +170,7 @@ mod tests {
             assert!(e.contains(field), "{spec}: {e}");
         }
         let e = crate::SynthSpec::parse("synth:math500?latent.signals.colour=1")
-            .err()
-            .expect("unknown key")
+            .expect_err("unknown key")
             .to_string();
         assert!(e.contains("colour"), "{e}");
     }
