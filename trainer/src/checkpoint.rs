@@ -8,7 +8,8 @@
 //! | `model.bpk` | network parameters (burnpack; loadable with burn's `Module::load_file`) |
 //! | `optim.bpk` | Adam state: per-parameter moments and step counts (burnpack) |
 //! | `state.json` | [`TrainState`]: config, counters, RNG state, pass order, best validation so far |
-//! | `SHA256SUMS` | sha256 of the three files above (`sha256sum -c` format) |
+//! | `fused_adam.bin` | only for runs with the fused kernels: their Adam state ([`crate::fused::Adam::to_bytes`]; `optim.bpk` is then burn's empty optimiser) |
+//! | `SHA256SUMS` | sha256 of the files above (`sha256sum -c` format) |
 //!
 //! Writing: all files go into a fresh temp directory next to the target, each synced, and the
 //! directory is renamed into place (a replaced `best/` or `final/` is moved aside first, then
@@ -34,7 +35,7 @@ use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::family::{Family, agg::Agg};
 use crate::model::ActorCritic;
-use crate::ppo::update::optimizer;
+use crate::ppo::update::{FUSED_ADAM, optimizer};
 
 /// Format name written into every `state.json`.
 pub const FORMAT: &str = "trim-checkpoint";
@@ -118,6 +119,7 @@ pub fn save<N: burn::module::Module>(
     dir: &Path,
     model: &N,
     optim: &ModuleOptimizer,
+    fused_adam: Option<&[u8]>,
     state: &TrainState,
 ) -> Result<()> {
     let model_bytes = model
@@ -130,19 +132,31 @@ pub fn save<N: burn::module::Module>(
         .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode optimizer: {e}")))?;
     let state_bytes = serde_json::to_vec_pretty(state)
         .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode state: {e}")))?;
-    write_dir(dir, [&model_bytes[..], &optim_bytes[..], &state_bytes[..]])
+    let mut files = vec![
+        (FILES[0], &model_bytes[..]),
+        (FILES[1], &optim_bytes[..]),
+        (FILES[2], &state_bytes[..]),
+    ];
+    files.extend(fused_adam.map(|b| (FUSED_ADAM, b)));
+    write_dir(dir, &files)
 }
 
 /// Copy the checkpoint `from` to `to` (verified first; written like [`save`]), e.g. into a
 /// forked run.
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
     let v = read_verified(from)?;
-    write_dir(to, [&v.model[..], &v.optim[..], &v.state[..]])
+    let mut files = vec![
+        (FILES[0], &v.model[..]),
+        (FILES[1], &v.optim[..]),
+        (FILES[2], &v.state[..]),
+    ];
+    files.extend(v.fused_adam.as_deref().map(|b| (FUSED_ADAM, b)));
+    write_dir(to, &files)
 }
 
 /// Write the files of a checkpoint into a temp directory next to `dir`, each synced, then
 /// rename it into place (a present `dir` is moved aside first, then deleted).
-fn write_dir(dir: &Path, files: [&[u8]; 3]) -> Result<()> {
+fn write_dir(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -158,7 +172,7 @@ fn write_dir(dir: &Path, files: [&[u8]; 3]) -> Result<()> {
     let result = (|| -> Result<()> {
         std::fs::create_dir(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
         let mut sums = String::new();
-        for (file, bytes) in FILES.iter().zip(files) {
+        for &(file, bytes) in files {
             write_synced(&tmp.join(file), bytes)?;
             sums.push_str(&format!("{}  {file}\n", sha256_hex(bytes)));
         }
@@ -189,6 +203,8 @@ struct Verified {
     model: Vec<u8>,
     optim: Vec<u8>,
     state: Vec<u8>,
+    /// `fused_adam.bin`, when the checkpoint lists it.
+    fused_adam: Option<Vec<u8>>,
 }
 
 fn read_verified(dir: &Path) -> Result<Verified> {
@@ -209,8 +225,7 @@ fn read_verified(dir: &Path) -> Result<Verified> {
             .ok_or_else(|| err(format!("{SUMS} is damaged: bad line `{line}`")))?;
         want.insert(file.to_string(), hash.to_string());
     }
-    let mut out = Vec::with_capacity(3);
-    for file in FILES {
+    let read = |file: &str| -> Result<Vec<u8>> {
         let path = dir.join(file);
         let bytes = std::fs::read(&path).map_err(|e| err(format!("cannot read {file}: {e}")))?;
         let expected = want
@@ -223,15 +238,16 @@ fn read_verified(dir: &Path) -> Result<Verified> {
                  the file was truncated or modified — resume from another checkpoint"
             )));
         }
-        out.push(bytes);
-    }
-    let state = out.pop().unwrap_or_default();
-    let optim = out.pop().unwrap_or_default();
-    let model = out.pop().unwrap_or_default();
+        Ok(bytes)
+    };
     Ok(Verified {
-        model,
-        optim,
-        state,
+        model: read(FILES[0])?,
+        optim: read(FILES[1])?,
+        state: read(FILES[2])?,
+        fused_adam: match want.contains_key(FUSED_ADAM) {
+            true => Some(read(FUSED_ADAM)?),
+            false => None,
+        },
     })
 }
 
@@ -264,6 +280,8 @@ fn agg_name() -> String {
 pub struct Loaded<N = ActorCritic> {
     pub model: N,
     pub optim: ModuleOptimizer,
+    /// A fused run's Adam state (`fused_adam.bin`, verified, not yet parsed).
+    pub fused_adam: Option<Vec<u8>>,
     pub state: TrainState,
 }
 
@@ -284,6 +302,7 @@ pub fn load_as<F: Family>(dir: &Path, device: &Device) -> Result<Loaded<F::Net>>
     Ok(Loaded {
         model,
         optim,
+        fused_adam: v.fused_adam,
         state,
     })
 }

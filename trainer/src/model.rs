@@ -244,6 +244,49 @@ impl ActorCritic {
         params
     }
 
+    /// This network with every parameter replaced by the fused kernels' copy `p` (PyTorch
+    /// layout, as [`Self::torch_params`] gives it; exact, f32 for f32), parameter ids kept, so
+    /// checkpoints, acting copies and exports of a fused run read it like any other.
+    pub(crate) fn with_params(&self, p: &crate::fused::AggParams) -> Self {
+        fn set<const D: usize>(param: &Param<Tensor<D>>, data: TensorData) -> Param<Tensor<D>> {
+            param
+                .clone()
+                .map(|old| Tensor::from_data(data, &old.device()))
+        }
+        let dense = |l: &Linear, d: &crate::fused::mlp::DenseP| {
+            let mut wt = vec![0.0f32; d.d_in * d.d_out];
+            for o in 0..d.d_out {
+                for i in 0..d.d_in {
+                    wt[i * d.d_out + o] = d.w[o * d.d_in + i];
+                }
+            }
+            Linear {
+                weight: set(&l.weight, TensorData::new(wt, [d.d_in, d.d_out])),
+                bias: (l.bias.as_ref()).map(|b| set(b, TensorData::new(d.b.clone(), [d.d_out]))),
+            }
+        };
+        let norm = |l: &LayerNorm, n: &crate::fused::mlp::NormP| {
+            let mut out = l.clone();
+            out.gamma = set(&l.gamma, TensorData::new(n.gamma.clone(), [n.gamma.len()]));
+            out.beta =
+                (l.beta.as_ref()).map(|b| set(b, TensorData::new(n.beta.clone(), [n.beta.len()])));
+            out
+        };
+        let (d, n) = (&p.dense, &p.norm);
+        ActorCritic {
+            trunk1: dense(&self.trunk1, &d[0]),
+            trunk_ln1: norm(&self.trunk_ln1, &n[0]),
+            trunk2: dense(&self.trunk2, &d[1]),
+            trunk_ln2: norm(&self.trunk_ln2, &n[1]),
+            actor1: dense(&self.actor1, &d[2]),
+            actor_ln: norm(&self.actor_ln, &n[2]),
+            actor_out: dense(&self.actor_out, &d[3]),
+            critic1: dense(&self.critic1, &d[4]),
+            critic_ln: norm(&self.critic_ln, &n[3]),
+            critic_out: dense(&self.critic_out, &d[5]),
+        }
+    }
+
     /// The gradients of every parameter in `grads`, by PyTorch name and layout (zeros for a
     /// parameter without one).
     #[cfg(test)]

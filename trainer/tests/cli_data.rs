@@ -294,6 +294,57 @@ fn bench_kernels_times_both_paths() {
     assert!(fails(trim(&["bench-kernels", "--hidden", "0"])).contains("--hidden"));
 }
 
+/// `trim bench-train --population P` trains P runs through the sweep executor and counts all
+/// their steps; burn and fused kernels both run; an impossible kernel choice is refused.
+#[test]
+fn bench_train_times_a_population_with_either_kernels() {
+    let data = "synth:math-train?problems=120&test_fraction=0";
+    let run = |kernels: &str, population: &str| -> serde_json::Value {
+        let out = ok(&[
+            "bench-train",
+            "--data",
+            data,
+            "--updates",
+            "3",
+            "--batch-episodes",
+            "8",
+            "--kernels",
+            kernels,
+            "--population",
+            population,
+            "--json",
+        ]);
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let one = run("burn", "1");
+    assert_eq!(
+        (one["kernels"].as_str(), one["updates"].as_u64()),
+        (Some("burn"), Some(3))
+    );
+    let pop = run("auto", "3");
+    assert_eq!(pop["kernels"], "fused");
+    assert_eq!(pop["population"], 3);
+    // Three members of the same length of schedule: about three times one member's steps.
+    let (s1, s3) = (
+        one["env_steps"].as_f64().unwrap(),
+        pop["env_steps"].as_f64().unwrap(),
+    );
+    assert!(s3 > 2.0 * s1 && s3 < 4.0 * s1, "{s1} vs {s3}");
+    assert!(pop["ppo_gflop_per_s"].as_f64().unwrap() > 0.0);
+    let e = fails(trim(&[
+        "bench-train",
+        "--policy",
+        "seq",
+        "--kernels",
+        "fused",
+        "--data",
+        data,
+    ]));
+    assert!(e.contains("kernels") && e.contains("TRIM-Seq"), "{e}");
+    let e = fails(trim(&["bench-train", "--population", "0", "--data", data]));
+    assert!(e.contains("--population"), "{e}");
+}
+
 #[test]
 fn synth_is_deterministic_and_feeds_eval_and_stats() {
     let d = tmp("synth");

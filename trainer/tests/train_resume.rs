@@ -8,6 +8,7 @@ use train_support::{
     make_dataset, metrics_without_time, resume_opts, run_opts, tiny_config, tmpdir, weights_of,
 };
 use trim::checkpoint;
+use trim::config::Kernels;
 use trim::family::agg::Agg;
 use trim::train::RunStatus;
 use trim::{RunOptions, TrainConfig, Trainer};
@@ -105,13 +106,107 @@ fn lazy_worlds_train_deterministically_and_resume_only_on_the_same_world() {
 fn stopped_and_resumed_run_equals_uninterrupted_run() {
     let d = tmpdir("resume");
     let data = make_dataset(&d, "tiny", 60, 2, 2);
-    // Several minibatches and dropout: the run's RNG shuffles and draws masks in the update too.
+    // Several minibatches and dropout: the run's RNG shuffles and draws masks in the update too
+    // (burn's kernels: the fused ones have no dropout).
     let cfg = TrainConfig {
         minibatch_episodes: 3,
         dropout: 0.1,
         ..tiny_config(&data)
     };
-    let full = Trainer::<Agg>::new(cfg.clone(), run_opts(&d, "full"))
+    assert_eq!(cfg.fused_kernels(), Ok(false));
+    stop_resume_fork_equal_the_full_run(&d, cfg);
+}
+
+/// The same with the fused kernels: their Adam state goes through `fused_adam.bin`.
+#[test]
+fn stopped_and_resumed_fused_run_equals_uninterrupted_run() {
+    let d = tmpdir("resume-fused");
+    let data = make_dataset(&d, "tiny", 60, 2, 2);
+    let cfg = TrainConfig {
+        minibatch_episodes: 3,
+        ..tiny_config(&data)
+    };
+    assert_eq!(cfg.fused_kernels(), Ok(true));
+    stop_resume_fork_equal_the_full_run(&d, cfg);
+    assert!(d.join("split/final/fused_adam.bin").is_file());
+}
+
+/// Fused and burn kernels train the same run to within float rounding: same first rollout
+/// (same initial weights and draws), the first update's losses agree closely, and both
+/// policies move away from the initial weights by nearly the same amount.
+#[test]
+fn fused_and_burn_kernels_train_alike() {
+    let d = tmpdir("kernels-agree");
+    let data = make_dataset(&d, "tiny", 60, 2, 5);
+    let cfg = TrainConfig {
+        passes: 1,
+        ..tiny_config(&data)
+    };
+    for (name, kernels) in [("fused", Kernels::Fused), ("burn", Kernels::Burn)] {
+        let c = TrainConfig {
+            kernels,
+            ..cfg.clone()
+        };
+        Trainer::<Agg>::new(c, run_opts(&d, name))
+            .unwrap()
+            .run()
+            .unwrap();
+    }
+    assert!(d.join("fused/final/fused_adam.bin").is_file());
+    assert!(!d.join("burn/final/fused_adam.bin").exists());
+    let rows = |name: &str| -> Vec<Vec<String>> {
+        let m = metrics_without_time(&d.join(name));
+        m.lines()
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect()
+    };
+    let (f, b) = (rows("fused"), rows("burn"));
+    let header = &f[0];
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    // Update 1: the rollout is identical, the losses agree to float rounding.
+    for name in ["rollout/reward", "rollout/accuracy"] {
+        assert_eq!(f[1][col(name)], b[1][col(name)], "{name}");
+    }
+    for name in [
+        "train/policy_loss",
+        "train/value_loss",
+        "train/entropy",
+        "train/grad_norm",
+    ] {
+        let (x, y): (f64, f64) = (
+            f[1][col(name)].parse().unwrap(),
+            b[1][col(name)].parse().unwrap(),
+        );
+        assert!(
+            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+            "{name}: fused {x} burn {y}"
+        );
+    }
+    let init = weights_of(&d.join("fused/checkpoints/update_000004"));
+    let (wf, wb) = (
+        weights_of(&d.join("fused/final")),
+        weights_of(&d.join("burn/final")),
+    );
+    let dist = |a: &[f32], b: &[f32]| -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(x - y).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let moved = dist(&wf, &init);
+    assert!(moved > 0.0);
+    assert!(
+        dist(&wf, &wb) < 0.05 * moved,
+        "fused and burn diverged: {} vs moved {moved}",
+        dist(&wf, &wb)
+    );
+}
+
+/// Stop `cfg`'s run after 7 updates and resume it, fork an older checkpoint of it, and check
+/// both end exactly where the uninterrupted run does.
+fn stop_resume_fork_equal_the_full_run(d: &Path, cfg: TrainConfig) {
+    let full = Trainer::<Agg>::new(cfg.clone(), run_opts(d, "full"))
         .unwrap()
         .run()
         .unwrap();
@@ -122,7 +217,7 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
         cfg.clone(),
         RunOptions {
             stop_after_updates: Some(7),
-            ..run_opts(&d, "split")
+            ..run_opts(d, "split")
         },
     )
     .unwrap()
@@ -166,7 +261,7 @@ fn stopped_and_resumed_run_equals_uninterrupted_run() {
     // Forking a specific (older) checkpoint into a new run redoes the rest identically.
     let again = Trainer::<Agg>::resume(RunOptions {
         resume: Some(d.join("split/checkpoints/update_000004")),
-        ..run_opts(&d, "fork")
+        ..run_opts(d, "fork")
     })
     .unwrap()
     .run()
@@ -226,6 +321,8 @@ fn damaged_checkpoints_are_refused_with_the_file_named() {
     assert!(e.contains("model.bpk is damaged"), "{e}");
     let e = damage("optim", &truncate("optim.bpk"));
     assert!(e.contains("optim.bpk is damaged"), "{e}");
+    let e = damage("fused_adam", &truncate("fused_adam.bin"));
+    assert!(e.contains("fused_adam.bin is damaged"), "{e}");
     let e = damage("state", &|c: &Path| {
         let p = c.join("state.json");
         let s = std::fs::read_to_string(&p).unwrap();

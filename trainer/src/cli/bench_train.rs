@@ -4,15 +4,21 @@
 //! run directory for `--updates` updates and reports updates/s and environment steps/s with the
 //! time split by phase. The schedule (and so the learning-rate annealing) is the one of enough
 //! passes over the dataset to reach `--updates`; the run stops there.
+//!
+//! `--population P` trains P independent runs (seeds `10 … 10+P−1`) at once in this process
+//! through `trim sweep`'s local executor (one worker per core pulling runs), and reports the
+//! whole population's wall time and each member's rate.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use trim::TrainConfig;
 use trim::backend::Backend;
-use trim::train::AnyTrainer;
-use trim::{RunOptions, TrainConfig};
 
-use trim::config::DEFAULT_DATA;
+use trim::config::{DEFAULT_DATA, Kernels};
+use trim::sweep::RunSpec;
+use trim::sweep::exec::{SweepOptions, run_sweep};
+use trim::train::RunSummary;
 
 /// Arguments of `trim bench-train`.
 #[derive(Args)]
@@ -29,6 +35,12 @@ pub struct BenchTrainArgs {
     /// Policy family timed: agg (TRIM-Agg) or seq (TRIM-Seq).
     #[arg(long, default_value_t = trim::config::PolicyKind::Agg)]
     pub policy: trim::config::PolicyKind,
+    /// PPO kernels: auto (fused for TRIM-Agg), fused, or burn.
+    #[arg(long, default_value_t = Kernels::Auto)]
+    pub kernels: Kernels,
+    /// Independent runs trained at once in this process (seeds 10, 11, …).
+    #[arg(long, default_value_t = 1)]
+    pub population: usize,
     /// Backend (flex, tch, tch-cuda:N); default $TRIM_BACKEND, else flex.
     #[arg(long)]
     pub backend: Option<Backend>,
@@ -37,14 +49,16 @@ pub struct BenchTrainArgs {
     pub json: bool,
 }
 
-/// Run the benchmark and print the figures.
-pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
+/// The benchmark's configuration: the defaults on `--data`, with enough passes to reach
+/// `--updates`.
+fn config(a: &BenchTrainArgs) -> anyhow::Result<TrainConfig> {
     anyhow::ensure!(a.updates >= 1, "--updates must be at least 1");
-    let backend = Backend::resolve(a.backend)?;
+    anyhow::ensure!(a.population >= 1, "--population must be at least 1");
     let mut cfg = TrainConfig {
         data: a.data.clone(),
         batch_episodes: a.batch_episodes,
         policy: a.policy,
+        kernels: a.kernels,
         ..TrainConfig::default()
     };
     cfg.validate()?;
@@ -53,61 +67,112 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
     let n_split = l.problems_in_split(&cfg.train_split).len();
     let per_pass = cfg.updates_per_pass(n_split - cfg.n_val(n_split)).max(1);
     cfg.passes = u32::try_from(a.updates.div_ceil(per_pass))?;
-    drop(l);
+    Ok(cfg)
+}
+
+/// Train the population (member `i` with seed `seed + i`) in a temporary directory through the
+/// sweep executor on every core; returns their summaries and the wall seconds.
+fn train_population(
+    cfg: &TrainConfig,
+    a: &BenchTrainArgs,
+    backend: Backend,
+) -> anyhow::Result<(Vec<RunSummary>, f64)> {
     let out = std::env::temp_dir().join(format!("trim-bench-train-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let opts = RunOptions {
-        out_root: out.clone(),
-        name: Some("bench".into()),
-        stop_after_updates: Some(a.updates),
+    let runs: Vec<RunSpec> = (0..a.population as u64)
+        .map(|i| RunSpec {
+            name: format!("member-{i}"),
+            config: TrainConfig {
+                seed: cfg.seed + i,
+                ..cfg.clone()
+            },
+        })
+        .collect();
+    let o = SweepOptions {
+        runs_dir: out.clone(),
+        threads: rayon::current_num_threads(),
         backend,
+        stop_after_updates: Some(a.updates),
         command_line: super::command_line(),
-        ..RunOptions::default()
     };
-    let result = AnyTrainer::new(cfg.clone(), opts).and_then(AnyTrainer::run);
+    let start = std::time::Instant::now();
+    let result = run_sweep(&runs, &o, &|_| {});
+    let wall = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&out);
-    let s = result?;
+    let summaries = (result?.into_iter())
+        .map(|r| r.outcome.map_err(|e| anyhow::anyhow!("{}: {e}", r.name)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((summaries, wall))
+}
+
+/// Run the benchmark and print the figures.
+pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
+    let backend = Backend::resolve(a.backend)?;
+    let cfg = config(&a)?;
+    let fused = cfg.fused_kernels().map_err(anyhow::Error::msg)?;
+    let (runs, wall) = train_population(&cfg, &a, backend)?;
+    let s = &runs[0];
     let t = &s.timing;
+    let env_steps: u64 = runs.iter().map(|r| r.timing.env_steps).sum();
+    let updates: u64 = runs.iter().map(|r| r.updates_done).sum();
+    // PPO arithmetic of TRIM-Agg: every valid step is a minibatch row in every epoch.
+    let gflop = (a.policy == trim::config::PolicyKind::Agg).then(|| {
+        let per_row = trim::fused::bench::flop_per_row(trim_env::AGG_DIM, cfg.hidden);
+        env_steps as f64 * f64::from(cfg.update_epochs) * per_row / 1e9
+    });
+    let kernels = if fused { "fused" } else { "burn" };
     if a.json {
         println!(
             "{}",
             serde_json::json!({
                 "data": a.data,
                 "policy": a.policy.name(),
+                "kernels": kernels,
+                "population": a.population,
                 "backend": backend.to_string(),
                 "threads": rayon::current_num_threads(),
                 "updates": s.updates_done,
                 "batch_episodes": cfg.batch_episodes,
-                "env_steps": t.env_steps,
-                "wall_s": t.wall_s,
-                "updates_per_s": t.updates_per_s,
-                "env_steps_per_s": t.env_steps_per_s,
-                "rollout_s": t.rollout_s,
-                "ppo_s": t.update_s,
-                "validation_s": t.validation_s,
-                "io_s": t.io_s,
+                "env_steps": env_steps,
+                "wall_s": wall,
+                "updates_per_s_per_member": updates as f64 / wall / a.population as f64,
+                "env_steps_per_s": env_steps as f64 / wall,
+                "ppo_gflop_per_s": gflop.map(|g| g / wall),
+                "member0_rollout_s": t.rollout_s,
+                "member0_ppo_s": t.update_s,
+                "member0_validation_s": t.validation_s,
+                "member0_io_s": t.io_s,
             })
         );
         return Ok(());
     }
     println!(
-        "PPO training benchmark ({}): {} updates × {} episodes on {} ({} backend, {} threads)",
+        "PPO training benchmark ({}, {kernels} kernels): {} × {} updates × {} episodes on {} ({} backend, {} threads)",
         a.policy.display_name(),
+        a.population,
         s.updates_done,
         cfg.batch_episodes,
         a.data.display(),
         backend,
         rayon::current_num_threads()
     );
+    println!("  whole schedule   {wall:>8.2} s  ({env_steps} env steps)");
+    let per_member = updates as f64 / wall / a.population as f64;
+    println!("  PPO updates      {per_member:>8.1} /s per member");
+    println!("  env steps        {:>8.0} /s", env_steps as f64 / wall);
+    if let Some(g) = gflop {
+        println!(
+            "  PPO arithmetic   {:>8.1} GFLOP/s ({g:.0} GFLOP)",
+            g / wall
+        );
+    }
     println!(
-        "  whole schedule   {:>8.2} s  ({} env steps)",
-        t.wall_s, t.env_steps
-    );
-    println!("  PPO updates      {:>8.1} /s", t.updates_per_s);
-    println!("  env steps        {:>8.0} /s", t.env_steps_per_s);
-    println!(
-        "  time split       rollout {:.2} s, PPO epochs {:.2} s, validation {:.2} s, I/O {:.2} s",
-        t.rollout_s, t.update_s, t.validation_s, t.io_s
+        "  time split       rollout {:.2} s, PPO epochs {:.2} s, validation {:.2} s, I/O {:.2} s{}",
+        t.rollout_s,
+        t.update_s,
+        t.validation_s,
+        t.io_s,
+        if a.population > 1 { " (member 0)" } else { "" }
     );
     Ok(())
 }

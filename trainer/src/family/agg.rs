@@ -23,6 +23,14 @@ impl TrainNet for ActorCritic {
     fn forward(&self, obs: Tensor<2>, drop: Option<&DropoutMasks>) -> (Tensor<2>, Tensor<1>) {
         ActorCritic::forward(self, obs, drop)
     }
+
+    fn fused_params(&self) -> Option<Result<crate::fused::AggParams, String>> {
+        Some(crate::fused::params_of(self))
+    }
+
+    fn with_fused_params(&self, p: &crate::fused::AggParams) -> Self {
+        self.with_params(p)
+    }
 }
 
 impl ActingNet for AggNet {

@@ -43,6 +43,20 @@ pub trait TrainNet: Module + Clone + Send + std::fmt::Debug {
     /// # Shapes
     /// `obs: [n, obs_dim]` → `(logits: [n, 2], value: [n])`
     fn forward(&self, obs: Tensor<2>, drop: Option<&Self::Dropout>) -> (Tensor<2>, Tensor<1>);
+
+    /// The network's parameters for the fused kernels ([`crate::fused`]); `None` for a family
+    /// they do not cover (TRIM-Seq), which then always trains through burn.
+    fn fused_params(&self) -> Option<Result<crate::fused::AggParams, String>> {
+        None
+    }
+
+    /// This network with the fused kernels' parameters `p` written in (called only for a
+    /// network whose [`fused_params`](Self::fused_params) is `Some`; a family without fused
+    /// kernels keeps its network).
+    fn with_fused_params(&self, p: &crate::fused::AggParams) -> Self {
+        let _ = p;
+        self.clone()
+    }
 }
 
 /// The plain-Rust copy of a network that rollouts, greedy evaluation and the router run: the

@@ -67,3 +67,187 @@ pub fn clip_grad_norm(g: &mut AggParams, max_norm: f32) -> f32 {
     }
     norm
 }
+
+/// Format name in the header of a saved [`Adam`] state.
+const STATE_FORMAT: &str = "trim-fused-adam";
+const STATE_VERSION: u32 = 1;
+
+/// The JSON header line of a saved [`Adam`] state.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateHeader {
+    format: String,
+    version: u32,
+    /// Steps taken.
+    t: i32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    /// `(name, length)` of every tensor, in [`AggParams::named`] order.
+    tensors: Vec<(String, usize)>,
+}
+
+impl Adam {
+    /// The state as bytes (a checkpoint's `fused_adam.bin`): one JSON header line, then the
+    /// first moments and the second moments as little-endian f32, tensor by tensor in
+    /// [`AggParams::named`] order. Exact, so a resumed run continues bit for bit.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = StateHeader {
+            format: STATE_FORMAT.into(),
+            version: STATE_VERSION,
+            t: self.t,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            tensors: (self.m.named().into_iter())
+                .map(|(n, t)| (n, t.len()))
+                .collect(),
+        };
+        let mut out = serde_json::to_vec(&header).unwrap_or_default();
+        out.push(b'\n');
+        for t in self.m.tensors().into_iter().chain(self.v.tensors()) {
+            out.extend(t.iter().flat_map(|x| x.to_le_bytes()));
+        }
+        out
+    }
+
+    /// Read a state written by [`Self::to_bytes`] for a network shaped like `like`. Every
+    /// mismatch (format, tensor names or sizes, length, a non-finite moment, a negative second
+    /// moment) is an error saying what is wrong.
+    pub fn from_bytes(bytes: &[u8], like: &AggParams) -> Result<Adam, String> {
+        let nl = (bytes.iter().position(|&b| b == b'\n'))
+            .ok_or("no header line (not a fused Adam state)")?;
+        let h: StateHeader =
+            serde_json::from_slice(&bytes[..nl]).map_err(|e| format!("header: {e}"))?;
+        if h.format != STATE_FORMAT || h.version != STATE_VERSION {
+            return Err(format!(
+                "format {} v{} is not {STATE_FORMAT} v{STATE_VERSION}",
+                h.format, h.version
+            ));
+        }
+        let want: Vec<(String, usize)> = (like.named().into_iter())
+            .map(|(n, t)| (n, t.len()))
+            .collect();
+        if h.tensors != want {
+            return Err("its tensors do not match the network's names and sizes".into());
+        }
+        if h.t < 0 {
+            return Err(format!("step count {} is negative", h.t));
+        }
+        let body = &bytes[nl + 1..];
+        let n: usize = want.iter().map(|(_, l)| l).sum();
+        if body.len() != 2 * n * 4 {
+            return Err(format!(
+                "{} bytes of moments where the network needs {} (truncated or padded)",
+                body.len(),
+                2 * n * 4
+            ));
+        }
+        let mut floats = body
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let mut adam = Adam::new(like, h.eps, h.weight_decay);
+        (adam.beta1, adam.beta2, adam.t) = (h.beta1, h.beta2, h.t);
+        for (k, t) in (adam.m.tensors_mut().into_iter()).enumerate() {
+            t.iter_mut()
+                .for_each(|x| *x = floats.next().unwrap_or(f32::NAN));
+            if let Some(i) = t.iter().position(|x| !x.is_finite()) {
+                return Err(format!("first moment of {} [{i}] is not finite", want[k].0));
+            }
+        }
+        for (k, t) in (adam.v.tensors_mut().into_iter()).enumerate() {
+            t.iter_mut()
+                .for_each(|x| *x = floats.next().unwrap_or(f32::NAN));
+            if let Some(i) = t.iter().position(|x| !(x.is_finite() && *x >= 0.0)) {
+                return Err(format!(
+                    "second moment of {} [{i}] is not a finite non-negative number",
+                    want[k].0
+                ));
+            }
+        }
+        Ok(adam)
+    }
+
+    /// Steps taken.
+    pub fn steps(&self) -> i32 {
+        self.t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A network-shaped state after a few steps of made-up gradients.
+    fn stepped() -> (AggParams, Adam) {
+        let dev = crate::backend::Backend::Flex.device().unwrap();
+        let model = crate::model::ActorCritic::new(8, &mut trim_env::Rng::new(4), &dev);
+        let mut p = crate::fused::params_of(&model).unwrap();
+        let mut adam = Adam::new(&p, 1e-5, 1e-5);
+        let mut g = p.zeros_like();
+        for k in 0..3 {
+            g.for_each_mut(|t| {
+                for (i, x) in t.iter_mut().enumerate() {
+                    *x = ((i + k) as f32 * 0.37).sin();
+                }
+            });
+            adam.step(&mut p, &g, 1e-3);
+        }
+        (p, adam)
+    }
+
+    #[test]
+    fn a_saved_state_reads_back_exactly_and_steps_the_same() {
+        let (p, adam) = stepped();
+        let back = Adam::from_bytes(&adam.to_bytes(), &p).unwrap();
+        assert_eq!(back.steps(), 3);
+        assert_eq!(back.to_bytes(), adam.to_bytes());
+        let (mut p1, mut p2) = (p.clone(), p.clone());
+        let g = p.clone();
+        let (mut a1, mut a2) = (adam, back);
+        a1.step(&mut p1, &g, 1e-3);
+        a2.step(&mut p2, &g, 1e-3);
+        assert_eq!(p1, p2);
+    }
+
+    #[test]
+    fn damaged_states_are_refused_saying_what_is_wrong() {
+        let (p, adam) = stepped();
+        let good = adam.to_bytes();
+        let nl = good.iter().position(|&b| b == b'\n').unwrap();
+        let truncated = &good[..good.len() - 4];
+        let e = Adam::from_bytes(truncated, &p).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        let e = Adam::from_bytes(&good[nl + 1..], &p).unwrap_err();
+        assert!(e.contains("header") || e.contains("no header"), "{e}");
+        // A NaN first moment, then a negative second moment (the last float of the file).
+        let mut nan = good.clone();
+        nan[nl + 1..nl + 5].copy_from_slice(&f32::NAN.to_le_bytes());
+        let e = Adam::from_bytes(&nan, &p).unwrap_err();
+        assert!(e.contains("first moment of trunk1.weight [0]"), "{e}");
+        let mut neg = good.clone();
+        let n = neg.len();
+        neg[n - 4..].copy_from_slice(&(-1.0f32).to_le_bytes());
+        let e = Adam::from_bytes(&neg, &p).unwrap_err();
+        assert!(e.contains("second moment of critic_ln.bias"), "{e}");
+        // Another network's shape.
+        let dev = crate::backend::Backend::Flex.device().unwrap();
+        let other = crate::model::ActorCritic::new(16, &mut trim_env::Rng::new(4), &dev);
+        let q = crate::fused::params_of(&other).unwrap();
+        let e = Adam::from_bytes(&good, &q).unwrap_err();
+        assert!(e.contains("do not match"), "{e}");
+        // Random bytes never panic.
+        let mut rng = trim_env::Rng::new(9);
+        for _ in 0..200 {
+            let mut b = good.clone();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(b.len() as u64) as usize;
+                b[i] = rng.below(256) as u8;
+            }
+            b.truncate(rng.below(b.len() as u64 + 1) as usize);
+            let _ = Adam::from_bytes(&b, &p);
+        }
+    }
+}

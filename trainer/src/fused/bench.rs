@@ -105,7 +105,6 @@ pub fn time_steps(
     }
     let fused_s = whole.elapsed().as_secs_f64() / steps as f64;
     let per = |x: f64| x / steps as f64;
-    let macs = rows * (AGG_DIM * hidden + 3 * hidden * hidden + 3 * hidden);
     Ok(KernelTimes {
         rows,
         hidden,
@@ -116,6 +115,14 @@ pub fn time_steps(
         fused_head_s: per(split[1]),
         fused_backward_s: per(split[2]),
         fused_optim_s: per(split[3]),
-        flop_per_step: 2.0 * 3.0 * macs as f64,
+        flop_per_step: rows as f64 * flop_per_row(AGG_DIM, hidden),
     })
+}
+
+/// Floating-point operations of one PPO gradient step per minibatch row of the TRIM-Agg
+/// network (`input` features, width `hidden`): the dense layers' multiply-adds, ×2 for FLOP,
+/// ×3 for forward + backward (LayerNorm, tanh and the loss head are not counted).
+pub fn flop_per_row(input: usize, hidden: usize) -> f64 {
+    let macs = input * hidden + 3 * hidden * hidden + 3 * hidden;
+    2.0 * 3.0 * macs as f64
 }

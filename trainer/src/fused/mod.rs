@@ -14,16 +14,18 @@
 //! root, tanh as `2σ(2x) − 1`, masked logits at −1e9, the CleanRL loss of `crate::ppo::loss`.
 //! A test checks the loss and every gradient against burn's autodiff.
 //!
-//! Not yet wired into `trim train`: the optimiser step, the update loop and population batching
-//! follow (see the issue note).
+//! `trim train` uses them for the MLP families ([`FusedLearner`], config `kernels`); TRIM-Seq
+//! keeps burn's autodiff.
 
 pub mod adam;
 pub mod bench;
+pub mod learner;
 pub mod loss;
 pub mod mlp;
 pub mod population;
 
 pub use adam::{Adam, clip_grad_norm};
+pub use learner::{FusedLearner, Stepper};
 
 /// The fused kernels' copy of a burn TRIM-Agg network's parameters (exact: f32 for f32).
 pub fn params_of(model: &crate::model::ActorCritic) -> Result<AggParams, String> {

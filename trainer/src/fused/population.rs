@@ -10,21 +10,18 @@ use rayon::prelude::*;
 use trim_env::Rng;
 
 use super::bench::random_minibatch;
-use super::{Adam, AggParams, HeadGrads, PpoBatch, Workspace, clip_grad_norm, ppo_head};
+use super::learner::Stepper;
+use super::{Adam, AggParams};
 use crate::backend::Backend;
 use crate::config::TrainConfig;
 use crate::model::ActorCritic;
 use crate::ppo::buffer::Minibatch;
 use crate::ppo::loss::LossCoefs;
 
-/// One learner: its parameters, optimiser state, minibatch and scratch.
+/// One learner: its parameters, optimiser state and scratch, and its minibatch.
 pub struct Member {
-    pub params: AggParams,
-    adam: Adam,
+    pub stepper: Stepper,
     mb: Minibatch,
-    ws: Workspace,
-    head: HeadGrads,
-    grads: AggParams,
     coefs: LossCoefs,
     lr: f32,
     max_norm: f32,
@@ -46,17 +43,19 @@ impl Member {
     pub fn from_model(model: &ActorCritic, mb: Minibatch) -> anyhow::Result<Self> {
         let params = super::params_of(model).map_err(anyhow::Error::msg)?;
         let cfg = TrainConfig::default();
+        let adam = Adam::new(&params, cfg.adam_eps as f32, cfg.weight_decay as f32);
         Ok(Member {
-            adam: Adam::new(&params, cfg.adam_eps as f32, cfg.weight_decay as f32),
-            grads: params.zeros_like(),
-            params,
+            stepper: Stepper::new(params, adam),
             mb,
-            ws: Workspace::default(),
-            head: HeadGrads::default(),
             coefs: LossCoefs::of(&cfg, cfg.ent_coef_start),
             lr: cfg.lr as f32,
             max_norm: cfg.max_grad_norm as f32,
         })
+    }
+
+    /// The member's parameters.
+    pub fn params(&self) -> &AggParams {
+        &self.stepper.params
     }
 
     /// One PPO gradient step on the member's minibatch.
@@ -66,50 +65,8 @@ impl Member {
 
     /// [`Self::step`], adding the seconds of its phases (forward, loss head, backward,
     /// clip + Adam) into `split` when given.
-    pub fn step_timed(&mut self, mut split: Option<&mut [f64; 4]>) {
-        let mut lap = Lap::new();
-        self.ws.forward(&self.params, &self.mb.obs);
-        lap.to(&mut split, 0);
-        let batch = PpoBatch::of(&self.mb);
-        ppo_head(
-            &self.ws.logits,
-            &self.ws.values,
-            &batch,
-            self.coefs,
-            &mut self.head,
-        );
-        lap.to(&mut split, 1);
-        self.grads.for_each_mut(|g| g.fill(0.0));
-        let (d_logits, d_values) = (&self.head.d_logits, &self.head.d_values);
-        self.ws.backward(
-            &self.params,
-            &self.mb.obs,
-            d_logits,
-            d_values,
-            &mut self.grads,
-        );
-        lap.to(&mut split, 2);
-        clip_grad_norm(&mut self.grads, self.max_norm);
-        self.adam.step(&mut self.params, &self.grads, self.lr);
-        lap.to(&mut split, 3);
-    }
-}
-
-/// A stopwatch read between phases (only when a split is wanted).
-struct Lap(Instant);
-
-impl Lap {
-    fn new() -> Self {
-        Lap(Instant::now())
-    }
-
-    /// Add the time since the last lap to `split[k]` and restart.
-    fn to(&mut self, split: &mut Option<&mut [f64; 4]>, k: usize) {
-        if let Some(s) = split.as_deref_mut() {
-            let now = Instant::now();
-            s[k] += (now - self.0).as_secs_f64();
-            self.0 = now;
-        }
+    pub fn step_timed(&mut self, split: Option<&mut [f64; 4]>) {
+        (self.stepper).step(&self.mb, self.coefs, self.lr, self.max_norm, split);
     }
 }
 
@@ -143,9 +100,9 @@ mod tests {
                     .flat_map(|t| t.iter().map(|x| x.to_bits()))
                     .collect::<Vec<_>>()
             };
-            assert_eq!(bits(&member.params), bits(&alone.params), "member {s}");
+            assert_eq!(bits(member.params()), bits(alone.params()), "member {s}");
         }
         // Members differ from each other (their seeds drew other networks and data).
-        assert_ne!(pop[0].params, pop[1].params);
+        assert_ne!(pop[0].params(), pop[1].params());
     }
 }

@@ -12,12 +12,20 @@ use super::loss::{LossCoefs, LossTerms, MinibatchTensors, ppo_loss};
 use super::stats::LossStats;
 use crate::config::TrainConfig;
 use crate::family::TrainNet;
+use crate::fused::{Adam, AggParams, FusedLearner};
+
+/// The checkpoint file holding a fused run's Adam state.
+pub const FUSED_ADAM: &str = "fused_adam.bin";
 
 /// The model and its optimiser: everything the update changes. Generic over the family's
 /// network, so every PPO-trained family shares this update.
 pub struct Learner<N: TrainNet> {
     pub model: N,
+    /// burn's Adam state (empty, never stepped, when the run uses the fused kernels).
     pub optim: ModuleOptimizer,
+    /// With the fused kernels (config `kernels`): the parameters and Adam state the updates
+    /// change; `model` is refreshed from them after every update.
+    pub fused: Option<FusedLearner>,
     pub device: Device,
 }
 
@@ -81,13 +89,69 @@ pub fn clip_grad_norm<M: Module>(model: &M, grads: &mut GradientsParams, max_nor
 }
 
 impl<N: TrainNet> Learner<N> {
-    /// A new learner around `model` (on `device`, an autodiff device).
-    pub fn new(model: N, cfg: &TrainConfig, device: Device) -> Self {
-        Learner {
+    /// A new learner around `model` (on `device`, an autodiff device), with the kernels `cfg`
+    /// asks for.
+    pub fn new(model: N, cfg: &TrainConfig, device: Device) -> Result<Self, String> {
+        let fused = Self::fused_params(&model, cfg)?.map(|p| FusedLearner::fresh(p, cfg));
+        Ok(Learner {
             model,
             optim: optimizer(cfg),
+            fused,
             device,
+        })
+    }
+
+    /// A learner continuing from a checkpoint: burn's optimiser state, or for a run with the
+    /// fused kernels the fused Adam state (`fused_adam`, a checkpoint's `fused_adam.bin`).
+    /// A checkpoint whose optimiser state does not match the run's kernels is refused.
+    pub fn resumed(
+        model: N,
+        optim: ModuleOptimizer,
+        fused_adam: Option<&[u8]>,
+        cfg: &TrainConfig,
+        device: Device,
+    ) -> Result<Self, String> {
+        let fused = match (Self::fused_params(&model, cfg)?, fused_adam) {
+            (Some(p), Some(bytes)) => {
+                let adam = Adam::from_bytes(bytes, &p).map_err(|e| format!("{FUSED_ADAM}: {e}"))?;
+                Some(FusedLearner::new(p, adam))
+            }
+            (Some(_), None) => {
+                return Err(format!(
+                    "the run trains with the fused kernels but the checkpoint has no \
+                     {FUSED_ADAM} (it was written by a burn run): resume with kernels = burn"
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "the checkpoint holds fused Adam state ({FUSED_ADAM}) but the run trains \
+                     with burn: resume with kernels = fused"
+                ));
+            }
+            (None, None) => None,
+        };
+        Ok(Learner {
+            model,
+            optim,
+            fused,
+            device,
+        })
+    }
+
+    /// The network's fused parameters when `cfg` trains with the fused kernels.
+    fn fused_params(model: &N, cfg: &TrainConfig) -> Result<Option<AggParams>, String> {
+        if !cfg.fused_kernels()? {
+            return Ok(None);
         }
+        match model.fused_params() {
+            Some(p) => p.map(Some),
+            None => Err("kernels = fused: this family has no fused kernels".into()),
+        }
+    }
+
+    /// The fused Adam state as a checkpoint stores it, for a run with the fused kernels.
+    pub fn fused_adam_bytes(&self) -> Option<Vec<u8>> {
+        self.fused.as_ref().map(|f| f.stepper.adam.to_bytes())
     }
 
     /// Run the PPO epochs over `buf` (advantages already computed) with learning rate `lr` and
@@ -101,6 +165,11 @@ impl<N: TrainNet> Learner<N> {
         ent_coef: f64,
         rng: &mut Rng,
     ) -> LossStats {
+        if let Some(f) = &mut self.fused {
+            let stats = f.update(buf, cfg, lr, ent_coef, rng);
+            self.model = self.model.with_fused_params(f.params());
+            return stats;
+        }
         let coefs = LossCoefs::of(cfg, ent_coef);
         let mut order: Vec<usize> = (0..buf.n).collect();
         let mb_size = cfg.minibatch_episodes.min(buf.n).max(1);

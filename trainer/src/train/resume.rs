@@ -138,7 +138,9 @@ impl<F: Family> Trainer<F> {
             .path
             .join("checkpoints")
             .join(checkpoint::periodic_name(n));
-        checkpoint::save(&copy, &c.loaded.model, &c.loaded.optim, state)?;
+        let (model, optim) = (&c.loaded.model, &c.loaded.optim);
+        let fused = c.loaded.fused_adam.as_deref();
+        checkpoint::save(&copy, model, optim, fused, state)?;
         let best_weights = best_of_checkpoint::<F>(src, state, opts.backend)?;
         if best_weights.is_some() {
             checkpoint::copy(&src.join("best"), &dir.path.join("best"))?;
@@ -197,13 +199,12 @@ impl<F: Family> Continuation<F> {
         let checkpoint::Loaded {
             model,
             optim,
+            fused_adam,
             state,
         } = self.loaded;
-        let learner = Learner {
-            model,
-            optim,
-            device: opts.backend.train_device()?,
-        };
+        let device = opts.backend.train_device()?;
+        let learner = Learner::resumed(model, optim, fused_adam.as_deref(), &state.config, device)
+            .map_err(|e| TrainError::checkpoint(&self.ckpt, e))?;
         Trainer::assemble(Parts {
             cfg: state.config.clone(),
             opts,

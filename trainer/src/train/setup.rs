@@ -217,7 +217,7 @@ impl<F: Family> Trainer<F> {
         let metrics = MetricsWriter::start(&dir.path, &format!("{}\n", MetricsRow::header()))?;
         let model = F::init(&cfg, &mut Rng::stream(cfg.seed, STREAM_INIT), &device)
             .map_err(TrainError::Config)?;
-        let learner = Learner::new(model, &cfg, device);
+        let learner = Learner::new(model, &cfg, device).map_err(TrainError::Config)?;
         let state = TrainState {
             format: checkpoint::FORMAT.into(),
             format_version: checkpoint::FORMAT_VERSION,

@@ -268,6 +268,8 @@ impl<F: Family> Trainer<F> {
     /// Write a checkpoint of the current model, optimiser and state (with the RNG's state).
     pub(super) fn save_checkpoint(&mut self, dir: &std::path::Path) -> Result<()> {
         self.state.rng = self.rng.state();
-        checkpoint::save(dir, &self.learner.model, &self.learner.optim, &self.state)
+        let l = &self.learner;
+        let fused = l.fused_adam_bytes();
+        checkpoint::save(dir, &l.model, &l.optim, fused.as_deref(), &self.state)
     }
 }
