@@ -70,8 +70,9 @@ fn config(a: &BenchTrainArgs) -> anyhow::Result<TrainConfig> {
     Ok(cfg)
 }
 
-/// Train the population (member `i` with seed `seed + i`) in a temporary directory through the
-/// sweep executor on every core; returns their summaries and the wall seconds.
+/// Train the population (member `i` with seed `seed + i`) in a temporary directory; returns
+/// their summaries and the wall seconds. One run trains as `trim train` does (its gradient
+/// steps split over the cores); several go through the sweep executor, one run per core.
 fn train_population(
     cfg: &TrainConfig,
     a: &BenchTrainArgs,
@@ -96,6 +97,21 @@ fn train_population(
         command_line: super::command_line(),
     };
     let start = std::time::Instant::now();
+    if let [one] = &runs[..] {
+        let opts = trim::RunOptions {
+            out_root: out.clone(),
+            name: Some(one.name.clone()),
+            stop_after_updates: o.stop_after_updates,
+            backend,
+            command_line: o.command_line.clone(),
+            ..trim::RunOptions::default()
+        };
+        let s = trim::train::AnyTrainer::new(one.config.clone(), opts)
+            .and_then(trim::train::AnyTrainer::run);
+        let wall = start.elapsed().as_secs_f64();
+        let _ = std::fs::remove_dir_all(&out);
+        return Ok((vec![s?], wall));
+    }
     let result = run_sweep(&runs, &o, &|_| {});
     let wall = start.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&out);

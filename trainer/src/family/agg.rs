@@ -63,6 +63,10 @@ impl Family for Agg {
     fn acting(net: &ActorCritic) -> Result<AggNet, String> {
         net.try_weights()
     }
+
+    fn acting_from_fused(p: &crate::fused::AggParams) -> Option<Result<AggNet, String>> {
+        Some(p.acting())
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,10 @@ impl Family for AggBudget {
     fn acting(net: &ActorCritic) -> Result<AggNet, String> {
         super::agg::Agg::acting(net)
     }
+
+    fn acting_from_fused(p: &crate::fused::AggParams) -> Option<Result<AggNet, String>> {
+        Some(p.acting())
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ impl Family for AggLambda {
     fn acting(net: &ActorCritic) -> Result<AggNet, String> {
         super::agg::Agg::acting(net)
     }
+
+    fn acting_from_fused(p: &crate::fused::AggParams) -> Option<Result<AggNet, String>> {
+        Some(p.acting())
+    }
 }
 
 #[cfg(test)]

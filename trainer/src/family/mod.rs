@@ -107,6 +107,14 @@ pub trait Family: Send + Sync + 'static {
 
     /// Copy the network into its acting form.
     fn acting(net: &Self::Net) -> Result<Self::Acting, String>;
+
+    /// The acting form straight from the fused kernels' parameters (what a run with the fused
+    /// kernels acts with after every update, without going through burn); `None` for a family
+    /// without fused kernels.
+    fn acting_from_fused(p: &crate::fused::AggParams) -> Option<Result<Self::Acting, String>> {
+        let _ = p;
+        None
+    }
 }
 
 /// Greedy acting for any family: observe, then take the more probable available action (ties go

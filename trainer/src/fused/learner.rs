@@ -8,18 +8,35 @@ use std::time::Instant;
 
 use trim_env::Rng;
 
-use super::{Adam, AggParams, HeadGrads, PpoBatch, Workspace, clip_grad_norm, ppo_head};
+use rayon::prelude::*;
+
+use super::loss::ppo_head_part;
+use super::{Adam, AggParams, HeadGrads, PpoBatch, Workspace, clip_grad_norm};
 use crate::config::TrainConfig;
 use crate::ppo::LossStats;
 use crate::ppo::buffer::{Minibatch, RolloutBuffer};
 use crate::ppo::loss::LossCoefs;
+
+/// Rows per part of a minibatch. A gradient step computes its parts in parallel (each with its
+/// own workspace and gradient buffer) and adds their gradients in part order, so a run's
+/// arithmetic depends on this constant only — never on how many threads there are: a run
+/// alone on two cores and the same run on a one-thread sweep worker give the same bits.
+pub const PART_ROWS: usize = 256;
+
+/// One part's forward activations, loss-head output and gradients.
+struct Part {
+    ws: Workspace,
+    head: HeadGrads,
+    grads: AggParams,
+}
 
 /// A network's parameters and optimiser state, and the scratch of one gradient step (reused:
 /// a step allocates nothing once the buffers have grown to the minibatch).
 pub struct Stepper {
     pub params: AggParams,
     pub adam: Adam,
-    ws: Workspace,
+    parts: Vec<Part>,
+    /// The whole minibatch's statistics (the parts' added).
     head: HeadGrads,
     grads: AggParams,
 }
@@ -30,19 +47,20 @@ impl Stepper {
             grads: params.zeros_like(),
             params,
             adam,
-            ws: Workspace::default(),
+            parts: vec![],
             head: HeadGrads::default(),
         }
     }
 
-    /// The loss and diagnostics of the last step.
+    /// The loss and diagnostics of the last step (its gradient vectors are not kept here).
     pub fn head(&self) -> &HeadGrads {
         &self.head
     }
 
-    /// One gradient step on `mb` (at least one row). Returns the gradient norm before
-    /// clipping; with `split`, adds the seconds of the phases (forward, loss head, backward,
-    /// clip + Adam) into it.
+    /// One gradient step on `mb` (at least one row): the parts of [`PART_ROWS`] rows in
+    /// parallel, their gradients added in order, then the global clip and Adam. Returns the
+    /// gradient norm before clipping. With `split`, the parts run one after another and the
+    /// seconds of the phases (forward, loss head, backward, clip + Adam) are added into it.
     pub fn step(
         &mut self,
         mb: &Minibatch,
@@ -51,22 +69,68 @@ impl Stepper {
         max_norm: f32,
         mut split: Option<&mut [f64; 4]>,
     ) -> f32 {
+        let n = mb.len;
+        let k = n.div_ceil(PART_ROWS).max(1);
+        while self.parts.len() < k {
+            self.parts.push(Part {
+                ws: Workspace::default(),
+                head: HeadGrads::default(),
+                grads: self.params.zeros_like(),
+            });
+        }
+        let (params, batch) = (&self.params, PpoBatch::of(mb));
+        let dim = params.input_dim();
+        let run = |i: usize, part: &mut Part, lap: &mut Option<(&mut Lap, &mut [f64; 4])>| {
+            let rows = i * PART_ROWS..n.min((i + 1) * PART_ROWS);
+            let obs = &mb.obs[rows.start * dim..rows.end * dim];
+            part.ws.forward(params, obs);
+            lap_to(lap, 0);
+            let (logits, values) = (&part.ws.logits, &part.ws.values);
+            let b = batch.rows(rows);
+            ppo_head_part(logits, values, &b, coefs, n, &mut part.head);
+            lap_to(lap, 1);
+            part.grads.for_each_mut(|g| g.fill(0.0));
+            let (dl, dv) = (&part.head.d_logits, &part.head.d_values);
+            part.ws.backward(params, obs, dl, dv, &mut part.grads);
+            lap_to(lap, 2);
+        };
         let mut lap = Lap::new();
-        self.ws.forward(&self.params, &mb.obs);
-        lap.to(&mut split, 0);
-        let (logits, values) = (&self.ws.logits, &self.ws.values);
-        ppo_head(logits, values, &PpoBatch::of(mb), coefs, &mut self.head);
-        lap.to(&mut split, 1);
-        self.grads.for_each_mut(|g| g.fill(0.0));
-        let (d_logits, d_values) = (&self.head.d_logits, &self.head.d_values);
-        let grads = &mut self.grads;
-        self.ws
-            .backward(&self.params, &mb.obs, d_logits, d_values, grads);
-        lap.to(&mut split, 2);
+        match split.as_deref_mut() {
+            Some(s) => {
+                let mut timed = Some((&mut lap, s));
+                for (i, part) in self.parts[..k].iter_mut().enumerate() {
+                    run(i, part, &mut timed);
+                }
+            }
+            None => (self.parts[..k].par_iter_mut().enumerate())
+                .for_each(|(i, part)| run(i, part, &mut None)),
+        }
+        self.reduce(k);
         let norm = clip_grad_norm(&mut self.grads, max_norm);
         self.adam.step(&mut self.params, &self.grads, lr);
         lap.to(&mut split, 3);
         norm
+    }
+
+    /// The gradients and statistics of the first `k` parts, added in part order.
+    fn reduce(&mut self, k: usize) {
+        self.grads.for_each_mut(|g| g.fill(0.0));
+        let mut stats = HeadGrads::default();
+        for part in &self.parts[..k] {
+            for (g, p) in (self.grads.tensors_mut().into_iter()).zip(part.grads.tensors()) {
+                g.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+            }
+            stats.add_stats(&part.head);
+        }
+        self.head = stats;
+    }
+}
+
+/// Lap the stopwatch into phase `k` when timing.
+fn lap_to(lap: &mut Option<(&mut Lap, &mut [f64; 4])>, k: usize) {
+    if let Some((l, s)) = lap {
+        let mut s: Option<&mut [f64; 4]> = Some(s);
+        l.to(&mut s, k);
     }
 }
 
@@ -170,5 +234,78 @@ impl FusedLearner {
             clip_fraction: sum.clip_fraction / c,
             grad_norm: sum.grad_norm / c,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fused::bench::random_minibatch;
+    use crate::fused::ppo_head;
+
+    fn setup(rows: usize) -> (Stepper, Minibatch, LossCoefs) {
+        let dev = crate::backend::Backend::Flex.device().unwrap();
+        let mut rng = Rng::new(21);
+        let model = crate::model::ActorCritic::new(16, &mut rng, &dev);
+        let mb = random_minibatch(&model, rows, &mut rng);
+        let p = crate::fused::params_of(&model).unwrap();
+        let cfg = TrainConfig::default();
+        let coefs = LossCoefs::of(&cfg, cfg.ent_coef_start);
+        (FusedLearner::fresh(p, &cfg).stepper, mb, coefs)
+    }
+
+    fn bits(p: &AggParams) -> Vec<u32> {
+        (p.tensors().iter())
+            .flat_map(|t| t.iter().map(|x| x.to_bits()))
+            .collect()
+    }
+
+    /// A step split into parts gives the same bits on one thread, on the pool, and timed
+    /// (parts one after another): the arithmetic depends on `PART_ROWS` only.
+    #[test]
+    fn a_parted_step_is_the_same_on_any_number_of_threads() {
+        let rows = 2 * PART_ROWS + 37;
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let mut runs = vec![];
+        for how in 0..3 {
+            let (mut s, mb, c) = setup(rows);
+            for _ in 0..3 {
+                match how {
+                    0 => one_thread.install(|| s.step(&mb, c, 1e-3, 0.5, None)),
+                    1 => s.step(&mb, c, 1e-3, 0.5, None),
+                    _ => s.step(&mb, c, 1e-3, 0.5, Some(&mut [0.0; 4])),
+                };
+            }
+            runs.push((bits(&s.params), s.head().loss.to_bits()));
+        }
+        assert_eq!(runs[0], runs[1]);
+        assert_eq!(runs[0], runs[2]);
+    }
+
+    /// The parts' gradients and statistics add up to the whole minibatch's (computed in one
+    /// piece), to float rounding.
+    #[test]
+    fn the_parts_add_up_to_the_whole_minibatch() {
+        let rows = 2 * PART_ROWS + 37;
+        let (mut s, mb, c) = setup(rows);
+        let p0 = s.params.clone();
+        // The whole minibatch at once: forward, head, backward.
+        let mut ws = Workspace::default();
+        ws.forward(&p0, &mb.obs);
+        let mut head = HeadGrads::default();
+        ppo_head(&ws.logits, &ws.values, &PpoBatch::of(&mb), c, &mut head);
+        let mut whole = p0.zeros_like();
+        ws.backward(&p0, &mb.obs, &head.d_logits, &head.d_values, &mut whole);
+        // Clipping off (huge max norm) so the parted step's gradient is the raw one.
+        s.step(&mb, c, 1e-3, f32::MAX, None);
+        for (a, b) in s.grads.tensors().iter().zip(whole.tensors()) {
+            let scale = b.iter().fold(1e-6f32, |m, x| m.max(x.abs()));
+            for (x, y) in a.iter().zip(b.iter()) {
+                assert!((x - y).abs() <= 1e-5 * scale, "{x} vs {y}");
+            }
+        }
+        assert!((s.head().loss - head.loss).abs() < 1e-9 * (1.0 + head.loss.abs()));
+        assert!((s.head().entropy - head.entropy).abs() < 1e-9);
+        assert_eq!(s.head().clip_fraction, head.clip_fraction);
     }
 }

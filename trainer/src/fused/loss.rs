@@ -38,6 +38,30 @@ impl<'a> PpoBatch<'a> {
             returns: &mb.returns,
         }
     }
+
+    /// The rows `r` of the batch.
+    pub fn rows(&self, r: std::ops::Range<usize>) -> PpoBatch<'a> {
+        PpoBatch {
+            mask: &self.mask[r.start * 2..r.end * 2],
+            actions: &self.actions[r.clone()],
+            logp: &self.logp[r.clone()],
+            values: &self.values[r.clone()],
+            advantages: &self.advantages[r.clone()],
+            returns: &self.returns[r],
+        }
+    }
+}
+
+impl HeadGrads {
+    /// Add another part's statistics (see [`ppo_head_part`]) into these.
+    pub fn add_stats(&mut self, o: &HeadGrads) {
+        self.loss += o.loss;
+        self.policy_loss += o.policy_loss;
+        self.value_loss += o.value_loss;
+        self.entropy += o.entropy;
+        self.approx_kl += o.approx_kl;
+        self.clip_fraction += o.clip_fraction;
+    }
 }
 
 /// The loss, its diagnostics and the gradients w.r.t. the network outputs.
@@ -64,8 +88,22 @@ pub fn ppo_head(
     c: LossCoefs,
     out: &mut HeadGrads,
 ) {
+    ppo_head_part(logits, values, b, c, values.len(), out)
+}
+
+/// [`ppo_head`] over one part of a minibatch of `n_total` rows: gradients and statistics are
+/// scaled by `1/n_total`, so the parts' gradients are the whole's and their statistics add up
+/// to the whole's ([`HeadGrads::add_stats`]).
+pub fn ppo_head_part(
+    logits: &[f32],
+    values: &[f32],
+    b: &PpoBatch<'_>,
+    c: LossCoefs,
+    n_total: usize,
+    out: &mut HeadGrads,
+) {
     let n = values.len();
-    let inv_n = 1.0 / n as f32;
+    let inv_n = 1.0 / n_total as f32;
     out.d_logits.resize(n * N_ACTIONS, 0.0);
     out.d_values.resize(n, 0.0);
     let (mut pg_sum, mut v_sum, mut ent_sum, mut kl_sum, mut clipped) =
@@ -115,7 +153,7 @@ pub fn ppo_head(
         kl_sum += f64::from(ratio - 1.0 - logratio);
         clipped += usize::from((ratio - 1.0).abs() > c.clip_coef);
     }
-    let nf = n as f64;
+    let nf = n_total as f64;
     out.policy_loss = pg_sum / nf;
     out.value_loss = v_sum / nf;
     out.entropy = ent_sum / nf;

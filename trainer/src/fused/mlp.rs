@@ -142,6 +142,17 @@ impl AggParams {
         self.dense[0].d_in
     }
 
+    /// The plain-Rust acting network with these parameters (exact: the same f32 values).
+    pub fn acting(&self) -> Result<trim_router::AggNet, String> {
+        let named = self.named();
+        let get = |name: &str, _: &[usize]| {
+            (named.iter().find(|(n, _)| n == name))
+                .map(|(_, t)| t.to_vec())
+                .ok_or_else(|| format!("no parameter {name}"))
+        };
+        trim_router::AggNet::from_named_params(self.input_dim(), self.hidden(), |e| e, get)
+    }
+
     pub fn hidden(&self) -> usize {
         self.dense[0].d_out
     }

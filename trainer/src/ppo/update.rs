@@ -24,7 +24,8 @@ pub struct Learner<N: TrainNet> {
     /// burn's Adam state (empty, never stepped, when the run uses the fused kernels).
     pub optim: ModuleOptimizer,
     /// With the fused kernels (config `kernels`): the parameters and Adam state the updates
-    /// change; `model` is refreshed from them after every update.
+    /// change; `model` is refreshed from them by [`Self::sync_model`] (before a checkpoint),
+    /// not after every update.
     pub fused: Option<FusedLearner>,
     pub device: Device,
 }
@@ -149,6 +150,14 @@ impl<N: TrainNet> Learner<N> {
         }
     }
 
+    /// Bring `model` up to date with the fused kernels' parameters (a no-op for burn's
+    /// kernels, where `model` is what the updates change).
+    pub fn sync_model(&mut self) {
+        if let Some(f) = &self.fused {
+            self.model = self.model.with_fused_params(f.params());
+        }
+    }
+
     /// The fused Adam state as a checkpoint stores it, for a run with the fused kernels.
     pub fn fused_adam_bytes(&self) -> Option<Vec<u8>> {
         self.fused.as_ref().map(|f| f.stepper.adam.to_bytes())
@@ -166,9 +175,7 @@ impl<N: TrainNet> Learner<N> {
         rng: &mut Rng,
     ) -> LossStats {
         if let Some(f) = &mut self.fused {
-            let stats = f.update(buf, cfg, lr, ent_coef, rng);
-            self.model = self.model.with_fused_params(f.params());
-            return stats;
+            return f.update(buf, cfg, lr, ent_coef, rng);
         }
         let coefs = LossCoefs::of(cfg, ent_coef);
         let mut order: Vec<usize> = (0..buf.n).collect();

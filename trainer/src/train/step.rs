@@ -143,7 +143,12 @@ impl<F: Family> Trainer<F> {
         let lr = learning_rate(self.cfg.lr, self.cfg.anneal_lr, u, total);
         let ent = entropy_coef(self.cfg.ent_coef_start, self.cfg.ent_coef_end, u, total);
         let stats = self.learner.update(buf, &self.cfg, lr, ent, &mut self.rng);
-        let weights = F::acting(&self.learner.model).map_err(TrainError::Config)?;
+        let fused = self.learner.fused.as_ref();
+        let weights = match fused.and_then(|f| F::acting_from_fused(f.params())) {
+            Some(w) => w,
+            None => F::acting(&self.learner.model),
+        }
+        .map_err(TrainError::Config)?;
         let writes = self.validation_due(u + 1) || self.checkpoint_due(u + 1, stop);
         let probe = if writes {
             usize::MAX
@@ -268,6 +273,7 @@ impl<F: Family> Trainer<F> {
     /// Write a checkpoint of the current model, optimiser and state (with the RNG's state).
     pub(super) fn save_checkpoint(&mut self, dir: &std::path::Path) -> Result<()> {
         self.state.rng = self.rng.state();
+        self.learner.sync_model();
         let l = &self.learner;
         let fused = l.fused_adam_bytes();
         checkpoint::save(dir, &l.model, &l.optim, fused.as_deref(), &self.state)
