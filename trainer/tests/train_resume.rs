@@ -345,3 +345,65 @@ fn damaged_checkpoints_are_refused_with_the_file_named() {
         .to_string();
     assert!(err.contains("model.bpk is damaged"), "{err}");
 }
+
+/// A population member — a run trained beside others in one process by the sweep executor, on
+/// a one-thread worker — ends bit-identical to the same configuration trained alone on the
+/// whole pool: same metrics, same final and best weights.
+#[test]
+fn population_members_are_bit_identical_to_solo_runs() {
+    let d = tmpdir("population");
+    let data = make_dataset(&d, "tiny", 240, 2, 6);
+    let cfg = TrainConfig {
+        passes: 1,
+        // Several parts per gradient step, so the one-thread and two-thread paths differ.
+        batch_episodes: 100,
+        minibatch_episodes: 100,
+        ..tiny_config(&data)
+    };
+    let runs: Vec<trim::sweep::RunSpec> = [1u64, 2, 3]
+        .iter()
+        .map(|&seed| trim::sweep::RunSpec {
+            name: format!("seed={seed}"),
+            config: TrainConfig {
+                seed,
+                ..cfg.clone()
+            },
+        })
+        .collect();
+    let o = trim::sweep::SweepOptions {
+        runs_dir: d.join("pop"),
+        threads: 2,
+        backend: trim::backend::Backend::Flex,
+        stop_after_updates: None,
+        command_line: String::new(),
+    };
+    let results = trim::sweep::run_sweep(&runs, &o, &|_| {}).unwrap();
+    for r in &results {
+        assert!(r.outcome.is_ok(), "{}: {:?}", r.name, r.outcome);
+    }
+    let solo = TrainConfig { seed: 2, ..cfg };
+    assert_eq!(solo.fused_kernels(), Ok(true));
+    Trainer::<Agg>::new(solo, run_opts(&d, "solo"))
+        .unwrap()
+        .run()
+        .unwrap();
+    // The first update's steps span more than one part.
+    let m = metrics_without_time(&d.join("solo"));
+    let mut lines = m.lines().map(|l| l.split(',').collect::<Vec<_>>());
+    let header = lines.next().unwrap();
+    let col = header.iter().position(|h| *h == "env_steps").unwrap();
+    let steps: usize = lines.next().unwrap()[col].parse().unwrap();
+    assert!(steps > trim::fused::learner::PART_ROWS, "{steps} steps");
+    let member = d.join("pop/seed=2");
+    assert_eq!(
+        metrics_without_time(&member),
+        metrics_without_time(&d.join("solo"))
+    );
+    for ckpt in ["final", "best"] {
+        assert_eq!(
+            weights_of(&member.join(ckpt)),
+            weights_of(&d.join("solo").join(ckpt)),
+            "{ckpt}"
+        );
+    }
+}

@@ -38,8 +38,10 @@ pub struct SweepArgs {
     /// Sweep directory: runs in OUT/runs/, the report in OUT/report/.
     #[arg(long, default_value = "checkpoints/sweep")]
     pub out: PathBuf,
-    /// Concurrent runs (each run is effectively single-threaded). Default: available cores.
-    #[arg(long)]
+    /// Runs trained at once in this process (`--population` is the same flag): each a
+    /// population member with its own run directory, one core each (a member's arithmetic does
+    /// not depend on how many run beside it). Default: available cores.
+    #[arg(long, visible_alias = "population")]
     pub threads: Option<usize>,
     /// Stop every run after this many updates (resumable); the report is skipped.
     #[arg(long)]

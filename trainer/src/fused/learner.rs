@@ -265,7 +265,10 @@ mod tests {
     #[test]
     fn a_parted_step_is_the_same_on_any_number_of_threads() {
         let rows = 2 * PART_ROWS + 37;
-        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let mut runs = vec![];
         for how in 0..3 {
             let (mut s, mb, c) = setup(rows);

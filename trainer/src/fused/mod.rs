@@ -1,6 +1,6 @@
-//! Fused TRIM-Agg training kernels in plain Rust (issue 16, first part): the actor-critic's
-//! forward pass with its activations kept, the PPO loss head, and the backward pass, written
-//! out by hand over flat `f32` arrays.
+//! Fused TRIM-Agg training kernels in plain Rust (issue 16): the actor-critic's forward pass
+//! with its activations kept, the PPO loss head, the backward pass, the global clip and Adam,
+//! written out by hand over flat `f32` arrays.
 //!
 //! Why: a PPO update of the 64-wide TRIM-Agg network on a ~480-step minibatch is ~12 MFLOP
 //! forward and ~24 MFLOP backward, but through burn it costs ~3.4 ms per gradient step — about
@@ -14,8 +14,10 @@
 //! root, tanh as `2σ(2x) − 1`, masked logits at −1e9, the CleanRL loss of `crate::ppo::loss`.
 //! A test checks the loss and every gradient against burn's autodiff.
 //!
-//! `trim train` uses them for the MLP families ([`FusedLearner`], config `kernels`); TRIM-Seq
-//! keeps burn's autodiff.
+//! `trim train` uses them for the MLP families ([`FusedLearner`], config `kernels`, default
+//! `auto`); TRIM-Seq keeps burn's autodiff. A gradient step runs in parts of
+//! [`learner::PART_ROWS`] rows over the cores, added in a fixed order, so a run's bits do not
+//! depend on the thread count.
 
 pub mod adam;
 pub mod bench;

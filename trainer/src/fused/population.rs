@@ -1,5 +1,6 @@
-//! Many independent TRIM-Agg learners stepped at once (issue 16's population, at the kernel
-//! level): each member owns its network, minibatch, Adam state and workspace, and members run
+//! Many independent TRIM-Agg learners stepped at once, at the kernel level (what
+//! `trim bench-kernels --population P` measures; whole training runs are stepped together by
+//! `trim sweep`'s executor and `trim bench-train --population P`): each member owns its network, minibatch, Adam state and workspace, and members run
 //! in parallel over the rayon pool. A member computes exactly what it would alone — nothing is
 //! shared between members, and each member's loop is the same code in the same order — so a
 //! population is bit-identical to its members trained one by one (tested).
