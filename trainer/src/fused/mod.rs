@@ -21,6 +21,7 @@
 
 pub mod adam;
 pub mod bench;
+mod dense;
 pub mod learner;
 pub mod loss;
 pub mod mlp;
