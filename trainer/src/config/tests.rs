@@ -259,3 +259,27 @@ fn naming_data_without_test_data_tests_on_that_data() {
     assert_eq!("same".parse::<TestData>().unwrap(), TestData::SameAsData);
     assert!("".parse::<TestData>().is_err());
 }
+
+/// A configuration recorded before `kernels` existed trained with burn, and resumes with burn
+/// (its checkpoints hold burn's optimiser state); a new configuration asks for `auto`, which
+/// is fused for TRIM-Agg.
+#[test]
+fn recorded_configurations_without_kernels_keep_burn() {
+    let d = TrainConfig::default();
+    assert_eq!(d.kernels, Kernels::Auto);
+    assert_eq!(d.fused_kernels(), Ok(true));
+    let mut old = toml::Table::try_from(&d).unwrap();
+    old.remove("kernels");
+    let back: TrainConfig = old.try_into().unwrap();
+    assert_eq!(back.kernels, Kernels::Burn);
+    assert_eq!(back.fused_kernels(), Ok(false));
+    let e = TrainConfig {
+        kernels: Kernels::Fused,
+        dropout: 0.1,
+        ..d
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("kernels") && e.contains("dropout"), "{e}");
+}
