@@ -120,13 +120,15 @@ impl<N: TrainNet> Learner<N> {
             (Some(_), None) => {
                 return Err(format!(
                     "the run trains with the fused kernels but the checkpoint has no \
-                     {FUSED_ADAM} (it was written by a burn run): resume with kernels = burn"
+                     {FUSED_ADAM}: its optimiser state is burn's, so this checkpoint was not \
+                     written by this run (edited or copied in); resume from another one"
                 ));
             }
             (None, Some(_)) => {
                 return Err(format!(
                     "the checkpoint holds fused Adam state ({FUSED_ADAM}) but the run trains \
-                     with burn: resume with kernels = fused"
+                     with burn's kernels, so this checkpoint was not written by this run \
+                     (edited or copied in); resume from another one"
                 ));
             }
             (None, None) => None,

@@ -146,7 +146,11 @@ impl<F: Family> Trainer<F> {
         let fused = self.learner.fused.as_ref();
         let weights = match fused.and_then(|f| F::acting_from_fused(f.params())) {
             Some(w) => w,
-            None => F::acting(&self.learner.model),
+            None => {
+                // burn's kernels (nothing to sync), or a family acting only through burn.
+                self.learner.sync_model();
+                F::acting(&self.learner.model)
+            }
         }
         .map_err(TrainError::Config)?;
         let writes = self.validation_due(u + 1) || self.checkpoint_due(u + 1, stop);
