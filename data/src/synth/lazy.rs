@@ -158,7 +158,8 @@ impl LazyWorld {
         LazyNode {
             at,
             tree,
-            weak: LazyCandidate::of(&self.model.weak_at(d, &at, None)),
+            // Signals are not kept in a lazy node (drawn on demand), so not drawn here.
+            weak: LazyCandidate::of(&self.model.weak_candidate(d, &at, None)),
             has_strong: self.cap.is_none_or(|k| at.regens < k || at.all_strong),
         }
     }

@@ -89,8 +89,14 @@ impl LatentModel {
         draw
     }
 
-    /// The weak candidate without its signals.
-    fn weak_candidate(&self, d: &Difficulty, at: &NodeAt, real: Option<&RealStep>) -> Draw {
+    /// The weak candidate without its signals (a lazy world draws those only when a policy
+    /// asks: `World::weak_signals`).
+    pub(crate) fn weak_candidate(
+        &self,
+        d: &Difficulty,
+        at: &NodeAt,
+        real: Option<&RealStep>,
+    ) -> Draw {
         let mut rng = Rng::stream(at.key, WEAK_STREAM);
         match real {
             Some(r) => Draw {
