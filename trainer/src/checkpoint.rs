@@ -132,25 +132,27 @@ pub fn save<N: burn::module::Module>(
         .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode optimizer: {e}")))?;
     let state_bytes = serde_json::to_vec_pretty(state)
         .map_err(|e| TrainError::checkpoint(dir, format!("cannot encode state: {e}")))?;
-    let mut files = vec![
-        (FILES[0], &model_bytes[..]),
-        (FILES[1], &optim_bytes[..]),
-        (FILES[2], &state_bytes[..]),
-    ];
-    files.extend(fused_adam.map(|b| (FUSED_ADAM, b)));
+    let files = named_files(&model_bytes, &optim_bytes, &state_bytes, fused_adam);
     write_dir(dir, &files)
+}
+
+/// The files of a checkpoint by name (`fused_adam.bin` only when there is one).
+fn named_files<'a>(
+    model: &'a [u8],
+    optim: &'a [u8],
+    state: &'a [u8],
+    fused_adam: Option<&'a [u8]>,
+) -> Vec<(&'static str, &'a [u8])> {
+    let mut files = vec![(FILES[0], model), (FILES[1], optim), (FILES[2], state)];
+    files.extend(fused_adam.map(|b| (FUSED_ADAM, b)));
+    files
 }
 
 /// Copy the checkpoint `from` to `to` (verified first; written like [`save`]), e.g. into a
 /// forked run.
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
     let v = read_verified(from)?;
-    let mut files = vec![
-        (FILES[0], &v.model[..]),
-        (FILES[1], &v.optim[..]),
-        (FILES[2], &v.state[..]),
-    ];
-    files.extend(v.fused_adam.as_deref().map(|b| (FUSED_ADAM, b)));
+    let files = named_files(&v.model, &v.optim, &v.state, v.fused_adam.as_deref());
     write_dir(to, &files)
 }
 

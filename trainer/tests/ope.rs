@@ -21,6 +21,44 @@ fn trim_in(dir: &Path, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// An empty directory `trim-NAME-PID` under the temp dir.
+fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("trim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `trim data import paths --emit-example`: an exploring (ε = 0.3) threshold:0.5 log of
+/// `problems` problems of every split of `from`, written to `out` (`extra` flags added).
+fn emit_log(
+    root: &Path,
+    from: &str,
+    problems: &str,
+    extra: &[&str],
+    out: &str,
+) -> std::process::Output {
+    let mut args = vec![
+        "data",
+        "import",
+        "paths",
+        "--emit-example",
+        "--from",
+        from,
+        "--policies",
+        "threshold:0.5",
+        "--problems",
+        problems,
+        "--split",
+        "all",
+        "--explore",
+        "0.3",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--out", out]);
+    trim_in(root, &args)
+}
+
 #[test]
 fn snis_and_pdwis_cover_the_exact_value_over_seeds() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sets/synth-math.parquet");
@@ -120,9 +158,7 @@ fn propensity_logs_round_trip_and_trim_ope_runs_through_the_binary() {
         rows.iter()
             .all(|r| r.propensity.is_some() && r.policy_id.as_deref() == Some("eps"))
     );
-    let dir = std::env::temp_dir().join(format!("trim-ope-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("ope");
     for name in ["log.jsonl", "log.parquet"] {
         let p = dir.join(name);
         trim_data::import::paths::write_traces(&p, &rows).unwrap();
@@ -135,27 +171,7 @@ fn propensity_logs_round_trip_and_trim_ope_runs_through_the_binary() {
     }
     let emitted = dir.join("emitted.jsonl");
     let emitted = emitted.to_str().unwrap();
-    let out = trim_in(
-        &root,
-        &[
-            "data",
-            "import",
-            "paths",
-            "--emit-example",
-            "--from",
-            "data/sets/synth-math.parquet",
-            "--policies",
-            "threshold:0.5",
-            "--problems",
-            "400",
-            "--split",
-            "all",
-            "--explore",
-            "0.3",
-            "--out",
-            emitted,
-        ],
-    );
+    let out = emit_log(&root, "data/sets/synth-math.parquet", "400", &[], emitted);
     assert!(
         out.status.success(),
         "{}",
@@ -211,9 +227,7 @@ fn propensity_logs_round_trip_and_trim_ope_runs_through_the_binary() {
 /// exploration rule gives the same propensities.
 #[test]
 fn routing_with_exploration_logs_exact_propensities() {
-    let dir = std::env::temp_dir().join(format!("trim-explore-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("explore");
     let trim = |args: &[&str]| trim_in(&dir, args);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let toy = root.join("data/sets/synth-math.parquet");
@@ -313,34 +327,13 @@ fn routing_with_exploration_logs_exact_propensities() {
 #[test]
 fn judge_rule_targets_read_the_logged_signal() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = std::env::temp_dir().join(format!("trim-ope-judge-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = fresh_dir("ope-judge");
     let run = |args: &[&str]| trim_in(&root, args);
     let (world, logs) = (dir.join("w.parquet"), dir.join("logs.jsonl"));
     let (world, logs) = (world.to_str().unwrap(), logs.to_str().unwrap());
     let o = run(&["data", "synth", "--problems", "600", "--out", world]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = run(&[
-        "data",
-        "import",
-        "paths",
-        "--emit-example",
-        "--from",
-        world,
-        "--policies",
-        "threshold:0.5",
-        "--problems",
-        "600",
-        "--split",
-        "all",
-        "--explore",
-        "0.3",
-        "--seed",
-        "3",
-        "--out",
-        logs,
-    ]);
+    let o = emit_log(&root, world, "600", &["--seed", "3"], logs);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(logs).unwrap();
     assert!(
@@ -376,24 +369,8 @@ fn judge_rule_targets_read_the_logged_signal() {
     );
     // The shipped trees carry no signal: neither do logs emitted from them.
     let plain = dir.join("plain.jsonl");
-    let o = run(&[
-        "data",
-        "import",
-        "paths",
-        "--emit-example",
-        "--from",
-        "data/sets/synth-math.parquet",
-        "--policies",
-        "threshold:0.5",
-        "--problems",
-        "50",
-        "--split",
-        "all",
-        "--explore",
-        "0.3",
-        "--out",
-        plain.to_str().unwrap(),
-    ]);
+    let from = "data/sets/synth-math.parquet";
+    let o = emit_log(&root, from, "50", &[], plain.to_str().unwrap());
     assert!(o.status.success());
     let o = run(&[
         "ope",

@@ -1,8 +1,5 @@
 //! [`Kernels`]: which arithmetic trains a run's network (`--kernels auto|fused|burn`).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use super::PolicyKind;
@@ -26,14 +23,6 @@ pub enum Kernels {
 }
 
 impl Kernels {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kernels::Auto => "auto",
-            Kernels::Fused => "fused",
-            Kernels::Burn => "burn",
-        }
-    }
-
     /// Whether a run of `policy` with `dropout` trains with the fused kernels; an explicit
     /// `fused` the kernels cannot serve is an error naming why.
     pub fn fused_for(self, policy: PolicyKind, dropout: f64) -> Result<bool, String> {
@@ -51,40 +40,7 @@ impl Kernels {
     }
 }
 
-impl fmt::Display for Kernels {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Kernels {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "auto" => Ok(Kernels::Auto),
-            "fused" => Ok(Kernels::Fused),
-            "burn" => Ok(Kernels::Burn),
-            other => Err(format!(
-                "kernels `{other}` is not one of: auto, fused, burn"
-            )),
-        }
-    }
-}
-
-impl From<Kernels> for String {
-    fn from(k: Kernels) -> String {
-        k.name().into()
-    }
-}
-
-impl TryFrom<String> for Kernels {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
+word_enum!(Kernels, "kernels", [Auto => "auto", Fused => "fused", Burn => "burn"]);
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,57 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 use crate::model::MAX_HIDDEN;
 
+/// A config enum written as one of a fixed set of words: its `name`, `Display`, `FromStr`
+/// (an unknown word is an error naming `$field` and the choices) and the `String`
+/// conversions serde uses (`#[serde(into = "String", try_from = "String")]`).
+macro_rules! word_enum {
+    ($t:ident, $field:literal, [$($v:ident => $word:literal),+ $(,)?]) => {
+        impl $t {
+            /// The word that names this value in configs and on the command line.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($t::$v => $word,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.trim() {
+                    $($word => Ok($t::$v),)+
+                    other => Err(format!(
+                        concat!($field, " `{}` is not one of: ", word_enum!(@list $($word),+)),
+                        other
+                    )),
+                }
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.name().into()
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = String;
+
+            fn try_from(s: String) -> Result<Self, String> {
+                s.parse()
+            }
+        }
+    };
+    (@list $first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
+}
+
 mod budget_range;
 mod kernels;
 mod lambda_range;

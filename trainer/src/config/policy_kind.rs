@@ -1,8 +1,5 @@
 //! [`PolicyKind`]: which policy family a run trains (`--policy agg|seq`, `policy = "seq"`).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// The policy family of a run; recorded in the run's config and every checkpoint, so resume,
@@ -18,14 +15,6 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
-    /// The family's name (`crate::family::Family::NAME`).
-    pub fn name(self) -> &'static str {
-        match self {
-            PolicyKind::Agg => "agg",
-            PolicyKind::Seq => "seq",
-        }
-    }
-
     /// The family's name in reports.
     pub fn display_name(self) -> &'static str {
         match self {
@@ -35,37 +24,8 @@ impl PolicyKind {
     }
 }
 
-impl fmt::Display for PolicyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for PolicyKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "agg" => Ok(PolicyKind::Agg),
-            "seq" => Ok(PolicyKind::Seq),
-            other => Err(format!("policy `{other}` is not one of: agg, seq")),
-        }
-    }
-}
-
-impl From<PolicyKind> for String {
-    fn from(p: PolicyKind) -> String {
-        p.name().into()
-    }
-}
-
-impl TryFrom<String> for PolicyKind {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
+// The words are the families' `crate::family::Family::NAME`s.
+word_enum!(PolicyKind, "policy", [Agg => "agg", Seq => "seq"]);
 
 #[cfg(test)]
 mod tests {

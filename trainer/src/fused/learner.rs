@@ -67,7 +67,7 @@ impl Stepper {
         coefs: LossCoefs,
         lr: f32,
         max_norm: f32,
-        mut split: Option<&mut [f64; 4]>,
+        split: Option<&mut [f64; 4]>,
     ) -> f32 {
         let n = mb.len;
         let k = n.div_ceil(PART_ROWS).max(1);
@@ -80,35 +80,33 @@ impl Stepper {
         }
         let (params, batch) = (&self.params, PpoBatch::of(mb));
         let dim = params.input_dim();
-        let run = |i: usize, part: &mut Part, lap: &mut Option<(&mut Lap, &mut [f64; 4])>| {
+        let run = |i: usize, part: &mut Part, timer: &mut Option<Timer<'_>>| {
             let rows = i * PART_ROWS..n.min((i + 1) * PART_ROWS);
             let obs = &mb.obs[rows.start * dim..rows.end * dim];
             part.ws.forward(params, obs);
-            lap_to(lap, 0);
+            Timer::mark(timer, 0);
             let (logits, values) = (&part.ws.logits, &part.ws.values);
             let b = batch.rows(rows);
             ppo_head_part(logits, values, &b, coefs, n, &mut part.head);
-            lap_to(lap, 1);
+            Timer::mark(timer, 1);
             part.grads.for_each_mut(|g| g.fill(0.0));
             let (dl, dv) = (&part.head.d_logits, &part.head.d_values);
             part.ws.backward(params, obs, dl, dv, &mut part.grads);
-            lap_to(lap, 2);
+            Timer::mark(timer, 2);
         };
-        let mut lap = Lap::new();
-        match split.as_deref_mut() {
-            Some(s) => {
-                let mut timed = Some((&mut lap, s));
-                for (i, part) in self.parts[..k].iter_mut().enumerate() {
-                    run(i, part, &mut timed);
-                }
+        let mut timer = split.map(Timer::new);
+        if timer.is_some() {
+            for (i, part) in self.parts[..k].iter_mut().enumerate() {
+                run(i, part, &mut timer);
             }
-            None => (self.parts[..k].par_iter_mut().enumerate())
-                .for_each(|(i, part)| run(i, part, &mut None)),
+        } else {
+            (self.parts[..k].par_iter_mut().enumerate())
+                .for_each(|(i, part)| run(i, part, &mut None));
         }
         self.reduce(k);
         let norm = clip_grad_norm(&mut self.grads, max_norm);
         self.adam.step(&mut self.params, &self.grads, lr);
-        lap.to(&mut split, 3);
+        Timer::mark(&mut timer, 3);
         norm
     }
 
@@ -126,28 +124,26 @@ impl Stepper {
     }
 }
 
-/// Lap the stopwatch into phase `k` when timing.
-fn lap_to(lap: &mut Option<(&mut Lap, &mut [f64; 4])>, k: usize) {
-    if let Some((l, s)) = lap {
-        let mut s: Option<&mut [f64; 4]> = Some(s);
-        l.to(&mut s, k);
-    }
+/// Seconds per phase of a timed step: each mark adds the time since the previous one.
+struct Timer<'a> {
+    last: Instant,
+    split: &'a mut [f64; 4],
 }
 
-/// A stopwatch read between phases (only when a split is wanted).
-struct Lap(Instant);
-
-impl Lap {
-    fn new() -> Self {
-        Lap(Instant::now())
+impl<'a> Timer<'a> {
+    fn new(split: &'a mut [f64; 4]) -> Self {
+        Timer {
+            last: Instant::now(),
+            split,
+        }
     }
 
-    /// Add the time since the last lap to `split[k]` and restart.
-    fn to(&mut self, split: &mut Option<&mut [f64; 4]>, k: usize) {
-        if let Some(s) = split.as_deref_mut() {
+    /// Add the time since the last mark to phase `k` (nothing when not timing).
+    fn mark(timer: &mut Option<Timer<'_>>, k: usize) {
+        if let Some(t) = timer {
             let now = Instant::now();
-            s[k] += (now - self.0).as_secs_f64();
-            self.0 = now;
+            t.split[k] += (now - t.last).as_secs_f64();
+            t.last = now;
         }
     }
 }
