@@ -13,6 +13,20 @@ use train_support::{ok, tmpdir, trim};
 use trim_collect::fake::world::problem_file;
 use trim_collect::fake::{FakeServer, FakeWorld, Faults};
 
+/// `trim collect --config collect.toml --out OUT --quiet EXTRA…` in `d`; its output.
+fn collect(d: &Path, out: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "collect",
+        "--config",
+        "collect.toml",
+        "--out",
+        out,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    ok(d, &args)
+}
+
 /// A collect.toml for the fake server.
 fn write_config(dir: &Path, srv: &FakeServer, extra: &str) {
     let url = srv.url();
@@ -32,17 +46,7 @@ fn collect_validate_train_export() {
     let srv = FakeServer::start(FakeWorld::default(), Faults::default()).unwrap();
     std::fs::write(d.join("problems.jsonl"), problem_file(40)).unwrap();
     write_config(&d, &srv, "");
-    let out = ok(
-        &d,
-        &[
-            "collect",
-            "--config",
-            "collect.toml",
-            "--out",
-            "trees.parquet",
-            "--quiet",
-        ],
-    );
+    let out = collect(&d, "trees.parquet", &[]);
     assert!(out.contains("collected 40 problems"), "{out}");
     let v = ok(&d, &["data", "validate", "trees.parquet"]);
     assert!(v.contains("checksum verified"), "{v}");
@@ -60,15 +64,10 @@ fn collect_validate_train_export() {
     );
     train_and_export(&d);
     // The exported policy guides a second, focused collection round.
-    let out = ok(
+    let out = collect(
         &d,
+        "round2.parquet",
         &[
-            "collect",
-            "--config",
-            "collect.toml",
-            "--out",
-            "round2.parquet",
-            "--quiet",
             "--strategy",
             "policy",
             "--policy",
@@ -153,17 +152,7 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
     let srv = FakeServer::start(FakeWorld::default(), faults).unwrap();
     std::fs::write(d.join("problems.jsonl"), problem_file(24)).unwrap();
     write_config(&d, &srv, "[run]\nshard_size = 1\nproblems_in_flight = 2\n");
-    ok(
-        &d,
-        &[
-            "collect",
-            "--config",
-            "collect.toml",
-            "--out",
-            "a.parquet",
-            "--quiet",
-        ],
-    );
+    collect(&d, "a.parquet", &[]);
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_trim"))
         .args([
@@ -197,17 +186,7 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
         "{committed} shards at the kill"
     );
 
-    let out = ok(
-        &d,
-        &[
-            "collect",
-            "--config",
-            "collect.toml",
-            "--out",
-            "b.parquet",
-            "--quiet",
-        ],
-    );
+    let out = collect(&d, "b.parquet", &[]);
     assert!(out.contains("were already committed"), "{out}");
     let a = trim_data::load(&d.join("a.parquet")).unwrap().ds;
     let b = trim_data::load(&d.join("b.parquet")).unwrap().ds;
@@ -240,15 +219,10 @@ fn judge_flags_and_logprobs_fill_the_signal_columns() {
     std::fs::write(d.join("problems.jsonl"), problem_file(6)).unwrap();
     write_config(&d, &srv, "");
     let judge_url = format!("{}/v1", srv.url());
-    let out = ok(
+    let out = collect(
         &d,
+        "signals.parquet",
         &[
-            "collect",
-            "--config",
-            "collect.toml",
-            "--out",
-            "signals.parquet",
-            "--quiet",
             "--judge-url",
             &judge_url,
             "--judge-model",
