@@ -1,6 +1,11 @@
 //! The dense layers' loops of the fused kernels: forward `Y = X Wᵀ + b`, the weight and bias
 //! gradients, and the input gradient — written so the compiler keeps the running sums in
 //! vector registers (one output block per accumulator) and vectorises every inner loop.
+//!
+//! Every loop takes `R`, the rows (or outputs) that share one load of the other operand:
+//! 1 in the AVX2 build (one 64-wide block is 8 of its 16 registers), 4 in the AVX-512 build
+//! (4 × 64 sums fill 16 of its 32 registers). `R` changes which sums run side by side, never
+//! the order of the terms within one sum, so every `R` gives the same bits (tested).
 
 use super::mlp::{DenseP, sum8_pair};
 
@@ -38,13 +43,110 @@ fn block_sum<'a>(out: &mut [f32], terms: impl Iterator<Item = (f32, &'a [f32])>)
     }
 }
 
+/// `acc[k] += Σ_t coef(k, t)·vec(t)` for `t` in `0..terms`, `R` sums side by side sharing
+/// each load of `vec(t)`; each sum adds its terms in `t` order.
+#[inline(always)]
+fn rows_sum<'a, const R: usize>(
+    acc: &mut [[f32; BLOCK]; R],
+    terms: usize,
+    coef: impl Fn(usize, usize) -> f32,
+    vec: impl Fn(usize) -> &'a [f32; BLOCK],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if R == 4 {
+        let acc: &mut [[f32; BLOCK]; 4] = (acc.as_mut_slice().try_into()).expect("R is 4");
+        // SAFETY: only the AVX-512 builds (`Workspace::forward_avx512`, `backward_avx512`,
+        // entered after run-time detection) use 4 rows per block.
+        return unsafe { rows_sum4_avx512(acc, terms, &coef, &vec) };
+    }
+    let mut a = *acc;
+    for t in 0..terms {
+        let v = vec(t);
+        for (k, ak) in a.iter_mut().enumerate() {
+            let c = coef(k, t);
+            for j in 0..BLOCK {
+                ak[j] += c * v[j];
+            }
+        }
+    }
+    *acc = a;
+}
+
+/// [`rows_sum`] for 4 sums in AVX-512 registers: each term's block is loaded once into 4
+/// registers and used by all 4 sums (written plainly, the compiler folded the load into every
+/// multiply, 4 loads per block, and the loop stayed load-bound). Separate multiply and add,
+/// in the same order as the plain loop, so the bits are the same.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn rows_sum4_avx512<'a>(
+    acc: &mut [[f32; BLOCK]; 4],
+    terms: usize,
+    coef: impl Fn(usize, usize) -> f32,
+    vec: &impl Fn(usize) -> &'a [f32; BLOCK],
+) {
+    use std::arch::x86_64::{__m512, _mm512_add_ps, _mm512_mul_ps, _mm512_set1_ps};
+    const LANES: usize = 16;
+    const V: usize = BLOCK / LANES;
+    let load = |s: &[f32; BLOCK], j: usize| -> __m512 {
+        let chunk: &[f32; LANES] = s[j * LANES..(j + 1) * LANES].try_into().expect("16 lanes");
+        // SAFETY: `__m512` is 16 f32 lanes; the read is unaligned-safe.
+        unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast::<__m512>()) }
+    };
+    let mut a: [[__m512; V]; 4] =
+        std::array::from_fn(|k| std::array::from_fn(|j| load(&acc[k], j)));
+    for t in 0..terms {
+        let v = vec(t);
+        let v: [__m512; V] = std::array::from_fn(|j| load(v, j));
+        for (k, ak) in a.iter_mut().enumerate() {
+            let c = _mm512_set1_ps(coef(k, t));
+            for j in 0..V {
+                ak[j] = _mm512_add_ps(ak[j], _mm512_mul_ps(c, v[j]));
+            }
+        }
+    }
+    for (k, ak) in a.iter().enumerate() {
+        for (j, aj) in ak.iter().enumerate() {
+            let out: &mut [f32; LANES] = (&mut acc[k][j * LANES..(j + 1) * LANES])
+                .try_into()
+                .expect("16 lanes");
+            // SAFETY: as for the loads.
+            unsafe { std::ptr::write_unaligned(out.as_mut_ptr().cast::<__m512>(), *aj) };
+        }
+    }
+}
+
+/// A full block of `s` from `at`.
+#[inline(always)]
+fn block_at(s: &[f32], at: usize) -> &[f32; BLOCK] {
+    s[at..at + BLOCK].try_into().expect("a full block")
+}
+
+/// Loads `R` blocks (`at(k)` is block `k`'s offset in `s`) into registers.
+#[inline(always)]
+fn load_blocks<const R: usize>(s: &[f32], at: impl Fn(usize) -> usize) -> [[f32; BLOCK]; R] {
+    std::array::from_fn(|k| *block_at(s, at(k)))
+}
+
+/// Stores `R` blocks back where [`load_blocks`] took them from.
+#[inline(always)]
+fn store_blocks<const R: usize>(
+    acc: &[[f32; BLOCK]; R],
+    s: &mut [f32],
+    at: impl Fn(usize) -> usize,
+) {
+    for (k, a) in acc.iter().enumerate() {
+        s[at(k)..at(k) + BLOCK].copy_from_slice(a);
+    }
+}
+
 /// `y[r] = b + Σ_i x[r, i]·Wᵀ[i, :]` for every row, from the transposed weights `wt`
-/// (`[d_in, d_out]`), one output block at a time.
+/// (`[d_in, d_out]`), one output block at a time, `R` rows at once.
 ///
 /// # Shapes
 /// `x: [n, d_in]`, `y: [n, d_out]`
 #[inline(always)]
-pub(super) fn dense_forward(d: &DenseP, wt: &[f32], x: &[f32], y: &mut [f32]) {
+pub(super) fn dense_forward<const R: usize>(d: &DenseP, wt: &[f32], x: &[f32], y: &mut [f32]) {
     let (d_in, d_out) = (d.d_in, d.d_out);
     if d_out < NARROW {
         // The heads (2 logits, 1 value): a dot product per output, in 8 lanes.
@@ -55,6 +157,18 @@ pub(super) fn dense_forward(d: &DenseP, wt: &[f32], x: &[f32], y: &mut [f32]) {
         }
         return;
     }
+    let n = y.len() / d_out;
+    let blocked = if d_out % BLOCK == 0 { n / R * R } else { 0 };
+    for r0 in (0..blocked).step_by(R) {
+        for start in (0..d_out).step_by(BLOCK) {
+            let mut acc: [[f32; BLOCK]; R] = [*block_at(&d.b, start); R];
+            let coef = |k: usize, i: usize| x[(r0 + k) * d_in + i];
+            rows_sum(&mut acc, d_in, coef, |i| block_at(wt, i * d_out + start));
+            store_blocks(&acc, y, |k| (r0 + k) * d_out + start);
+        }
+    }
+    let rest = blocked..n;
+    let (x, y) = (&x[rest.start * d_in..], &mut y[rest.start * d_out..]);
     for (xr, yr) in x.chunks_exact(d_in).zip(y.chunks_exact_mut(d_out)) {
         for start in (0..d_out).step_by(BLOCK) {
             let len = BLOCK.min(d_out - start);
@@ -85,9 +199,15 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 /// Weight and bias gradients of a dense layer: `dW[o, :] += Σ_r dY[r, o]·X[r, :]` (one input
-/// block of one output at a time, summed over the rows in a register block), `db += Σ dY`.
+/// block of one output at a time — `R` outputs at once — summed over the rows of a tile),
+/// `db += Σ dY`.
 #[inline(always)]
-pub(super) fn dense_weight_grads(d: &DenseP, x: &[f32], dy: &[f32], g: &mut DenseP) {
+pub(super) fn dense_weight_grads<const R: usize>(
+    d: &DenseP,
+    x: &[f32],
+    dy: &[f32],
+    g: &mut DenseP,
+) {
     let (d_in, d_out) = (d.d_in, d.d_out);
     let n = dy.len() / d_out;
     for dyr in dy.chunks_exact(d_out) {
@@ -104,9 +224,21 @@ pub(super) fn dense_weight_grads(d: &DenseP, x: &[f32], dy: &[f32], g: &mut Dens
         return;
     }
     // Tiles of rows small enough to stay in L1 while every output sweeps them.
+    let blocked = if d_in % BLOCK == 0 { d_out / R * R } else { 0 };
     for r0 in (0..n).step_by(ROW_TILE) {
         let rows = r0..n.min(r0 + ROW_TILE);
-        for o in 0..d_out {
+        for o0 in (0..blocked).step_by(R) {
+            for start in (0..d_in).step_by(BLOCK) {
+                let at = |k: usize| (o0 + k) * d_in + start;
+                let mut acc = load_blocks::<R>(&g.w, at);
+                let coef = |k: usize, t: usize| dy[(r0 + t) * d_out + o0 + k];
+                rows_sum(&mut acc, rows.len(), coef, |t| {
+                    block_at(x, (r0 + t) * d_in + start)
+                });
+                store_blocks(&acc, &mut g.w, at);
+            }
+        }
+        for o in blocked..d_out {
             for start in (0..d_in).step_by(BLOCK) {
                 let len = BLOCK.min(d_in - start);
                 let gw = &mut g.w[o * d_in + start..o * d_in + start + len];
@@ -119,23 +251,41 @@ pub(super) fn dense_weight_grads(d: &DenseP, x: &[f32], dy: &[f32], g: &mut Dens
 
 /// [`dense_weight_grads`] and the input gradient `dX = dY W` (overwritten).
 #[inline(always)]
-pub(super) fn dense_backward(d: &DenseP, x: &[f32], dy: &[f32], g: &mut DenseP, dx: &mut [f32]) {
-    dx.fill(0.0);
-    dense_backward_add(d, x, dy, g, dx);
-}
-
-/// [`dense_weight_grads`] and the input gradient `dX[r, :] += Σ_o dY[r, o]·W[o, :]`
-/// (accumulated, one input block at a time).
-#[inline(always)]
-pub(super) fn dense_backward_add(
+pub(super) fn dense_backward<const R: usize>(
     d: &DenseP,
     x: &[f32],
     dy: &[f32],
     g: &mut DenseP,
     dx: &mut [f32],
 ) {
-    dense_weight_grads(d, x, dy, g);
+    dx.fill(0.0);
+    dense_backward_add::<R>(d, x, dy, g, dx);
+}
+
+/// [`dense_weight_grads`] and the input gradient `dX[r, :] += Σ_o dY[r, o]·W[o, :]`
+/// (accumulated, one input block at a time, `R` rows at once).
+#[inline(always)]
+pub(super) fn dense_backward_add<const R: usize>(
+    d: &DenseP,
+    x: &[f32],
+    dy: &[f32],
+    g: &mut DenseP,
+    dx: &mut [f32],
+) {
+    dense_weight_grads::<R>(d, x, dy, g);
     let (d_in, d_out) = (d.d_in, d.d_out);
+    let n = dy.len() / d_out;
+    let blocked = if d_in % BLOCK == 0 { n / R * R } else { 0 };
+    for r0 in (0..blocked).step_by(R) {
+        for start in (0..d_in).step_by(BLOCK) {
+            let at = |k: usize| (r0 + k) * d_in + start;
+            let mut acc = load_blocks::<R>(dx, at);
+            let coef = |k: usize, o: usize| dy[(r0 + k) * d_out + o];
+            rows_sum(&mut acc, d_out, coef, |o| block_at(&d.w, o * d_in + start));
+            store_blocks(&acc, dx, at);
+        }
+    }
+    let (dy, dx) = (&dy[blocked * d_out..], &mut dx[blocked * d_in..]);
     for (dyr, dxr) in dy.chunks_exact(d_out).zip(dx.chunks_exact_mut(d_in)) {
         for start in (0..d_in).step_by(BLOCK) {
             let len = BLOCK.min(d_in - start);

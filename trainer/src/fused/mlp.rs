@@ -266,25 +266,38 @@ impl Workspace {
     }
 
     /// Forward pass over `obs` (`[n, input_dim]`): fills `logits` and `values` and keeps the
-    /// activations. Runs an AVX2 build of the same loops when the CPU has it (run-time
-    /// detection; the same operations in the same order, so the results are bit-identical).
+    /// activations. Runs an AVX-512 or AVX2 build of the same loops when the CPU has it
+    /// (run-time detection; the same operations in the same order, so the results are
+    /// bit-identical).
     pub fn forward(&mut self, p: &AggParams, obs: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { self.forward_avx512(p, obs) };
+        }
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { self.forward_avx2(p, obs) };
         }
-        self.forward_any(p, obs)
+        self.forward_any::<1>(p, obs)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn forward_avx512(&mut self, p: &AggParams, obs: &[f32]) {
+        self.forward_any::<4>(p, obs)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn forward_avx2(&mut self, p: &AggParams, obs: &[f32]) {
-        self.forward_any(p, obs)
+        self.forward_any::<1>(p, obs)
     }
 
+    /// The forward pass with `R` rows per register block (see `dense`).
     #[inline(always)]
-    fn forward_any(&mut self, p: &AggParams, obs: &[f32]) {
+    pub(super) fn forward_any<const R: usize>(&mut self, p: &AggParams, obs: &[f32]) {
         let (h, n) = (p.hidden(), obs.len() / p.input_dim());
         self.n = n;
         for (d, wt) in p.dense.iter().zip(&mut self.wt) {
@@ -293,19 +306,19 @@ impl Workspace {
         let wt = std::mem::take(&mut self.wt);
         let mut z = std::mem::take(&mut self.d_pre);
         z.resize(n * h, 0.0);
-        dense_forward(&p.dense[0], &wt[0], obs, &mut z);
+        dense_forward::<R>(&p.dense[0], &wt[0], obs, &mut z);
         norm_tanh_forward(&p.norm[0], &z, &mut self.blocks[0]);
-        dense_forward(&p.dense[1], &wt[1], &self.blocks[0].out, &mut z);
+        dense_forward::<R>(&p.dense[1], &wt[1], &self.blocks[0].out, &mut z);
         norm_tanh_forward(&p.norm[1], &z, &mut self.blocks[1]);
-        dense_forward(&p.dense[2], &wt[2], &self.blocks[1].out, &mut z);
+        dense_forward::<R>(&p.dense[2], &wt[2], &self.blocks[1].out, &mut z);
         norm_tanh_forward(&p.norm[2], &z, &mut self.blocks[2]);
-        dense_forward(&p.dense[4], &wt[4], &self.blocks[1].out, &mut z);
+        dense_forward::<R>(&p.dense[4], &wt[4], &self.blocks[1].out, &mut z);
         norm_tanh_forward(&p.norm[3], &z, &mut self.blocks[3]);
         self.d_pre = z;
         self.logits.resize(n * N_ACTIONS, 0.0);
         self.values.resize(n, 0.0);
-        dense_forward(&p.dense[3], &wt[3], &self.blocks[2].out, &mut self.logits);
-        dense_forward(&p.dense[5], &wt[5], &self.blocks[3].out, &mut self.values);
+        dense_forward::<R>(&p.dense[3], &wt[3], &self.blocks[2].out, &mut self.logits);
+        dense_forward::<R>(&p.dense[5], &wt[5], &self.blocks[3].out, &mut self.values);
         self.wt = wt;
     }
 
@@ -322,11 +335,28 @@ impl Workspace {
     ) {
         let dy = (d_logits, d_values);
         #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { self.backward_avx512(p, obs, dy, g) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { self.backward_avx2(p, obs, dy, g) };
         }
-        self.backward_any(p, obs, dy, g)
+        self.backward_any::<1>(p, obs, dy, g)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_avx512(
+        &mut self,
+        p: &AggParams,
+        obs: &[f32],
+        dy: (&[f32], &[f32]),
+        g: &mut AggParams,
+    ) {
+        self.backward_any::<4>(p, obs, dy, g)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -338,11 +368,12 @@ impl Workspace {
         dy: (&[f32], &[f32]),
         g: &mut AggParams,
     ) {
-        self.backward_any(p, obs, dy, g)
+        self.backward_any::<1>(p, obs, dy, g)
     }
 
+    /// The backward pass with `R` rows per register block (see `dense`).
     #[inline(always)]
-    fn backward_any(
+    pub(super) fn backward_any<const R: usize>(
         &mut self,
         p: &AggParams,
         obs: &[f32],
@@ -361,7 +392,7 @@ impl Workspace {
         for (head, (out_layer, in_layer, block)) in [(3, 2, 2), (5, 4, 3)].into_iter().enumerate() {
             let dy = if head == 0 { d_logits } else { d_values };
             let x = &self.blocks[block].out;
-            dense_backward(
+            dense_backward::<R>(
                 &p.dense[out_layer],
                 x,
                 dy,
@@ -376,7 +407,7 @@ impl Workspace {
                 &mut d_pre,
             );
             let trunk_out = &self.blocks[1].out;
-            dense_backward_add(
+            dense_backward_add::<R>(
                 &p.dense[in_layer],
                 trunk_out,
                 &d_pre,
@@ -392,7 +423,7 @@ impl Workspace {
             &mut g.norm[1],
             &mut d_pre,
         );
-        dense_backward(
+        dense_backward::<R>(
             &p.dense[1],
             &self.blocks[0].out,
             &d_pre,
@@ -406,7 +437,7 @@ impl Workspace {
             &mut g.norm[0],
             &mut d_pre,
         );
-        dense_weight_grads(&p.dense[0], obs, &d_pre, &mut g.dense[0]);
+        dense_weight_grads::<R>(&p.dense[0], obs, &d_pre, &mut g.dense[0]);
         (self.d_out, self.d_pre, self.d_trunk) = (d_out, d_pre, d_trunk);
     }
 }

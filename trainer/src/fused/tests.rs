@@ -149,3 +149,63 @@ fn clipped_adam_steps_follow_burns_update() {
         );
     }
 }
+
+/// The AVX-512 build blocks 4 rows per register tile; the plain build 1. Both must give the
+/// same bits — activations, outputs and every gradient — including the rows left over when
+/// the minibatch is not a multiple of 4.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn row_blocking_does_not_change_a_bit() {
+    if !std::is_x86_feature_detected!("avx512f") {
+        eprintln!("skipped: this CPU has no AVX-512F, so the 4-row build never runs here");
+        return;
+    }
+    let device = Backend::Flex.train_device().unwrap();
+    let mut rng = Rng::new(11);
+    let model = ActorCritic::new(64, &mut rng, &device);
+    let p = params_of(&model).unwrap();
+    for rows in [1, 4, 97, 483] {
+        let mb = minibatch(&model, rows, &mut rng);
+        let batch = PpoBatch::of(&mb);
+        let run = |blocked: bool| {
+            let mut ws = Workspace::default();
+            let mut g = p.zeros_like();
+            let mut head = HeadGrads::default();
+            if blocked {
+                // SAFETY: AVX-512F was detected above.
+                unsafe { ws.forward_avx512(&p, &mb.obs) };
+            } else {
+                ws.forward_any::<1>(&p, &mb.obs);
+            }
+            let coefs = LossCoefs {
+                clip_coef: 0.2,
+                vf_clip: 0.2,
+                vf_coef: 0.5,
+                ent_coef: 0.01,
+            };
+            ppo_head(&ws.logits, &ws.values, &batch, coefs, &mut head);
+            let dy = (head.d_logits.as_slice(), head.d_values.as_slice());
+            if blocked {
+                // SAFETY: as above.
+                unsafe { ws.backward_avx512(&p, &mb.obs, dy, &mut g) };
+            } else {
+                ws.backward_any::<1>(&p, &mb.obs, dy, &mut g);
+            }
+            (ws.logits.clone(), ws.values.clone(), g)
+        };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (plain, blocked) = (run(false), run(true));
+        assert_eq!(bits(&plain.0), bits(&blocked.0), "logits, {rows} rows");
+        assert_eq!(bits(&plain.1), bits(&blocked.1), "values, {rows} rows");
+        for ((name, a), (_, b)) in plain.2.named().into_iter().zip(blocked.2.named()) {
+            assert_eq!(bits(a), bits(b), "{name}, {rows} rows");
+        }
+        assert!(
+            plain
+                .2
+                .named()
+                .iter()
+                .any(|(_, g)| g.iter().any(|&x| x != 0.0))
+        );
+    }
+}
