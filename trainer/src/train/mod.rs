@@ -55,6 +55,7 @@ pub mod progress;
 mod resume;
 mod setup;
 mod step;
+mod threshold_cache;
 mod validate;
 
 use std::path::{Path, PathBuf};

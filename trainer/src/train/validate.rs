@@ -2,9 +2,11 @@
 //! ([`EvalSet`]), the TRIM-Thr threshold baselines and the periodic validation record.
 
 use trim_data::{DataSource, with_world};
-use trim_env::{EvalOptions, Policy, RefPolicy, World, evaluate, evaluate_budgeted, summarize};
+use trim_env::{
+    EvalOptions, Policy, ProblemOutcome, RefPolicy, World, evaluate, evaluate_budgeted, summarize,
+};
 
-use super::Trainer;
+use super::{Trainer, threshold_cache};
 use crate::checkpoint::EvalRecord;
 use crate::error::Result;
 use crate::family::{Family, GreedyOf};
@@ -12,6 +14,11 @@ use crate::run_summary::{Scores, ThresholdScores};
 
 /// TRIM-Thr thresholds compared against: 0, 0.01, …, 1.
 const THRESHOLD_STEPS: u32 = 100;
+
+/// Threshold `i` of the sweep.
+fn threshold_at(i: u32) -> f32 {
+    i as f32 / THRESHOLD_STEPS as f32
+}
 
 /// Name of the validation hold-out in reports.
 pub const VALIDATION: &str = "validation";
@@ -79,15 +86,31 @@ impl EvalSet {
         Ok(summarize(&o, self.strong_ref, lambda).into())
     }
 
-    /// All thresholds 0, 0.01, …, 1 on this set.
-    pub fn thresholds<W: World>(&self, forest: &W, lambda: f64) -> Result<Vec<ThresholdScores>> {
+    /// Every problem's outcome under each threshold 0, 0.01, …, 1 (independent of λ).
+    pub fn threshold_outcomes<W: World>(&self, forest: &W) -> Result<Vec<Vec<ProblemOutcome>>> {
         (0..=THRESHOLD_STEPS)
             .map(|i| {
-                let k = i as f32 / THRESHOLD_STEPS as f32;
-                Ok(ThresholdScores {
-                    threshold: k,
-                    scores: self.score(forest, &RefPolicy::Threshold(k), lambda)?,
-                })
+                let policy = RefPolicy::Threshold(threshold_at(i));
+                Ok(evaluate(
+                    forest,
+                    &self.problems,
+                    &policy,
+                    EvalOptions::default(),
+                )?)
+            })
+            .collect()
+    }
+
+    /// [`Self::threshold_outcomes`] scored at `lambda`.
+    pub fn thresholds_from(
+        &self,
+        outcomes: &[Vec<ProblemOutcome>],
+        lambda: f64,
+    ) -> Vec<ThresholdScores> {
+        (outcomes.iter().enumerate())
+            .map(|(i, o)| ThresholdScores {
+                threshold: threshold_at(i as u32),
+                scores: summarize(o, self.strong_ref, lambda).into(),
             })
             .collect()
     }
@@ -208,9 +231,15 @@ impl<F: Family> Trainer<F> {
         self.cfg.budget_range.grid(crate::config::VALIDATION_GRID)
     }
 
-    /// Every threshold on `set`.
+    /// Every threshold on `set` (on a generated world, shared with this process's other
+    /// runs: see `threshold_cache`).
     pub(super) fn thresholds(&self, set: &EvalSet) -> Result<Vec<ThresholdScores>> {
-        let lambda = self.cfg.lambda;
-        with_world!(self.source_of(set), |w| set.thresholds(w, lambda))
+        let source = self.source_of(set);
+        let compute = || with_world!(source, |w| set.threshold_outcomes(w));
+        let outcomes = match source {
+            DataSource::Lazy(z) => threshold_cache::shared(&z.fingerprint, &set.problems, compute)?,
+            DataSource::Stored(_) => compute()?.into(),
+        };
+        Ok(set.thresholds_from(&outcomes, self.cfg.lambda))
     }
 }
