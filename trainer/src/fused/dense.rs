@@ -54,6 +54,10 @@ fn rows_sum<'a, const R: usize>(
 ) {
     #[cfg(target_arch = "x86_64")]
     if R == 4 {
+        debug_assert!(
+            std::is_x86_feature_detected!("avx512f"),
+            "4-row blocks need AVX-512F"
+        );
         let acc: &mut [[f32; BLOCK]; 4] = (acc.as_mut_slice().try_into()).expect("R is 4");
         // SAFETY: only the AVX-512 builds (`Workspace::forward_avx512`, `backward_avx512`,
         // entered after run-time detection) use 4 rows per block.

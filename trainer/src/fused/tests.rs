@@ -10,6 +10,16 @@ use crate::backend::Backend;
 use crate::model::ActorCritic;
 use crate::ppo::loss::{LossCoefs, MinibatchTensors, ppo_loss};
 
+/// The PPO coefficients of the paper's schedule at its first update.
+fn coefs() -> LossCoefs {
+    LossCoefs {
+        clip_coef: 0.2,
+        vf_clip: 0.2,
+        vf_coef: 0.5,
+        ent_coef: 0.01,
+    }
+}
+
 fn check(coefs: LossCoefs, seed: u64) {
     let device = Backend::Flex.train_device().unwrap();
     let mut rng = Rng::new(seed);
@@ -67,12 +77,7 @@ fn check(coefs: LossCoefs, seed: u64) {
 
 #[test]
 fn loss_and_every_gradient_match_burn_autodiff() {
-    let base = LossCoefs {
-        clip_coef: 0.2,
-        vf_clip: 0.2,
-        vf_coef: 0.5,
-        ent_coef: 0.01,
-    };
+    let base = coefs();
     check(base, 1);
     check(
         LossCoefs {
@@ -100,12 +105,7 @@ fn clipped_adam_steps_follow_burns_update() {
     let mut model = ActorCritic::new(64, &mut rng, &device);
     let mb = minibatch(&model, 80, &mut rng);
     let cfg = TrainConfig::default();
-    let coefs = LossCoefs {
-        clip_coef: 0.2,
-        vf_clip: 0.2,
-        vf_coef: 0.5,
-        ent_coef: 0.01,
-    };
+    let coefs = coefs();
     let lr = 3e-4f32;
     let mut optim = optimizer(&cfg);
     let mut p = params_of(&model).unwrap();
@@ -177,12 +177,7 @@ fn row_blocking_does_not_change_a_bit() {
             } else {
                 ws.forward_any::<1>(&p, &mb.obs);
             }
-            let coefs = LossCoefs {
-                clip_coef: 0.2,
-                vf_clip: 0.2,
-                vf_coef: 0.5,
-                ent_coef: 0.01,
-            };
+            let coefs = coefs();
             ppo_head(&ws.logits, &ws.values, &batch, coefs, &mut head);
             let dy = (head.d_logits.as_slice(), head.d_values.as_slice());
             if blocked {
