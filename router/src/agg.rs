@@ -81,12 +81,24 @@ impl AggNet {
         self.dense[TRUNK1].d_in
     }
 
-    /// Raw (unmasked) logits and value of one observation (`input_dim()` wide).
+    /// Raw (unmasked) logits and value of one observation (`input_dim()` wide): what every
+    /// rollout step asks for. Scratch sized to the width class, as in [`logits`](Self::logits):
+    /// zeroing three `MAX_HIDDEN` arrays per row cost more than a 64-wide layer.
+    #[inline]
     pub fn forward(&self, obs: &[f32]) -> ([f32; N_ACTIONS], f32) {
+        match self.hidden() {
+            h if h <= 64 => self.forward_buf::<64>(obs),
+            h if h <= 256 => self.forward_buf::<256>(obs),
+            _ => self.forward_buf::<MAX_HIDDEN>(obs),
+        }
+    }
+
+    #[inline(always)]
+    fn forward_buf<const N: usize>(&self, obs: &[f32]) -> ([f32; N_ACTIONS], f32) {
         let h = self.hidden();
-        let mut a = [0.0f32; MAX_HIDDEN];
-        let mut b = [0.0f32; MAX_HIDDEN];
-        let mut c = [0.0f32; MAX_HIDDEN];
+        let mut a = [0.0f32; N];
+        let mut b = [0.0f32; N];
+        let mut c = [0.0f32; N];
         let logits = self.trunk_actor(obs, &mut a, &mut b);
         // critic, from the trunk output left in `b`
         self.dense[CRITIC1].forward(&b[..h], &mut c[..h]);
