@@ -38,16 +38,16 @@ pub const DENSE_NAMES: [&str; 6] = [
 pub const NORM_NAMES: [&str; 4] = ["trunk_ln1", "trunk_ln2", "actor_ln", "critic_ln"];
 
 // Indices into `AggNet::dense` / `AggNet::norm`, following the name tables.
-const TRUNK1: usize = 0;
-const TRUNK2: usize = 1;
-const ACTOR1: usize = 2;
-const ACTOR_OUT: usize = 3;
-const CRITIC1: usize = 4;
-const CRITIC_OUT: usize = 5;
-const TRUNK_LN1: usize = 0;
-const TRUNK_LN2: usize = 1;
-const ACTOR_LN: usize = 2;
-const CRITIC_LN: usize = 3;
+pub(crate) const TRUNK1: usize = 0;
+pub(crate) const TRUNK2: usize = 1;
+pub(crate) const ACTOR1: usize = 2;
+pub(crate) const ACTOR_OUT: usize = 3;
+pub(crate) const CRITIC1: usize = 4;
+pub(crate) const CRITIC_OUT: usize = 5;
+pub(crate) const TRUNK_LN1: usize = 0;
+pub(crate) const TRUNK_LN2: usize = 1;
+pub(crate) const ACTOR_LN: usize = 2;
+pub(crate) const CRITIC_LN: usize = 3;
 
 /// `(d_in, d_out)` of each dense layer of a TRIM-Agg network, in [`DENSE_NAMES`] order.
 pub fn dense_dims(input_dim: usize, hidden: usize) -> [(usize, usize); 6] {
@@ -65,9 +65,9 @@ pub fn dense_dims(input_dim: usize, hidden: usize) -> [(usize, usize); 6] {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AggNet {
     /// Named by [`DENSE_NAMES`].
-    dense: [Dense; 6],
+    pub(crate) dense: [Dense; 6],
     /// Named by [`NORM_NAMES`].
-    norm: [Norm; 4],
+    pub(crate) norm: [Norm; 4],
 }
 
 impl AggNet {

@@ -24,6 +24,7 @@
 //! [`pomdp_export`] (their export format) and [`policy`] (either kind behind one `load`).
 
 pub mod agg;
+pub mod agg_rows;
 pub mod budget;
 pub mod error;
 pub mod explore;

@@ -5,6 +5,7 @@
 use burn::tensor::{Device, Tensor};
 use trim_env::{AGG_DIM, Rng, StepView};
 use trim_router::AggNet;
+use trim_router::agg_rows::RowsScratch;
 
 use super::{ActingNet, Family, TrainNet};
 use crate::config::TrainConfig;
@@ -38,6 +39,24 @@ impl ActingNet for AggNet {
     fn log_probs(&self, obs: &[f32], mask: [bool; 2]) -> ([f32; 2], f32) {
         assert_eq!(obs.len(), self.input_dim(), "row width of this network");
         AggNet::log_probs(self, obs, mask)
+    }
+
+    /// The live rows through the batched network (bit-identical per row, tested in
+    /// `trim-router`).
+    fn log_probs_rows(
+        &self,
+        obs: &[f32],
+        mask: &[bool],
+        alive: &[bool],
+        scratch: &mut RowsScratch,
+        out: &mut Vec<([f32; 2], f32)>,
+    ) {
+        assert_eq!(
+            obs.len(),
+            alive.len() * self.input_dim(),
+            "rows of this network's width"
+        );
+        AggNet::log_probs_rows(self, obs, mask, Some(alive), scratch, out);
     }
 
     fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])> {

@@ -26,6 +26,7 @@ pub mod seq;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use trim_env::{Policy, Rng, StepView};
+use trim_router::agg_rows::RowsScratch;
 
 use crate::config::TrainConfig;
 
@@ -65,6 +66,27 @@ pub trait ActingNet: Clone + Send + Sync {
     /// Masked action log-probabilities `[continue, regenerate]` and the value of one
     /// observation row; a masked action has log-probability ≈ −1e9 (probability 0).
     fn log_probs(&self, obs: &[f32], mask: [bool; 2]) -> ([f32; 2], f32);
+
+    /// [`log_probs`](Self::log_probs) of every row of `obs` (one row per entry of `alive`;
+    /// row `i`'s mask is `mask[2i..2i + 2]`), into `out` (cleared first). Rows that are not
+    /// alive get an unspecified entry. Each live row's result must have the bits `log_probs`
+    /// gives for it alone: rollouts use this, greedy evaluation and the router the one-row
+    /// path. The default plays the rows one at a time.
+    fn log_probs_rows(
+        &self,
+        obs: &[f32],
+        mask: &[bool],
+        alive: &[bool],
+        _scratch: &mut RowsScratch,
+        out: &mut Vec<([f32; 2], f32)>,
+    ) {
+        out.clear();
+        let d = obs.len() / alive.len().max(1);
+        out.extend(alive.iter().enumerate().map(|(i, &live)| match live {
+            true => self.log_probs(&obs[i * d..(i + 1) * d], [mask[2 * i], mask[2 * i + 1]]),
+            false => ([0.0; 2], 0.0),
+        }));
+    }
 
     /// Every parameter with its name and shape (the divergence guard checks them; exports
     /// write them).

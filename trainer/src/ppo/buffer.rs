@@ -12,6 +12,7 @@ use super::guard::check_output;
 use crate::error::Result;
 use crate::family::{ActingNet, Family};
 use crate::model::sample_action;
+use trim_router::agg_rows::RowsScratch;
 
 /// One batch of episodes and everything PPO needs about each step.
 #[derive(Clone, Debug, Default)]
@@ -105,6 +106,8 @@ impl RolloutBuffer {
         let mut acts = vec![Action::Continue; n];
         let mut rew = vec![0.0f32; n];
         let mut done = vec![false; n];
+        let mut alive = vec![false; n];
+        let (mut scratch, mut outs) = (RowsScratch::default(), Vec::with_capacity(n));
         self.budget_log = super::relabel::BudgetLog::default();
         if F::BUDGETED {
             self.budget_log.bound = vec![false; n];
@@ -121,12 +124,15 @@ impl RolloutBuffer {
                     self.budget_log.bound[i] |= s.is_some_and(|s| s.binds);
                 }
             }
+            for (i, live) in alive.iter_mut().enumerate() {
+                *live = !env.done(i);
+            }
+            policy.log_probs_rows(&obs, &mask, &alive, &mut scratch, &mut outs);
             for i in 0..n {
-                let row = &obs[i * d..(i + 1) * d];
                 let m = [mask[2 * i], mask[2 * i + 1]];
-                let alive = !env.done(i);
+                let alive = alive[i];
                 let (a, lp, v) = if alive {
-                    let (lps, v) = policy.log_probs(row, m);
+                    let (lps, v) = outs[i];
                     if let Some(d) = check_output(lps, v, m) {
                         return Err(d.into());
                     }
