@@ -160,7 +160,9 @@ fn sum_start() -> f32 {
     std::iter::empty::<f32>().sum()
 }
 
-/// `y = W x + b` for a block, in [`dot`](crate::mlp::dot)'s order per row.
+/// `y = W x + b` for a block, in [`dot`](crate::mlp::dot)'s order per row. Written out rather
+/// than through [`lane_sum_rows`] with an indexing closure: that form measured 6× slower (the
+/// bounds checks on `x[i]` stayed in the inner loop and it did not vectorise).
 ///
 /// # Shapes
 /// `x`: `[d_in][BLOCK]`; `y`: `[d_out][BLOCK]` (the first `d_out` columns are written).

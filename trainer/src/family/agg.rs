@@ -51,11 +51,6 @@ impl ActingNet for AggNet {
         scratch: &mut RowsScratch,
         out: &mut Vec<([f32; 2], f32)>,
     ) {
-        assert_eq!(
-            obs.len(),
-            alive.len() * self.input_dim(),
-            "rows of this network's width"
-        );
         AggNet::log_probs_rows(self, obs, mask, Some(alive), scratch, out);
     }
 
