@@ -432,8 +432,13 @@ fn calibrate_check_and_masked_regenerate_rate() {
     assert_eq!(rows[20][1]["cost_fraction"], 1.0);
     // GPT-3 on GSM8K is nothing like Qwen on MATH-500: the verdict says so.
     assert_eq!(c["pass"], false);
+    // The real curve's cost per strong call over its 19 routed thresholds.
+    assert_eq!(c["per_call"]["thresholds"], 19);
+    let real_mean = c["per_call"]["real_mean"].as_f64().unwrap();
+    assert!((real_mean - 0.148).abs() < 1e-3, "{real_mean}");
     let table = ok(&["data", "calibrate", "--check", data, "--split", "all"]);
     assert!(table.contains("verdict: outside the tolerances"), "{table}");
+    assert!(table.contains("cost per strong call over the 19 routed thresholds: real 0.148"));
     let e = fails(trim(&[
         "data",
         "calibrate",

@@ -126,7 +126,60 @@ pub struct CurveCheck {
     pub endpoint_devs: (f64, f64),
     /// Largest amount by which the world's TRIM-Thr accuracy exceeds its strong-only accuracy.
     pub exceeds_strong_by: f64,
+    /// The cost of one strong call in both curves (None without routed thresholds).
+    pub per_call: Option<PerCall>,
     pub pass: bool,
+}
+
+/// Cost fraction per strong call (cost ÷ calls) over the routed thresholds (0 < t < 1, with
+/// calls in both curves). A real run's value moves from threshold to threshold with the
+/// lengths of the strong steps it happened to draw — sampling noise no threshold-independent
+/// model reproduces — so this says how much of a cost deviation is that noise.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PerCall {
+    /// Routed thresholds it is taken over.
+    pub thresholds: usize,
+    pub real_mean: f64,
+    /// Sample standard deviation across thresholds.
+    pub real_sd: f64,
+    pub world_mean: f64,
+    pub world_sd: f64,
+    /// The routed threshold with the largest |Δcost|, and both curves' cost per call there.
+    pub worst_threshold: f64,
+    pub real_at_worst: f64,
+    pub world_at_worst: f64,
+}
+
+/// [`PerCall`] of the rows (None when fewer than two routed thresholds have calls).
+pub fn per_call(rows: &[(ThrPoint, ThrPoint)]) -> Option<PerCall> {
+    let routed: Vec<&(ThrPoint, ThrPoint)> = (rows.iter())
+        .filter(|(r, _)| r.threshold > 0.0 && r.threshold < 1.0)
+        .filter(|(r, w)| r.strong_calls > 0.0 && w.strong_calls > 0.0)
+        .collect();
+    if routed.len() < 2 {
+        return None;
+    }
+    let of = |p: &ThrPoint| p.cost_fraction / p.strong_calls;
+    let mean_sd = |f: &dyn Fn(&(ThrPoint, ThrPoint)) -> f64| {
+        let n = routed.len() as f64;
+        let mean = routed.iter().map(|x| f(x)).sum::<f64>() / n;
+        let var = routed.iter().map(|x| (f(x) - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (mean, var.sqrt())
+    };
+    let (real_mean, real_sd) = mean_sd(&|(r, _)| of(r));
+    let (world_mean, world_sd) = mean_sd(&|(_, w)| of(w));
+    let dev = |(r, w): &(ThrPoint, ThrPoint)| (w.cost_fraction - r.cost_fraction).abs();
+    let worst = (routed.iter().copied()).fold(routed[0], |a, b| if dev(b) > dev(a) { b } else { a });
+    Some(PerCall {
+        thresholds: routed.len(),
+        real_mean,
+        real_sd,
+        world_mean,
+        world_sd,
+        worst_threshold: worst.0.threshold,
+        real_at_worst: of(&worst.0),
+        world_at_worst: of(&worst.1),
+    })
 }
 
 /// Compare a world's TRIM-Thr curve with `real` at the same thresholds.
@@ -156,6 +209,7 @@ pub fn check<W: World>(
         worst_calls_dev: worst(&|(r, w)| (w.strong_calls - r.strong_calls).abs()),
         endpoint_devs: (end(0.0), end(1.0)),
         exceeds_strong_by: worst(&|(_, w)| w.accuracy - strong_acc).max(0.0),
+        per_call: per_call(&rows),
         pass: false,
         rows,
     };
@@ -188,6 +242,43 @@ mod tests {
         assert!(c.endpoint_devs.0 <= ENDPOINT_TOL && c.endpoint_devs.1 <= ENDPOINT_TOL);
         assert!(c.exceeds_strong_by <= 0.02, "{c:?}");
         assert!(c.worst_cost_dev <= 0.035, "{c:?}");
+        // The worst cost deviation sits where the real run's strong calls were short: at 0.70
+        // its calls match the world's within 0.02, its cost per call is 2 sd below its mean.
+        let p = c.per_call.unwrap();
+        assert_eq!(p.worst_threshold, 0.7, "{p:?}");
+        let (r, w) = c.rows.iter().find(|(r, _)| r.threshold == 0.7).unwrap();
+        assert!((r.strong_calls - w.strong_calls).abs() < 0.02, "{r:?} {w:?}");
+        assert!(p.real_at_worst < p.real_mean - 2.0 * p.real_sd, "{p:?}");
+        assert!((p.world_mean - p.real_mean).abs() < p.real_sd, "{p:?}");
+    }
+
+    #[test]
+    fn per_call_spread_is_taken_over_the_routed_thresholds() {
+        let pt = |threshold, cost_fraction, strong_calls| ThrPoint {
+            threshold,
+            accuracy: 0.5,
+            cost_fraction,
+            strong_calls,
+        };
+        let rows = [
+            (pt(0.0, 0.0, 0.0), pt(0.0, 0.0, 0.0)),
+            (pt(0.3, 0.2, 1.0), pt(0.3, 0.3, 2.0)),
+            (pt(0.6, 0.8, 2.0), pt(0.6, 0.45, 3.0)),
+            (pt(1.0, 1.0, 8.0), pt(1.0, 1.0, 8.0)),
+        ];
+        // Real per call 0.2 and 0.4 (mean 0.3, sd √0.02), world 0.15 and 0.15; |Δcost| is
+        // 0.1 at 0.3 and 0.35 at 0.6. The endpoints take no part.
+        let p = per_call(&rows).unwrap();
+        assert_eq!(p.thresholds, 2);
+        assert!((p.real_mean - 0.3).abs() < 1e-12 && (p.real_sd - 0.02f64.sqrt()).abs() < 1e-12);
+        assert!((p.world_mean - 0.15).abs() < 1e-12 && p.world_sd.abs() < 1e-12);
+        assert_eq!(p.worst_threshold, 0.6);
+        assert!((p.real_at_worst - 0.4).abs() < 1e-12 && (p.world_at_worst - 0.15).abs() < 1e-12);
+        assert_eq!(per_call(&rows[..2]), None);
+        let real = math500_curve().unwrap();
+        let p = per_call(&real.iter().map(|&r| (r, r)).collect::<Vec<_>>()).unwrap();
+        assert_eq!(p.thresholds, 19);
+        assert!((p.real_mean - 0.1481).abs() < 5e-4 && (p.real_sd - 0.0053).abs() < 5e-4, "{p:?}");
     }
 
     #[test]

@@ -103,6 +103,22 @@ fn print_check(a: &CalibrateArgs, n: usize, c: &CurveCheck) {
         mark(c.endpoint_devs.0 <= ENDPOINT_TOL && c.endpoint_devs.1 <= ENDPOINT_TOL),
         100.0 * c.exceeds_strong_by
     );
+    if let Some(p) = c.per_call {
+        println!(
+            "cost per strong call over the {} routed thresholds: real {:.3} ± {:.4} (mean ± sd: the \
+             real run's sampling noise in strong-step lengths), world {:.3} ± {:.4}; at the \
+             worst-cost threshold {:.2}: real {:.3} ({:+.1} sd), world {:.3}",
+            p.thresholds,
+            p.real_mean,
+            p.real_sd,
+            p.world_mean,
+            p.world_sd,
+            p.worst_threshold,
+            p.real_at_worst,
+            (p.real_at_worst - p.real_mean) / p.real_sd,
+            p.world_at_worst,
+        );
+    }
     println!(
         "verdict: {}",
         if c.pass {
