@@ -21,6 +21,7 @@ pub mod policy;
 pub mod reach;
 pub mod rng;
 pub mod rollout;
+pub mod rows_eval;
 pub mod signals;
 pub mod tiers;
 pub mod vec_env;
@@ -38,6 +39,7 @@ pub use rollout::{
     EvalOptions, ProblemOutcome, Summary, check_signals, evaluate, evaluate_budgeted, run_episode,
     run_episode_budgeted, run_episode_with, summarize,
 };
+pub use rows_eval::{RowsPolicy, evaluate_rows};
 pub use signals::{SignalColumns, SignalKinds, Signals};
 pub use vec_env::{SlotBudget, VecEnv};
 pub use world::{Next, World};

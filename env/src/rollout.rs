@@ -137,32 +137,57 @@ pub fn evaluate_budgeted<W: World, P: Policy + ?Sized>(
         .par_iter()
         .with_min_len(64)
         .map_init(Vec::new, |history, &p| {
-            let mut acc = ProblemOutcome::default();
-            let mut n = 0u32;
+            let mut acc = EpisodeSums::default();
             for tree in forest.trees_of(p as usize) {
                 // Problems are contiguous in a chunk, so tree + 1 is usually the next one played.
                 forest.prefetch_tree(tree + 1);
                 for r in 0..opts.repeats.max(1) {
                     let mut rng = Rng::stream(opts.seed, ((tree as u64) << 20) ^ r as u64);
                     let o = run_episode_budgeted(forest, tree, policy, &mut rng, history, budget)?;
-                    acc.accuracy += f64::from(u8::from(o.correct));
-                    acc.strong_tokens += o.strong_tokens as f64;
-                    acc.strong_calls += f64::from(o.strong_calls);
-                    acc.steps += f64::from(o.steps);
-                    acc.weak_tokens += o.weak_tokens_kept as f64;
-                    n += 1;
+                    acc.add(&o);
                 }
             }
-            let n = f64::from(n);
-            Ok(ProblemOutcome {
-                accuracy: acc.accuracy / n,
-                strong_tokens: acc.strong_tokens / n,
-                strong_calls: acc.strong_calls / n,
-                steps: acc.steps / n,
-                weak_tokens: acc.weak_tokens / n,
-            })
+            Ok(acc.mean())
         })
         .collect()
+}
+
+/// Running sums of a problem's episode outcomes. Every evaluation loop averages through it,
+/// so two loops that see the same episodes in the same order give the same bits.
+#[derive(Default)]
+struct EpisodeSums {
+    sum: ProblemOutcome,
+    n: u32,
+}
+
+impl EpisodeSums {
+    fn add(&mut self, o: &EpisodeOutcome) {
+        let s = &mut self.sum;
+        s.accuracy += f64::from(u8::from(o.correct));
+        s.strong_tokens += o.strong_tokens as f64;
+        s.strong_calls += f64::from(o.strong_calls);
+        s.steps += f64::from(o.steps);
+        s.weak_tokens += o.weak_tokens_kept as f64;
+        self.n += 1;
+    }
+
+    fn mean(&self) -> ProblemOutcome {
+        let (s, n) = (&self.sum, f64::from(self.n));
+        ProblemOutcome {
+            accuracy: s.accuracy / n,
+            strong_tokens: s.strong_tokens / n,
+            strong_calls: s.strong_calls / n,
+            steps: s.steps / n,
+            weak_tokens: s.weak_tokens / n,
+        }
+    }
+}
+
+/// A problem's outcome from its episodes' outcomes, in the order given (see [`EpisodeSums`]).
+pub(crate) fn average_episodes(eps: impl Iterator<Item = EpisodeOutcome>) -> ProblemOutcome {
+    let mut acc = EpisodeSums::default();
+    eps.for_each(|o| acc.add(&o));
+    acc.mean()
 }
 
 /// Dataset-level summary of one policy.

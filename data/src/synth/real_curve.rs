@@ -169,7 +169,8 @@ pub fn per_call(rows: &[(ThrPoint, ThrPoint)]) -> Option<PerCall> {
     let (real_mean, real_sd) = mean_sd(&|(r, _)| of(r));
     let (world_mean, world_sd) = mean_sd(&|(_, w)| of(w));
     let dev = |(r, w): &(ThrPoint, ThrPoint)| (w.cost_fraction - r.cost_fraction).abs();
-    let worst = (routed.iter().copied()).fold(routed[0], |a, b| if dev(b) > dev(a) { b } else { a });
+    let worst =
+        (routed.iter().copied()).fold(routed[0], |a, b| if dev(b) > dev(a) { b } else { a });
     Some(PerCall {
         thresholds: routed.len(),
         real_mean,
@@ -247,7 +248,10 @@ mod tests {
         let p = c.per_call.unwrap();
         assert_eq!(p.worst_threshold, 0.7, "{p:?}");
         let (r, w) = c.rows.iter().find(|(r, _)| r.threshold == 0.7).unwrap();
-        assert!((r.strong_calls - w.strong_calls).abs() < 0.02, "{r:?} {w:?}");
+        assert!(
+            (r.strong_calls - w.strong_calls).abs() < 0.02,
+            "{r:?} {w:?}"
+        );
         assert!(p.real_at_worst < p.real_mean - 2.0 * p.real_sd, "{p:?}");
         assert!((p.world_mean - p.real_mean).abs() < p.real_sd, "{p:?}");
     }
@@ -278,7 +282,10 @@ mod tests {
         let real = math500_curve().unwrap();
         let p = per_call(&real.iter().map(|&r| (r, r)).collect::<Vec<_>>()).unwrap();
         assert_eq!(p.thresholds, 19);
-        assert!((p.real_mean - 0.1481).abs() < 5e-4 && (p.real_sd - 0.0053).abs() < 5e-4, "{p:?}");
+        assert!(
+            (p.real_mean - 0.1481).abs() < 5e-4 && (p.real_sd - 0.0053).abs() < 5e-4,
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! the greedy policy (one point per checkpoint, family `<family>`) and the policy's own
 //! regenerate-probability thresholds (family `<family> p>t`).
 
-use trim_env::{Action, EvalOptions, Policy, Rng, StepView, World, evaluate};
+use trim_env::{Action, EvalOptions, Policy, Rng, StepView, World};
 
 use super::push_to;
 use super::{CheckpointSpec, Family, Kind, OperatingPoint, Scorer, SuiteOptions, family, names};
 use crate::backend::Backend;
 use crate::checkpoint;
+use crate::family::rows::{NetRule, evaluate_net};
 use crate::family::seq::{Seq, SeqLambda};
 use crate::family::{self, ActingNet, GreedyOf, MAX_OBS_DIM, agg::Agg, agg_lambda::AggLambda};
 
@@ -25,17 +26,34 @@ impl<F: family::Family> Policy for RegenAbove<'_, F> {
     fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> Action {
         let mut obs = [0.0f32; MAX_OBS_DIM];
         let row = &mut obs[..F::OBS_DIM];
-        F::observe(view, row);
+        NetRule::observe(self, view, row);
         let (lp, _) = self.weights.log_probs(row, mask);
+        self.decide(lp)
+    }
+
+    fn wants_history(&self) -> bool {
+        F::needs_history()
+    }
+}
+
+/// The block path of [`RegenAbove`] (`family::rows`): the same observation and decision.
+impl<F: family::Family> NetRule for RegenAbove<'_, F> {
+    type F = F;
+
+    fn acting(&self) -> &F::Acting {
+        self.weights
+    }
+
+    fn observe(&self, view: &StepView<'_>, row: &mut [f32]) {
+        F::observe(view, row);
+    }
+
+    fn decide(&self, lp: [f32; 2]) -> Action {
         if lp[1].exp() > self.threshold {
             Action::Regenerate
         } else {
             Action::Continue
         }
-    }
-
-    fn wants_history(&self) -> bool {
-        F::needs_history()
     }
 }
 
@@ -99,7 +117,7 @@ fn points<F: family::Family, W: World>(
         seed: o.seed,
     };
     let w = load_acting::<F>(&c.dir)?;
-    let out = evaluate(forest, problems, &GreedyOf::<F>::new(&w), det)?;
+    let out = evaluate_net(forest, problems, &GreedyOf::<F>::new(&w), det, None)?;
     // Each checkpoint is its own row in the TwinRouterBench table.
     let name = format!("{} {}", c.family, c.label);
     sc.tier(forest, &name, "greedy", &GreedyOf::<F>::new(&w));
@@ -114,7 +132,7 @@ fn points<F: family::Family, W: World>(
             weights: &w,
             threshold: t,
         };
-        let out = evaluate(forest, problems, &pol, det)?;
+        let out = evaluate_net(forest, problems, &pol, det, None)?;
         let p = sc.point(&swept_name, format!("{} t={t:.2}", c.label), &out);
         push_to(swept, &swept_name, p);
     }

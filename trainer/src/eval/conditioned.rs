@@ -3,11 +3,12 @@
 //! the envelope of separately trained per-λ policies, with confidence intervals.
 
 use serde::Serialize;
-use trim_env::{EvalOptions, World, evaluate};
+use trim_env::{EvalOptions, World};
 
 use super::{CheckpointSpec, OperatingPoint, Scorer, Suite, SuiteOptions};
 use crate::checkpoint;
 use crate::config::VALIDATION_GRID;
+use crate::family::rows::evaluate_net;
 use crate::family::{Family, GreedyOf};
 
 /// The λ a conditioned checkpoint is evaluated at: `o.conditioned_lambdas` inside its trained
@@ -42,7 +43,7 @@ pub(super) fn points<F: Family, W: World>(
         .into_iter()
         .map(|l| {
             let policy = GreedyOf::<F>::new(&w).at_lambda(l);
-            let out = evaluate(forest, problems, &policy, det)?;
+            let out = evaluate_net(forest, problems, &policy, det, None)?;
             let tier_row = format!("{} {}", c.family, c.label);
             sc.tier(forest, &tier_row, &format!("lambda={l:.3e}"), &policy);
             Ok(sc.point(&c.family, format!("{} lambda={l:.3e}", c.label), &out))

@@ -11,7 +11,7 @@
 //! and the reported reward uses one λ for every point, so rows are comparable across families.
 
 pub mod budget_plot;
-mod checkpoints;
+pub(crate) mod checkpoints;
 pub mod conditioned;
 pub mod plot;
 pub use checkpoints::RegenAbove;

@@ -21,6 +21,7 @@
 pub mod agg;
 pub mod agg_budget;
 pub mod agg_lambda;
+pub mod rows;
 pub mod seq;
 
 use burn::module::Module;
@@ -169,20 +170,10 @@ impl<F: Family> Policy for GreedyOf<'_, F> {
         const { assert!(F::OBS_DIM <= MAX_OBS_DIM) };
         let mut obs = [0.0f32; MAX_OBS_DIM];
         let row = &mut obs[..F::OBS_DIM];
-        match self.lambda {
-            Some(lambda) => {
-                let mut v = *view;
-                v.cond.lambda = lambda;
-                F::observe(&v, row)
-            }
-            None => F::observe(view, row),
-        }
+        // The block path (`rows`) observes and decides through the same two functions.
+        rows::NetRule::observe(self, view, row);
         let (lp, _) = self.acting.log_probs(row, mask);
-        if lp[1] > lp[0] {
-            trim_env::Action::Regenerate
-        } else {
-            trim_env::Action::Continue
-        }
+        rows::NetRule::decide(self, lp)
     }
 
     fn wants_history(&self) -> bool {

@@ -9,6 +9,7 @@ use trim_env::{
 use super::{Trainer, threshold_cache};
 use crate::checkpoint::EvalRecord;
 use crate::error::Result;
+use crate::family::rows::{NetRule, evaluate_net};
 use crate::family::{Family, GreedyOf};
 use crate::run_summary::{Scores, ThresholdScores};
 
@@ -86,6 +87,19 @@ impl EvalSet {
         Ok(summarize(&o, self.strong_ref, lambda).into())
     }
 
+    /// [`score_budgeted`](Self::score_budgeted) for a network policy, on blocks of episodes
+    /// where it can (`family::rows`: the same outcomes, faster).
+    pub fn score_net<W: World, R: NetRule + Policy>(
+        &self,
+        forest: &W,
+        rule: &R,
+        lambda: f64,
+        budget: Option<u64>,
+    ) -> Result<Scores> {
+        let o = evaluate_net(forest, &self.problems, rule, EvalOptions::default(), budget)?;
+        Ok(summarize(&o, self.strong_ref, lambda).into())
+    }
+
     /// Every problem's outcome under each threshold 0, 0.01, …, 1 (independent of λ).
     pub fn threshold_outcomes<W: World>(&self, forest: &W) -> Result<Vec<Vec<ProblemOutcome>>> {
         (0..=THRESHOLD_STEPS)
@@ -140,8 +154,7 @@ impl<F: Family> Trainer<F> {
     pub(super) fn score_policy(&self, set: &EvalSet, w: &F::Acting) -> Result<Scores> {
         let top = self.cfg.budget_range.bounds().map(|(_, hi)| hi);
         let (p, lambda) = (self.greedy(w), self.cfg.lambda);
-        with_world!(self.source_of(set), |x| set
-            .score_budgeted(x, &p, lambda, top))
+        with_world!(self.source_of(set), |x| set.score_net(x, &p, lambda, top))
     }
 
     /// The trained policy `w` (greedy) on `set` under each budget of [`Self::budget_grid`].
@@ -149,7 +162,7 @@ impl<F: Family> Trainer<F> {
         let (p, lambda) = (GreedyOf::<F>::new(w), self.cfg.lambda);
         (self.budget_grid().into_iter())
             .map(|b| {
-                with_world!(self.source_of(set), |x| set.score_budgeted(
+                with_world!(self.source_of(set), |x| set.score_net(
                     x,
                     &p,
                     lambda,
@@ -170,13 +183,15 @@ impl<F: Family> Trainer<F> {
         let s = if F::CONDITIONED {
             let grid = self.lambda_grid();
             let each = (grid.iter())
-                .map(|&l| self.score_at(val, &GreedyOf::<F>::new(&self.weights).at_lambda(l), l))
+                .map(|&l| {
+                    self.score_net_at(val, &GreedyOf::<F>::new(&self.weights).at_lambda(l), l)
+                })
                 .collect::<Result<Vec<_>>>()?;
             Scores::mean(&each)
         } else if F::BUDGETED {
             Scores::mean(&self.score_budgets(val, &self.weights)?)
         } else {
-            self.score(val, &GreedyOf::<F>::new(&self.weights))?
+            self.score_net_at(val, &GreedyOf::<F>::new(&self.weights), self.cfg.lambda)?
         };
         Ok(Some(EvalRecord {
             update: self.state.updates_done,
@@ -219,6 +234,17 @@ impl<F: Family> Trainer<F> {
         lambda: f64,
     ) -> Result<Scores> {
         with_world!(self.source_of(set), |w| set.score(w, policy, lambda))
+    }
+
+    /// [`score_at`](Self::score_at) for a network policy (see [`EvalSet::score_net`]).
+    pub(super) fn score_net_at<R: NetRule + Policy>(
+        &self,
+        set: &EvalSet,
+        rule: &R,
+        lambda: f64,
+    ) -> Result<Scores> {
+        with_world!(self.source_of(set), |w| set
+            .score_net(w, rule, lambda, None))
     }
 
     /// The λ grid a conditioned run validates and reports on (empty when not conditioned).

@@ -1,0 +1,181 @@
+//! Network policies evaluated on blocks of episodes ([`trim_env::evaluate_rows`]): the acting
+//! network runs on rows ([`ActingNet::log_probs_rows`], TRIM-Agg's 32-row blocks), with every
+//! row's log-probabilities bit-identical to the one-row path, so the outcomes are exactly those
+//! of [`trim_env::evaluate`] — only faster.
+
+use trim_env::{
+    Action, EvalOptions, Policy, ProblemOutcome, RowsPolicy, StepError, StepView, World,
+    evaluate_budgeted, evaluate_rows,
+};
+use trim_router::agg_rows::RowsScratch;
+
+use super::{ActingNet, Family, GreedyOf};
+
+/// What a network policy reuses from block to block.
+#[derive(Default)]
+pub struct NetRows {
+    scratch: RowsScratch,
+    out: Vec<([f32; 2], f32)>,
+}
+
+/// A network policy as a block policy: how it observes, and its action from its
+/// log-probabilities.
+pub trait NetRule: Sync {
+    type F: Family;
+    fn acting(&self) -> &<Self::F as Family>::Acting;
+    /// The row of one running episode (the λ override of a conditioned policy included).
+    fn observe(&self, view: &StepView<'_>, row: &mut [f32]);
+    /// The action from the row's log-probabilities `[continue, regenerate]`.
+    fn decide(&self, log_probs: [f32; 2]) -> Action;
+}
+
+/// A [`NetRule`] wrapped for [`evaluate_rows`].
+pub struct Rows<'a, R: NetRule>(pub &'a R);
+
+impl<R: NetRule> RowsPolicy for Rows<'_, R> {
+    type Scratch = NetRows;
+
+    fn obs_dim(&self) -> usize {
+        R::F::OBS_DIM
+    }
+
+    fn observe(&self, view: &StepView<'_>, row: &mut [f32]) {
+        self.0.observe(view, row);
+    }
+
+    fn act_rows(
+        &self,
+        obs: &[f32],
+        mask: &[bool],
+        alive: &[bool],
+        s: &mut NetRows,
+        actions: &mut [Action],
+    ) {
+        let net = self.0.acting();
+        net.log_probs_rows(obs, mask, alive, &mut s.scratch, &mut s.out);
+        for ((a, &(lp, _)), &live) in actions.iter_mut().zip(&s.out).zip(alive) {
+            if live {
+                *a = self.0.decide(lp);
+            }
+        }
+    }
+}
+
+impl<'a, F: Family> NetRule for GreedyOf<'a, F> {
+    type F = F;
+
+    fn acting(&self) -> &F::Acting {
+        self.acting
+    }
+
+    fn observe(&self, view: &StepView<'_>, row: &mut [f32]) {
+        match self.lambda {
+            Some(lambda) => {
+                let mut v = *view;
+                v.cond.lambda = lambda;
+                F::observe(&v, row)
+            }
+            None => F::observe(view, row),
+        }
+    }
+
+    fn decide(&self, lp: [f32; 2]) -> Action {
+        // Ties go to `continue`, like `torch.argmax`.
+        if lp[1] > lp[0] {
+            Action::Regenerate
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+/// Evaluate a network policy: on blocks of episodes when it is deterministic and reads no
+/// history (one episode per sample tree), else one episode at a time. The outcomes are the
+/// same either way (tested).
+pub fn evaluate_net<W: World, R: NetRule + Policy>(
+    forest: &W,
+    problems: &[u32],
+    rule: &R,
+    opts: EvalOptions,
+    budget: Option<u64>,
+) -> Result<Vec<ProblemOutcome>, StepError> {
+    if rule.wants_history() || rule.wants_signals() || opts.repeats > 1 {
+        return evaluate_budgeted(forest, problems, rule, opts, budget);
+    }
+    evaluate_rows(forest, problems, &Rows(rule), budget)
+}
+
+#[cfg(test)]
+mod tests {
+    use trim_env::{Rng, evaluate};
+
+    use super::*;
+    use crate::config::TrainConfig;
+    use crate::eval::checkpoints::RegenAbove;
+    use crate::family::agg::Agg;
+    use crate::family::agg_lambda::AggLambda;
+
+    /// A freshly initialised network of family `F` whose actor output weights are scaled up and
+    /// whose regenerate logit is raised, so it takes both actions (the initialisation keeps
+    /// the logits near equal; scaled alone, p(regenerate) spans about 0.01–0.5).
+    fn acting<F: Family<Net = crate::model::ActorCritic>>(
+        cfg: &TrainConfig,
+        seed: u64,
+    ) -> F::Acting {
+        let dev = crate::backend::Backend::Flex.device().unwrap();
+        let mut p =
+            crate::fused::params_of(&F::init(cfg, &mut Rng::new(seed), &dev).unwrap()).unwrap();
+        let actor_out = trim_router::agg::DENSE_NAMES
+            .iter()
+            .position(|&n| n == "actor_out");
+        let head = &mut p.dense[actor_out.unwrap()];
+        head.w.iter_mut().for_each(|w| *w *= 300.0);
+        head.b[1] += 2.0;
+        F::acting_from_fused(&p).unwrap().unwrap()
+    }
+
+    /// Greedy TRIM-Agg, its regenerate-probability thresholds, a λ-conditioned policy and a
+    /// budgeted run, on blocks of episodes and one episode at a time: the same outcomes, on a
+    /// world of two sample trees per problem.
+    #[test]
+    fn block_evaluation_gives_the_one_episode_outcomes_to_the_bit() {
+        let z = trim_data::LazySource::open("synth:math500?problems=300&trees=2").unwrap();
+        let (w, problems) = (&z.world, z.world.problems_in_split("all"));
+        let det = EvalOptions::default();
+        let cfg = TrainConfig::default();
+        let agg = acting::<Agg>(&cfg, 3);
+        let same = |rows: Vec<ProblemOutcome>, one: Vec<ProblemOutcome>| {
+            assert_eq!(rows, one);
+            rows
+        };
+        let greedy = GreedyOf::<Agg>::new(&agg);
+        let o = same(
+            evaluate_net(w, &problems, &greedy, det, None).unwrap(),
+            evaluate(w, &problems, &greedy, det).unwrap(),
+        );
+        // The untrained network takes both actions (so the comparison can fail).
+        let calls = o.iter().map(|p| p.strong_calls).sum::<f64>() / o.len() as f64;
+        let steps = o.iter().map(|p| p.steps).sum::<f64>() / o.len() as f64;
+        assert!(calls > 0.1 && calls < steps - 0.1, "{calls} of {steps}");
+        for threshold in [0.3, 0.6] {
+            let p = RegenAbove::<Agg> {
+                weights: &agg,
+                threshold,
+            };
+            same(
+                evaluate_net(w, &problems, &p, det, None).unwrap(),
+                evaluate(w, &problems, &p, det).unwrap(),
+            );
+        }
+        same(
+            evaluate_net(w, &problems, &greedy, det, Some(150)).unwrap(),
+            evaluate_budgeted(w, &problems, &greedy, det, Some(150)).unwrap(),
+        );
+        let cond = acting::<AggLambda>(&cfg, 4);
+        let at = GreedyOf::<AggLambda>::new(&cond).at_lambda(2e-3);
+        same(
+            evaluate_net(w, &problems, &at, det, None).unwrap(),
+            evaluate(w, &problems, &at, det).unwrap(),
+        );
+    }
+}
