@@ -80,23 +80,57 @@ impl SimplexGrid {
     /// [`interpolate`](Self::interpolate) of the value `value(g)` of grid point `g`.
     #[inline]
     pub fn interpolate_by(&self, value: impl Fn(usize) -> f64, b: &Belief) -> f64 {
+        self.corners(b).apply(value)
+    }
+
+    /// Where `b` falls: its grid point, or its triangle's corners and their weights.
+    #[inline]
+    pub fn corners(&self, b: &Belief) -> Corners {
         let n = self.n;
         let x = b[0].clamp(0.0, 1.0) * n as f64;
         let y = b[1].clamp(0.0, 1.0) * n as f64;
         let i = (x.floor() as usize).min(n);
         let j = (y.floor() as usize).min(n - i);
         if i + j == n {
-            return value(self.index(i, j));
+            return Corners::Point(self.index(i, j));
         }
         let (fx, fy) = ((x - i as f64).max(0.0), (y - j as f64).max(0.0));
-        let v = |a: usize, c: usize| value(self.index(a, c));
+        let at = |a: usize, c: usize| self.index(a, c);
         if fx + fy <= 1.0 || i + j + 2 > n {
             // Lower triangle (i,j), (i+1,j), (i,j+1); rounding past its hypotenuse is clamped.
             let s = (fx + fy).max(1.0);
             let (fx, fy) = (fx / s, fy / s);
-            (1.0 - fx - fy) * v(i, j) + fx * v(i + 1, j) + fy * v(i, j + 1)
+            Corners::Triangle(
+                [at(i, j), at(i + 1, j), at(i, j + 1)],
+                [1.0 - fx - fy, fx, fy],
+            )
         } else {
-            (fx + fy - 1.0) * v(i + 1, j + 1) + (1.0 - fy) * v(i + 1, j) + (1.0 - fx) * v(i, j + 1)
+            Corners::Triangle(
+                [at(i + 1, j + 1), at(i + 1, j), at(i, j + 1)],
+                [fx + fy - 1.0, 1.0 - fy, 1.0 - fx],
+            )
+        }
+    }
+}
+
+/// Where a belief falls on the grid ([`SimplexGrid::corners`]): kept so that many value
+/// tables can be interpolated at one belief while its corners and weights are found once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Corners {
+    /// Exactly on a vertex of the simplex.
+    Point(usize),
+    /// The corners of the belief's triangle and their barycentric weights.
+    Triangle([usize; 3], [f64; 3]),
+}
+
+impl Corners {
+    /// The interpolated value of `value(g)` (grid point `g`): `w0·v0 + w1·v1 + w2·v2`, summed
+    /// left to right.
+    #[inline]
+    pub fn apply(&self, value: impl Fn(usize) -> f64) -> f64 {
+        match *self {
+            Corners::Point(g) => value(g),
+            Corners::Triangle(g, w) => w[0] * value(g[0]) + w[1] * value(g[1]) + w[2] * value(g[2]),
         }
     }
 }

@@ -47,7 +47,8 @@ pub fn divisions_for_step(step: f64) -> Result<usize, ModelError> {
     Ok(n as usize)
 }
 
-/// Solve `model` on a grid of `divisions` per side for every λ in `lambdas` (in parallel over λ).
+/// Solve `model` on a grid of `divisions` per side for every λ in `lambdas` (all λ in one
+/// backward pass, in parallel over grid points).
 pub fn solve(
     model: &PomdpModel,
     divisions: usize,
@@ -68,10 +69,7 @@ pub fn solve(
     }
     let grid = SimplexGrid::new(divisions);
     let obs = Observations::of(model);
-    Ok(lambdas
-        .par_iter()
-        .map(|&l| solve_one(model, &grid, &obs, l))
-        .collect())
+    Ok(solve_all(model, &grid, &obs, lambdas))
 }
 
 /// The observation bins that any state can emit, with their likelihood vectors.
@@ -89,50 +87,84 @@ impl Observations {
     }
 }
 
-fn solve_one(m: &PomdpModel, grid: &SimplexGrid, obs: &Observations, lambda: f64) -> Solution {
-    let s = m.max_steps() as usize;
+/// Backward induction for every λ at once. A posterior, its final rewards and where it falls
+/// on the grid depend on the grid point, the action and the observation only, so each is
+/// computed once per step for all λ (the same terms, added in the same order, as a solve of
+/// one λ alone — tested to the bit).
+fn solve_all(
+    m: &PomdpModel,
+    grid: &SimplexGrid,
+    obs: &Observations,
+    lambdas: &[f64],
+) -> Vec<Solution> {
+    let (s, nl) = (m.max_steps() as usize, lambdas.len());
+    if nl == 0 {
+        return vec![];
+    }
     let points = grid.points();
-    let regen_cost = lambda * m.future_tokens;
-    let v_final = |b: &Belief| {
-        m.final_reward(b, false)
-            .max(m.final_reward(b, true) - regen_cost)
-    };
-    let mut cont = vec![[0.0; 2]; (s - 1) * points.len()];
-    // V_{k+1} on the grid; unused for k = S − 1, where the next step is always the last.
-    let mut next_v = vec![0.0; points.len()];
+    let np = points.len();
+    let costs: Vec<f64> = lambdas.iter().map(|l| l * m.future_tokens).collect();
+    let mut cont = vec![vec![[0.0; 2]; (s - 1) * np]; nl];
+    // V_{k+1} on the grid per λ; unused for k = S − 1, where the next step is always the last.
+    let mut next_v = vec![vec![0.0; np]; nl];
+    // C_k at every grid point for every λ, point-major.
+    let mut q = vec![[0.0; 2]; np * nl];
     for k in (1..s).rev() {
         let h = m.hazard[k + 1];
-        let row = &mut cont[(k - 1) * points.len()..k * points.len()];
-        for (g, b) in points.iter().enumerate() {
-            let mut q = [0.0; 2];
-            for (a, qa) in q.iter_mut().enumerate() {
-                let pred = m.predict(b, a == 1);
-                for l in &obs.likelihoods {
-                    let w = [pred[0] * l[0], pred[1] * l[1], pred[2] * l[2]];
-                    let p = w[0] + w[1] + w[2];
-                    if p <= 0.0 {
-                        continue;
-                    }
-                    let post = [w[0] / p, w[1] / p, w[2] / p];
-                    let later = if h < 1.0 {
-                        (1.0 - h) * grid.interpolate(&next_v, &post)
-                    } else {
-                        0.0
-                    };
-                    *qa += p * (h * v_final(&post) + later);
-                }
+        (q.par_chunks_mut(nl).zip(&points))
+            .with_min_len(16)
+            .for_each(|(q, b)| continuation_at(m, grid, obs, (b, h), (&costs, &next_v), q));
+        for (j, (c, v)) in cont.iter_mut().zip(&mut next_v).enumerate() {
+            let row = &mut c[(k - 1) * np..k * np];
+            for (g, r) in row.iter_mut().enumerate() {
+                *r = q[g * nl + j];
             }
-            row[g] = q;
+            *v = row.iter().map(|q| q[0].max(q[1] - costs[j])).collect();
         }
-        next_v = row.iter().map(|q| q[0].max(q[1] - regen_cost)).collect();
     }
-    Solution {
-        lambda,
-        grid: grid.clone(),
-        cont,
-        first_values: next_v,
-        p_s: m.p_s,
-        future_tokens: m.future_tokens,
+    (lambdas.iter().zip(cont).zip(next_v))
+        .map(|((&lambda, cont), first_values)| Solution {
+            lambda,
+            grid: grid.clone(),
+            cont,
+            first_values,
+            p_s: m.p_s,
+            future_tokens: m.future_tokens,
+        })
+        .collect()
+}
+
+/// `q[j] = [C_k(b, continue), C_k(b, regenerate)]` at grid belief `b` for λ number `j`, whose
+/// regeneration charge is `costs[j]` and whose `V_{k+1}` is `next_v[j]`; `h` = h(k + 1).
+fn continuation_at(
+    m: &PomdpModel,
+    grid: &SimplexGrid,
+    obs: &Observations,
+    (b, h): (&Belief, f64),
+    (costs, next_v): (&[f64], &[Vec<f64>]),
+    q: &mut [[f64; 2]],
+) {
+    q.fill([0.0; 2]);
+    for a in 0..2 {
+        let pred = m.predict(b, a == 1);
+        for l in &obs.likelihoods {
+            let w = [pred[0] * l[0], pred[1] * l[1], pred[2] * l[2]];
+            let p = w[0] + w[1] + w[2];
+            if p <= 0.0 {
+                continue;
+            }
+            let post = [w[0] / p, w[1] / p, w[2] / p];
+            let (keep, regen) = (m.final_reward(&post, false), m.final_reward(&post, true));
+            let at = (h < 1.0).then(|| grid.corners(&post));
+            for ((qj, cost), v) in q.iter_mut().zip(costs).zip(next_v) {
+                let later = match at {
+                    Some(c) => (1.0 - h) * c.apply(|g| v[g]),
+                    None => 0.0,
+                };
+                // V_final(b') = max(keep, regen − λ·F).
+                qj[a] += p * (h * keep.max(regen - cost) + later);
+            }
+        }
     }
 }
 

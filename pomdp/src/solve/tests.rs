@@ -129,3 +129,88 @@ fn bad_solver_inputs_are_errors() {
         assert!(divisions_for_step(bad).is_err(), "{bad}");
     }
 }
+
+/// The solver as it was written for one λ at a time: every posterior and its interpolation
+/// computed afresh for each λ. The reference [`solve`] must match to the bit.
+fn solve_one_lambda(m: &PomdpModel, n: usize, lambda: f64) -> (Vec<[f64; 2]>, Vec<f64>) {
+    let (grid, obs) = (SimplexGrid::new(n), Observations::of(m));
+    let s = m.max_steps() as usize;
+    let points = grid.points();
+    let regen_cost = lambda * m.future_tokens;
+    let v_final = |b: &Belief| {
+        m.final_reward(b, false)
+            .max(m.final_reward(b, true) - regen_cost)
+    };
+    let mut cont = vec![[0.0; 2]; (s - 1) * points.len()];
+    let mut next_v = vec![0.0; points.len()];
+    for k in (1..s).rev() {
+        let h = m.hazard[k + 1];
+        let row = &mut cont[(k - 1) * points.len()..k * points.len()];
+        for (g, b) in points.iter().enumerate() {
+            let mut q = [0.0; 2];
+            for (a, qa) in q.iter_mut().enumerate() {
+                let pred = m.predict(b, a == 1);
+                for l in &obs.likelihoods {
+                    let w = [pred[0] * l[0], pred[1] * l[1], pred[2] * l[2]];
+                    let p = w[0] + w[1] + w[2];
+                    if p <= 0.0 {
+                        continue;
+                    }
+                    let post = [w[0] / p, w[1] / p, w[2] / p];
+                    let later = if h < 1.0 {
+                        (1.0 - h) * grid.interpolate(&next_v, &post)
+                    } else {
+                        0.0
+                    };
+                    *qa += p * (h * v_final(&post) + later);
+                }
+            }
+            row[g] = q;
+        }
+        next_v = row.iter().map(|q| q[0].max(q[1] - regen_cost)).collect();
+    }
+    (cont, next_v)
+}
+
+/// A random valid model: `bins`² observation bins, a `steps`-step hazard.
+fn random_model(seed: u64, bins: usize, steps: usize) -> PomdpModel {
+    let mut rng = trim_env::Rng::new(seed);
+    let mut dist = || {
+        let w: Vec<f64> = (0..bins * bins).map(|_| rng.f64() + 0.01).collect();
+        let t: f64 = w.iter().sum();
+        w.iter().map(|x| x / t).collect::<Vec<f64>>()
+    };
+    let obs = [dist(), dist(), dist()];
+    let mut hazard = vec![0.0, 0.0];
+    hazard.extend((2..steps).map(|k| 0.05 + 0.5 * (k as f64 / steps as f64)));
+    hazard.push(1.0);
+    PomdpModel {
+        bins,
+        obs,
+        p_w: 0.85,
+        p_s: 0.97,
+        hazard,
+        future_tokens: 60.0,
+    }
+}
+
+#[test]
+fn all_lambdas_at_once_equal_each_lambda_alone_to_the_bit() {
+    let lambdas = [0.0, 2e-4, 1.2e-3, 5e-3];
+    for (m, n) in [(tiny(), 7), (random_model(3, 5, 12), 12)] {
+        m.validate().unwrap();
+        let sols = solve(&m, n, &lambdas).unwrap();
+        assert_eq!(sols.len(), lambdas.len());
+        for (sol, &l) in sols.iter().zip(&lambdas) {
+            let (cont, first) = solve_one_lambda(&m, n, l);
+            let (c, f) = sol.tables();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let flat = |v: &[[f64; 2]]| v.iter().flatten().copied().collect::<Vec<f64>>();
+            assert_eq!(bits(&flat(c)), bits(&flat(&cont)), "λ = {l}");
+            assert_eq!(bits(f), bits(&first), "λ = {l}");
+        }
+        // The λ change the solution (so the comparison can fail).
+        assert_ne!(sols[0].tables().1, sols[3].tables().1);
+    }
+    assert!(solve(&tiny(), 4, &[]).unwrap().is_empty());
+}
