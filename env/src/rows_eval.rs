@@ -53,10 +53,9 @@ pub fn evaluate_rows<W: World, P: RowsPolicy>(
     policy: &P,
     budget: Option<u64>,
 ) -> Result<Vec<ProblemOutcome>, StepError> {
-    // Problems per task: enough for EPISODES_PER_TASK episodes at the usual one tree each.
-    let per_task = EPISODES_PER_TASK.max(1);
+    // EPISODES_PER_TASK problems per task: that many episodes at the usual one tree each.
     let chunks: Vec<Vec<ProblemOutcome>> = problems
-        .par_chunks(per_task)
+        .par_chunks(EPISODES_PER_TASK)
         .map_init(P::Scratch::default, |scratch, chunk| {
             play_chunk(forest, chunk, policy, budget, scratch)
         })

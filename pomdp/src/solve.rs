@@ -134,6 +134,15 @@ fn solve_all(
         .collect()
 }
 
+/// The probability of observing `l` (likelihoods per state) after the prediction `pred`, and
+/// the Bayes posterior; None when the observation is impossible.
+#[inline]
+fn posterior(pred: &Belief, l: &[f64; 3]) -> Option<(f64, Belief)> {
+    let w = [pred[0] * l[0], pred[1] * l[1], pred[2] * l[2]];
+    let p = w[0] + w[1] + w[2];
+    (p > 0.0).then(|| (p, [w[0] / p, w[1] / p, w[2] / p]))
+}
+
 /// `q[j] = [C_k(b, continue), C_k(b, regenerate)]` at grid belief `b` for λ number `j`, whose
 /// regeneration charge is `costs[j]` and whose `V_{k+1}` is `next_v[j]`; `h` = h(k + 1).
 fn continuation_at(
@@ -148,12 +157,9 @@ fn continuation_at(
     for a in 0..2 {
         let pred = m.predict(b, a == 1);
         for l in &obs.likelihoods {
-            let w = [pred[0] * l[0], pred[1] * l[1], pred[2] * l[2]];
-            let p = w[0] + w[1] + w[2];
-            if p <= 0.0 {
+            let Some((p, post)) = posterior(&pred, l) else {
                 continue;
-            }
-            let post = [w[0] / p, w[1] / p, w[2] / p];
+            };
             let (keep, regen) = (m.final_reward(&post, false), m.final_reward(&post, true));
             let at = (h < 1.0).then(|| grid.corners(&post));
             for ((qj, cost), v) in q.iter_mut().zip(costs).zip(next_v) {

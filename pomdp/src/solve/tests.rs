@@ -151,12 +151,9 @@ fn solve_one_lambda(m: &PomdpModel, n: usize, lambda: f64) -> (Vec<[f64; 2]>, Ve
             for (a, qa) in q.iter_mut().enumerate() {
                 let pred = m.predict(b, a == 1);
                 for l in &obs.likelihoods {
-                    let w = [pred[0] * l[0], pred[1] * l[1], pred[2] * l[2]];
-                    let p = w[0] + w[1] + w[2];
-                    if p <= 0.0 {
+                    let Some((p, post)) = posterior(&pred, l) else {
                         continue;
-                    }
-                    let post = [w[0] / p, w[1] / p, w[2] / p];
+                    };
                     let later = if h < 1.0 {
                         (1.0 - h) * grid.interpolate(&next_v, &post)
                     } else {
