@@ -8,7 +8,7 @@ use super::push_to;
 use super::{CheckpointSpec, Family, Kind, OperatingPoint, Scorer, SuiteOptions, family, names};
 use crate::backend::Backend;
 use crate::checkpoint;
-use crate::family::rows::{NetRule, evaluate_net};
+use crate::family::rows::{NetRule, evaluate_nets};
 use crate::family::seq::{Seq, SeqLambda};
 use crate::family::{self, ActingNet, GreedyOf, MAX_OBS_DIM, agg::Agg, agg_lambda::AggLambda};
 
@@ -117,7 +117,17 @@ fn points<F: family::Family, W: World>(
         seed: o.seed,
     };
     let w = load_acting::<F>(&c.dir)?;
-    let out = evaluate_net(forest, problems, &GreedyOf::<F>::new(&w), det, None)?;
+    // The greedy policy and every threshold, played together (they share the network's rows
+    // wherever their actions agree; each rule's outcomes are its own).
+    let rules: Vec<CheckpointRule<'_, F>> = std::iter::once(None)
+        .chain(o.checkpoint_thresholds.iter().map(|&t| Some(t)))
+        .map(|threshold| CheckpointRule {
+            weights: &w,
+            threshold,
+        })
+        .collect();
+    let mut outs = evaluate_nets(forest, problems, &rules, det, None)?.into_iter();
+    let out = outs.next().expect("the greedy rule comes first");
     // Each checkpoint is its own row in the TwinRouterBench table.
     let name = format!("{} {}", c.family, c.label);
     sc.tier(forest, &name, "greedy", &GreedyOf::<F>::new(&w));
@@ -127,14 +137,56 @@ fn points<F: family::Family, W: World>(
         sc.point(&c.family, c.label.clone(), &out),
     );
     let swept_name = format!("{}{}", c.family, names::SWEPT_SUFFIX);
-    for &t in &o.checkpoint_thresholds {
-        let pol = RegenAbove::<F> {
-            weights: &w,
-            threshold: t,
-        };
-        let out = evaluate_net(forest, problems, &pol, det, None)?;
+    for (&t, out) in o.checkpoint_thresholds.iter().zip(outs) {
         let p = sc.point(&swept_name, format!("{} t={t:.2}", c.label), &out);
         push_to(swept, &swept_name, p);
     }
     Ok(())
+}
+
+/// A checkpoint's greedy policy (`threshold: None`) or one of its thresholds, as rules over
+/// one network for `evaluate_nets`; each decides as [`GreedyOf`] or [`RegenAbove`] does.
+struct CheckpointRule<'a, F: family::Family> {
+    weights: &'a F::Acting,
+    threshold: Option<f32>,
+}
+
+impl<F: family::Family> Policy for CheckpointRule<'_, F> {
+    fn act(&self, view: &StepView<'_>, mask: [bool; 2], rng: &mut Rng) -> Action {
+        match self.threshold {
+            None => GreedyOf::<F>::new(self.weights).act(view, mask, rng),
+            Some(threshold) => RegenAbove::<F> {
+                weights: self.weights,
+                threshold,
+            }
+            .act(view, mask, rng),
+        }
+    }
+
+    fn wants_history(&self) -> bool {
+        F::needs_history()
+    }
+}
+
+impl<F: family::Family> NetRule for CheckpointRule<'_, F> {
+    type F = F;
+
+    fn acting(&self) -> &F::Acting {
+        self.weights
+    }
+
+    fn observe(&self, view: &StepView<'_>, row: &mut [f32]) {
+        F::observe(view, row);
+    }
+
+    fn decide(&self, lp: [f32; 2]) -> Action {
+        match self.threshold {
+            None => GreedyOf::<F>::new(self.weights).decide(lp),
+            Some(threshold) => RegenAbove::<F> {
+                weights: self.weights,
+                threshold,
+            }
+            .decide(lp),
+        }
+    }
 }

@@ -29,35 +29,43 @@ pub trait NetRule: Sync {
     fn decide(&self, log_probs: [f32; 2]) -> Action;
 }
 
-/// A [`NetRule`] wrapped for [`evaluate_rows`].
-pub struct Rows<'a, R: NetRule>(pub &'a R);
+/// Rules over one network for [`evaluate_rows`]: every rule observes like the first and acts
+/// through the same acting network (callers pass rules built on one network); rule `r`
+/// decides from the shared log-probabilities.
+pub struct Rows<'a, R: NetRule>(pub &'a [R]);
 
 impl<R: NetRule> RowsPolicy for Rows<'_, R> {
     type Scratch = NetRows;
+    type Out = [f32; 2];
 
     fn obs_dim(&self) -> usize {
         R::F::OBS_DIM
     }
 
-    fn observe(&self, view: &StepView<'_>, row: &mut [f32]) {
-        self.0.observe(view, row);
+    fn rules(&self) -> usize {
+        self.0.len()
     }
 
-    fn act_rows(
+    fn observe(&self, view: &StepView<'_>, row: &mut [f32]) {
+        self.0[0].observe(view, row);
+    }
+
+    fn outputs(
         &self,
         obs: &[f32],
         mask: &[bool],
-        alive: &[bool],
+        wanted: &[bool],
         s: &mut NetRows,
-        actions: &mut [Action],
+        out: &mut Vec<[f32; 2]>,
     ) {
-        let net = self.0.acting();
-        net.log_probs_rows(obs, mask, alive, &mut s.scratch, &mut s.out);
-        for ((a, &(lp, _)), &live) in actions.iter_mut().zip(&s.out).zip(alive) {
-            if live {
-                *a = self.0.decide(lp);
-            }
-        }
+        let net = self.0[0].acting();
+        net.log_probs_rows(obs, mask, wanted, &mut s.scratch, &mut s.out);
+        out.clear();
+        out.extend(s.out.iter().map(|&(lp, _)| lp));
+    }
+
+    fn decide(&self, rule: usize, lp: &[f32; 2]) -> Action {
+        self.0[rule].decide(*lp)
     }
 }
 
@@ -99,10 +107,33 @@ pub fn evaluate_net<W: World, R: NetRule + Policy>(
     opts: EvalOptions,
     budget: Option<u64>,
 ) -> Result<Vec<ProblemOutcome>, StepError> {
-    if rule.wants_history() || rule.wants_signals() || opts.repeats > 1 {
-        return evaluate_budgeted(forest, problems, rule, opts, budget);
+    let mut all = evaluate_nets(forest, problems, std::slice::from_ref(rule), opts, budget)?;
+    Ok(all.swap_remove(0))
+}
+
+/// [`evaluate_net`] of several rules over one network (see [`Rows`]), played together where
+/// they can: `out[r]` is rule `r`'s outcomes, exactly as if it were evaluated alone.
+pub fn evaluate_nets<W: World, R: NetRule + Policy>(
+    forest: &W,
+    problems: &[u32],
+    rules: &[R],
+    opts: EvalOptions,
+    budget: Option<u64>,
+) -> Result<Vec<Vec<ProblemOutcome>>, StepError> {
+    let Some(first) = rules.first() else {
+        return Ok(vec![]);
+    };
+    debug_assert!(
+        rules
+            .iter()
+            .all(|r| std::ptr::eq(r.acting(), first.acting()))
+    );
+    if first.wants_history() || first.wants_signals() || opts.repeats > 1 {
+        return (rules.iter())
+            .map(|r| evaluate_budgeted(forest, problems, r, opts, budget))
+            .collect();
     }
-    evaluate_rows(forest, problems, &Rows(rule), budget)
+    evaluate_rows(forest, problems, &Rows(rules), budget)
 }
 
 #[cfg(test)]
@@ -157,15 +188,17 @@ mod tests {
         let calls = o.iter().map(|p| p.strong_calls).sum::<f64>() / o.len() as f64;
         let steps = o.iter().map(|p| p.steps).sum::<f64>() / o.len() as f64;
         assert!(calls > 0.1 && calls < steps - 0.1, "{calls} of {steps}");
-        for threshold in [0.3, 0.6] {
-            let p = RegenAbove::<Agg> {
+        // Thresholds played together over the one network: each its own outcomes.
+        let rules: Vec<RegenAbove<'_, Agg>> = (1..10)
+            .map(|i| RegenAbove {
                 weights: &agg,
-                threshold,
-            };
-            same(
-                evaluate_net(w, &problems, &p, det, None).unwrap(),
-                evaluate(w, &problems, &p, det).unwrap(),
-            );
+                threshold: i as f32 / 10.0,
+            })
+            .collect();
+        let together = evaluate_nets(w, &problems, &rules, det, None).unwrap();
+        assert_eq!(together.len(), rules.len());
+        for (p, o) in rules.iter().zip(together) {
+            same(o, evaluate(w, &problems, p, det).unwrap());
         }
         same(
             evaluate_net(w, &problems, &greedy, det, Some(150)).unwrap(),
