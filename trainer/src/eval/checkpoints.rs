@@ -119,18 +119,21 @@ fn points<F: family::Family, W: World>(
     let w = load_acting::<F>(&c.dir)?;
     // The greedy policy and every threshold, played together (they share the network's rows
     // wherever their actions agree; each rule's outcomes are its own).
-    let rules: Vec<CheckpointRule<'_, F>> = std::iter::once(None)
-        .chain(o.checkpoint_thresholds.iter().map(|&t| Some(t)))
-        .map(|threshold| CheckpointRule {
+    let greedy_rule = GreedyOf::<F>::new(&w);
+    let above: Vec<RegenAbove<'_, F>> = (o.checkpoint_thresholds.iter())
+        .map(|&threshold| RegenAbove {
             weights: &w,
             threshold,
         })
+        .collect();
+    let rules: Vec<&dyn NetRule<F = F>> = std::iter::once(&greedy_rule as &dyn NetRule<F = F>)
+        .chain(above.iter().map(|r| r as &dyn NetRule<F = F>))
         .collect();
     let mut outs = evaluate_nets(forest, problems, &rules, det, None)?.into_iter();
     let out = outs.next().expect("the greedy rule comes first");
     // Each checkpoint is its own row in the TwinRouterBench table.
     let name = format!("{} {}", c.family, c.label);
-    sc.tier(forest, &name, "greedy", &GreedyOf::<F>::new(&w));
+    sc.tier(forest, &name, "greedy", &greedy_rule);
     push_to(
         greedy,
         &c.family,
@@ -142,51 +145,4 @@ fn points<F: family::Family, W: World>(
         push_to(swept, &swept_name, p);
     }
     Ok(())
-}
-
-/// A checkpoint's greedy policy (`threshold: None`) or one of its thresholds, as rules over
-/// one network for `evaluate_nets`; each decides as [`GreedyOf`] or [`RegenAbove`] does.
-struct CheckpointRule<'a, F: family::Family> {
-    weights: &'a F::Acting,
-    threshold: Option<f32>,
-}
-
-impl<F: family::Family> Policy for CheckpointRule<'_, F> {
-    fn act(&self, view: &StepView<'_>, mask: [bool; 2], rng: &mut Rng) -> Action {
-        match self.threshold {
-            None => GreedyOf::<F>::new(self.weights).act(view, mask, rng),
-            Some(threshold) => RegenAbove::<F> {
-                weights: self.weights,
-                threshold,
-            }
-            .act(view, mask, rng),
-        }
-    }
-
-    fn wants_history(&self) -> bool {
-        F::needs_history()
-    }
-}
-
-impl<F: family::Family> NetRule for CheckpointRule<'_, F> {
-    type F = F;
-
-    fn acting(&self) -> &F::Acting {
-        self.weights
-    }
-
-    fn observe(&self, view: &StepView<'_>, row: &mut [f32]) {
-        F::observe(view, row);
-    }
-
-    fn decide(&self, lp: [f32; 2]) -> Action {
-        match self.threshold {
-            None => GreedyOf::<F>::new(self.weights).decide(lp),
-            Some(threshold) => RegenAbove::<F> {
-                weights: self.weights,
-                threshold,
-            }
-            .decide(lp),
-        }
-    }
 }

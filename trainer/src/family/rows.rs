@@ -19,8 +19,8 @@ pub struct NetRows {
 }
 
 /// A network policy as a block policy: how it observes, and its action from its
-/// log-probabilities.
-pub trait NetRule: Sync {
+/// log-probabilities. It is also a [`Policy`] (the one-episode path), acting the same way.
+pub trait NetRule: Policy + Sync {
     type F: Family;
     fn acting(&self) -> &<Self::F as Family>::Acting;
     /// The row of one running episode (the λ override of a conditioned policy included).
@@ -29,17 +29,17 @@ pub trait NetRule: Sync {
     fn decide(&self, log_probs: [f32; 2]) -> Action;
 }
 
-/// Rules over one network for [`evaluate_rows`]: every rule observes like the first and acts
-/// through the same acting network (callers pass rules built on one network); rule `r`
-/// decides from the shared log-probabilities.
-pub struct Rows<'a, R: NetRule>(pub &'a [R]);
+/// Rules of family `F` over one network for [`evaluate_rows`]: every rule observes like the
+/// first and acts through the same acting network (callers pass rules built on one network);
+/// rule `r` decides from the shared log-probabilities.
+pub struct Rows<'a, F: Family>(pub &'a [&'a dyn NetRule<F = F>]);
 
-impl<R: NetRule> RowsPolicy for Rows<'_, R> {
+impl<F: Family> RowsPolicy for Rows<'_, F> {
     type Scratch = NetRows;
     type Out = [f32; 2];
 
     fn obs_dim(&self) -> usize {
-        R::F::OBS_DIM
+        F::OBS_DIM
     }
 
     fn rules(&self) -> usize {
@@ -100,23 +100,23 @@ impl<'a, F: Family> NetRule for GreedyOf<'a, F> {
 /// Evaluate a network policy: on blocks of episodes when it is deterministic and reads no
 /// history (one episode per sample tree), else one episode at a time. The outcomes are the
 /// same either way (tested).
-pub fn evaluate_net<W: World, R: NetRule + Policy>(
+pub fn evaluate_net<W: World, R: NetRule>(
     forest: &W,
     problems: &[u32],
     rule: &R,
     opts: EvalOptions,
     budget: Option<u64>,
 ) -> Result<Vec<ProblemOutcome>, StepError> {
-    let mut all = evaluate_nets(forest, problems, std::slice::from_ref(rule), opts, budget)?;
+    let mut all = evaluate_nets::<W, R::F>(forest, problems, &[rule], opts, budget)?;
     Ok(all.swap_remove(0))
 }
 
 /// [`evaluate_net`] of several rules over one network (see [`Rows`]), played together where
 /// they can: `out[r]` is rule `r`'s outcomes, exactly as if it were evaluated alone.
-pub fn evaluate_nets<W: World, R: NetRule + Policy>(
+pub fn evaluate_nets<W: World, F: Family>(
     forest: &W,
     problems: &[u32],
-    rules: &[R],
+    rules: &[&dyn NetRule<F = F>],
     opts: EvalOptions,
     budget: Option<u64>,
 ) -> Result<Vec<Vec<ProblemOutcome>>, StepError> {
@@ -130,7 +130,7 @@ pub fn evaluate_nets<W: World, R: NetRule + Policy>(
     );
     if first.wants_history() || first.wants_signals() || opts.repeats > 1 {
         return (rules.iter())
-            .map(|r| evaluate_budgeted(forest, problems, r, opts, budget))
+            .map(|&r| evaluate_budgeted(forest, problems, r, opts, budget))
             .collect();
     }
     evaluate_rows(forest, problems, &Rows(rules), budget)
@@ -195,7 +195,8 @@ mod tests {
                 threshold: i as f32 / 10.0,
             })
             .collect();
-        let together = evaluate_nets(w, &problems, &rules, det, None).unwrap();
+        let refs: Vec<&dyn NetRule<F = Agg>> = rules.iter().map(|r| r as _).collect();
+        let together = evaluate_nets(w, &problems, &refs, det, None).unwrap();
         assert_eq!(together.len(), rules.len());
         for (p, o) in rules.iter().zip(together) {
             same(o, evaluate(w, &problems, p, det).unwrap());

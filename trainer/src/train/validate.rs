@@ -89,7 +89,7 @@ impl EvalSet {
 
     /// [`score_budgeted`](Self::score_budgeted) for a network policy, on blocks of episodes
     /// where it can (`family::rows`: the same outcomes, faster).
-    pub fn score_net<W: World, R: NetRule + Policy>(
+    pub fn score_net<W: World, R: NetRule>(
         &self,
         forest: &W,
         rule: &R,
@@ -237,7 +237,7 @@ impl<F: Family> Trainer<F> {
     }
 
     /// [`score_at`](Self::score_at) for a network policy (see [`EvalSet::score_net`]).
-    pub(super) fn score_net_at<R: NetRule + Policy>(
+    pub(super) fn score_net_at<R: NetRule>(
         &self,
         set: &EvalSet,
         rule: &R,
