@@ -1,7 +1,9 @@
 //! Network policies evaluated on blocks of episodes ([`trim_env::evaluate_rows`]): the acting
 //! network runs on rows ([`ActingNet::log_probs_rows`], TRIM-Agg's 32-row blocks), with every
 //! row's log-probabilities bit-identical to the one-row path, so the outcomes are exactly those
-//! of [`trim_env::evaluate`] — only faster.
+//! of [`trim_env::evaluate`] — only faster. Several rules over one network (a checkpoint's
+//! greedy policy and its probability thresholds, [`evaluate_nets`]) are played together and
+//! share the rows of the nodes they share.
 
 use trim_env::{
     Action, EvalOptions, Policy, ProblemOutcome, RowsPolicy, StepError, StepView, World,
@@ -21,7 +23,9 @@ pub struct NetRows {
 /// A network policy as a block policy: how it observes, and its action from its
 /// log-probabilities. It is also a [`Policy`] (the one-episode path), acting the same way.
 pub trait NetRule: Policy + Sync {
+    /// The family whose network it runs.
     type F: Family;
+    /// The acting network.
     fn acting(&self) -> &<Self::F as Family>::Acting;
     /// The row of one running episode (the λ override of a conditioned policy included).
     fn observe(&self, view: &StepView<'_>, row: &mut [f32]);
