@@ -66,7 +66,7 @@ pub fn evaluate_rows<W: World, P: RowsPolicy>(
     let chunks: Vec<Vec<Vec<ProblemOutcome>>> = problems
         .par_chunks(PROBLEMS_PER_TASK)
         .map_init(P::Scratch::default, |scratch, chunk| {
-            play_chunk(forest, chunk, policy, budget, scratch)
+            play_chunk(forest, chunk, (policy, rules), budget, scratch)
         })
         .collect::<Result<_, _>>()?;
     let mut out = vec![Vec::with_capacity(problems.len()); rules];
@@ -79,15 +79,15 @@ pub fn evaluate_rows<W: World, P: RowsPolicy>(
 }
 
 /// Every (sample tree, rule) episode of `chunk`'s problems played side by side to the end,
-/// then averaged per rule and problem in tree order. Slot `tree · rules + r` plays rule `r`.
+/// then averaged per rule and problem in tree order. Slot `tree · rules + r` plays rule `r`
+/// (`rules` = `policy.rules()`, at least 1).
 fn play_chunk<W: World, P: RowsPolicy>(
     forest: &W,
     chunk: &[u32],
-    policy: &P,
+    (policy, rules): (&P, usize),
     budget: Option<u64>,
     scratch: &mut P::Scratch,
 ) -> Result<Vec<Vec<ProblemOutcome>>, StepError> {
-    let rules = policy.rules().max(1);
     let trees: Vec<u32> = (chunk.iter())
         .flat_map(|&p| forest.trees_of(p as usize).map(|t| t as u32))
         .flat_map(|t| std::iter::repeat_n(t, rules))
@@ -308,7 +308,7 @@ mod tests {
         let p = RowsThresholds(ks.to_vec());
         let mut rows = 0;
         for chunk in problems.chunks(PROBLEMS_PER_TASK) {
-            play_chunk(f, chunk, &p, None, &mut rows).unwrap();
+            play_chunk(f, chunk, (&p, ks.len()), None, &mut rows).unwrap();
         }
         rows
     }

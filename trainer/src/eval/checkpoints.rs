@@ -8,9 +8,9 @@ use super::push_to;
 use super::{CheckpointSpec, Family, Kind, OperatingPoint, Scorer, SuiteOptions, family, names};
 use crate::backend::Backend;
 use crate::checkpoint;
-use crate::family::rows::{NetRule, evaluate_nets};
+use crate::family::rows::{NetRule, act_alone, evaluate_nets};
 use crate::family::seq::{Seq, SeqLambda};
-use crate::family::{self, ActingNet, GreedyOf, MAX_OBS_DIM, agg::Agg, agg_lambda::AggLambda};
+use crate::family::{self, GreedyOf, agg::Agg, agg_lambda::AggLambda};
 
 /// A trained policy that regenerates when its probability of `regenerate` exceeds `threshold`.
 ///
@@ -24,11 +24,7 @@ pub struct RegenAbove<'a, F: family::Family> {
 
 impl<F: family::Family> Policy for RegenAbove<'_, F> {
     fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> Action {
-        let mut obs = [0.0f32; MAX_OBS_DIM];
-        let row = &mut obs[..F::OBS_DIM];
-        NetRule::observe(self, view, row);
-        let (lp, _) = self.weights.log_probs(row, mask);
-        self.decide(lp)
+        act_alone(self, view, mask)
     }
 
     fn wants_history(&self) -> bool {

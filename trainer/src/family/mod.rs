@@ -167,13 +167,7 @@ impl<'a, F: Family> GreedyOf<'a, F> {
 
 impl<F: Family> Policy for GreedyOf<'_, F> {
     fn act(&self, view: &StepView<'_>, mask: [bool; 2], _rng: &mut Rng) -> trim_env::Action {
-        const { assert!(F::OBS_DIM <= MAX_OBS_DIM) };
-        let mut obs = [0.0f32; MAX_OBS_DIM];
-        let row = &mut obs[..F::OBS_DIM];
-        // The block path (`rows`) observes and decides through the same two functions.
-        rows::NetRule::observe(self, view, row);
-        let (lp, _) = self.acting.log_probs(row, mask);
-        rows::NetRule::decide(self, lp)
+        rows::act_alone(self, view, mask)
     }
 
     fn wants_history(&self) -> bool {

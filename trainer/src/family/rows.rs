@@ -11,14 +11,7 @@ use trim_env::{
 };
 use trim_router::agg_rows::RowsScratch;
 
-use super::{ActingNet, Family, GreedyOf};
-
-/// What a network policy reuses from block to block.
-#[derive(Default)]
-pub struct NetRows {
-    scratch: RowsScratch,
-    out: Vec<([f32; 2], f32)>,
-}
+use super::{ActingNet, Family, GreedyOf, MAX_OBS_DIM};
 
 /// A network policy as a block policy: how it observes, and its action from its
 /// log-probabilities. It is also a [`Policy`] (the one-episode path), acting the same way.
@@ -33,14 +26,26 @@ pub trait NetRule: Policy + Sync {
     fn decide(&self, log_probs: [f32; 2]) -> Action;
 }
 
+/// A rule's action for one episode alone: its [`Policy::act`]. Observes and decides through
+/// the same two functions as the block path, so both paths act alike.
+pub fn act_alone<R: NetRule + ?Sized>(rule: &R, view: &StepView<'_>, mask: [bool; 2]) -> Action {
+    const { assert!(<R::F as Family>::OBS_DIM <= MAX_OBS_DIM) };
+    let mut obs = [0.0f32; MAX_OBS_DIM];
+    let row = &mut obs[..<R::F as Family>::OBS_DIM];
+    rule.observe(view, row);
+    let (lp, _) = rule.acting().log_probs(row, mask);
+    rule.decide(lp)
+}
+
 /// Rules of family `F` over one network for [`evaluate_rows`]: every rule observes like the
 /// first and acts through the same acting network (callers pass rules built on one network);
 /// rule `r` decides from the shared log-probabilities.
 pub struct Rows<'a, F: Family>(pub &'a [&'a dyn NetRule<F = F>]);
 
 impl<F: Family> RowsPolicy for Rows<'_, F> {
-    type Scratch = NetRows;
-    type Out = [f32; 2];
+    type Scratch = RowsScratch;
+    /// Log-probabilities and value, as [`ActingNet::log_probs_rows`] gives them.
+    type Out = ([f32; 2], f32);
 
     fn obs_dim(&self) -> usize {
         F::OBS_DIM
@@ -59,17 +64,14 @@ impl<F: Family> RowsPolicy for Rows<'_, F> {
         obs: &[f32],
         mask: &[bool],
         wanted: &[bool],
-        s: &mut NetRows,
-        out: &mut Vec<[f32; 2]>,
+        scratch: &mut RowsScratch,
+        out: &mut Vec<([f32; 2], f32)>,
     ) {
-        let net = self.0[0].acting();
-        net.log_probs_rows(obs, mask, wanted, &mut s.scratch, &mut s.out);
-        out.clear();
-        out.extend(s.out.iter().map(|&(lp, _)| lp));
+        (self.0[0].acting()).log_probs_rows(obs, mask, wanted, scratch, out);
     }
 
-    fn decide(&self, rule: usize, lp: &[f32; 2]) -> Action {
-        self.0[rule].decide(*lp)
+    fn decide(&self, rule: usize, &(lp, _): &([f32; 2], f32)) -> Action {
+        self.0[rule].decide(lp)
     }
 }
 
