@@ -436,8 +436,47 @@ fn calibrate_check_and_masked_regenerate_rate() {
     assert_eq!(c["per_call"]["thresholds"], 19);
     let real_mean = c["per_call"]["real_mean"].as_f64().unwrap();
     assert!((real_mean - 0.148).abs() < 1e-3, "{real_mean}");
+    // The vendored curve says its runs had 500 problems (num_correct ÷ accuracy): the check
+    // draws the world's own 500-problem runs; GPT-3's curve is far outside their noise.
+    let z = &c["noise"];
+    assert_eq!(
+        (z["problems"].as_u64(), z["draws"].as_u64()),
+        (Some(500), Some(1000))
+    );
+    assert_eq!(z["sd"]["fresh"].as_array().unwrap().len(), 21);
+    assert_eq!(z["paired"]["cost"]["as_far_as_real"], 0.0);
     let table = ok(&["data", "calibrate", "--check", data, "--split", "all"]);
     assert!(table.contains("verdict: outside the tolerances"), "{table}");
+    assert!(
+        table.contains("sampling noise: 1000 runs of 500 problems"),
+        "{table}"
+    );
+    assert!(table.contains("paired: within tolerance"), "{table}");
+    // A curve whose lines do not say how many problems they ran gets no noise section.
+    let d = std::env::temp_dir().join(format!("trim-curve-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let curve = d.join("c.jsonl");
+    let line = |k: f64, tokens: f64| {
+        format!(
+            "{{\"threshold\":{k},\"accuracy\":0.5,\"avg_target_tokens_per_question\":{tokens},\"avg_target_calls_per_question\":1}}\n"
+        )
+    };
+    std::fs::write(&curve, line(0.5, 10.0) + &line(1.0, 100.0)).unwrap();
+    let own = ok(&[
+        "data",
+        "calibrate",
+        "--check",
+        data,
+        "--split",
+        "all",
+        "--curve",
+        curve.to_str().unwrap(),
+        "--json",
+    ]);
+    let own: serde_json::Value = serde_json::from_str(&own).unwrap();
+    assert_eq!(own["rows"].as_array().unwrap().len(), 2);
+    assert!(own["noise"].is_null(), "{own}");
+    let _ = std::fs::remove_dir_all(&d);
     assert!(table.contains("cost per strong call over the 19 routed thresholds: real 0.148"));
     let e = fails(trim(&[
         "data",

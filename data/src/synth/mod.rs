@@ -13,6 +13,7 @@
 pub mod calibrate;
 pub mod compact_json;
 pub mod config;
+pub mod curve_noise;
 mod expand;
 pub mod generate;
 pub mod hazard;
