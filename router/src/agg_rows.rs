@@ -19,6 +19,11 @@ use crate::mlp::{Dense, LN_EPS, Norm, masked_log_softmax, tanh_lanes};
 /// (64 episodes, fewer alive as they end): 32 rows 0.85 s, 64 rows 1.07–1.10 s (partial blocks
 /// waste more), and 16 rows ran no faster than one row at a time in a 64-row micro-benchmark.
 pub const BLOCK: usize = 32;
+/// Blocks of fewer rows are computed one row at a time: a block costs the same whatever its
+/// rows (12.3 µs at hidden 64), one row 1.08 µs (`rows_speed`, 2026-12-01), so below 12 rows
+/// the one-row path is cheaper. Training rollouts end in many such blocks: as episodes finish,
+/// the last few live ones still made a whole block each step.
+pub const ONE_BY_ONE_BELOW: usize = 12;
 /// One feature of a block of rows.
 type Col = [f32; BLOCK];
 
@@ -110,7 +115,8 @@ impl AggNet {
         self.forward_rows_portable(obs, s, out);
     }
 
-    /// The rows listed in `s.rows`, [`BLOCK`] at a time.
+    /// The rows listed in `s.rows`, [`BLOCK`] at a time; a block of fewer than
+    /// [`ONE_BY_ONE_BELOW`] rows one row at a time.
     #[inline(always)]
     fn forward_rows_portable(&self, obs: &[f32], s: &mut RowsScratch, out: &mut [RowOutput]) {
         let (d, h) = (self.input_dim(), self.hidden());
@@ -119,6 +125,13 @@ impl AggNet {
         }
         let rows = std::mem::take(&mut s.rows);
         for block in rows.chunks(BLOCK) {
+            if block.len() < ONE_BY_ONE_BELOW {
+                for &i in block {
+                    let i = i as usize;
+                    out[i] = self.forward(&obs[i * d..(i + 1) * d]);
+                }
+                continue;
+            }
             // Feature-major block; slots past the last row are zeros (computed, never read).
             for (k, col) in s.x.iter_mut().enumerate() {
                 for (r, v) in col.iter_mut().enumerate() {
@@ -334,5 +347,19 @@ mod tests {
             one * 1e6,
             rows * 1e6
         );
+        for m in [1usize, 2, 4, 8, 12, 16, 20, 24, 32] {
+            let o = &obs[..m * 5];
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                net.forward_rows(o, None, &mut s, &mut out);
+                acc += out[0].1;
+            }
+            let blk = t.elapsed().as_secs_f64() / reps as f64;
+            println!(
+                "{m} rows: forward_rows {:.3} µs, one-row path × {m} {:.3} µs ({acc})",
+                blk * 1e6,
+                one * m as f64 * 1e6
+            );
+        }
     }
 }
