@@ -92,7 +92,7 @@ impl AnyTrainer {
     }
 
     /// [`Trainer::run_with`].
-    pub fn run_with(self, on_event: &mut dyn FnMut(TrainEvent<'_>)) -> Result<RunSummary> {
+    pub fn run_with(self, on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send)) -> Result<RunSummary> {
         match self {
             AnyTrainer::Agg(t) => t.run_with(on_event),
             AnyTrainer::AggLambda(t) => t.run_with(on_event),
