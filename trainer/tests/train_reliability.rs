@@ -1,6 +1,7 @@
 //! Run-directory reliability through the library API: rewinding never destroys data (forks),
 //! runs killed before their first checkpoint restart in place, stale temporary directories are
 //! cleaned, one process at a time per run, and divergence stops the run with a clear error.
+//! Where a run executes: on a rayon worker, whatever thread starts it, with the same results.
 
 mod train_support;
 
@@ -15,6 +16,56 @@ use trim::{RunOptions, TrainConfig, TrainError, Trainer};
 
 fn metrics(run: &Path) -> String {
     std::fs::read_to_string(run.join("metrics.csv")).unwrap()
+}
+
+/// Started from a plain thread, a run executes on a worker of a rayon pool of its own (its
+/// gradient steps then share their parts without a cross-thread hand-off each); started on a
+/// pool's worker (a sweep's), it stays on that thread. The metrics are the same either way.
+#[test]
+fn a_run_executes_on_a_rayon_worker_with_the_same_results() {
+    let d = tmpdir("pool-worker");
+    let data = make_dataset(&d, "tiny", 60, 2, 7);
+    let train = |name: &str| {
+        let t = Trainer::<Agg>::new(tiny_config(&data), run_opts(&d.join("runs"), name)).unwrap();
+        let mut threads = vec![];
+        let s = t
+            .run_with(&mut |_| {
+                let here = std::thread::current().id();
+                threads.push((rayon::current_thread_index().is_some(), here));
+            })
+            .unwrap();
+        (s.run_dir, threads)
+    };
+    let (outside, threads) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let caller = std::thread::current().id();
+            let (run, threads) = train("outside");
+            assert!(
+                threads.iter().all(|&(w, t)| w && t != caller),
+                "{threads:?}"
+            );
+            (run, threads.len())
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(threads > 2, "events were reported");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (inside, worker, threads) = pool.install(|| {
+        let (run, threads) = train("inside");
+        (run, std::thread::current().id(), threads)
+    });
+    assert!(
+        threads.iter().all(|&(w, t)| w && t == worker),
+        "{threads:?}"
+    );
+    assert_eq!(
+        metrics_without_time(&outside),
+        metrics_without_time(&inside)
+    );
 }
 
 /// Defect 6: resuming an older checkpoint of a finished run in place would truncate
