@@ -75,10 +75,36 @@ pub struct Calibration {
     pub strong: RoleStats,
 }
 
-/// Everything about one role that depends on α (for the bisection and the report).
+/// Expected solution accuracy at α: what the bisection needs, O(grid × steps) where
+/// [`role_stats`] is O(grid × steps²). The same operations in the same order as the accuracy
+/// sum there (which calls this), so both give the same bits.
+fn expected_accuracy(alpha: f64, cfg: &LatentConfig, pmf: &[f64], grid: &Grid) -> f64 {
+    let cap = pmf.len() - 1;
+    let mut acc = 0.0;
+    for (&z, &w) in grid.z.iter().zip(&grid.w) {
+        let p = logistic(alpha - cfg.difficulty_sd * z);
+        let mut pk = 1.0; // p^k
+        for (k, &pl) in pmf.iter().enumerate().skip(1) {
+            pk *= p;
+            if pl == 0.0 {
+                continue;
+            }
+            let (q0, q1) = if k == cap {
+                (cfg.q_capped, cfg.q_capped)
+            } else {
+                (cfg.q_ok, cfg.q_err)
+            };
+            acc += w * pl * (pk * q0 + (1.0 - pk) * q1);
+        }
+    }
+    acc
+}
+
+/// Everything about one role that depends on α (for the report).
 fn role_stats(alpha: f64, cfg: &LatentConfig, pmf: &[f64], grid: &Grid) -> RoleStats {
     let cap = pmf.len() - 1;
-    let (mut acc, mut step_acc, mut err_and_correct) = (0.0, 0.0, 0.0);
+    let acc = expected_accuracy(alpha, cfg, pmf, grid);
+    let (mut step_acc, mut err_and_correct) = (0.0, 0.0);
     let (mut c_steps, mut e_steps) = (0.0, 0.0);
     for (&z, &w) in grid.z.iter().zip(&grid.w) {
         let p = logistic(alpha - cfg.difficulty_sd * z);
@@ -94,7 +120,6 @@ fn role_stats(alpha: f64, cfg: &LatentConfig, pmf: &[f64], grid: &Grid) -> RoleS
             } else {
                 (cfg.q_ok, cfg.q_err)
             };
-            acc += w * pl * (pk * q0 + (1.0 - pk) * q1);
             err_and_correct += w * pl * (1.0 - pk) * q1;
             // Official estimator: no latent error → all k steps count when correct, a wrong one
             // is split at its argmin step (uniform, (k−1)/2 correct steps on average).
@@ -140,8 +165,8 @@ fn solve_role(
 ) -> Result<RoleStats> {
     let (mut lo, mut hi) = (-20.0f64, 30.0f64);
     let (a_lo, a_hi) = (
-        role_stats(lo, cfg, pmf, grid).expected_accuracy,
-        role_stats(hi, cfg, pmf, grid).expected_accuracy,
+        expected_accuracy(lo, cfg, pmf, grid),
+        expected_accuracy(hi, cfg, pmf, grid),
     );
     if !(a_lo < target && target < a_hi) {
         return Err(DataError::new(
@@ -156,7 +181,7 @@ fn solve_role(
     }
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
-        if role_stats(mid, cfg, pmf, grid).expected_accuracy < target {
+        if expected_accuracy(mid, cfg, pmf, grid) < target {
             lo = mid;
         } else {
             hi = mid;
@@ -263,6 +288,29 @@ mod tests {
             "{c:?}"
         );
         assert!(c.strong.logit > c.weak.logit);
+    }
+
+    /// The bisection reads only the expected accuracy, computed as `role_stats` computes it —
+    /// the same bits at any α — so it solves the logits it solved when every step ran the whole
+    /// `role_stats` (pinned to the bit: they are the shipped worlds' per-step logits).
+    #[test]
+    fn the_bisection_solves_the_same_logits_to_the_bit() {
+        let cfg = LatentConfig::default();
+        let grid = Grid::new();
+        for pmf in [
+            Hazard::weak_math_train().pmf(cfg.max_steps),
+            Hazard::strong_math_train().pmf(cfg.max_steps),
+        ] {
+            for alpha in [-3.0, 0.0, 1.46, 4.2, 12.0] {
+                let full = role_stats(alpha, &cfg, &pmf, &grid).expected_accuracy;
+                let fast = expected_accuracy(alpha, &cfg, &pmf, &grid);
+                assert_eq!(fast.to_bits(), full.to_bits(), "α = {alpha}");
+            }
+        }
+        let c = solve(&cfg).unwrap();
+        // Solved by the whole-`role_stats` bisection (commit 0e645ff).
+        assert_eq!(c.weak.logit, 1.6817857598972097, "{c:?}");
+        assert_eq!(c.strong.logit, 3.6926795680705737, "{c:?}");
     }
 
     /// A solved calibration is reused for the same inputs only: another target, or other
