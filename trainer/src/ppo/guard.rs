@@ -10,6 +10,7 @@
 
 use crate::error::Divergence;
 use crate::family::ActingNet;
+use trim_router::agg_rows::RowsScratch;
 
 /// A masked action's log-probability must stay below this (it is ≈ −1e9 while the mask works;
 /// above it the logits of available actions have grown to the mask's scale).
@@ -68,18 +69,24 @@ pub struct Steps<'a> {
     pub valid: &'a [bool],
 }
 
-/// Re-score up to `steps` valid observations of `buf` (in buffer order) with `w`.
+/// Re-score up to `steps` valid observations of `buf` (in buffer order) with `w`; the first
+/// bad output found, in buffer order. The rows go through the acting network's batched path
+/// (the same bits as one row at a time, at a third of the cost: this runs after every update,
+/// over the whole batch when the update validates or checkpoints).
 pub fn probe<A: ActingNet>(w: &A, buf: Steps<'_>, steps: usize) -> Option<Divergence> {
     let d = buf.obs_dim;
-    (0..buf.valid.len())
+    let end = (0..buf.valid.len())
         .filter(|&i| buf.valid[i])
         .take(steps)
-        .find_map(|i| {
-            let obs = &buf.obs[i * d..(i + 1) * d];
-            let mask = [buf.mask[2 * i], buf.mask[2 * i + 1]];
-            let (lps, v) = w.log_probs(obs, mask);
-            check_output(lps, v, mask)
-        })
+        .last()
+        .map_or(0, |i| i + 1);
+    let mut out = Vec::with_capacity(end);
+    let (obs, mask, valid) = (&buf.obs[..end * d], &buf.mask[..2 * end], &buf.valid[..end]);
+    w.log_probs_rows(obs, mask, valid, &mut RowsScratch::default(), &mut out);
+    (0..end).filter(|&i| valid[i]).find_map(|i| {
+        let (lps, v) = out[i];
+        check_output(lps, v, [mask[2 * i], mask[2 * i + 1]])
+    })
 }
 
 /// Weights, then the probe of `steps` observations: everything checked after an update.
@@ -150,6 +157,40 @@ mod tests {
             valid: vec![true],
             ..RolloutBuffer::default()
         }
+    }
+
+    /// The probe reads the first `steps` valid rows in buffer order and nothing else: padding
+    /// rows are skipped, a bad row past the window is not seen until the window covers it, and
+    /// the first bad row is the one named (its quantity says which action escaped its mask).
+    #[test]
+    fn the_probe_window_counts_valid_rows_in_buffer_order() {
+        let huge = net("actor_out.weight", -1e10);
+        let rows = 80;
+        let mut mask = vec![true; 2 * rows];
+        let mut valid = vec![true; rows];
+        // Padding rows (every fifth) with regenerate masked: never checked.
+        for i in (0..rows).step_by(5) {
+            valid[i] = false;
+            mask[2 * i + 1] = false;
+        }
+        // Valid rows 71 and 72 (the 57th and 58th valid rows) mask regenerate, then continue.
+        mask[2 * 71 + 1] = false;
+        mask[2 * 72] = false;
+        let obs = vec![0.5; rows * AGG_DIM];
+        let steps = |n| {
+            let s = Steps {
+                obs: &obs,
+                obs_dim: AGG_DIM,
+                mask: &mask,
+                valid: &valid,
+            };
+            probe(&huge, s, n).map(|d| d.quantity)
+        };
+        assert_eq!(steps(56), None);
+        let first = steps(57).unwrap();
+        assert!(first.contains("masked action regenerate"), "{first}");
+        assert_eq!(steps(usize::MAX), Some(first));
+        assert_eq!(steps(0), None);
     }
 
     #[test]
