@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 use trim_env::Action;
 
-use crate::grid::SimplexGrid;
+use crate::grid::{Corners, SimplexGrid};
 use crate::model::{Belief, ModelError, PomdpModel};
 
 /// The solved POMDP for one λ.
@@ -105,8 +105,9 @@ fn solve_all(
     let np = points.len();
     let costs: Vec<f64> = lambdas.iter().map(|l| l * m.future_tokens).collect();
     let mut cont = vec![vec![[0.0; 2]; (s - 1) * np]; nl];
-    // V_{k+1} on the grid per λ; unused for k = S − 1, where the next step is always the last.
-    let mut next_v = vec![vec![0.0; np]; nl];
+    // V_{k+1} on the grid, point-major (`[g * nl + j]` for λ number j): the λ values of a
+    // corner sit side by side. Unused for k = S − 1, where the next step is always the last.
+    let mut next_v = vec![0.0; np * nl];
     // C_k at every grid point for every λ, point-major.
     let mut q = vec![[0.0; 2]; np * nl];
     for k in (1..s).rev() {
@@ -114,20 +115,20 @@ fn solve_all(
         (q.par_chunks_mut(nl).zip(&points))
             .with_min_len(16)
             .for_each(|(q, b)| continuation_at(m, grid, obs, (b, h), (&costs, &next_v), q));
-        for (j, (c, v)) in cont.iter_mut().zip(&mut next_v).enumerate() {
+        for (j, c) in cont.iter_mut().enumerate() {
             let row = &mut c[(k - 1) * np..k * np];
             for (g, r) in row.iter_mut().enumerate() {
                 *r = q[g * nl + j];
+                next_v[g * nl + j] = r[0].max(r[1] - costs[j]);
             }
-            *v = row.iter().map(|q| q[0].max(q[1] - costs[j])).collect();
         }
     }
-    (lambdas.iter().zip(cont).zip(next_v))
-        .map(|((&lambda, cont), first_values)| Solution {
+    (lambdas.iter().zip(cont).enumerate())
+        .map(|(j, (&lambda, cont))| Solution {
             lambda,
             grid: grid.clone(),
             cont,
-            first_values,
+            first_values: (0..np).map(|g| next_v[g * nl + j]).collect(),
             p_s: m.p_s,
             future_tokens: m.future_tokens,
         })
@@ -144,15 +145,18 @@ fn posterior(pred: &Belief, l: &[f64; 3]) -> Option<(f64, Belief)> {
 }
 
 /// `q[j] = [C_k(b, continue), C_k(b, regenerate)]` at grid belief `b` for λ number `j`, whose
-/// regeneration charge is `costs[j]` and whose `V_{k+1}` is `next_v[j]`; `h` = h(k + 1).
+/// regeneration charge is `costs[j]` and whose `V_{k+1}` at grid point `g` is
+/// `next_v[g * costs.len() + j]`; `h` = h(k + 1).
 fn continuation_at(
     m: &PomdpModel,
     grid: &SimplexGrid,
     obs: &Observations,
     (b, h): (&Belief, f64),
-    (costs, next_v): (&[f64], &[Vec<f64>]),
+    (costs, next_v): (&[f64], &[f64]),
     q: &mut [[f64; 2]],
 ) {
+    let nl = costs.len();
+    let at_point = |g: usize| &next_v[g * nl..(g + 1) * nl];
     q.fill([0.0; 2]);
     for a in 0..2 {
         let pred = m.predict(b, a == 1);
@@ -161,14 +165,25 @@ fn continuation_at(
                 continue;
             };
             let (keep, regen) = (m.final_reward(&post, false), m.final_reward(&post, true));
-            let at = (h < 1.0).then(|| grid.corners(&post));
-            for ((qj, cost), v) in q.iter_mut().zip(costs).zip(next_v) {
-                let later = match at {
-                    Some(c) => (1.0 - h) * c.apply(|g| v[g]),
-                    None => 0.0,
-                };
-                // V_final(b') = max(keep, regen − λ·F).
-                qj[a] += p * (h * keep.max(regen - cost) + later);
+            // V_final(b') = max(keep, regen − λ·F); V_{k+1}(b') interpolated as
+            // `Corners::apply` does (w0·v0 + w1·v1 + w2·v2, left to right), all λ at once.
+            let add = |q: &mut [[f64; 2]], later: &dyn Fn(usize) -> f64| {
+                for (j, (qj, cost)) in q.iter_mut().zip(costs).enumerate() {
+                    qj[a] += p * (h * keep.max(regen - cost) + later(j));
+                }
+            };
+            match (h < 1.0).then(|| grid.corners(&post)) {
+                None => add(q, &|_| 0.0),
+                Some(Corners::Point(g)) => {
+                    let v = at_point(g);
+                    add(q, &|j| (1.0 - h) * v[j]);
+                }
+                Some(Corners::Triangle(g, w)) => {
+                    let (v0, v1, v2) = (at_point(g[0]), at_point(g[1]), at_point(g[2]));
+                    add(q, &|j| {
+                        (1.0 - h) * (w[0] * v0[j] + w[1] * v1[j] + w[2] * v2[j])
+                    });
+                }
             }
         }
     }
