@@ -11,6 +11,7 @@
 //! prefix; the reward is `-λ·(strong tokens)` on regenerate plus `+1` at the terminal step when the
 //! final answer is correct; γ = 1.
 
+mod bootstrap;
 pub mod checksum;
 pub mod episode;
 pub mod features;

@@ -138,25 +138,7 @@ pub fn accuracy_at_budget(points: &[Point], budget: f64) -> Option<f64> {
         .max_by(f64::total_cmp)
 }
 
-/// 95 % percentile-bootstrap confidence interval of the mean of per-problem values.
-pub fn bootstrap_ci(values: &[f64], resamples: u32, seed: u64) -> Option<(f64, f64)> {
-    let n = values.len();
-    if n == 0 || resamples == 0 {
-        return None;
-    }
-    let mut rng = Rng::new(seed);
-    let mut means: Vec<f64> = (0..resamples)
-        .map(|_| {
-            (0..n)
-                .map(|_| values[rng.below(n as u64) as usize])
-                .sum::<f64>()
-                / n as f64
-        })
-        .collect();
-    means.sort_by(f64::total_cmp);
-    let q = |p: f64| means[((p * (means.len() - 1) as f64).round() as usize).min(means.len() - 1)];
-    Some((q(0.025), q(0.975)))
-}
+pub use crate::bootstrap::{Resamples, bootstrap_ci};
 
 /// 95 % percentile-bootstrap confidence interval of a ratio of sums `Σ num / Σ den` over
 /// problems (a rate such as strong calls per decision), resampling problems. `None` when empty
@@ -185,10 +167,7 @@ pub fn bootstrap_ratio_ci(
         }
         ratios.push(a / b);
     }
-    ratios.sort_by(f64::total_cmp);
-    let q =
-        |p: f64| ratios[((p * (ratios.len() - 1) as f64).round() as usize).min(ratios.len() - 1)];
-    Some((q(0.025), q(0.975)))
+    Some(crate::bootstrap::percentiles_95(ratios))
 }
 
 #[cfg(test)]

@@ -221,7 +221,9 @@ struct Scorer {
     strong_ref: f64,
     lambda: f64,
     anchors: Option<Anchors>,
-    seed: u64,
+    /// The bootstrap draws of every point's intervals (one problem set, one seed: the same
+    /// draws for all, drawn once).
+    resamples: metrics::Resamples,
     /// The TwinRouterBench rows every step-level family feeds.
     tiers: tier_scores::TierSink,
 }
@@ -239,9 +241,7 @@ impl Scorer {
             .iter()
             .map(|x| x.strong_tokens / self.strong_ref.max(f64::MIN_POSITIVE))
             .collect();
-        let ci = |v: &[f64]| {
-            metrics::bootstrap_ci(v, BOOTSTRAP_RESAMPLES, self.seed).unwrap_or((f64::NAN, f64::NAN))
-        };
+        let ci = |v: &[f64]| self.resamples.mean_ci(v).unwrap_or((f64::NAN, f64::NAN));
         OperatingPoint {
             family: family.into(),
             label,
@@ -342,7 +342,7 @@ pub fn run_suite<W: World>(
         strong_ref,
         lambda: o.lambda,
         anchors: Some(anchors),
-        seed: o.seed,
+        resamples: metrics::Resamples::new(problems.len(), BOOTSTRAP_RESAMPLES, o.seed),
         tiers: tier_scores::TierSink::new(forest, problems),
     };
     sc.tier(forest, names::WEAK, "low", &RefPolicy::Weak);
