@@ -79,47 +79,46 @@ pub struct Calibration {
 /// [`role_stats`] is O(grid × steps²). The same operations in the same order as the accuracy
 /// sum there (which calls this), so both give the same bits.
 fn expected_accuracy(alpha: f64, cfg: &LatentConfig, pmf: &[f64], grid: &Grid) -> f64 {
-    let cap = pmf.len() - 1;
     let mut acc = 0.0;
     for (&z, &w) in grid.z.iter().zip(&grid.w) {
         let p = logistic(alpha - cfg.difficulty_sd * z);
-        let mut pk = 1.0; // p^k
-        for (k, &pl) in pmf.iter().enumerate().skip(1) {
-            pk *= p;
-            if pl == 0.0 {
-                continue;
-            }
-            let (q0, q1) = if k == cap {
-                (cfg.q_capped, cfg.q_capped)
-            } else {
-                (cfg.q_ok, cfg.q_err)
-            };
+        for (_, pl, pk, (q0, q1)) in lengths(p, pmf, cfg) {
             acc += w * pl * (pk * q0 + (1.0 - pk) * q1);
         }
     }
     acc
 }
 
+/// The solution lengths `k ≥ 1` with probability `pl > 0` under `pmf`, with `p^k` (the chance
+/// that all `k` steps are right at per-step accuracy `p`) and the final answer's accuracy
+/// without and with a latent error (`q0`, `q1`; the capped length has its own).
+fn lengths<'a>(
+    p: f64,
+    pmf: &'a [f64],
+    cfg: &'a LatentConfig,
+) -> impl Iterator<Item = (usize, f64, f64, (f64, f64))> + 'a {
+    let cap = pmf.len() - 1;
+    let mut pk = 1.0;
+    pmf.iter().enumerate().skip(1).filter_map(move |(k, &pl)| {
+        pk *= p;
+        let q = if k == cap {
+            (cfg.q_capped, cfg.q_capped)
+        } else {
+            (cfg.q_ok, cfg.q_err)
+        };
+        (pl != 0.0).then_some((k, pl, pk, q))
+    })
+}
+
 /// Everything about one role that depends on α (for the report).
 fn role_stats(alpha: f64, cfg: &LatentConfig, pmf: &[f64], grid: &Grid) -> RoleStats {
-    let cap = pmf.len() - 1;
     let acc = expected_accuracy(alpha, cfg, pmf, grid);
     let (mut step_acc, mut err_and_correct) = (0.0, 0.0);
     let (mut c_steps, mut e_steps) = (0.0, 0.0);
     for (&z, &w) in grid.z.iter().zip(&grid.w) {
         let p = logistic(alpha - cfg.difficulty_sd * z);
         step_acc += w * p;
-        let mut pk = 1.0; // p^k
-        for (k, &pl) in pmf.iter().enumerate().skip(1) {
-            pk *= p;
-            if pl == 0.0 {
-                continue;
-            }
-            let (q0, q1) = if k == cap {
-                (cfg.q_capped, cfg.q_capped)
-            } else {
-                (cfg.q_ok, cfg.q_err)
-            };
+        for (k, pl, pk, (q0, q1)) in lengths(p, pmf, cfg) {
             err_and_correct += w * pl * (1.0 - pk) * q1;
             // Official estimator: no latent error → all k steps count when correct, a wrong one
             // is split at its argmin step (uniform, (k−1)/2 correct steps on average).
