@@ -413,15 +413,11 @@ fn synth_is_deterministic_and_feeds_eval_and_stats() {
 fn calibrate_check_and_masked_regenerate_rate() {
     let data = repo_root().join("data/sets/gsm8k-paired.parquet");
     let data = data.to_str().unwrap();
-    let out = ok(&[
-        "data",
-        "calibrate",
-        "--check",
-        data,
-        "--split",
-        "all",
-        "--json",
-    ]);
+    let check = |extra: &[&str]| {
+        let base = ["data", "calibrate", "--check", data, "--split", "all"];
+        ok(&[&base[..], extra].concat())
+    };
+    let out = check(&["--json"]);
     let c: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = c["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 21);
@@ -445,7 +441,7 @@ fn calibrate_check_and_masked_regenerate_rate() {
     );
     assert_eq!(z["sd"]["fresh"].as_array().unwrap().len(), 21);
     assert_eq!(z["paired"]["cost"]["as_far_as_real"], 0.0);
-    let table = ok(&["data", "calibrate", "--check", data, "--split", "all"]);
+    let table = check(&[]);
     assert!(table.contains("verdict: outside the tolerances"), "{table}");
     assert!(
         table.contains("sampling noise: 1000 runs of 500 problems"),
@@ -462,17 +458,7 @@ fn calibrate_check_and_masked_regenerate_rate() {
         )
     };
     std::fs::write(&curve, line(0.5, 10.0) + &line(1.0, 100.0)).unwrap();
-    let own = ok(&[
-        "data",
-        "calibrate",
-        "--check",
-        data,
-        "--split",
-        "all",
-        "--curve",
-        curve.to_str().unwrap(),
-        "--json",
-    ]);
+    let own = check(&["--curve", curve.to_str().unwrap(), "--json"]);
     let own: serde_json::Value = serde_json::from_str(&own).unwrap();
     assert_eq!(own["rows"].as_array().unwrap().len(), 2);
     assert!(own["noise"].is_null(), "{own}");
