@@ -169,6 +169,8 @@ struct NormCache {
     xhat: Vec<f32>,
     /// `1 / sqrt(var + ε)` per row, `[n]`.
     rstd: Vec<f32>,
+    /// The row means, `[n]` (the forward pass's scratch).
+    mean: Vec<f32>,
     /// `tanh(xhat·γ + β)`, `[n, h]` (the block's output).
     out: Vec<f32>,
 }
@@ -209,6 +211,29 @@ fn sum8(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     s
 }
 
+/// [`sum8`] of two rows side by side (each its own lanes and order).
+#[inline(always)]
+fn sum8x2(a: &[f32], b: &[f32], fa: impl Fn(f32) -> f32, fb: impl Fn(f32) -> f32) -> (f32, f32) {
+    let (mut x, mut y) = ([0.0f32; 8], [0.0f32; 8]);
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (p, q) in ca.zip(cb) {
+        for k in 0..8 {
+            x[k] += fa(p[k]);
+            y[k] += fb(q[k]);
+        }
+    }
+    let tree = |s: [f32; 8]| ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    let (mut sa, mut sb) = (tree(x), tree(y));
+    for &v in ra {
+        sa += fa(v);
+    }
+    for &v in rb {
+        sb += fb(v);
+    }
+    (sa, sb)
+}
+
 /// `Σ a_k·b_k` in 8 lanes, like [`sum8`].
 #[inline(always)]
 pub(super) fn sum8_pair(a: &[f32], b: &[f32]) -> f32 {
@@ -237,12 +262,29 @@ fn norm_tanh_forward(p: &NormP, z: &[f32], c: &mut NormCache) {
     c.rstd.resize(n, 0.0);
     // Slices of the row's length: no bounds checks in the loop below, so it vectorises.
     let (gamma, beta) = (&p.gamma[..h], &p.beta[..h]);
-    for r in 0..n {
+    // Each row's mean and 1/σ, two rows at a time: a row's two sums are chains of dependent
+    // adds, and two rows' chains side by side overlap (forward pass 0.167 → 0.148 ms).
+    c.mean.resize(n, 0.0);
+    let rstd_of = |var: f32| 1.0 / (var + LN_EPS as f32).sqrt();
+    let mut r = 0;
+    while r + 2 <= n {
+        let (z0, z1) = (&z[r * h..(r + 1) * h], &z[(r + 1) * h..(r + 2) * h]);
+        let (s0, s1) = sum8x2(z0, z1, |v| v, |v| v);
+        let (m0, m1) = (s0 / h as f32, s1 / h as f32);
+        let (q0, q1) = sum8x2(z0, z1, |v| (v - m0) * (v - m0), |v| (v - m1) * (v - m1));
+        (c.mean[r], c.mean[r + 1]) = (m0, m1);
+        (c.rstd[r], c.rstd[r + 1]) = (rstd_of(q0 / h as f32), rstd_of(q1 / h as f32));
+        r += 2;
+    }
+    for r in r..n {
         let zr = &z[r * h..(r + 1) * h];
         let mean = sum8(zr, |v| v) / h as f32;
-        let var = sum8(zr, |v| (v - mean) * (v - mean)) / h as f32;
-        let rstd = 1.0 / (var + LN_EPS as f32).sqrt();
-        c.rstd[r] = rstd;
+        c.mean[r] = mean;
+        c.rstd[r] = rstd_of(sum8(zr, |v| (v - mean) * (v - mean)) / h as f32);
+    }
+    for r in 0..n {
+        let zr = &z[r * h..(r + 1) * h];
+        let (mean, rstd) = (c.mean[r], c.rstd[r]);
         let (xr, or) = (
             &mut c.xhat[r * h..(r + 1) * h],
             &mut c.out[r * h..(r + 1) * h],
