@@ -165,26 +165,56 @@ fn continuation_at(
                 continue;
             };
             let (keep, regen) = (m.final_reward(&post, false), m.final_reward(&post, true));
-            // V_final(b') = max(keep, regen − λ·F); V_{k+1}(b') interpolated as
-            // `Corners::apply` does (w0·v0 + w1·v1 + w2·v2, left to right), all λ at once.
-            let add = |q: &mut [[f64; 2]], later: &dyn Fn(usize) -> f64| {
-                for (j, (qj, cost)) in q.iter_mut().zip(costs).enumerate() {
-                    qj[a] += p * (h * keep.max(regen - cost) + later(j));
-                }
+            // V_{k+1}(b') interpolated as `Corners::apply` does (w0·v0 + w1·v1 + w2·v2, left
+            // to right), all λ at once.
+            let term = Term {
+                a,
+                p,
+                h,
+                keep,
+                regen,
             };
             match (h < 1.0).then(|| grid.corners(&post)) {
-                None => add(q, &|_| 0.0),
+                None => term.add(q, costs, |_| 0.0),
                 Some(Corners::Point(g)) => {
                     let v = at_point(g);
-                    add(q, &|j| (1.0 - h) * v[j]);
+                    term.add(q, costs, |j| (1.0 - h) * v[j]);
                 }
                 Some(Corners::Triangle(g, w)) => {
                     let (v0, v1, v2) = (at_point(g[0]), at_point(g[1]), at_point(g[2]));
-                    add(q, &|j| {
+                    term.add(q, costs, |j| {
                         (1.0 - h) * (w[0] * v0[j] + w[1] * v1[j] + w[2] * v2[j])
                     });
                 }
             }
+        }
+    }
+}
+
+/// One observation's share of `C_k(b, a)`: its probability `p`, the hazard `h` = h(k + 1)
+/// and its posterior's final rewards without and with regeneration.
+struct Term {
+    a: usize,
+    p: f64,
+    h: f64,
+    keep: f64,
+    regen: f64,
+}
+
+impl Term {
+    /// `q[j][a] += p·(h·V_final(b') + later(j))` for every λ number `j`, where
+    /// V_final(b') = max(keep, regen − λ·F) and `later(j)` is (1 − h)·V_{k+1}(b') for λ `j`.
+    #[inline(always)]
+    fn add(&self, q: &mut [[f64; 2]], costs: &[f64], later: impl Fn(usize) -> f64) {
+        let Term {
+            a,
+            p,
+            h,
+            keep,
+            regen,
+        } = *self;
+        for (j, (qj, cost)) in q.iter_mut().zip(costs).enumerate() {
+            qj[a] += p * (h * keep.max(regen - cost) + later(j));
         }
     }
 }

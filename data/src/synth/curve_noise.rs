@@ -100,13 +100,6 @@ pub struct Share {
     pub as_far_as_real: f64,
 }
 
-/// One drawn run's means, reused across draws.
-struct Scratch {
-    idx: Vec<usize>,
-    strong_idx: Vec<usize>,
-    rows: Vec<(ThrPoint, ThrPoint)>,
-}
-
 impl CurveNoise {
     /// Draw `draws` runs of `problems` problems in each way from `runs` (seeded: the same
     /// inputs give the same figures) and score them against the full curve; `real` is the
@@ -119,40 +112,39 @@ impl CurveNoise {
         seed: u64,
     ) -> Self {
         let full = runs.curve();
-        let n = problems.max(1);
-        let mut s = Scratch {
-            idx: vec![0; n],
-            strong_idx: vec![0; n],
-            rows: Vec::with_capacity(full.len()),
-        };
+        let (n, total) = (problems.max(1), runs.strong.len());
+        // One drawn run's problems (per threshold, and strong-only's), reused across draws.
+        let (mut idx, mut strong_idx) = (vec![0; n], vec![0; n]);
+        let mut rows = Vec::with_capacity(full.len());
         let mut paired = Tally::default();
         let mut fresh = Tally::default();
         let mut paired_m = Moments(vec![[[0.0; 2]; 3]; full.len()]);
         let mut fresh_m = Moments(vec![[[0.0; 2]; 3]; full.len()]);
         for d in 0..draws {
             let mut rng = Rng::stream(seed, d as u64);
-            let total = runs.strong.len();
-            fill(&mut s.idx, total, &mut rng);
-            s.rows.clear();
+            fill(&mut idx, total, &mut rng);
+            let unit = strong_tokens(runs, &idx);
+            rows.clear();
             for (k, f) in full.iter().enumerate() {
-                let p = point(runs, k, &s.idx, &s.idx);
+                let p = point(runs, k, &idx, unit);
                 paired_m.add(k, &p);
-                s.rows.push((*f, p));
+                rows.push((*f, p));
             }
-            paired.add(&Deviations::of(&s.rows), real);
-            fill(&mut s.strong_idx, total, &mut rng);
-            s.rows.clear();
+            paired.add(&Deviations::of(&rows), real);
+            fill(&mut strong_idx, total, &mut rng);
+            let unit = strong_tokens(runs, &strong_idx);
+            rows.clear();
             for (k, f) in full.iter().enumerate() {
                 let p = if f.threshold >= 1.0 {
-                    point(runs, k, &s.strong_idx, &s.strong_idx)
+                    point(runs, k, &strong_idx, unit)
                 } else {
-                    fill(&mut s.idx, total, &mut rng);
-                    point(runs, k, &s.idx, &s.strong_idx)
+                    fill(&mut idx, total, &mut rng);
+                    point(runs, k, &idx, unit)
                 };
                 fresh_m.add(k, &p);
-                s.rows.push((*f, p));
+                rows.push((*f, p));
             }
-            fresh.add(&Deviations::of(&s.rows), real);
+            fresh.add(&Deviations::of(&rows), real);
         }
         CurveNoise {
             problems,
@@ -174,14 +166,19 @@ fn fill(idx: &mut [usize], total: usize, rng: &mut Rng) {
     }
 }
 
-/// The run of threshold `k` on the problems `idx`, its cost in units of strong-only on
-/// `unit_idx`.
-fn point(runs: &WorldRuns, k: usize, idx: &[usize], unit_idx: &[usize]) -> ThrPoint {
+/// The mean of `f` over the outcomes `of` of the problems `at`.
+fn mean(f: fn(&ProblemOutcome) -> f64, of: &[ProblemOutcome], at: &[usize]) -> f64 {
+    at.iter().map(|&i| f(&of[i])).sum::<f64>() / at.len() as f64
+}
+
+/// Strong-only's mean strong tokens on the problems `idx`: a drawn run's cost unit.
+fn strong_tokens(runs: &WorldRuns, idx: &[usize]) -> f64 {
+    mean(|o| o.strong_tokens, &runs.strong, idx)
+}
+
+/// The run of threshold `k` on the problems `idx`, its cost in units of `unit` strong tokens.
+fn point(runs: &WorldRuns, k: usize, idx: &[usize], unit: f64) -> ThrPoint {
     let out = &runs.by_threshold[k];
-    let mean = |f: fn(&ProblemOutcome) -> f64, of: &[ProblemOutcome], at: &[usize]| {
-        at.iter().map(|&i| f(&of[i])).sum::<f64>() / at.len() as f64
-    };
-    let unit = mean(|o| o.strong_tokens, &runs.strong, unit_idx);
     let tokens = mean(|o| o.strong_tokens, out, idx);
     ThrPoint {
         threshold: runs.thresholds[k],
@@ -200,6 +197,20 @@ struct Tally {
     calls: [usize; 2],
     endpoints: [usize; 2],
     all: usize,
+}
+
+impl DrawStats {
+    /// The shares in the check's column order: mean Δaccuracy, worst Δaccuracy, cost, calls,
+    /// endpoints.
+    pub fn shares(&self) -> [Share; 5] {
+        [
+            self.mean_accuracy,
+            self.worst_accuracy,
+            self.cost,
+            self.calls,
+            self.endpoints,
+        ]
+    }
 }
 
 impl Tally {

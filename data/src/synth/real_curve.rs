@@ -187,15 +187,6 @@ impl WorldRuns {
     }
 }
 
-/// TRIM-Thr in a world at the given thresholds, on `problems`.
-pub fn world_curve<W: World>(
-    forest: &W,
-    problems: &[u32],
-    thresholds: &[f64],
-) -> std::result::Result<Vec<ThrPoint>, StepError> {
-    Ok(WorldRuns::replay(forest, problems, thresholds)?.curve())
-}
-
 /// Tolerances of the check.
 pub const MEAN_ACC_TOL: f64 = 0.02;
 pub const WORST_ACC_TOL: f64 = 0.05;

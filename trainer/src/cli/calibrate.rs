@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use trim_data::synth::curve_noise::{CurveNoise, DrawStats};
+use trim_data::synth::curve_noise::{CurveNoise, Share};
 use trim_data::synth::real_curve::{
     CALLS_TOL, COST_TOL, CurveCheck, ENDPOINT_TOL, MEAN_ACC_TOL, WORST_ACC_TOL, check,
     math500_curve, parse_curve,
@@ -183,31 +183,12 @@ fn print_noise(z: &CurveNoise) {
     );
     let pct = |x: f64| format!("{:.0}%", 100.0 * x);
     for (name, s) in [("paired", &z.paired), ("fresh", &z.fresh)] {
-        let row = |f: &dyn Fn(&DrawStats) -> [f64; 5]| {
-            f(s).iter()
-                .map(|&x| format!(" {:>11}", pct(x)))
+        let row = |f: fn(&Share) -> f64| {
+            (s.shares().iter())
+                .map(|x| format!(" {:>11}", pct(f(x))))
                 .collect::<String>()
         };
-        let within = row(&|s| {
-            [
-                s.mean_accuracy,
-                s.worst_accuracy,
-                s.cost,
-                s.calls,
-                s.endpoints,
-            ]
-            .map(|x| x.within)
-        });
-        let far = row(&|s| {
-            [
-                s.mean_accuracy,
-                s.worst_accuracy,
-                s.cost,
-                s.calls,
-                s.endpoints,
-            ]
-            .map(|x| x.as_far_as_real)
-        });
+        let (within, far) = (row(|x| x.within), row(|x| x.as_far_as_real));
         println!(
             "{:>28} |{within} | {:>5}",
             format!("{name}: within tolerance"),
