@@ -100,15 +100,6 @@ impl Resamples {
         }
     }
 
-    /// Values per resample.
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
     /// `bootstrap_ci(values, resamples, seed)`; `values` must hold `self.len()` values (else
     /// it is computed from scratch).
     pub fn mean_ci(&self, values: &[f64]) -> Option<(f64, f64)> {
