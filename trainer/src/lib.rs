@@ -36,6 +36,7 @@ pub mod ppo;
 pub mod run_dir;
 pub mod run_summary;
 pub mod seq_model;
+pub mod spin_pair;
 pub mod sweep;
 pub mod train;
 

@@ -16,12 +16,26 @@ use crate::config::TrainConfig;
 use crate::ppo::LossStats;
 use crate::ppo::buffer::{Minibatch, RolloutBuffer};
 use crate::ppo::loss::LossCoefs;
+use crate::spin_pair::{SpinPair, join};
 
 /// Rows per part of a minibatch. A gradient step computes its parts in parallel (each with its
 /// own workspace and gradient buffer) and adds their gradients in part order, so a run's
 /// arithmetic depends on this constant only — never on how many threads there are: a run
 /// alone on two cores and the same run on a one-thread sweep worker give the same bits.
 pub const PART_ROWS: usize = 256;
+
+/// How a gradient step runs its parts.
+pub enum Parts<'a> {
+    /// In parallel over the rayon pool.
+    Pool,
+    /// The first half of the parts on this thread, the rest on the [`SpinPair`]'s helper (all
+    /// here without one): a training run's updates, where the rayon pool's wake-ups between
+    /// steps cost more than the hand-over to a spinning helper.
+    Pair(Option<&'a SpinPair>),
+    /// One after another, adding the seconds of each phase (forward, loss head, backward,
+    /// clip + Adam) into the array.
+    Timed(&'a mut [f64; 4]),
+}
 
 /// One part's forward activations, loss-head output and gradients.
 struct Part {
@@ -57,17 +71,16 @@ impl Stepper {
         &self.head
     }
 
-    /// One gradient step on `mb` (at least one row): the parts of [`PART_ROWS`] rows in
-    /// parallel, their gradients added in order, then the global clip and Adam. Returns the
-    /// gradient norm before clipping. With `split`, the parts run one after another and the
-    /// seconds of the phases (forward, loss head, backward, clip + Adam) are added into it.
+    /// One gradient step on `mb` (at least one row): the parts of [`PART_ROWS`] rows run as
+    /// `parts` says, their gradients added in order, then the global clip and Adam. Returns
+    /// the gradient norm before clipping. Every way of running the parts gives the same bits.
     pub fn step(
         &mut self,
         mb: &Minibatch,
         coefs: LossCoefs,
         lr: f32,
         max_norm: f32,
-        split: Option<&mut [f64; 4]>,
+        parts: Parts<'_>,
     ) -> f32 {
         let n = mb.len;
         let k = n.div_ceil(PART_ROWS).max(1);
@@ -94,14 +107,31 @@ impl Stepper {
             part.ws.backward(params, obs, dl, dv, &mut part.grads);
             Timer::mark(timer, 2);
         };
-        let mut timer = split.map(Timer::new);
-        if timer.is_some() {
-            for (i, part) in self.parts[..k].iter_mut().enumerate() {
-                run(i, part, &mut timer);
+        let mut timer = None;
+        match parts {
+            Parts::Timed(split) => {
+                timer = Some(Timer::new(split));
+                for (i, part) in self.parts[..k].iter_mut().enumerate() {
+                    run(i, part, &mut timer);
+                }
             }
-        } else {
-            (self.parts[..k].par_iter_mut().enumerate())
-                .for_each(|(i, part)| run(i, part, &mut None));
+            Parts::Pool => (self.parts[..k].par_iter_mut().enumerate())
+                .for_each(|(i, part)| run(i, part, &mut None)),
+            // Two parts at a time: the last part is the short one, so three parts (updates of
+            // more than 512 steps, about half of the paper schedule's) take two full parts'
+            // time, not the three of a first-half/second-half split.
+            Parts::Pair(pair) => {
+                for (c, two) in self.parts[..k].chunks_mut(2).enumerate() {
+                    match two {
+                        [a, b] => join(
+                            pair,
+                            || run(2 * c, a, &mut None),
+                            || run(2 * c + 1, b, &mut None),
+                        ),
+                        one => one.iter_mut().for_each(|a| run(2 * c, a, &mut None)),
+                    }
+                }
+            }
         }
         self.reduce(k);
         let norm = clip_grad_norm(&mut self.grads, max_norm);
@@ -178,7 +208,8 @@ impl FusedLearner {
 
     /// The PPO epochs over `buf` (advantages computed): as `crate::ppo::Learner::update`,
     /// episodes shuffled with `rng` between minibatches only when there is more than one.
-    /// Dropout is not supported (refused by the configuration).
+    /// Dropout is not supported (refused by the configuration). Each step's parts go to
+    /// `pair`'s helper when there is one, else to the rayon pool.
     pub fn update(
         &mut self,
         buf: &RolloutBuffer,
@@ -186,6 +217,7 @@ impl FusedLearner {
         lr: f64,
         ent_coef: f64,
         rng: &mut Rng,
+        pair: Option<&SpinPair>,
     ) -> LossStats {
         let coefs = LossCoefs::of(cfg, ent_coef);
         self.order.clear();
@@ -210,7 +242,8 @@ impl FusedLearner {
                 if self.mb.len == 0 {
                     continue;
                 }
-                let norm = self.stepper.step(&self.mb, coefs, lr, max_norm, None);
+                let parts = pair.map_or(Parts::Pool, |p| Parts::Pair(Some(p)));
+                let norm = self.stepper.step(&self.mb, coefs, lr, max_norm, parts);
                 let h = self.stepper.head();
                 sum.policy_loss += h.policy_loss;
                 sum.value_loss += h.value_loss;
@@ -238,6 +271,7 @@ mod tests {
     use super::*;
     use crate::fused::bench::random_minibatch;
     use crate::fused::ppo_head;
+    use crate::spin_pair::with_helper;
 
     fn setup(rows: usize) -> (Stepper, Minibatch, LossCoefs) {
         let dev = crate::backend::Backend::Flex.device().unwrap();
@@ -256,8 +290,9 @@ mod tests {
             .collect()
     }
 
-    /// A step split into parts gives the same bits on one thread, on the pool, and timed
-    /// (parts one after another): the arithmetic depends on `PART_ROWS` only.
+    /// A step split into parts gives the same bits on one thread, on the pool, timed (parts
+    /// one after another), and shared with a spinning helper or not: the arithmetic depends on
+    /// `PART_ROWS` only.
     #[test]
     fn a_parted_step_is_the_same_on_any_number_of_threads() {
         let rows = 2 * PART_ROWS + 37;
@@ -266,19 +301,22 @@ mod tests {
             .build()
             .unwrap();
         let mut runs = vec![];
-        for how in 0..3 {
+        for how in 0..5 {
             let (mut s, mb, c) = setup(rows);
             for _ in 0..3 {
                 match how {
-                    0 => one_thread.install(|| s.step(&mb, c, 1e-3, 0.5, None)),
-                    1 => s.step(&mb, c, 1e-3, 0.5, None),
-                    _ => s.step(&mb, c, 1e-3, 0.5, Some(&mut [0.0; 4])),
+                    0 => one_thread.install(|| s.step(&mb, c, 1e-3, 0.5, Parts::Pool)),
+                    1 => s.step(&mb, c, 1e-3, 0.5, Parts::Pool),
+                    2 => s.step(&mb, c, 1e-3, 0.5, Parts::Timed(&mut [0.0; 4])),
+                    3 => with_helper(|p| s.step(&mb, c, 1e-3, 0.5, Parts::Pair(p))),
+                    _ => s.step(&mb, c, 1e-3, 0.5, Parts::Pair(None)),
                 };
             }
             runs.push((bits(&s.params), s.head().loss.to_bits()));
         }
-        assert_eq!(runs[0], runs[1]);
-        assert_eq!(runs[0], runs[2]);
+        for r in &runs[1..] {
+            assert_eq!(runs[0], *r);
+        }
     }
 
     /// The parts' gradients and statistics add up to the whole minibatch's (computed in one
@@ -296,7 +334,7 @@ mod tests {
         let mut whole = p0.zeros_like();
         ws.backward(&p0, &mb.obs, &head.d_logits, &head.d_values, &mut whole);
         // Clipping off (huge max norm) so the parted step's gradient is the raw one.
-        s.step(&mb, c, 1e-3, f32::MAX, None);
+        s.step(&mb, c, 1e-3, f32::MAX, Parts::Pool);
         for (a, b) in s.grads.tensors().iter().zip(whole.tensors()) {
             let scale = b.iter().fold(1e-6f32, |m, x| m.max(x.abs()));
             for (x, y) in a.iter().zip(b.iter()) {

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use trim_env::Rng;
 
 use super::bench::random_minibatch;
-use super::learner::Stepper;
+use super::learner::{Parts, Stepper};
 use super::{Adam, AggParams};
 use crate::backend::Backend;
 use crate::config::TrainConfig;
@@ -67,7 +67,8 @@ impl Member {
     /// [`Self::step`], adding the seconds of its phases (forward, loss head, backward,
     /// clip + Adam) into `split` when given.
     pub fn step_timed(&mut self, split: Option<&mut [f64; 4]>) {
-        (self.stepper).step(&self.mb, self.coefs, self.lr, self.max_norm, split);
+        let parts = split.map_or(Parts::Pool, Parts::Timed);
+        (self.stepper).step(&self.mb, self.coefs, self.lr, self.max_norm, parts);
     }
 }
 

@@ -9,10 +9,11 @@ use trim_env::{Action, EpisodeOutcome, Rng, VecEnv, World};
 
 use super::gae::{compute_gae, normalize_valid};
 use super::guard::check_output;
+use super::rows_pair::RowsPair;
 use crate::error::Result;
-use crate::family::{ActingNet, Family};
+use crate::family::Family;
 use crate::model::sample_action;
-use trim_router::agg_rows::RowsScratch;
+use crate::spin_pair::{SpinPair, with_helper};
 
 /// One batch of episodes and everything PPO needs about each step.
 #[derive(Clone, Debug, Default)]
@@ -85,6 +86,19 @@ impl RolloutBuffer {
         policy: &F::Acting,
         rng: &mut Rng,
     ) -> Result<()> {
+        with_helper(|pair| self.collect_with::<F, W>(env, trees, policy, rng, pair))
+    }
+
+    /// [`Self::collect`] with the helper of a caller's [`SpinPair`] (or none): when the other
+    /// core is idle it computes part of each step's rows ([`super::rows_pair`]).
+    pub fn collect_with<F: Family, W: World>(
+        &mut self,
+        env: &mut VecEnv<'_, W>,
+        trees: &[u32],
+        policy: &F::Acting,
+        rng: &mut Rng,
+        pair: Option<&SpinPair>,
+    ) -> Result<()> {
         let n = env.len();
         let d = F::OBS_DIM;
         assert_eq!(trees.len(), n);
@@ -101,13 +115,6 @@ impl RolloutBuffer {
         self.valid.clear();
         env.record_history(F::needs_history());
         env.reset(trees);
-        let mut obs = vec![0.0f32; n * d];
-        let mut mask = vec![false; n * 2];
-        let mut acts = vec![Action::Continue; n];
-        let mut rew = vec![0.0f32; n];
-        let mut done = vec![false; n];
-        let mut alive = vec![false; n];
-        let (mut scratch, mut outs) = (RowsScratch::default(), Vec::with_capacity(n));
         self.budget_log = super::relabel::BudgetLog::default();
         if F::BUDGETED {
             self.budget_log.bound = vec![false; n];
@@ -115,6 +122,30 @@ impl RolloutBuffer {
                 .map(|i| env.budget_state(i).map_or(0, |s| s.budget))
                 .collect();
         }
+        self.collect_steps::<F, W>(env, policy, pair, rng)?;
+        self.outcomes = (0..n).map(|i| env.outcome(i)).collect();
+        self.relabelled = 0;
+        self.lambdas = (0..n).map(|i| env.slot_lambda(i)).collect();
+        Ok(())
+    }
+
+    /// The steps of [`Self::collect`] until every episode is done: observe, the policy's rows,
+    /// sample in slot order, step the env.
+    fn collect_steps<F: Family, W: World>(
+        &mut self,
+        env: &mut VecEnv<'_, W>,
+        policy: &F::Acting,
+        pair: Option<&SpinPair>,
+        rng: &mut Rng,
+    ) -> Result<()> {
+        let (n, d) = (env.len(), F::OBS_DIM);
+        let mut obs = vec![0.0f32; n * d];
+        let mut mask = vec![false; n * 2];
+        let mut acts = vec![Action::Continue; n];
+        let mut rew = vec![0.0f32; n];
+        let mut done = vec![false; n];
+        let mut alive = vec![false; n];
+        let (mut rows, mut outs) = (RowsPair::default(), Vec::with_capacity(n));
         while !env.all_done() {
             env.observe_with(d, F::observe, &mut obs, &mut mask);
             if F::BUDGETED {
@@ -127,7 +158,7 @@ impl RolloutBuffer {
             for (i, live) in alive.iter_mut().enumerate() {
                 *live = !env.done(i);
             }
-            policy.log_probs_rows(&obs, &mask, &alive, &mut scratch, &mut outs);
+            rows.compute(pair, policy, (&obs, &mask, &alive), &mut outs);
             for i in 0..n {
                 let m = [mask[2 * i], mask[2 * i + 1]];
                 let alive = alive[i];
@@ -158,9 +189,6 @@ impl RolloutBuffer {
             }
             self.t_len += 1;
         }
-        self.outcomes = (0..n).map(|i| env.outcome(i)).collect();
-        self.relabelled = 0;
-        self.lambdas = (0..n).map(|i| env.slot_lambda(i)).collect();
         Ok(())
     }
 
@@ -258,6 +286,46 @@ mod tests {
     use crate::config::{PolicyKind, TrainConfig};
     use crate::family::seq::Seq;
     use trim_router::seq::{SEQ_OBS_DIM, TOKEN_DIM};
+
+    /// A rollout whose rows are shared with a helper on a second core (`rows_pair`) is the
+    /// rollout of one thread: the same actions, and the same bits of every log-probability
+    /// and value.
+    #[test]
+    fn a_rollout_is_the_same_with_and_without_a_helper() {
+        use crate::family::agg::Agg;
+        let z = trim_data::LazySource::open("synth:math500?problems=64&test_fraction=0").unwrap();
+        let w = &z.world;
+        let problems = w.problems_in_split("all");
+        let cfg = TrainConfig::default();
+        let dev = crate::backend::Backend::Flex.device().unwrap();
+        let net = <Agg as Family>::init(&cfg, &mut Rng::new(1), &dev).unwrap();
+        let acting = Agg::acting(&net).unwrap();
+        let rollout = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut rng = Rng::new(9);
+                let mut trees = vec![0; problems.len()];
+                VecEnv::sample_trees(w, &problems, &mut rng, &mut trees);
+                let mut env = VecEnv::new(w, problems.len(), 8e-4);
+                let mut buf = RolloutBuffer::default();
+                buf.collect::<Agg, _>(&mut env, &trees, &acting, &mut rng)
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                (
+                    buf.actions.clone(),
+                    bits(&buf.logp),
+                    bits(&buf.values),
+                    rng.state(),
+                )
+            })
+        };
+        let alone = rollout(1);
+        assert!(alone.0.len() >= 64 * 3, "a rollout of several steps");
+        assert_eq!(rollout(2), alone);
+    }
 
     /// TRIM-Seq rollouts in the padded, time-major buffer: each live step's row holds one more
     /// token than the step before (the candidate last, flagged), padding steps are invalid, and

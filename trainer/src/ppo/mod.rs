@@ -10,6 +10,7 @@ pub mod gae;
 pub mod guard;
 pub mod loss;
 pub mod relabel;
+pub mod rows_pair;
 pub mod schedule;
 pub mod stats;
 pub mod update;

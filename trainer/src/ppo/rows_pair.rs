@@ -1,0 +1,119 @@
+//! A rollout's acting-network rows on two cores.
+//!
+//! Why: a rollout alternates a batched forward pass of the acting network (one row per live
+//! episode, ~80 % of its time) with work that must stay in order (sampling every action from
+//! the run's one random stream, stepping the env). During a single run's rollout the second
+//! core has nothing to do: the gradient steps that split over both cores come after it. So
+//! the forward pass of each env step is cut in two at a row, the second part is handed to the
+//! helper spinning on the other core ([`crate::spin_pair`]), and the rows come back in order. Every row's result has
+//! the bits it has alone ([`ActingNet::log_probs_rows`]'s contract), so the rollout — actions,
+//! log-probabilities, values — is the same whatever the cut and whether the helper ever ran.
+//! In a sweep (one-thread pools: the other core trains another run) there is no helper and
+//! the rows are never cut.
+
+use trim_router::agg_rows::RowsScratch;
+use trim_router::agg_rows::{BLOCK, ONE_BY_ONE_BELOW};
+
+use crate::family::ActingNet;
+use crate::spin_pair::{SpinPair, join};
+
+/// One row's masked log-probabilities and value.
+pub type RowOut = ([f32; 2], f32);
+
+/// The scratch of the two parts and the second part's outputs, reused by every step.
+#[derive(Default)]
+pub struct RowsPair {
+    scratch: [RowsScratch; 2],
+    tail: Vec<RowOut>,
+}
+
+impl RowsPair {
+    /// [`ActingNet::log_probs_rows`] of all rows into `out`; with a helper, and when a cut
+    /// saves time ([`cut_at`]), the rows from the cut on are computed as the second part of a
+    /// [`SpinPair::join`].
+    ///
+    /// # Shapes
+    /// `obs`: `[rows, d]`; `mask`: `[rows, 2]`; `alive`: `[rows]`; `out`: `rows` entries.
+    pub fn compute<A: ActingNet>(
+        &mut self,
+        pair: Option<&SpinPair>,
+        policy: &A,
+        (obs, mask, alive): (&[f32], &[bool], &[bool]),
+        out: &mut Vec<RowOut>,
+    ) {
+        let [first, second] = &mut self.scratch;
+        let Some(m) = pair.and_then(|_| cut_at(alive)) else {
+            policy.log_probs_rows(obs, mask, alive, first, out);
+            return;
+        };
+        let d = obs.len() / alive.len();
+        let (obs, mask, alive) = (obs.split_at(m * d), mask.split_at(2 * m), alive.split_at(m));
+        let tail = &mut self.tail;
+        join(
+            pair,
+            || policy.log_probs_rows(obs.0, mask.0, alive.0, first, out),
+            || policy.log_probs_rows(obs.1, mask.1, alive.1, second, tail),
+        );
+        out.extend_from_slice(tail);
+    }
+}
+
+/// Relative cost of one [`ActingNet::log_probs_rows`] call on `k` live rows, in one-row units:
+/// the TRIM-Agg network computes fewer than [`ONE_BY_ONE_BELOW`] rows one at a time and more in
+/// blocks of [`BLOCK`] rows that cost about as much as `ONE_BY_ONE_BELOW` single rows
+/// (`trim_router::agg_rows`). Other families play rows one at a time, where any cut halves
+/// the work, so the same rule serves them.
+fn cost(k: usize) -> usize {
+    if k < ONE_BY_ONE_BELOW {
+        k
+    } else {
+        k.div_ceil(BLOCK) * ONE_BY_ONE_BELOW
+    }
+}
+
+/// The row where a step's rows are cut in two, or `None` when the two parts side by side
+/// would not beat one call by at least a row (the hand-over costs about that much). The cut
+/// puts `a` live rows first, `a` minimising the slower part's cost.
+pub fn cut_at(alive: &[bool]) -> Option<usize> {
+    let live = alive.iter().filter(|&&x| x).count();
+    let best = (1..live).map(|a| (cost(a).max(cost(live - a)), a)).min()?;
+    if best.0 + 1 >= cost(live) {
+        return None;
+    }
+    let mut seen = 0;
+    alive.iter().position(|&x| {
+        seen += usize::from(x);
+        seen > best.1
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_is_made_only_where_it_saves_time() {
+        let rows = |live: usize| -> Vec<bool> { (0..64).map(|i| i < live).collect() };
+        // 64 live rows: two blocks in one call, one block per part.
+        assert_eq!(cut_at(&rows(64)), Some(32));
+        // 33–64 live rows cost two blocks in one call; cut, each part costs one.
+        let cut = cut_at(&rows(40)).expect("a cut");
+        assert!(cost(cut).max(cost(40 - cut)) == ONE_BY_ONE_BELOW);
+        // One block (12–32 live rows): two parts of ≥ 12 rows are a block each; no gain
+        // unless both parts drop below the one-row threshold.
+        assert_eq!(cut_at(&rows(32)), None);
+        assert_eq!(cut_at(&rows(24)), None);
+        assert!(cut_at(&rows(14)).is_some());
+        // Single rows: halves. One row alone is never cut.
+        assert_eq!(cut_at(&rows(6)), Some(3));
+        assert_eq!(cut_at(&rows(1)), None);
+        assert_eq!(cut_at(&rows(0)), None);
+    }
+
+    #[test]
+    fn the_cut_counts_live_rows_only() {
+        // Live rows at 1, 3, 5, …: the part before the cut holds three of the six, rows 0–6.
+        let alive: Vec<bool> = (0..12).map(|i| i % 2 == 1).collect();
+        assert_eq!(cut_at(&alive), Some(7));
+    }
+}
