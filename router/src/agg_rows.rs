@@ -24,6 +24,17 @@ pub const BLOCK: usize = 32;
 /// the one-row path is cheaper. Training rollouts end in many such blocks: as episodes finish,
 /// the last few live ones still made a whole block each step.
 pub const ONE_BY_ONE_BELOW: usize = 12;
+/// Relative cost of [`AggNet::forward_rows`] on `live` rows, in units of one row alone: fewer
+/// than [`ONE_BY_ONE_BELOW`] rows are computed one at a time, more in blocks of [`BLOCK`] rows
+/// that cost about as much as `ONE_BY_ONE_BELOW` single rows.
+pub fn rows_cost(live: usize) -> usize {
+    if live < ONE_BY_ONE_BELOW {
+        live
+    } else {
+        live.div_ceil(BLOCK) * ONE_BY_ONE_BELOW
+    }
+}
+
 /// One feature of a block of rows.
 type Col = [f32; BLOCK];
 

@@ -54,6 +54,10 @@ impl ActingNet for AggNet {
         AggNet::log_probs_rows(self, obs, mask, Some(alive), scratch, out);
     }
 
+    fn rows_cost(&self, live: usize) -> usize {
+        trim_router::agg_rows::rows_cost(live)
+    }
+
     fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])> {
         AggNet::named_params(self)
     }

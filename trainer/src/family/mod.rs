@@ -92,6 +92,13 @@ pub trait ActingNet: Clone + Send + Sync {
     /// Every parameter with its name and shape (the divergence guard checks them; exports
     /// write them).
     fn named_params(&self) -> Vec<(String, Vec<usize>, &[f32])>;
+
+    /// Relative cost of one [`log_probs_rows`](Self::log_probs_rows) call on `live` live rows,
+    /// in units of one row alone: where a rollout cuts a step's rows in two for two cores
+    /// ([`crate::ppo::rows_pair`]). The default plays rows one at a time: linear.
+    fn rows_cost(&self, live: usize) -> usize {
+        live
+    }
 }
 
 /// Largest observation row a family may declare (rows live in stack buffers when acting).

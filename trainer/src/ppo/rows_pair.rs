@@ -12,7 +12,6 @@
 //! the rows are never cut.
 
 use trim_router::agg_rows::RowsScratch;
-use trim_router::agg_rows::{BLOCK, ONE_BY_ONE_BELOW};
 
 use crate::family::ActingNet;
 use crate::spin_pair::{SpinPair, join};
@@ -29,7 +28,7 @@ pub struct RowsPair {
 
 impl RowsPair {
     /// [`ActingNet::log_probs_rows`] of all rows into `out`; with a helper, and when a cut
-    /// saves time ([`cut_at`]), the rows from the cut on are computed as the second part of a
+    /// saves time by the policy's [`ActingNet::rows_cost`] ([`cut_at`]), the rows from the cut on are computed as the second part of a
     /// [`SpinPair::join`].
     ///
     /// # Shapes
@@ -42,7 +41,7 @@ impl RowsPair {
         out: &mut Vec<RowOut>,
     ) {
         let [first, second] = &mut self.scratch;
-        let Some(m) = pair.and_then(|_| cut_at(alive)) else {
+        let Some(m) = pair.and_then(|_| cut_at(alive, |k| policy.rows_cost(k))) else {
             policy.log_probs_rows(obs, mask, alive, first, out);
             return;
         };
@@ -58,23 +57,10 @@ impl RowsPair {
     }
 }
 
-/// Relative cost of one [`ActingNet::log_probs_rows`] call on `k` live rows, in one-row units:
-/// the TRIM-Agg network computes fewer than [`ONE_BY_ONE_BELOW`] rows one at a time and more in
-/// blocks of [`BLOCK`] rows that cost about as much as `ONE_BY_ONE_BELOW` single rows
-/// (`trim_router::agg_rows`). Other families play rows one at a time, where any cut halves
-/// the work, so the same rule serves them.
-fn cost(k: usize) -> usize {
-    if k < ONE_BY_ONE_BELOW {
-        k
-    } else {
-        k.div_ceil(BLOCK) * ONE_BY_ONE_BELOW
-    }
-}
-
 /// The row where a step's rows are cut in two, or `None` when the two parts side by side
 /// would not beat one call by at least a row (the hand-over costs about that much). The cut
 /// puts `a` live rows first, `a` minimising the slower part's cost.
-pub fn cut_at(alive: &[bool]) -> Option<usize> {
+pub fn cut_at(alive: &[bool], cost: impl Fn(usize) -> usize) -> Option<usize> {
     let live = alive.iter().filter(|&&x| x).count();
     let best = (1..live).map(|a| (cost(a).max(cost(live - a)), a)).min()?;
     if best.0 + 1 >= cost(live) {
@@ -91,29 +77,49 @@ pub fn cut_at(alive: &[bool]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    use trim_router::agg_rows::{ONE_BY_ONE_BELOW, rows_cost};
+
+    fn rows(live: usize) -> Vec<bool> {
+        (0..64).map(|i| i < live).collect()
+    }
+
+    /// TRIM-Agg's network: blocks of 32 rows, fewer than 12 rows one at a time.
     #[test]
-    fn a_cut_is_made_only_where_it_saves_time() {
-        let rows = |live: usize| -> Vec<bool> { (0..64).map(|i| i < live).collect() };
+    fn a_cut_of_blocked_rows_is_made_only_where_it_saves_time() {
+        let cut = |live| cut_at(&rows(live), rows_cost);
         // 64 live rows: two blocks in one call, one block per part.
-        assert_eq!(cut_at(&rows(64)), Some(32));
-        // 33–64 live rows cost two blocks in one call; cut, each part costs one.
-        let cut = cut_at(&rows(40)).expect("a cut");
-        assert!(cost(cut).max(cost(40 - cut)) == ONE_BY_ONE_BELOW);
+        assert_eq!(cut(64), Some(32));
+        // 33–64 live rows cost two blocks in one call; cut, each part costs at most one.
+        let at = cut(40).expect("a cut");
+        assert_eq!(rows_cost(at).max(rows_cost(40 - at)), ONE_BY_ONE_BELOW);
         // One block (12–32 live rows): two parts of ≥ 12 rows are a block each; no gain
         // unless both parts drop below the one-row threshold.
-        assert_eq!(cut_at(&rows(32)), None);
-        assert_eq!(cut_at(&rows(24)), None);
-        assert!(cut_at(&rows(14)).is_some());
+        assert_eq!(cut(32), None);
+        assert_eq!(cut(24), None);
+        assert!(cut(14).is_some());
         // Single rows: halves. One row alone is never cut.
-        assert_eq!(cut_at(&rows(6)), Some(3));
-        assert_eq!(cut_at(&rows(1)), None);
-        assert_eq!(cut_at(&rows(0)), None);
+        assert_eq!(cut(6), Some(3));
+        assert_eq!(cut(1), None);
+        assert_eq!(cut(0), None);
+    }
+
+    /// Rows played one at a time (TRIM-Seq): halves, the smaller one first.
+    #[test]
+    fn rows_of_linear_cost_are_cut_in_halves() {
+        let cut = |live| cut_at(&rows(live), |k| k);
+        assert_eq!(cut(64), Some(32));
+        assert_eq!(cut(40), Some(20));
+        assert_eq!(cut(7), Some(3));
+        // Two or three rows: the parts would save at most a row — not worth the hand-over.
+        assert_eq!(cut(2), None);
+        assert_eq!(cut(3), None);
+        assert_eq!(cut(4), Some(2));
     }
 
     #[test]
     fn the_cut_counts_live_rows_only() {
         // Live rows at 1, 3, 5, …: the part before the cut holds three of the six, rows 0–6.
         let alive: Vec<bool> = (0..12).map(|i| i % 2 == 1).collect();
-        assert_eq!(cut_at(&alive), Some(7));
+        assert_eq!(cut_at(&alive, |k| k), Some(7));
     }
 }
