@@ -2,8 +2,8 @@
 //! [`buffer`] (rollouts in plain arrays), [`gae`] (pure advantage function), [`loss`] (clipped
 //! surrogate, clipped value loss, entropy), [`update`] (epochs × minibatches, global gradient
 //! clip, Adam), [`stats`] (the update's diagnostics as a struct), [`guard`] (divergence checks
-//! after every update and rollout step) and [`schedule`] (linear learning-rate and entropy
-//! annealing).
+//! after every update and rollout step), [`schedule`] (linear learning-rate and entropy
+//! annealing) and [`rows_pair`] (a rollout step's network rows on two cores).
 
 pub mod buffer;
 pub mod gae;

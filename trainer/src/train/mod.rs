@@ -160,13 +160,13 @@ impl<F: Family> Trainer<F> {
     ///
     /// The run executes on a rayon worker thread: the caller's when it is one (a sweep
     /// worker's pool), else one of a pool of its own with as many threads as the global pool,
-    /// the caller waiting. Every gradient step computes its minibatch's parts in parallel: from
-    /// a thread outside the pool each such call is handed to the pool and the caller sleeps
-    /// until a worker has finished it, a cross-thread wake-up per step (0.065 ms of a 0.365 ms
-    /// two-part step, measured on the paper schedule); from a worker the caller computes one
-    /// part itself and the other is stolen. A pool of its own, not the global one, so runs
-    /// started from several threads at once never steal each other's work (a worker waiting
-    /// for a part would start another whole run). Same results either way.
+    /// the caller waiting. From a thread outside the pool, every parallel call would be handed
+    /// to the pool with the caller sleeping until a worker finished it, a cross-thread wake-up
+    /// each (0.065 ms of a 0.365 ms two-part gradient step, measured on the paper schedule).
+    /// On a pool with a second thread, each update's rollout and PPO epochs share their work
+    /// with a helper spinning on it ([`crate::spin_pair`]). A pool of its own, not the global
+    /// one, so runs started from several threads at once never steal each other's work (a
+    /// worker waiting for a part would start another whole run). Same results either way.
     pub fn run_with(self, on_event: &mut (dyn FnMut(TrainEvent<'_>) + Send)) -> Result<RunSummary> {
         if rayon::current_thread_index().is_some() {
             return self.run_here(on_event);
