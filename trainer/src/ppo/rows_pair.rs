@@ -2,14 +2,15 @@
 //!
 //! Why: a rollout alternates a batched forward pass of the acting network (one row per live
 //! episode, ~80 % of its time) with work that must stay in order (sampling every action from
-//! the run's one random stream, stepping the env). During a single run's rollout the second
-//! core has nothing to do: the gradient steps that split over both cores come after it. So
-//! the forward pass of each env step is cut in two at a row, the second part is handed to the
-//! helper spinning on the other core ([`crate::spin_pair`]), and the rows come back in order. Every row's result has
-//! the bits it has alone ([`ActingNet::log_probs_rows`]'s contract), so the rollout — actions,
-//! log-probabilities, values — is the same whatever the cut and whether the helper ever ran.
-//! In a sweep (one-thread pools: the other core trains another run) there is no helper and
-//! the rows are never cut.
+//! the run's one random stream, stepping the env). In a single run the second core had
+//! nothing to do during rollouts: the gradient steps that split over both cores come after
+//! them. So each env step's rows are cut in two, the second part is handed to the helper
+//! spinning on the other core ([`crate::spin_pair`]), and the rows come back in order. Every
+//! row's result has the bits it has alone ([`ActingNet::log_probs_rows`]'s contract), so the
+//! rollout — actions, log-probabilities, values — is the same whatever the cut and whether
+//! the helper ever ran. In a sweep (one-thread pools: the other core trains another run)
+//! there is no helper and the rows are never cut. (Cutting the env step's slots the same way
+//! was measured and not kept: rollouts 0.44 → 0.42–0.43 s, within the run-to-run spread.)
 
 use trim_router::agg_rows::RowsScratch;
 
