@@ -58,8 +58,7 @@ unsafe fn run_slot<F: FnOnce()>(slot: *mut ()) {
 
 /// The caller's side and the helper's side of one loop's forks. Aligned to its own pair of
 /// cache lines: it lives on the caller's stack, and a helper spinning on a line shared with
-/// the caller's locals would pull that line away from the caller at every write to them
-/// (PPO epochs 1.8 → 2.4 s, measured).
+/// the caller's locals would pull that line away from the caller at every write to them.
 #[repr(align(128))]
 pub struct SpinPair {
     state: AtomicU8,

@@ -16,7 +16,7 @@ use crate::config::TrainConfig;
 use crate::ppo::LossStats;
 use crate::ppo::buffer::{Minibatch, RolloutBuffer};
 use crate::ppo::loss::LossCoefs;
-use crate::spin_pair::{SpinPair, join};
+use crate::spin_pair::{SpinPair, join, with_helper};
 
 /// Rows per part of a minibatch. A gradient step computes its parts in parallel (each with its
 /// own workspace and gradient buffer) and adds their gradients in part order, so a run's
@@ -28,9 +28,9 @@ pub const PART_ROWS: usize = 256;
 pub enum Parts<'a> {
     /// In parallel over the rayon pool.
     Pool,
-    /// The first half of the parts on this thread, the rest on the [`SpinPair`]'s helper (all
-    /// here without one): a training run's updates, where the rayon pool's wake-ups between
-    /// steps cost more than the hand-over to a spinning helper.
+    /// Two parts at a time, the first on this thread and the second on the [`SpinPair`]'s
+    /// helper (both here without one): a training run's updates, which keep one helper for
+    /// the rollout and the epochs (`crate::train`).
     Pair(Option<&'a SpinPair>),
     /// One after another, adding the seconds of each phase (forward, loss head, backward,
     /// clip + Adam) into the array.
@@ -208,8 +208,8 @@ impl FusedLearner {
 
     /// The PPO epochs over `buf` (advantages computed): as `crate::ppo::Learner::update`,
     /// episodes shuffled with `rng` between minibatches only when there is more than one.
-    /// Dropout is not supported (refused by the configuration). Each step's parts go to
-    /// `pair`'s helper when there is one, else to the rayon pool.
+    /// Dropout is not supported (refused by the configuration). When the pool has an idle
+    /// core, a helper there computes every second part of each step ([`Parts::Pair`]).
     pub fn update(
         &mut self,
         buf: &RolloutBuffer,
@@ -217,9 +217,35 @@ impl FusedLearner {
         lr: f64,
         ent_coef: f64,
         rng: &mut Rng,
-        pair: Option<&SpinPair>,
     ) -> LossStats {
         let coefs = LossCoefs::of(cfg, ent_coef);
+        let step = StepArgs {
+            coefs,
+            lr: lr as f32,
+            max_norm: cfg.max_grad_norm as f32,
+        };
+        let (sum, count) = with_helper(|pair| self.epochs(buf, cfg, step, rng, pair));
+        let c = count.max(1) as f64;
+        LossStats {
+            policy_loss: sum.policy_loss / c,
+            value_loss: sum.value_loss / c,
+            entropy: sum.entropy / c,
+            approx_kl: sum.approx_kl / c,
+            clip_fraction: sum.clip_fraction / c,
+            grad_norm: sum.grad_norm / c,
+        }
+    }
+
+    /// The epochs of [`Self::update`]: the statistics summed over its gradient steps, and
+    /// their number.
+    fn epochs(
+        &mut self,
+        buf: &RolloutBuffer,
+        cfg: &TrainConfig,
+        step: StepArgs,
+        rng: &mut Rng,
+        pair: Option<&SpinPair>,
+    ) -> (LossStats, usize) {
         self.order.clear();
         self.order.extend(0..buf.n);
         let mb_size = cfg.minibatch_episodes.min(buf.n).max(1);
@@ -227,7 +253,6 @@ impl FusedLearner {
         if !several {
             buf.minibatch(&self.order, &mut self.mb);
         }
-        let (lr, max_norm) = (lr as f32, cfg.max_grad_norm as f32);
         let mut sum = LossStats::default();
         let mut count = 0usize;
         for _ in 0..cfg.update_epochs {
@@ -242,8 +267,8 @@ impl FusedLearner {
                 if self.mb.len == 0 {
                     continue;
                 }
-                let parts = pair.map_or(Parts::Pool, |p| Parts::Pair(Some(p)));
-                let norm = self.stepper.step(&self.mb, coefs, lr, max_norm, parts);
+                let (mb, parts) = (&self.mb, Parts::Pair(pair));
+                let norm = (self.stepper).step(mb, step.coefs, step.lr, step.max_norm, parts);
                 let h = self.stepper.head();
                 sum.policy_loss += h.policy_loss;
                 sum.value_loss += h.value_loss;
@@ -254,16 +279,16 @@ impl FusedLearner {
                 count += 1;
             }
         }
-        let c = count.max(1) as f64;
-        LossStats {
-            policy_loss: sum.policy_loss / c,
-            value_loss: sum.value_loss / c,
-            entropy: sum.entropy / c,
-            approx_kl: sum.approx_kl / c,
-            clip_fraction: sum.clip_fraction / c,
-            grad_norm: sum.grad_norm / c,
-        }
+        (sum, count)
     }
+}
+
+/// A gradient step's loss coefficients, learning rate and clipping norm.
+#[derive(Clone, Copy)]
+struct StepArgs {
+    coefs: LossCoefs,
+    lr: f32,
+    max_norm: f32,
 }
 
 #[cfg(test)]
@@ -271,7 +296,6 @@ mod tests {
     use super::*;
     use crate::fused::bench::random_minibatch;
     use crate::fused::ppo_head;
-    use crate::spin_pair::with_helper;
 
     fn setup(rows: usize) -> (Stepper, Minibatch, LossCoefs) {
         let dev = crate::backend::Backend::Flex.device().unwrap();

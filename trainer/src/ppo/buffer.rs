@@ -86,19 +86,6 @@ impl RolloutBuffer {
         policy: &F::Acting,
         rng: &mut Rng,
     ) -> Result<()> {
-        with_helper(|pair| self.collect_with::<F, W>(env, trees, policy, rng, pair))
-    }
-
-    /// [`Self::collect`] with the helper of a caller's [`SpinPair`] (or none): when the other
-    /// core is idle it computes part of each step's rows ([`super::rows_pair`]).
-    pub fn collect_with<F: Family, W: World>(
-        &mut self,
-        env: &mut VecEnv<'_, W>,
-        trees: &[u32],
-        policy: &F::Acting,
-        rng: &mut Rng,
-        pair: Option<&SpinPair>,
-    ) -> Result<()> {
         let n = env.len();
         let d = F::OBS_DIM;
         assert_eq!(trees.len(), n);
@@ -122,7 +109,9 @@ impl RolloutBuffer {
                 .map(|i| env.budget_state(i).map_or(0, |s| s.budget))
                 .collect();
         }
-        self.collect_steps::<F, W>(env, policy, pair, rng)?;
+        // When the pool has an idle core, a helper there computes part of each step's rows
+        // (`rows_pair`).
+        with_helper(|pair| self.collect_steps::<F, W>(env, policy, pair, rng))?;
         self.outcomes = (0..n).map(|i| env.outcome(i)).collect();
         self.relabelled = 0;
         self.lambdas = (0..n).map(|i| env.slot_lambda(i)).collect();

@@ -13,7 +13,6 @@ use super::stats::LossStats;
 use crate::config::TrainConfig;
 use crate::family::TrainNet;
 use crate::fused::{Adam, AggParams, FusedLearner};
-use crate::spin_pair::SpinPair;
 
 /// The checkpoint file holding a fused run's Adam state.
 pub const FUSED_ADAM: &str = "fused_adam.bin";
@@ -168,10 +167,7 @@ impl<N: TrainNet> Learner<N> {
 
     /// Run the PPO epochs over `buf` (advantages already computed) with learning rate `lr` and
     /// entropy coefficient `ent_coef`. `rng` shuffles episodes between minibatches (only when
-    /// there is more than one) and draws dropout masks (only when `cfg.dropout > 0`). The
-    /// fused kernels hand part of each gradient step to `pair`'s helper when there is one;
-    /// burn's kernels use the rayon pool (never give them a pair: its helper keeps the pool's
-    /// other worker busy).
+    /// there is more than one) and draws dropout masks (only when `cfg.dropout > 0`).
     pub fn update(
         &mut self,
         buf: &RolloutBuffer,
@@ -179,10 +175,9 @@ impl<N: TrainNet> Learner<N> {
         lr: f64,
         ent_coef: f64,
         rng: &mut Rng,
-        pair: Option<&SpinPair>,
     ) -> LossStats {
         if let Some(f) = &mut self.fused {
-            return f.update(buf, cfg, lr, ent_coef, rng, pair);
+            return f.update(buf, cfg, lr, ent_coef, rng);
         }
         let coefs = LossCoefs::of(cfg, ent_coef);
         let mut order: Vec<usize> = (0..buf.n).collect();

@@ -14,7 +14,6 @@ use crate::metrics::{MetricsRow, RolloutScores};
 use crate::ppo::schedule::{entropy_coef, learning_rate};
 use crate::ppo::{LossStats, RolloutBuffer, guard};
 use crate::run_summary::Timing;
-use crate::spin_pair::{SpinPair, with_helper};
 
 /// Buffers reused by every update (allocated once per session).
 #[derive(Default)]
@@ -64,19 +63,14 @@ impl<F: Family> Trainer<F> {
         on_event: &mut dyn FnMut(TrainEvent<'_>),
     ) -> Result<()> {
         let t0 = Instant::now();
-        // Steps 1–3 share one helper on the other core (`spin_pair`) when the updates use the
-        // fused kernels: a helper spawned again for the epochs waited for a rayon wake-up, and
-        // meanwhile the first gradient steps ran on one core (PPO epochs 1.75 → 2.37 s per
-        // run). burn's kernels use the rayon pool, which the helper would keep busy.
-        let (batch_end, t1, (stats, lr, ent_coef)) = if self.learner.fused.is_some() {
-            with_helper(|pair| {
-                let (batch_end, t1) = self.rollout(s, pair)?;
-                Ok::<_, TrainError>((batch_end, t1, self.learn(&s.buf, stop, pair)?))
-            })?
-        } else {
-            let (batch_end, t1) = with_helper(|pair| self.rollout(s, pair))?;
-            (batch_end, t1, self.learn(&s.buf, stop, None)?)
-        };
+        let batch_end = self.collect(s)?;
+        s.buf.finish(
+            self.cfg.gamma as f32,
+            self.cfg.gae_lambda as f32,
+            self.cfg.norm_adv,
+        );
+        let t1 = Instant::now();
+        let (stats, lr, ent_coef) = self.learn(&s.buf, stop)?;
         let t2 = Instant::now();
         self.advance(&s.buf, batch_end, timing);
         let val = self.validate_and_keep_best(on_event)?;
@@ -97,21 +91,9 @@ impl<F: Family> Trainer<F> {
         Ok(())
     }
 
-    /// Steps 1 and 2: the batch and its advantages. Returns the end of the batch in the pass
-    /// order and when the step ended.
-    fn rollout(&mut self, s: &mut Scratch, pair: Option<&SpinPair>) -> Result<(usize, Instant)> {
-        let batch_end = self.collect(s, pair)?;
-        s.buf.finish(
-            self.cfg.gamma as f32,
-            self.cfg.gae_lambda as f32,
-            self.cfg.norm_adv,
-        );
-        Ok((batch_end, Instant::now()))
-    }
-
-    /// Step 1: the next batch of the pass, rolled out with the current weights (part of each
-    /// step's rows on `pair`'s helper). Returns the end of the batch in the pass order.
-    fn collect(&mut self, s: &mut Scratch, pair: Option<&SpinPair>) -> Result<usize> {
+    /// Step 1: the next batch of the pass, rolled out with the current weights. Returns the end
+    /// of the batch in the pass order.
+    fn collect(&mut self, s: &mut Scratch) -> Result<usize> {
         if self.state.pass_pos == 0 {
             let mut order = self.train.clone();
             self.rng.shuffle(&mut order);
@@ -141,8 +123,7 @@ impl<F: Family> Trainer<F> {
                     .extend((0..batch.len()).map(|_| budgets.at(rng.f64())));
                 env.set_slot_budgets(&s.budgets);
             }
-            s.buf
-                .collect_with::<F, _>(&mut env, &s.trees, weights, rng, pair)
+            s.buf.collect::<F, _>(&mut env, &s.trees, weights, rng)
         })?;
         if let (true, true, Some((_, hi))) =
             (F::BUDGETED, self.cfg.budget_relabel, budgets.bounds())
@@ -157,16 +138,11 @@ impl<F: Family> Trainer<F> {
     /// weights (re-scoring a probe of the batch, or all of it when this update validates or
     /// checkpoints, so nothing is written from weights that fail on it). Returns the
     /// statistics, learning rate and entropy coefficient used.
-    fn learn(
-        &mut self,
-        buf: &RolloutBuffer,
-        stop: u64,
-        pair: Option<&SpinPair>,
-    ) -> Result<(LossStats, f64, f64)> {
+    fn learn(&mut self, buf: &RolloutBuffer, stop: u64) -> Result<(LossStats, f64, f64)> {
         let (u, total) = (self.state.updates_done, self.state.total_updates);
         let lr = learning_rate(self.cfg.lr, self.cfg.anneal_lr, u, total);
         let ent = entropy_coef(self.cfg.ent_coef_start, self.cfg.ent_coef_end, u, total);
-        let stats = (self.learner).update(buf, &self.cfg, lr, ent, &mut self.rng, pair);
+        let stats = self.learner.update(buf, &self.cfg, lr, ent, &mut self.rng);
         let fused = self.learner.fused.as_ref();
         let weights = match fused.and_then(|f| F::acting_from_fused(f.params())) {
             Some(w) => w,
