@@ -225,15 +225,7 @@ impl FusedLearner {
             max_norm: cfg.max_grad_norm as f32,
         };
         let (sum, count) = with_helper(|pair| self.epochs(buf, cfg, step, rng, pair));
-        let c = count.max(1) as f64;
-        LossStats {
-            policy_loss: sum.policy_loss / c,
-            value_loss: sum.value_loss / c,
-            entropy: sum.entropy / c,
-            approx_kl: sum.approx_kl / c,
-            clip_fraction: sum.clip_fraction / c,
-            grad_norm: sum.grad_norm / c,
-        }
+        sum.mean_over(count)
     }
 
     /// The epochs of [`Self::update`]: the statistics summed over its gradient steps, and

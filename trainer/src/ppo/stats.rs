@@ -21,6 +21,20 @@ pub struct LossStats {
 }
 
 impl LossStats {
+    /// The per-step means from the sums of `count` steps' statistics (`self`); with no
+    /// steps, the sums.
+    pub fn mean_over(self, count: usize) -> LossStats {
+        let c = count.max(1) as f64;
+        LossStats {
+            policy_loss: self.policy_loss / c,
+            value_loss: self.value_loss / c,
+            entropy: self.entropy / c,
+            approx_kl: self.approx_kl / c,
+            clip_fraction: self.clip_fraction / c,
+            grad_norm: self.grad_norm / c,
+        }
+    }
+
     /// Every field with its `metrics.csv` column name.
     pub fn named(&self) -> [(&'static str, f64); 6] {
         [
