@@ -29,8 +29,8 @@ pub enum Parts<'a> {
     /// In parallel over the rayon pool.
     Pool,
     /// Two parts at a time, the first on this thread and the second on the [`SpinPair`]'s
-    /// helper (both here without one): a training run's updates, which keep one helper for
-    /// the rollout and the epochs (`crate::train`).
+    /// helper (both here without one): the PPO epochs of [`FusedLearner::update`], which
+    /// start the helper.
     Pair(Option<&'a SpinPair>),
     /// One after another, adding the seconds of each phase (forward, loss head, backward,
     /// clip + Adam) into the array.
