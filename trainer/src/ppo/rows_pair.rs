@@ -12,25 +12,22 @@
 //! there is no helper and the rows are never cut. (Cutting the env step's slots the same way
 //! was measured and not kept: rollouts 0.44 → 0.42–0.43 s, within the run-to-run spread.)
 
-use trim_router::agg_rows::RowsScratch;
+use trim_router::agg_rows::{RowOutput, RowsScratch};
 
 use crate::family::ActingNet;
 use crate::spin_pair::{SpinPair, join};
-
-/// One row's masked log-probabilities and value.
-pub type RowOut = ([f32; 2], f32);
 
 /// The scratch of the two parts and the second part's outputs, reused by every step.
 #[derive(Default)]
 pub struct RowsPair {
     scratch: [RowsScratch; 2],
-    tail: Vec<RowOut>,
+    tail: Vec<RowOutput>,
 }
 
 impl RowsPair {
-    /// [`ActingNet::log_probs_rows`] of all rows into `out`; with a helper, and when a cut
-    /// saves time by the policy's [`ActingNet::rows_cost`] ([`cut_at`]), the rows from the cut on are computed as the second part of a
-    /// [`SpinPair::join`].
+    /// [`ActingNet::log_probs_rows`] of all rows into `out`. With a helper, and when a cut
+    /// saves time by the policy's [`ActingNet::rows_cost`] ([`cut_at`]), the rows from the
+    /// cut on are computed as the second part of a [`SpinPair::join`].
     ///
     /// # Shapes
     /// `obs`: `[rows, d]`; `mask`: `[rows, 2]`; `alive`: `[rows]`; `out`: `rows` entries.
@@ -39,7 +36,7 @@ impl RowsPair {
         pair: Option<&SpinPair>,
         policy: &A,
         (obs, mask, alive): (&[f32], &[bool], &[bool]),
-        out: &mut Vec<RowOut>,
+        out: &mut Vec<RowOutput>,
     ) {
         let [first, second] = &mut self.scratch;
         let Some(m) = pair.and_then(|_| cut_at(alive, |k| policy.rows_cost(k))) else {
