@@ -365,10 +365,10 @@ mod tests {
     /// The gradients as the row-by-row loop adds them: every element's terms in row order.
     fn reference(d_in: usize, d_out: usize, x: &[f32], dy: &[f32], g: &mut DenseP) {
         for (xr, dyr) in x.chunks_exact(d_in).zip(dy.chunks_exact(d_out)) {
-            for o in 0..d_out {
-                g.b[o] += 1.0 * dyr[o];
-                for i in 0..d_in {
-                    g.w[o * d_in + i] += dyr[o] * xr[i];
+            for (o, &gy) in dyr.iter().enumerate() {
+                g.b[o] += 1.0 * gy;
+                for (i, &xi) in xr.iter().enumerate() {
+                    g.w[o * d_in + i] += gy * xi;
                 }
             }
         }
