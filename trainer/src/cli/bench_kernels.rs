@@ -98,6 +98,14 @@ pub fn run(a: BenchKernelsArgs) -> anyhow::Result<()> {
         1e3 * t.fused_backward_s,
         1e3 * t.fused_optim_s
     );
+    if let Some(s) = t.fused_two_cores_s {
+        println!(
+            "  fused on 2 cores      {:>8.3} ms/step  {:>6.2} GFLOP/s  (one learner, its {}-row parts two at a time)",
+            1e3 * s,
+            gflops(s),
+            trim::fused::learner::PART_ROWS
+        );
+    }
     if let Some(p) = pop {
         println!(
             "  population           {} members × {} steps on {} threads in {:.2} s: {:.0} steps/s per member, {:.0} steps/s in all, {:.1} GFLOP/s",

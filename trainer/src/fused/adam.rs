@@ -31,24 +31,69 @@ impl Adam {
         }
     }
 
-    /// One step of `p` along gradient `g` with learning rate `lr`.
+    /// One step of `p` along gradient `g` with learning rate `lr`. Runs an AVX-512 build of
+    /// the same loop when the CPU has it: every operation is element-wise and correctly
+    /// rounded (no FMA), so every build gives the same bits.
     pub fn step(&mut self, p: &mut AggParams, g: &AggParams, lr: f32) {
         self.t += 1;
         let bc2_sqrt = (1.0 - self.beta2.powi(self.t)).sqrt();
-        let factor = bc2_sqrt / (1.0 - self.beta1.powi(self.t));
-        let (b1, b2, wd) = (self.beta1, self.beta2, self.weight_decay);
-        let eps = self.eps * bc2_sqrt;
+        let k = StepConsts {
+            factor: bc2_sqrt / (1.0 - self.beta1.powi(self.t)),
+            b1: self.beta1,
+            b2: self.beta2,
+            wd: self.weight_decay,
+            eps: self.eps * bc2_sqrt,
+            lr,
+        };
         let tensors = (p.tensors_mut().into_iter())
             .zip(g.tensors())
             .zip(self.m.tensors_mut().into_iter().zip(self.v.tensors_mut()));
         for ((pt, gt), (mt, vt)) in tensors {
-            for i in 0..pt.len() {
-                let gi = gt[i] + wd * pt[i];
-                mt[i] = mt[i] * b1 + gi * (1.0 - b1);
-                vt[i] = vt[i] * b2 + gi * gi * (1.0 - b2);
-                pt[i] -= lr * (mt[i] * factor / (vt[i].sqrt() + eps));
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above).
+                unsafe { step_tensor_avx512(&k, pt, gt, mt, vt) };
+                continue;
             }
+            step_tensor(&k, pt, gt, mt, vt);
         }
+    }
+}
+
+/// The scalars of one Adam step.
+struct StepConsts {
+    factor: f32,
+    b1: f32,
+    b2: f32,
+    wd: f32,
+    eps: f32,
+    lr: f32,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn step_tensor_avx512(
+    k: &StepConsts,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    step_tensor(k, p, g, m, v)
+}
+
+/// Adam on one tensor. The slices are cut to one length first, so the loop has no bounds
+/// checks and vectorises (indexed four ways, it ran one lane at a time: 20 µs of a 480-row
+/// step's 27 µs of clip + Adam).
+#[inline(always)]
+fn step_tensor(k: &StepConsts, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let n = p.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let gi = g[i] + k.wd * p[i];
+        m[i] = m[i] * k.b1 + gi * (1.0 - k.b1);
+        v[i] = v[i] * k.b2 + gi * gi * (1.0 - k.b2);
+        p[i] -= k.lr * (m[i] * k.factor / (v[i].sqrt() + k.eps));
     }
 }
 
@@ -57,8 +102,8 @@ impl Adam {
 /// Returns the norm before clipping.
 pub fn clip_grad_norm(g: &mut AggParams, max_norm: f32) -> f32 {
     let mut sq = 0.0f32;
-    for t in g.tensors() {
-        sq += t.iter().map(|x| x * x).sum::<f32>();
+    for s in square_sums(&g.tensors()) {
+        sq += s;
     }
     let norm = sq.sqrt();
     let coef = max_norm / (norm + 1e-6);
@@ -66,6 +111,34 @@ pub fn clip_grad_norm(g: &mut AggParams, max_norm: f32) -> f32 {
         g.for_each_mut(|t| t.iter_mut().for_each(|x| *x *= coef));
     }
     norm
+}
+
+/// Each tensor's `Σ x²`, summed one element after another from the first (as
+/// `iter().map(|x| x * x).sum()`), but four tensors side by side, longest first: one running
+/// sum is a chain of dependent adds, bound by their latency (the three 64 × 64 weights took
+/// ~10 µs one after another), and four chains overlap. A tensor shorter than the others of
+/// its group adds `+0` past its end, which leaves a sum of squares unchanged, so each sum has
+/// the bits of the plain one.
+fn square_sums<const T: usize>(tensors: &[&[f32]; T]) -> [f32; T] {
+    let mut order: [usize; T] = std::array::from_fn(|i| i);
+    order.sort_by_key(|&i| std::cmp::Reverse(tensors[i].len()));
+    let mut sums = [0.0f32; T];
+    for group in order.chunks(4) {
+        let ts: [&[f32]; 4] =
+            std::array::from_fn(|k| group.get(k).map_or(&[][..], |&i| tensors[i]));
+        let longest = ts.iter().map(|t| t.len()).max().unwrap_or(0);
+        let mut acc = [0.0f32; 4];
+        for i in 0..longest {
+            for (a, t) in acc.iter_mut().zip(ts) {
+                let x = t.get(i).copied().unwrap_or(0.0);
+                *a += x * x;
+            }
+        }
+        for (&i, a) in group.iter().zip(acc) {
+            sums[i] = a;
+        }
+    }
+    sums
 }
 
 /// Format name in the header of a saved [`Adam`] state.
@@ -196,6 +269,63 @@ mod tests {
             adam.step(&mut p, &g, 1e-3);
         }
         (p, adam)
+    }
+
+    /// A hidden-64 network's parameters and a gradient of made-up values.
+    fn wide() -> (AggParams, AggParams) {
+        let dev = crate::backend::Backend::Flex.device().unwrap();
+        let model = crate::model::ActorCritic::new(64, &mut trim_env::Rng::new(9), &dev);
+        let p = crate::fused::params_of(&model).unwrap();
+        let mut g = p.zeros_like();
+        let mut rng = trim_env::Rng::new(3);
+        g.for_each_mut(|t| t.iter_mut().for_each(|x| *x = rng.normal() as f32 * 0.1));
+        (p, g)
+    }
+
+    /// The interleaved sums and the vectorised step give the bits of the plain loops they
+    /// replaced (written out here).
+    #[test]
+    fn the_fast_norm_and_step_keep_the_plain_loops_bits() {
+        let (p, g) = wide();
+        let bits = |p: &AggParams| -> Vec<u32> {
+            (p.tensors().iter())
+                .flat_map(|t| t.iter().map(|x| x.to_bits()))
+                .collect()
+        };
+        let plain: Vec<f32> = (g.tensors().iter())
+            .map(|t| t.iter().map(|x| x * x).sum::<f32>())
+            .collect();
+        assert_eq!(square_sums(&g.tensors()).to_vec(), plain);
+        let mut sq = 0.0f32;
+        plain.iter().for_each(|s| sq += s);
+        let mut clipped = g.clone();
+        assert_eq!(
+            clip_grad_norm(&mut clipped, 0.5).to_bits(),
+            sq.sqrt().to_bits()
+        );
+        let (mut fast, mut slow) = (p.clone(), p.clone());
+        let mut adam = Adam::new(&p, 1e-5, 1e-4);
+        let (mut m, mut v) = (p.zeros_like(), p.zeros_like());
+        for t in 1..=3 {
+            adam.step(&mut fast, &clipped, 3e-4);
+            let (b1, b2, lr) = (0.9f32, 0.999f32, 3e-4f32);
+            let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
+            let factor = bc2_sqrt / (1.0 - b1.powi(t));
+            let eps = 1e-5 * bc2_sqrt;
+            let tensors = (slow.tensors_mut().into_iter())
+                .zip(clipped.tensors())
+                .zip(m.tensors_mut().into_iter().zip(v.tensors_mut()));
+            for ((pt, gt), (mt, vt)) in tensors {
+                for i in 0..pt.len() {
+                    let gi = gt[i] + 1e-4 * pt[i];
+                    mt[i] = mt[i] * b1 + gi * (1.0 - b1);
+                    vt[i] = vt[i] * b2 + gi * gi * (1.0 - b2);
+                    pt[i] -= lr * (mt[i] * factor / (vt[i].sqrt() + eps));
+                }
+            }
+            assert_eq!(bits(&fast), bits(&slow), "step {t}");
+        }
+        assert_ne!(bits(&fast), bits(&p));
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct KernelTimes {
     pub fused_head_s: f64,
     pub fused_backward_s: f64,
     pub fused_optim_s: f64,
+    /// The fused step of one learner over both cores (its parts two at a time), as a single
+    /// training run steps; `None` with fewer than two cores.
+    pub fused_two_cores_s: Option<f64>,
     /// Multiply-adds of one step ×2 (forward + backward ≈ 3 forwards).
     pub flop_per_step: f64,
 }
@@ -84,6 +87,7 @@ pub fn time_steps(
     let mut model = ActorCritic::new(hidden, &mut rng, &device);
     let mb = random_minibatch(&model, rows, &mut rng);
     let mut member = Member::from_model(&model, mb.clone())?;
+    let mut pair = Member::from_model(&model, mb.clone())?;
     let cfg = TrainConfig::default();
     let coefs = LossCoefs::of(&cfg, cfg.ent_coef_start);
     // burn: the trainer's update path.
@@ -104,6 +108,7 @@ pub fn time_steps(
         member.step_timed(Some(&mut split));
     }
     let fused_s = whole.elapsed().as_secs_f64() / steps as f64;
+    let fused_two_cores_s = super::population::pair_step_seconds(&mut pair, steps)?;
     let per = |x: f64| x / steps as f64;
     Ok(KernelTimes {
         rows,
@@ -115,6 +120,7 @@ pub fn time_steps(
         fused_head_s: per(split[1]),
         fused_backward_s: per(split[2]),
         fused_optim_s: per(split[3]),
+        fused_two_cores_s,
         flop_per_step: rows as f64 * flop_per_row(AGG_DIM, hidden),
     })
 }

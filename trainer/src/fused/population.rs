@@ -72,6 +72,26 @@ impl Member {
     }
 }
 
+/// Seconds per gradient step of one member whose parts run two at a time on both workers of
+/// a two-thread pool (the helper spinning between steps): how a single `trim train` run
+/// steps. `None` on a machine with fewer than two cores.
+pub fn pair_step_seconds(member: &mut Member, steps: usize) -> anyhow::Result<Option<f64>> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return Ok(None);
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
+    Ok(Some(pool.install(|| {
+        crate::spin_pair::with_helper(|pair| {
+            let m = &mut *member;
+            let start = Instant::now();
+            for _ in 0..steps {
+                (m.stepper).step(&m.mb, m.coefs, m.lr, m.max_norm, Parts::Pair(pair));
+            }
+            start.elapsed().as_secs_f64() / steps as f64
+        })
+    })))
+}
+
 /// Step every member `steps` times, members in parallel; returns the wall seconds.
 pub fn step_all(members: &mut [Member], steps: usize) -> f64 {
     let start = Instant::now();
