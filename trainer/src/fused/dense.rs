@@ -7,7 +7,8 @@
 //! (4 × 64 sums fill 16 of its 32 registers). `R` changes which sums run side by side, never
 //! the order of the terms within one sum, so every `R` gives the same bits (tested).
 
-use super::mlp::{DenseP, sum8_pair};
+use super::mlp::DenseP;
+use super::norm::sum8_pair;
 
 /// Output block width: a `[f32; BLOCK]` accumulator stays in vector registers, so the inner
 /// loops are bound by arithmetic, not by the latency of a running sum.

@@ -6,13 +6,13 @@
 //!                                       └─ D4 ─ LN3 ─ tanh ─ D5 ─ value  [n]
 //! ```
 
-use crate::model::{LN_EPS, N_ACTIONS};
+use crate::model::N_ACTIONS;
 use trim_router::agg::{DENSE_NAMES, NORM_NAMES, dense_dims};
-use trim_router::mlp::tanh_lanes;
 
 use super::dense::{
     dense_backward, dense_backward_add, dense_forward, dense_weight_grads, transpose_into,
 };
+use super::norm::{NormCache, norm_tanh_backward, norm_tanh_forward};
 
 /// One dense layer: `y = x Wᵀ + b`, `w` row-major `[d_out, d_in]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,19 +162,6 @@ impl AggParams {
     }
 }
 
-/// A LayerNorm's saved statistics and output for the backward pass.
-#[derive(Default)]
-struct NormCache {
-    /// Normalised input `(z − μ)·rstd`, `[n, h]`.
-    xhat: Vec<f32>,
-    /// `1 / sqrt(var + ε)` per row, `[n]`.
-    rstd: Vec<f32>,
-    /// The row means, `[n]` (the forward pass's scratch).
-    mean: Vec<f32>,
-    /// `tanh(xhat·γ + β)`, `[n, h]` (the block's output).
-    out: Vec<f32>,
-}
-
 /// Activations of one forward pass and scratch for the backward pass, reused across steps.
 #[derive(Default)]
 pub struct Workspace {
@@ -190,113 +177,6 @@ pub struct Workspace {
     d_trunk: Vec<f32>,
     /// Transposed weights of the last forward pass (`[d_in, d_out]` per layer).
     wt: [Vec<f32>; 6],
-}
-
-/// `Σ f(x_k)` in 8 independent lanes (vectorises; a fixed summation order, so every build
-/// gives the same bits), instead of a sequential f32 sum bound by add latency.
-#[inline(always)]
-fn sum8(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] += f(c[k]);
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for &v in rest {
-        s += f(v);
-    }
-    s
-}
-
-/// [`sum8`] of two rows side by side (each its own lanes and order).
-#[inline(always)]
-fn sum8x2(a: &[f32], b: &[f32], fa: impl Fn(f32) -> f32, fb: impl Fn(f32) -> f32) -> (f32, f32) {
-    let (mut x, mut y) = ([0.0f32; 8], [0.0f32; 8]);
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (p, q) in ca.zip(cb) {
-        for k in 0..8 {
-            x[k] += fa(p[k]);
-            y[k] += fb(q[k]);
-        }
-    }
-    let tree = |s: [f32; 8]| ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-    let (mut sa, mut sb) = (tree(x), tree(y));
-    for &v in ra {
-        sa += fa(v);
-    }
-    for &v in rb {
-        sb += fb(v);
-    }
-    (sa, sb)
-}
-
-/// `Σ a_k·b_k` in 8 lanes, like [`sum8`].
-#[inline(always)]
-pub(super) fn sum8_pair(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ar.iter().zip(br) {
-        s += x * y;
-    }
-    s
-}
-
-/// LayerNorm then tanh over each row of `z` (`[n, h]`), saving what the backward pass needs.
-#[inline(always)]
-fn norm_tanh_forward(p: &NormP, z: &[f32], c: &mut NormCache) {
-    let h = p.gamma.len();
-    let n = z.len() / h;
-    c.xhat.resize(z.len(), 0.0);
-    c.out.resize(z.len(), 0.0);
-    c.rstd.resize(n, 0.0);
-    // Slices of the row's length: no bounds checks in the loop below, so it vectorises.
-    let (gamma, beta) = (&p.gamma[..h], &p.beta[..h]);
-    // Each row's mean and 1/σ, two rows at a time: a row's two sums are chains of dependent
-    // adds, and two rows' chains side by side overlap (forward pass 0.167 → 0.148 ms).
-    c.mean.resize(n, 0.0);
-    let rstd_of = |var: f32| 1.0 / (var + LN_EPS as f32).sqrt();
-    let mut r = 0;
-    while r + 2 <= n {
-        let (z0, z1) = (&z[r * h..(r + 1) * h], &z[(r + 1) * h..(r + 2) * h]);
-        let (s0, s1) = sum8x2(z0, z1, |v| v, |v| v);
-        let (m0, m1) = (s0 / h as f32, s1 / h as f32);
-        let (q0, q1) = sum8x2(z0, z1, |v| (v - m0) * (v - m0), |v| (v - m1) * (v - m1));
-        (c.mean[r], c.mean[r + 1]) = (m0, m1);
-        (c.rstd[r], c.rstd[r + 1]) = (rstd_of(q0 / h as f32), rstd_of(q1 / h as f32));
-        r += 2;
-    }
-    for r in r..n {
-        let zr = &z[r * h..(r + 1) * h];
-        let mean = sum8(zr, |v| v) / h as f32;
-        c.mean[r] = mean;
-        c.rstd[r] = rstd_of(sum8(zr, |v| (v - mean) * (v - mean)) / h as f32);
-    }
-    for r in 0..n {
-        let zr = &z[r * h..(r + 1) * h];
-        let (mean, rstd) = (c.mean[r], c.rstd[r]);
-        let (xr, or) = (
-            &mut c.xhat[r * h..(r + 1) * h],
-            &mut c.out[r * h..(r + 1) * h],
-        );
-        for k in 0..h {
-            let xh = (zr[k] - mean) * rstd;
-            xr[k] = xh;
-            or[k] = xh * gamma[k] + beta[k];
-        }
-        // The acting network's branch-free tanh (within 2e-7 of tanh; vectorises).
-        tanh_lanes(or);
-    }
 }
 
 impl Workspace {
@@ -483,37 +363,5 @@ impl Workspace {
         );
         dense_weight_grads::<R>(&p.dense[0], obs, &d_pre, &mut g.dense[0]);
         (self.d_out, self.d_pre, self.d_trunk) = (d_out, d_pre, d_trunk);
-    }
-}
-
-/// Backward through tanh and LayerNorm: from the block output's gradient `d_out` to the
-/// pre-norm input's gradient `d_pre` (overwritten), adding γ and β gradients into `g`.
-#[inline(always)]
-fn norm_tanh_backward(p: &NormP, c: &NormCache, d_out: &[f32], g: &mut NormP, d_pre: &mut [f32]) {
-    let h = p.gamma.len();
-    // Local slices of one length: no aliasing between the gradient vectors and no bounds
-    // checks, so the loop below vectorises (through `&mut NormP` it ran one lane at a time).
-    let (gg, gb, gamma) = (&mut g.gamma[..h], &mut g.beta[..h], &p.gamma[..h]);
-    for (r, rstd) in c.rstd.iter().enumerate() {
-        let span = r * h..(r + 1) * h;
-        let (xh, out, dout) = (
-            &c.xhat[span.clone()],
-            &c.out[span.clone()],
-            &d_out[span.clone()],
-        );
-        let dpre = &mut d_pre[span];
-        // dy = dout·(1 − tanh²); dxhat = dy·γ.
-        for k in 0..h {
-            let dy = dout[k] * (1.0 - out[k] * out[k]);
-            gg[k] += dy * xh[k];
-            gb[k] += dy;
-            dpre[k] = dy * gamma[k];
-        }
-        let s1 = sum8(dpre, |v| v);
-        let s2 = sum8_pair(dpre, xh);
-        let (m1, m2) = (s1 / h as f32, s2 / h as f32);
-        for k in 0..h {
-            dpre[k] = rstd * (dpre[k] - m1 - xh[k] * m2);
-        }
     }
 }

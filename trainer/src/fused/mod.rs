@@ -25,6 +25,7 @@ mod dense;
 pub mod learner;
 pub mod loss;
 pub mod mlp;
+mod norm;
 pub mod population;
 
 pub use adam::{Adam, clip_grad_norm};
