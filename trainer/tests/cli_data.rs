@@ -286,6 +286,12 @@ fn bench_kernels_times_both_paths() {
         assert!(t[k].as_f64().unwrap() > 0.0, "{k}: {out}");
     }
     assert_eq!(t["rows"], 24);
+    // One learner on both cores, where there are two (null on a one-core machine).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match t["fused_two_cores_s"].as_f64() {
+        Some(s) => assert!(cores >= 2 && s > 0.0, "{out}"),
+        None => assert!(cores < 2, "{out}"),
+    }
     assert_eq!(v["population"]["members"], 3);
     assert!(
         v["population"]["steps_per_s"].as_f64().unwrap() > 0.0,
