@@ -67,7 +67,11 @@ impl Member {
     /// [`Self::step`], adding the seconds of its phases (forward, loss head, backward,
     /// clip + Adam) into `split` when given.
     pub fn step_timed(&mut self, split: Option<&mut [f64; 4]>) {
-        let parts = split.map_or(Parts::Pool, Parts::Timed);
+        self.step_parts(split.map_or(Parts::Pool, Parts::Timed));
+    }
+
+    /// One PPO gradient step, its parts run as `parts` says.
+    fn step_parts(&mut self, parts: Parts<'_>) {
         (self.stepper).step(&self.mb, self.coefs, self.lr, self.max_norm, parts);
     }
 }
@@ -82,10 +86,9 @@ pub fn pair_step_seconds(member: &mut Member, steps: usize) -> anyhow::Result<Op
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
     Ok(Some(pool.install(|| {
         crate::spin_pair::with_helper(|pair| {
-            let m = &mut *member;
             let start = Instant::now();
             for _ in 0..steps {
-                (m.stepper).step(&m.mb, m.coefs, m.lr, m.max_norm, Parts::Pair(pair));
+                member.step_parts(Parts::Pair(pair));
             }
             start.elapsed().as_secs_f64() / steps as f64
         })
